@@ -1,0 +1,153 @@
+//! The Kubernetes connector's one error type, named by what went wrong for the operator.
+//!
+//! Every variant names the resource it concerns as `Kind namespace/name`; none carries
+//! credentials (kubeconfig contents and tokens never reach a message) or Secret values.
+
+use std::path::PathBuf;
+
+/// What can go wrong talking to a cluster or rewriting its manifests.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KubeError {
+    /// The kubeconfig could not be read, the context is unknown, or the client could not be built.
+    #[error("cannot connect to cluster ({what}): {message}")]
+    Connect {
+        /// Which configuration was tried: a kubeconfig path and context, in-cluster, or inferred.
+        what: String,
+        /// The loader's explanation (never the credentials themselves).
+        message: String,
+    },
+    /// The kubeconfig file named in the plan could not be read.
+    #[error("cannot read kubeconfig {path}: {message}")]
+    Kubeconfig {
+        /// Path that was read.
+        path: PathBuf,
+        /// Why it could not be used.
+        message: String,
+    },
+    /// A kind in the plan is neither a built-in nor `group/version/Kind`, or discovery does not know it.
+    #[error("unknown kind `{kind}`: {message}")]
+    UnknownKind {
+        /// The kind as written.
+        kind: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The resource does not exist in the cluster.
+    #[error("{kind} {namespace}/{name} not found")]
+    NotFound {
+        /// Kind of the missing resource.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// The API server refused a write because another field manager owns the fields (409).
+    #[error("conflict applying {resource}: {message}")]
+    Conflict {
+        /// `Kind namespace/name`.
+        resource: String,
+        /// The API server's message.
+        message: String,
+    },
+    /// The API server rejected the manifest as invalid (422).
+    #[error("{resource} is invalid: {message}")]
+    Invalid {
+        /// `Kind namespace/name`.
+        resource: String,
+        /// The API server's message, naming the offending fields.
+        message: String,
+    },
+    /// Resources did not become ready (or pods did not go away) within the timeout.
+    #[error("timed out after {waited_secs}s waiting for: {}", unready.join("; "))]
+    Timeout {
+        /// Seconds waited.
+        waited_secs: u64,
+        /// Each unready resource with its status and conditions.
+        unready: Vec<String>,
+    },
+    /// A Job reached its Failed condition.
+    #[error("{resource} failed: {message}")]
+    JobFailed {
+        /// `Job namespace/name`.
+        resource: String,
+        /// The Failed condition's reason and message.
+        message: String,
+    },
+    /// A Deployment exceeded its progress deadline.
+    #[error("{resource} rollout failed: {message}")]
+    RolloutFailed {
+        /// `Deployment namespace/name`.
+        resource: String,
+        /// The Progressing condition's reason and message.
+        message: String,
+    },
+    /// Any other API failure for a resource.
+    #[error("Kubernetes API call for {resource} failed")]
+    Api {
+        /// `Kind namespace/name`, or the listing that failed.
+        resource: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A JSON patch rule from the plan could not be applied.
+    #[error("patch rule #{rule} for {resource} failed: {message}")]
+    Patch {
+        /// Index of the rule in `transform.patches`.
+        rule: usize,
+        /// `Kind namespace/name` it was applied to.
+        resource: String,
+        /// What the patch engine reported.
+        message: String,
+    },
+    /// The transform in the plan does not fit the exported resources.
+    #[error("transform: {message}")]
+    Transform {
+        /// What does not fit, and how to fix it.
+        message: String,
+    },
+    /// A manifest lacks what every Kubernetes object has (kind, apiVersion, metadata.name).
+    #[error("malformed manifest {resource}: {message}")]
+    Malformed {
+        /// Whatever identifies the manifest.
+        resource: String,
+        /// What is missing.
+        message: String,
+    },
+}
+
+impl KubeError {
+    /// Map a client error for `resource` to the variant that says what it means.
+    pub(crate) fn from_api(resource: &super::ResourceId, err: kube::Error) -> Self {
+        let code = match &err {
+            kube::Error::Api(status) => Some((status.code, status.message.clone())),
+            _ => None,
+        };
+        match code {
+            Some((404, _)) => KubeError::NotFound {
+                kind: resource.kind.clone(),
+                namespace: resource.namespace.clone(),
+                name: resource.name.clone(),
+            },
+            Some((409, message)) => KubeError::Conflict {
+                resource: resource.to_string(),
+                message,
+            },
+            Some((422, message)) => KubeError::Invalid {
+                resource: resource.to_string(),
+                message,
+            },
+            _ => KubeError::Api {
+                resource: resource.to_string(),
+                source: err,
+            },
+        }
+    }
+
+    /// Whether this error means the resource is absent (rollback treats that as done).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, KubeError::NotFound { .. })
+    }
+}

@@ -1,0 +1,5 @@
+//! placeholder
+pub mod kube;
+
+pub mod store;
+pub mod signoff;

@@ -1,0 +1,196 @@
+//! The `file` hook: wait for the approver (or an operator carrying their signature) to
+//! drop `<dir>/<stage>/<approver>.json` into a directory. The engine writes the
+//! evidence itself; this hook only waits, polling the filesystem, and tolerates a file
+//! that is still being written by re-reading it until it parses or stops changing.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{ApprovalHook, ApprovalRequest, HookError};
+use crate::signoff::dsse::Envelope;
+
+/// How often the directory is checked when the plan says nothing.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Unparseable reads of an unchanging file before it is declared bad.
+const PARSE_ATTEMPTS: u32 = 4;
+
+/// Waits for an approval file.
+#[derive(Debug, Clone)]
+pub struct FileHook {
+    /// Directory holding `<stage>/<approver>.json`.
+    pub dir: PathBuf,
+    /// How long to wait; `None` waits until the run is interrupted.
+    pub timeout: Option<Duration>,
+    /// How often to look.
+    pub poll_interval: Duration,
+}
+
+impl FileHook {
+    /// Where the approval for `stage` from `approver` is expected.
+    pub fn approval_path(&self, stage: &str, approver: &str) -> PathBuf {
+        self.dir.join(stage).join(format!("{approver}.json"))
+    }
+
+    async fn wait_for(&self, path: &Path, approver: &str) -> Result<Envelope, HookError> {
+        let mut failed_parses = 0;
+        let mut last_seen: Option<Vec<u8>> = None;
+        loop {
+            match tokio::fs::read(path).await {
+                Ok(bytes) => match Envelope::from_json(&bytes) {
+                    Ok(envelope) => return Ok(envelope),
+                    Err(e) => {
+                        // Still being written? Only an unchanging unparseable file counts.
+                        if last_seen.as_ref() == Some(&bytes) {
+                            failed_parses += 1;
+                        } else {
+                            failed_parses = 1;
+                        }
+                        if failed_parses >= PARSE_ATTEMPTS {
+                            return Err(HookError::BadResponse {
+                                approver: approver.to_owned(),
+                                detail: format!(
+                                    "{} is not an approval envelope: {e}",
+                                    path.display()
+                                ),
+                            });
+                        }
+                        last_seen = Some(bytes);
+                    }
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(HookError::Io {
+                        approver: approver.to_owned(),
+                        path: path.to_path_buf(),
+                        source,
+                    });
+                }
+            }
+            tokio::time::sleep(self.poll_interval).await;
+        }
+    }
+}
+
+/// Stage and approver names become path components; refuse anything that could leave
+/// the approvals directory.
+fn safe_component(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+}
+
+#[async_trait]
+impl ApprovalHook for FileHook {
+    async fn request(&self, req: &ApprovalRequest) -> Result<Envelope, HookError> {
+        if !safe_component(&req.stage) || !safe_component(&req.approver) {
+            return Err(HookError::InvalidConfig {
+                approver: req.approver.clone(),
+                reason: format!(
+                    "stage `{}` or approver name is not a plain file name",
+                    req.stage
+                ),
+            });
+        }
+        let path = self.approval_path(&req.stage, &req.approver);
+        tracing::info!(
+            approver = %req.approver,
+            stage = %req.stage,
+            path = %path.display(),
+            evidence = %req.evidence_path.display(),
+            "waiting for the approval file"
+        );
+        let wait = self.wait_for(&path, &req.approver);
+        match self.timeout {
+            None => wait.await,
+            Some(after) => tokio::time::timeout(after, wait).await.unwrap_or_else(|_| {
+                Err(HookError::Timeout {
+                    approver: req.approver.clone(),
+                    after,
+                })
+            }),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "file drop in {}/<stage>/<approver>.json",
+            self.dir.display()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signoff::hook::tests::{auditor, request};
+    use crate::signoff::{Decision, approve};
+
+    fn hook(dir: &Path, timeout: Option<Duration>) -> FileHook {
+        FileHook {
+            dir: dir.to_path_buf(),
+            timeout,
+            poll_interval: Duration::from_millis(20),
+        }
+    }
+
+    #[tokio::test]
+    async fn returns_the_file_dropped_later() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let req = request("copy");
+        let approval = approve(&auditor(), &req.evidence, Decision::Approve, None).expect("sign");
+        let hook = hook(dir.path(), Some(Duration::from_secs(5)));
+        let path = hook.approval_path("copy", "auditor");
+        assert_eq!(path, dir.path().join("copy").join("auditor.json"));
+        let bytes = approval.to_json_pretty();
+        let dropper = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::fs::create_dir_all(path.parent().expect("parent"))
+                .await
+                .expect("mkdir");
+            // Written in two halves, as a slow copy would.
+            let (a, b) = bytes.split_at(bytes.len() / 2);
+            tokio::fs::write(&path, a).await.expect("half");
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            tokio::fs::write(&path, [a, b].concat())
+                .await
+                .expect("whole");
+        });
+        let started = std::time::Instant::now();
+        let got = hook.request(&req).await.expect("approval arrives");
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert_eq!(got, approval);
+        dropper.await.expect("dropper");
+    }
+
+    #[tokio::test]
+    async fn times_out_when_nothing_arrives_and_rejects_garbage() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let req = request("copy");
+        let err = hook(dir.path(), Some(Duration::from_millis(100)))
+            .request(&req)
+            .await
+            .expect_err("nothing dropped");
+        assert!(matches!(err, HookError::Timeout { .. }), "{err:?}");
+
+        std::fs::create_dir_all(dir.path().join("copy")).expect("mkdir");
+        std::fs::write(dir.path().join("copy/auditor.json"), "garbage").expect("write");
+        let err = hook(dir.path(), Some(Duration::from_secs(5)))
+            .request(&req)
+            .await
+            .expect_err("garbage");
+        assert!(matches!(err, HookError::BadResponse { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn refuses_path_escaping_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut req = request("copy");
+        req.approver = "../evil".to_owned();
+        let err = hook(dir.path(), None)
+            .request(&req)
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, HookError::InvalidConfig { .. }), "{err:?}");
+    }
+}

@@ -1,0 +1,105 @@
+//! Building object_store clients with typed builders, one per cloud.
+//!
+//! Why not `object_store::parse_url_opts`: it silently drops option keys it does not know (a typo
+//! like `secret_acess_key` would fall back to ambient credentials) and cannot take a retry
+//! policy. Here every key must parse as the backend's config key, and [`RetryConfig`] comes from
+//! the plan's `retry` settings.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::{BackoffConfig, ObjectStore, RetryConfig};
+use url::Url;
+
+use super::location::Cloud;
+use super::{Redactor, StoreError};
+
+/// What a builder needs besides the URL; `probe` asks for a client that gives up quickly.
+pub(crate) struct BuildInput<'a> {
+    pub(crate) store: &'a str,
+    pub(crate) display_url: &'a str,
+    pub(crate) url: &'a Url,
+    pub(crate) options: &'a [(String, String)],
+    pub(crate) retry: RetryConfig,
+    pub(crate) redactor: &'a Redactor,
+}
+
+/// The pre-flight check must answer in seconds, not after the transfer's retry budget.
+pub(crate) fn probe_retry() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig::default(),
+        max_retries: 1,
+        retry_timeout: Duration::from_secs(10),
+    }
+}
+
+/// Connect timeout of the probe client unless the plan sets `connect_timeout` itself.
+const PROBE_CONNECT_TIMEOUT: &str = "5s";
+
+macro_rules! build_with {
+    ($builder:ty, $key:ty, $cloud:expr, $input:expr, $probe:expr) => {{
+        let input: &BuildInput<'_> = $input;
+        let mut builder = <$builder>::new()
+            .with_url(input.url.as_str())
+            .with_retry(input.retry.clone());
+        for (key, value) in input.options {
+            let parsed = <$key>::from_str(&key.to_ascii_lowercase()).map_err(|_| {
+                StoreError::UnknownOption {
+                    store: input.store.to_owned(),
+                    key: key.clone(),
+                    backend: $cloud.name(),
+                }
+            })?;
+            builder = builder.with_config(parsed, value.clone());
+        }
+        if $probe && !has_key(input.options, "connect_timeout") {
+            builder = builder.with_config(
+                <$key>::from_str("connect_timeout").map_err(|e| build_error(input, &e))?,
+                PROBE_CONNECT_TIMEOUT,
+            );
+        }
+        Arc::new(builder.build().map_err(|e| build_error(input, &e))?) as Arc<dyn ObjectStore>
+    }};
+}
+
+/// Build the client for `cloud`; with `probe`, one that fails fast for the pre-flight check.
+pub(crate) fn build_cloud(
+    cloud: Cloud,
+    input: &BuildInput<'_>,
+    probe: bool,
+) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    Ok(match cloud {
+        Cloud::S3 => build_with!(AmazonS3Builder, AmazonS3ConfigKey, cloud, input, probe),
+        Cloud::Azure => build_with!(MicrosoftAzureBuilder, AzureConfigKey, cloud, input, probe),
+        Cloud::Gcs => build_with!(
+            GoogleCloudStorageBuilder,
+            GoogleConfigKey,
+            cloud,
+            input,
+            probe
+        ),
+    })
+}
+
+/// Whether the plan sets `key` itself, with or without the backend's prefix (`aws_`, …).
+fn has_key(options: &[(String, String)], key: &str) -> bool {
+    options.iter().any(|(k, _)| {
+        let k = k.to_ascii_lowercase();
+        k == key
+            || ["aws_", "azure_", "google_"]
+                .iter()
+                .any(|p| k == format!("{p}{key}"))
+    })
+}
+
+fn build_error(input: &BuildInput<'_>, error: &object_store::Error) -> StoreError {
+    StoreError::Build {
+        store: input.store.to_owned(),
+        url: input.display_url.to_owned(),
+        reason: input.redactor.redact(&error.to_string()),
+    }
+}

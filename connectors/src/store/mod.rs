@@ -1,0 +1,227 @@
+//! Opening the object stores a plan names: URL plus options in, a ready client out.
+//!
+//! [`open_store`] resolves secret references, picks the backend from the URL (local files,
+//! memory, S3 and S3-compatible servers, Azure Blob, GCS), applies the plan's retry and multipart
+//! settings, and roots the client at the URL's prefix so callers speak in keys relative to it.
+//! [`preflight`] asks the store for one page of its listing, so a wrong endpoint, refused
+//! credentials or a missing bucket are reported before any stage starts.
+//!
+//! The GCS path is only unit-tested (it builds a client from a service-account key): no GCS
+//! emulator that speaks object_store's XML/JSON API can be installed here. S3 (moto, s3s-fs) and
+//! Azure (Azurite) are tested against real servers in `e2e/tests/stores.rs`.
+
+mod build;
+mod error;
+mod location;
+mod preflight;
+mod secrets;
+mod settings;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
+
+pub use error::StoreError;
+pub use location::display_url;
+pub use preflight::preflight;
+pub use secrets::Redactor;
+pub use settings::MultipartSettings;
+
+use build::{BuildInput, build_cloud, probe_retry};
+use location::{Location, parse_location, same_account_key};
+
+/// What the caller will do with a store: a missing local directory is created for writing and
+/// an error for reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The store is a source (or is only verified).
+    Read,
+    /// The store is a target.
+    Write,
+}
+
+/// An opened store, ready for the copy engine.
+///
+/// Its `Debug` leaves the clients out: object_store's own `Debug` prints access key ids.
+#[derive(Clone)]
+pub struct StoreHandle {
+    /// The plan's name for the store.
+    pub name: String,
+    /// The URL without credentials, for messages and evidence.
+    pub display_url: String,
+    /// The client, rooted at the URL's prefix: keys are relative to it.
+    pub store: Arc<dyn ObjectStore>,
+    /// The client at the bucket's root, for server-side copies between two prefixes of one
+    /// account (see [`StoreHandle::same_account_key`]); `prefix` locates `store` inside it.
+    pub root: Arc<dyn ObjectStore>,
+    /// The URL's prefix inside `root` (empty for local directories: `root` is the directory).
+    pub prefix: ObjectPath,
+    /// Multipart upload tuning.
+    pub multipart: MultipartSettings,
+    /// Scheme, endpoint and bucket: two handles with equal keys can copy server-side.
+    pub same_account_key: String,
+    /// A client that gives up within seconds, used by [`preflight`].
+    probe: Arc<dyn ObjectStore>,
+    redactor: Redactor,
+}
+
+impl std::fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreHandle")
+            .field("name", &self.name)
+            .field("display_url", &self.display_url)
+            .field("prefix", &self.prefix)
+            .field("multipart", &self.multipart)
+            .field("same_account_key", &self.same_account_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoreHandle {
+    /// `text` with every secret value of this store blanked out: run any error text from the
+    /// client library through this before showing or storing it.
+    pub fn redact(&self, text: &str) -> String {
+        self.redactor.redact(text)
+    }
+}
+
+/// Open store `name` as the plan describes it; `base_dir` is the plan's directory (for relative
+/// `file:` URLs and `${file:…}` secrets).
+pub fn open_store(
+    name: &str,
+    store: &plans::Store,
+    base_dir: &Path,
+    mode: Access,
+) -> Result<StoreHandle, StoreError> {
+    open_store_with_env(name, store, base_dir, mode, &|var| std::env::var_os(var))
+}
+
+/// [`open_store`] with an explicit environment lookup (tests cannot set variables: the
+/// workspace forbids the `unsafe` that edition 2024 demands for `set_var`).
+pub(crate) fn open_store_with_env(
+    name: &str,
+    store: &plans::Store,
+    base_dir: &Path,
+    mode: Access,
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<StoreHandle, StoreError> {
+    let display = display_url(&store.url);
+    let location = parse_location(name, &store.url, base_dir)?;
+    let options = secrets::resolve_options(name, &store.options, base_dir, env)?;
+    let multipart = settings::multipart(name, store.multipart.as_ref())?;
+    let retry = settings::retry(name, store.retry.as_ref())?;
+    let endpoint = options.get(&[
+        "endpoint",
+        "aws_endpoint",
+        "aws_endpoint_url",
+        "azure_storage_endpoint",
+        "azure_endpoint",
+    ]);
+    let account_key = same_account_key(name, &location, endpoint);
+    let (root, prefix, probe_root, display) = match &location {
+        Location::Local(dir) => {
+            reject_options(name, &options.pairs, "local")?;
+            let root = open_local(name, dir, mode)?;
+            (
+                root.clone(),
+                ObjectPath::default(),
+                root,
+                format!("file://{}", dir.display()),
+            )
+        }
+        Location::Memory(prefix) => {
+            reject_options(name, &options.pairs, "memory")?;
+            let root: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+            (root.clone(), prefix.clone(), root, display)
+        }
+        Location::Cloud { cloud, url, prefix } => {
+            let input = BuildInput {
+                store: name,
+                display_url: &display,
+                url,
+                options: &options.pairs,
+                retry,
+                redactor: &options.redactor,
+            };
+            let root = build_cloud(*cloud, &input, false)?;
+            let probe = build_cloud(
+                *cloud,
+                &BuildInput {
+                    retry: probe_retry(),
+                    ..input
+                },
+                true,
+            )?;
+            (root, prefix.clone(), probe, display)
+        }
+    };
+    Ok(StoreHandle {
+        name: name.to_owned(),
+        display_url: display,
+        store: rooted(&root, &prefix),
+        probe: rooted(&probe_root, &prefix),
+        root,
+        prefix,
+        multipart,
+        same_account_key: account_key,
+        redactor: options.redactor,
+    })
+}
+
+fn rooted(root: &Arc<dyn ObjectStore>, prefix: &ObjectPath) -> Arc<dyn ObjectStore> {
+    if prefix.as_ref().is_empty() {
+        Arc::clone(root)
+    } else {
+        Arc::new(PrefixStore::new(Arc::clone(root), prefix.clone()))
+    }
+}
+
+/// A local directory as a store; created when writing, required when reading.
+fn open_local(name: &str, dir: &Path, mode: Access) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    let io = |source| StoreError::Io {
+        store: name.to_owned(),
+        path: dir.to_path_buf(),
+        source,
+    };
+    match mode {
+        Access::Write => std::fs::create_dir_all(dir).map_err(io)?,
+        Access::Read if !dir.is_dir() => {
+            return Err(StoreError::NotFound {
+                store: name.to_owned(),
+                url: format!("file://{}", dir.display()),
+                reason: format!("directory {} does not exist", dir.display()),
+            });
+        }
+        Access::Read => {}
+    }
+    let fs = LocalFileSystem::new_with_prefix(dir).map_err(|e| StoreError::Build {
+        store: name.to_owned(),
+        url: format!("file://{}", dir.display()),
+        reason: e.to_string(),
+    })?;
+    Ok(Arc::new(fs))
+}
+
+/// Local and memory stores take no options: say so rather than ignore them.
+fn reject_options(
+    name: &str,
+    options: &[(String, String)],
+    backend: &'static str,
+) -> Result<(), StoreError> {
+    match options.first() {
+        Some((key, _)) => Err(StoreError::UnknownOption {
+            store: name.to_owned(),
+            key: key.clone(),
+            backend,
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

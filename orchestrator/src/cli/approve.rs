@@ -1,0 +1,62 @@
+//! `relocate approve`: the approver's side. Reads a stage's evidence (file or stdin),
+//! shows nothing secret, signs an approval or a rejection with the approver's key and
+//! prints the approval envelope (stdout, or `--out`). Works as a command hook as is:
+//! `relocate approve --key auditor.key --evidence -`.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use connectors::signoff::approval::approve as sign_approval;
+use connectors::signoff::statement::Decision;
+use connectors::signoff::dsse::Envelope;
+use connectors::signoff::keys::SecretKey;
+
+/// `relocate approve` arguments.
+#[derive(Debug, clap::Args)]
+pub struct ApproveArgs {
+    /// The approver's private key file (from `relocate keys generate`).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The stage's evidence envelope; `-` reads stdin.
+    #[arg(long)]
+    pub evidence: String,
+    /// Sign a rejection instead of an approval.
+    #[arg(long)]
+    pub reject: bool,
+    /// Why (recorded with the decision; recommended for rejections).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Write the approval here instead of stdout (e.g. into the file hook's drop zone).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Sign and print.
+pub(crate) fn approve(args: &ApproveArgs) -> anyhow::Result<u8> {
+    let key = SecretKey::load(&args.key).with_context(|| format!("reading key {}", args.key.display()))?;
+    let raw = if args.evidence == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().take(16 << 20).read_to_end(&mut buf).context("reading evidence from stdin")?;
+        buf
+    } else {
+        std::fs::read(&args.evidence).with_context(|| format!("reading evidence {}", args.evidence))?
+    };
+    let evidence = Envelope::from_json(&raw).context("the evidence is not a DSSE envelope")?;
+    let decision = if args.reject { Decision::Reject } else { Decision::Approve };
+    let approval = sign_approval(&key, &evidence, decision, args.reason.clone()).context("signing the approval")?;
+    let json = String::from_utf8_lossy(&approval.to_json_pretty()).into_owned();
+    match &args.out {
+        Some(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, &json).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("approval written to {}", path.display());
+        }
+        None => println!("{json}"),
+    }
+    Ok(crate::exit::SUCCESS)
+}

@@ -1,0 +1,147 @@
+//! `relocate plan validate|show|schema`: check and explain a plan, changing nothing.
+
+use std::path::PathBuf;
+
+use bytesize::ByteSize;
+use connectors::store::{Access, open_store, preflight};
+use futures::StreamExt;
+use plans::{Step, ValidatedPlan};
+
+use super::{StateArgs, load_plan};
+use crate::exit;
+use crate::state::{Db, StateDir};
+use crate::transfer::KeyFilter;
+
+/// `relocate plan show` arguments.
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// State directory (to say what is already done).
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Do not list the stores (explain the plan only).
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// Validate and say so.
+pub(crate) fn validate(path: &std::path::Path) -> anyhow::Result<u8> {
+    let plan = load_plan(path)?;
+    let p = plan.plan();
+    println!(
+        "{}: valid — plan {} ({}), {} → {}, {} stage(s), {} workload(s), {} approver(s)",
+        path.display(),
+        p.name,
+        plan.digest(),
+        p.source,
+        p.target,
+        p.stages.len(),
+        p.workloads.len(),
+        p.approvers.len()
+    );
+    Ok(exit::SUCCESS)
+}
+
+/// Print the JSON Schema.
+pub(crate) fn schema() -> anyhow::Result<u8> {
+    println!("{}", serde_json::to_string_pretty(&plans::json_schema())?);
+    Ok(exit::SUCCESS)
+}
+
+/// Explain the plan and, unless offline, what the object steps would move.
+pub(crate) async fn show(args: &ShowArgs) -> anyhow::Result<u8> {
+    let plan = load_plan(&args.plan)?;
+    let p = plan.plan();
+    let region = |r: &str| p.regions.get(r).map(|x| format!("{r} ({})", x.jurisdiction)).unwrap_or_else(|| r.to_owned());
+    println!("plan {} ({})", p.name, plan.digest());
+    println!("moves {} → {}", region(&p.source), region(&p.target));
+    if let Some(res) = &p.residency {
+        println!("residency: writes only to {}", res.allowed_target_jurisdictions.join(", "));
+    }
+    let state = StateDir::for_plan(args.state.state_dir.as_deref(), plan.name());
+    let db = if state.exists() { Some(Db::open_read_only(&state.db_path())?) } else { None };
+    let mut listed = std::collections::BTreeSet::new();
+    for (i, stage) in p.stages.iter().enumerate() {
+        let done = db.as_ref().and_then(|d| d.stage(i).ok().flatten()).map(|r| format!(" [{}]", r.status.as_str())).unwrap_or_default();
+        println!("\nstage {}: {}{done}", i + 1, stage.name);
+        for (j, step) in stage.steps.iter().enumerate() {
+            println!("  {}. {}", j + 1, describe(&plan, step));
+            if let (Step::Copy(w), false) = (step, args.offline)
+                && listed.insert(w.clone())
+            {
+                match dry_run(&plan, w, db.as_ref()).await {
+                    Ok(text) => println!("     {text}"),
+                    Err(e) => println!("     cannot list the stores: {e:#}"),
+                }
+            }
+        }
+        if let Some(s) = &stage.signoff {
+            println!("  gate: {} of [{}] must sign the stage's evidence", s.threshold(), s.approvers().join(", "));
+        }
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn describe(plan: &ValidatedPlan, step: &Step) -> String {
+    let p = plan.plan();
+    let store = |s: &str| p.stores.get(s).map(|x| format!("{s} ({})", connectors::store::display_url(&x.url))).unwrap_or_else(|| s.to_owned());
+    match step {
+        Step::Copy(w) => match plan.object_workload(w) {
+            Some(o) => format!("copy {w}: {} → {}, {} hashed while streaming; only what is missing or changed", store(&o.from), store(&o.to), o.checksum.as_str()),
+            None => format!("copy {w}"),
+        },
+        Step::Verify(w) => match plan.object_workload(w) {
+            Some(o) => format!("verify {w}: re-read every object at {} and compare with the manifest", store(&o.to)),
+            None => format!("verify {w}"),
+        },
+        Step::Freeze(w) => format!("freeze {w}: record the source replica counts, scale the source to zero"),
+        Step::Deploy(w) => format!("deploy {w}: apply the transformed resources to the target cluster, wait until ready"),
+        Step::Rollback(w) => format!("rollback {w}: restore the source replica counts, scale the target down"),
+        Step::Run(argv) => format!("run {}", argv.join(" ")),
+    }
+}
+
+/// List source (and compare with the state) to say what a copy would move.
+async fn dry_run(plan: &ValidatedPlan, name: &str, db: Option<&Db>) -> anyhow::Result<String> {
+    let w = plan.object_workload(name).ok_or_else(|| anyhow::anyhow!("no such object workload"))?;
+    let store = plan.plan().stores.get(&w.from).ok_or_else(|| anyhow::anyhow!("no store {}", w.from))?;
+    let source = open_store(&w.from, store, plan.base_dir(), Access::Read)?;
+    preflight(&source).await?;
+    if let Some(t) = plan.plan().stores.get(&w.to) {
+        match open_store(&w.to, t, plan.base_dir(), Access::Read) {
+            Ok(target) => {
+                if let Err(e) = preflight(&target).await {
+                    println!("     target {}: {e}", w.to);
+                }
+            }
+            Err(e) => println!("     target {}: {e} (a local target directory is created by the first copy)", w.to),
+        }
+    }
+    let filter = KeyFilter::new(&w.include, &w.exclude)?;
+    let (mut objects, mut bytes, mut unchanged, mut unchanged_bytes) = (0u64, 0u64, 0u64, 0u64);
+    let mut listing = source.store.list(None);
+    while let Some(item) = listing.next().await {
+        let meta = item.map_err(|e| anyhow::anyhow!(source.redact(&e.to_string())))?;
+        if !filter.matches(meta.location.as_ref()) {
+            continue;
+        }
+        objects += 1;
+        bytes += meta.size;
+        if let Some(db) = db
+            && let Some(row) = db.object(name, meta.location.as_ref())?
+            && row.source_hash.is_some()
+            && row.size == meta.size
+            && row.modified.as_deref() == Some(meta.last_modified.to_rfc3339().as_str())
+        {
+            unchanged += 1;
+            unchanged_bytes += meta.size;
+        }
+    }
+    Ok(format!(
+        "source has {objects} objects ({}); would copy {} ({}), {unchanged} already copied and unchanged",
+        ByteSize::b(bytes).display().iec(),
+        objects - unchanged,
+        ByteSize::b(bytes - unchanged_bytes).display().iec()
+    ))
+}

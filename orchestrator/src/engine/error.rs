@@ -1,0 +1,70 @@
+//! What stops a run, by meaning: the binary maps each to its own exit code.
+
+use crate::state::StateError;
+use crate::transfer::TransferError;
+
+/// Why a run stopped before the end of the plan.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The state directory or database failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A store could not be opened or failed its pre-flight check.
+    #[error("store {store}: {source}")]
+    Store {
+        /// The store's name in the plan.
+        store: String,
+        /// The cause.
+        #[source]
+        source: connectors::store::StoreError,
+    },
+    /// A step failed; the stage stopped and keeps its state for a rerun.
+    #[error("stage {stage}, step {step} ({kind}) failed: {detail}")]
+    StepFailed {
+        /// Stage name.
+        stage: String,
+        /// Step position (1-based as shown to people).
+        step: usize,
+        /// Step kind.
+        kind: String,
+        /// What went wrong, with counts.
+        detail: String,
+    },
+    /// An approver rejected the stage.
+    #[error("stage {stage} rejected by {approver}{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    Rejected {
+        /// Stage name.
+        stage: String,
+        /// The approver.
+        approver: String,
+        /// Their reason.
+        reason: Option<String>,
+    },
+    /// The gate did not get enough valid approvals (refused signatures, failing hooks).
+    #[error("stage {stage}: sign-off not obtained ({approved} of {threshold} approvals): {detail}")]
+    SignoffRefused {
+        /// Stage name.
+        stage: String,
+        /// Valid approvals received.
+        approved: usize,
+        /// Approvals needed.
+        threshold: usize,
+        /// Each refusal's reason.
+        detail: String,
+    },
+    /// Evidence could not be built, signed or written.
+    #[error("evidence for stage {stage}: {detail}")]
+    Evidence {
+        /// Stage name.
+        stage: String,
+        /// Why.
+        detail: String,
+    },
+    /// The operator stopped the run (Ctrl-C / SIGTERM); state is saved.
+    #[error("interrupted; state saved: run again to resume")]
+    Interrupted,
+    /// A transfer failed as a whole (listing, state).
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
+}

@@ -1,0 +1,156 @@
+//! The sign-off gate: ask each approver through its hook, check every answer against
+//! the pinned key, the plan, the stage and this attempt's evidence, and pass only when
+//! the threshold of valid approvals is met.
+//!
+//! Answers are checked as they arrive. A valid rejection stops the stage at once. A
+//! refused answer (wrong key, other stage, other evidence, a failing hook) does not
+//! count and is reported with its reason. Valid approvals are appended to the record,
+//! so a gate interrupted halfway keeps the approvals it already has.
+
+use std::collections::BTreeSet;
+
+use connectors::signoff::approval::{Expected, check_approval};
+use connectors::signoff::hook::{ApprovalHook, CommandHook, DEFAULT_TIMEOUT};
+use connectors::signoff::statement::Decision;
+use connectors::signoff::hook::{ApprovalRequest, hook_for};
+use connectors::signoff::keys::PublicKey;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use plans::{Signoff, Stage};
+
+use super::evidence::StageEvidence;
+use super::{Context, EngineError};
+use crate::progress::Event;
+use crate::state::StageStatus;
+
+/// One approver's answer, checked.
+enum Answer {
+    Approved,
+    Rejected(Option<String>),
+    Refused(String),
+}
+
+/// Run the gate of a stage; `Ok` when it passed.
+pub(crate) async fn run_gate(ctx: &Context, index: usize, stage: &Stage, signoff: &Signoff, attempt: u32, evidence: &StageEvidence) -> Result<(), EngineError> {
+    let threshold = signoff.threshold();
+    let already: BTreeSet<String> = ctx
+        .db
+        .record()?
+        .into_iter()
+        .filter(|r| r.kind == "approval" && r.stage == stage.name && r.digest == evidence.digest && r.decision.as_deref() == Some("approve"))
+        .filter_map(|r| r.approver)
+        .collect();
+    let awaiting: Vec<&String> = signoff.approvers().iter().filter(|a| !already.contains(*a)).collect();
+    let mut approved = already.len();
+    if approved >= threshold {
+        return Ok(());
+    }
+    ctx.emit(Event::GateWaiting { stage: stage.name.clone(), awaiting: awaiting.iter().map(|s| (*s).clone()).collect(), threshold });
+
+    let mut asks: FuturesUnordered<_> = awaiting.iter().map(|approver| ask(ctx, stage, approver, evidence)).collect();
+    let mut refusals = Vec::new();
+    let mut remaining = awaiting.len();
+    while approved < threshold && approved + remaining >= threshold {
+        let next = tokio::select! {
+            n = asks.next() => n,
+            () = ctx.cancel.cancelled() => {
+                ctx.emit(Event::StageFinished { stage: stage.name.clone(), outcome: "interrupted".into() });
+                return Err(EngineError::Interrupted);
+            }
+        };
+        let Some((approver, answer)) = next else { break };
+        remaining -= 1;
+        match answer {
+            Answer::Approved => approved += 1,
+            Answer::Rejected(reason) => {
+                let detail = format!("rejected by {approver}{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default());
+                ctx.db.finish_stage(index, StageStatus::Rejected, Some(&detail))?;
+                ctx.emit(Event::StageFinished { stage: stage.name.clone(), outcome: "rejected".into() });
+                return Err(EngineError::Rejected { stage: stage.name.clone(), approver, reason });
+            }
+            Answer::Refused(reason) => refusals.push(format!("{approver}: {reason}")),
+        }
+    }
+    let _ = attempt;
+    if approved >= threshold {
+        return Ok(());
+    }
+    let detail = refusals.join("; ");
+    ctx.db.finish_stage(index, StageStatus::Failed, Some(&detail))?;
+    ctx.emit(Event::StageFinished { stage: stage.name.clone(), outcome: "sign-off refused".into() });
+    Err(EngineError::SignoffRefused { stage: stage.name.clone(), approved, threshold, detail })
+}
+
+/// The approver's hook; command hooks get `RELOCATE_BIN` so a hook script can call
+/// `"$RELOCATE_BIN" approve …` whichever way relocate was installed.
+fn build_hook(ctx: &Context, approver: &str, spec: &plans::Hook) -> Result<Box<dyn ApprovalHook>, String> {
+    if let (Some(argv), None, None) = (&spec.command, &spec.webhook, &spec.file) {
+        let timeout = spec.timeout.as_deref().map(plans::units::parse_duration).transpose()?.unwrap_or(DEFAULT_TIMEOUT);
+        return Ok(Box::new(CommandHook {
+            argv: argv.clone(),
+            cwd: ctx.plan.base_dir().to_path_buf(),
+            env: vec![
+                ("RELOCATE_BIN".to_owned(), ctx.options.relocate_bin.display().to_string()),
+                ("RELOCATE_PLAN".to_owned(), ctx.plan.name().to_owned()),
+            ],
+            timeout,
+        }));
+    }
+    hook_for(spec, approver, ctx.plan.base_dir(), &ctx.state.approvals_dir()).map_err(|e| e.to_string())
+}
+
+/// Ask one approver and check the answer.
+async fn ask(ctx: &Context, stage: &Stage, approver: &str, evidence: &StageEvidence) -> (String, Answer) {
+    let answer = ask_inner(ctx, stage, approver, evidence).await;
+    match &answer {
+        Answer::Approved => ctx.emit(Event::ApprovalReceived { stage: stage.name.clone(), approver: approver.to_owned(), decision: "approve".into(), reason: None }),
+        Answer::Rejected(reason) => {
+            ctx.emit(Event::ApprovalReceived { stage: stage.name.clone(), approver: approver.to_owned(), decision: "reject".into(), reason: reason.clone() })
+        }
+        Answer::Refused(reason) => ctx.emit(Event::ApprovalRefused { stage: stage.name.clone(), approver: approver.to_owned(), reason: reason.clone() }),
+    }
+    (approver.to_owned(), answer)
+}
+
+async fn ask_inner(ctx: &Context, stage: &Stage, approver: &str, evidence: &StageEvidence) -> Answer {
+    let Some(spec) = ctx.plan.plan().approvers.get(approver) else {
+        return Answer::Refused("approver is not in the plan".into());
+    };
+    let pinned = match PublicKey::parse(&spec.public_key) {
+        Ok(k) => k,
+        Err(e) => return Answer::Refused(format!("pinned key unreadable: {e}")),
+    };
+    let hook = match build_hook(ctx, approver, &spec.hook) {
+        Ok(h) => h,
+        Err(e) => return Answer::Refused(e),
+    };
+    let request = ApprovalRequest {
+        plan_name: ctx.plan.name().to_owned(),
+        stage: stage.name.clone(),
+        approver: approver.to_owned(),
+        evidence: evidence.envelope.clone(),
+        evidence_json: evidence.json.clone(),
+        evidence_path: evidence.path.clone(),
+    };
+    let envelope = match hook.request(&request).await {
+        Ok(env) => env,
+        Err(e) => return Answer::Refused(e.to_string()),
+    };
+    let expected = Expected { plan_digest: ctx.plan.digest().to_string(), stage: stage.name.clone(), evidence_digest: evidence.digest.clone() };
+    let checked = match check_approval(&envelope, &expected, approver, &pinned) {
+        Ok(c) => c,
+        Err(refused) => return Answer::Refused(refused.to_string()),
+    };
+    let decision = match checked.decision {
+        Decision::Approve => "approve",
+        Decision::Reject => "reject",
+    };
+    let json = String::from_utf8_lossy(&envelope.to_json_pretty()).into_owned();
+    if let Err(e) = ctx.db.append_record("approval", &stage.name, evidence.attempt, Some(approver), Some(decision), checked.reason.as_deref(), &evidence.digest, &json) {
+        return Answer::Refused(format!("could not record the approval: {e}"));
+    }
+    match checked.decision {
+        Decision::Approve => Answer::Approved,
+        Decision::Reject => Answer::Rejected(checked.reason),
+    }
+}

@@ -1,0 +1,151 @@
+//! The engine: runs a validated plan's stages in order against the state directory.
+//!
+//! Resumption rules (the state is the journal):
+//! - a completed stage is never run again;
+//! - an interrupted stage attempt resumes: steps that succeeded in this attempt are
+//!   skipped, the interrupted step runs again (copy and verify continue from their
+//!   per-object rows);
+//! - a failed or rejected stage is run again as a new attempt: every step runs again
+//!   (copy is incremental, so that is a delta), new evidence is written, approvers are
+//!   asked again — an approval of the old attempt's evidence no longer fits.
+
+mod error;
+mod evidence;
+mod gate;
+mod preflight;
+mod stage;
+pub mod steps;
+
+pub use error::EngineError;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use connectors::signoff::keys::SecretKey;
+use plans::ValidatedPlan;
+use tokio_util::sync::CancellationToken;
+
+use crate::progress::{Event, EventSink, StepSummary};
+use crate::state::{Db, RunLock, StageStatus, StateDir};
+
+/// Options of a run beyond the plan.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Skip the stores' pre-flight check.
+    pub skip_preflight: bool,
+    /// The `relocate` executable, given to hooks and commands as `RELOCATE_BIN`.
+    pub relocate_bin: PathBuf,
+    /// Who runs the move (goes into evidence).
+    pub operator: String,
+}
+
+/// How a run ended without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Stages were run and all completed.
+    Completed,
+    /// Every stage was already complete; nothing changed.
+    NothingToDo,
+}
+
+/// Everything a stage needs while it runs.
+pub(crate) struct Context {
+    pub plan: ValidatedPlan,
+    pub state: StateDir,
+    pub db: Db,
+    pub events: Arc<dyn EventSink>,
+    pub cancel: CancellationToken,
+    pub options: RunOptions,
+    pub operator_key: SecretKey,
+    pub summaries: Mutex<Vec<StepSummary>>,
+}
+
+impl Context {
+    pub fn emit(&self, e: Event) {
+        self.events.emit(e);
+    }
+}
+
+/// Run a plan to its end (or to the first stop), resuming from the state directory.
+pub async fn run(
+    plan: ValidatedPlan,
+    state: StateDir,
+    events: Arc<dyn EventSink>,
+    cancel: CancellationToken,
+    options: RunOptions,
+) -> (Result<RunOutcome, EngineError>, Vec<StepSummary>) {
+    let ctx = match open(plan, state, events, cancel, options) {
+        Ok(ctx) => ctx,
+        Err(e) => return (Err(e), Vec::new()),
+    };
+    let _lock = match RunLock::acquire(&ctx.state.lock_path()) {
+        Ok(l) => l,
+        Err(e) => return (Err(e.into()), Vec::new()),
+    };
+    let result = run_stages(&ctx).await;
+    let summaries = std::mem::take(&mut *ctx.summaries.lock().unwrap_or_else(|p| p.into_inner()));
+    (result, summaries)
+}
+
+fn open(plan: ValidatedPlan, state: StateDir, events: Arc<dyn EventSink>, cancel: CancellationToken, options: RunOptions) -> Result<Context, EngineError> {
+    state.create()?;
+    let db = Db::open(&state.db_path())?;
+    db.bind_plan(state.root(), plan.digest().as_str(), plan.name())?;
+    let operator_key = evidence::operator_key(&state)?;
+    Ok(Context { plan, state, db, events, cancel, options, operator_key, summaries: Mutex::default() })
+}
+
+/// Roll back a stage's Kubernetes cutover on demand (`relocate rollback --stage`).
+pub async fn rollback_stage(
+    plan: ValidatedPlan,
+    state: StateDir,
+    events: Arc<dyn EventSink>,
+    stage_name: &str,
+    options: RunOptions,
+) -> Result<(), EngineError> {
+    let ctx = open(plan, state, events, CancellationToken::new(), options)?;
+    let _lock = RunLock::acquire(&ctx.state.lock_path())?;
+    let stages = &ctx.plan.plan().stages;
+    let Some(index) = stages.iter().position(|s| s.name == stage_name) else {
+        return Err(EngineError::StepFailed { stage: stage_name.to_owned(), step: 0, kind: "rollback".into(), detail: "no such stage in the plan".into() });
+    };
+    let ok = stage::roll_back_cutover(&ctx, &stages[index]).await;
+    if ctx.db.stage(index)?.is_some() {
+        ctx.db.finish_stage(index, StageStatus::Failed, Some("rolled back on demand"))?;
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::StepFailed { stage: stage_name.to_owned(), step: 0, kind: "rollback".into(), detail: "some workloads could not be rolled back (see above)".into() })
+    }
+}
+
+async fn run_stages(ctx: &Context) -> Result<RunOutcome, EngineError> {
+    let stages = &ctx.plan.plan().stages;
+    ctx.emit(Event::RunStarted {
+        plan: ctx.plan.name().to_owned(),
+        plan_digest: ctx.plan.digest().to_string(),
+        state_dir: ctx.state.root().display().to_string(),
+        stages: stages.len(),
+    });
+    let pending: Vec<usize> = (0..stages.len())
+        .filter(|&i| !matches!(ctx.db.stage(i), Ok(Some(r)) if r.status == StageStatus::Completed))
+        .collect();
+    if pending.is_empty() {
+        for s in stages {
+            ctx.emit(Event::StageSkipped { stage: s.name.clone(), reason: "already completed".into() });
+        }
+        return Ok(RunOutcome::NothingToDo);
+    }
+    if !ctx.options.skip_preflight {
+        preflight::check_stores(ctx, &pending).await?;
+    }
+    for (index, stage) in stages.iter().enumerate() {
+        if !pending.contains(&index) {
+            ctx.emit(Event::StageSkipped { stage: stage.name.clone(), reason: "already completed".into() });
+            continue;
+        }
+        stage::run_stage(ctx, index, stage).await?;
+    }
+    Ok(RunOutcome::Completed)
+}

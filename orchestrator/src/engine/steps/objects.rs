@@ -1,0 +1,153 @@
+//! `copy` and `verify` steps: open the workload's stores and hand them to the
+//! transfer engine, then turn its report into a summary and per-key problem events.
+
+use std::sync::Arc;
+
+use connectors::store::{Access, StoreHandle, open_store};
+use plans::{ObjectWorkload, Stage};
+
+use super::{StepResult, missing_workload};
+use crate::engine::{Context, EngineError};
+use crate::progress::{Event, StepSummary};
+use crate::transfer::copy::Multipart;
+use crate::transfer::ratelimit::RateLimiter;
+use crate::transfer::{CopyJob, Counters, KeyFilter, VerifyJob, copy_workload, verify_workload};
+
+/// Default objects in flight per workload.
+pub(crate) const DEFAULT_CONCURRENCY: usize = 16;
+
+fn open(ctx: &Context, name: &str, access: Access) -> Result<StoreHandle, EngineError> {
+    let store = ctx.plan.plan().stores.get(name).ok_or_else(|| EngineError::StepFailed {
+        stage: String::new(),
+        step: 0,
+        kind: "open".into(),
+        detail: format!("store {name} is not in the plan"),
+    })?;
+    open_store(name, store, ctx.plan.base_dir(), access).map_err(|source| EngineError::Store { store: name.to_owned(), source })
+}
+
+fn filter(w: &ObjectWorkload) -> Result<KeyFilter, String> {
+    KeyFilter::new(&w.include, &w.exclude).map_err(|e| format!("bad include/exclude pattern: {e}"))
+}
+
+/// Copy what is missing or changed at the target.
+pub(crate) async fn copy(ctx: &Context, stage: &Stage, step_index: usize, name: &str) -> Result<(StepSummary, StepResult), EngineError> {
+    let Some(w) = ctx.plan.object_workload(name) else { return Ok((StepSummary::default(), missing_workload(name))) };
+    let source = open(ctx, &w.from, Access::Read)?;
+    let target = open(ctx, &w.to, Access::Write)?;
+    let filter = match filter(w) {
+        Ok(f) => f,
+        Err(e) => return Ok((StepSummary::default(), StepResult::Failed(e))),
+    };
+    let limiter = match w.bandwidth.as_deref().map(plans::units::parse_rate).transpose() {
+        Ok(rate) => rate.map(|r| Arc::new(RateLimiter::new(r))),
+        Err(e) => return Ok((StepSummary::default(), StepResult::Failed(e))),
+    };
+    let m = target.multipart;
+    let job = CopyJob {
+        workload: name.to_owned(),
+        source_name: format!("{} ({})", source.name, source.display_url),
+        source: source.store.clone(),
+        target: target.store.clone(),
+        filter,
+        algorithm: w.checksum,
+        concurrency: w.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+        multipart: Multipart { threshold: m.threshold, part_size: m.part_size, concurrency: m.concurrency },
+        limiter,
+        shard: None,
+        prune: true,
+    };
+    let counters = Arc::new(Counters::default());
+    ctx.emit(Event::StepStarted {
+        stage: stage.name.clone(),
+        step: step_index + 1,
+        kind: "copy".into(),
+        workload: Some(name.to_owned()),
+        description: format!("{name}: {} → {}", source.display_url, target.display_url),
+        counters: Some(counters.clone()),
+    });
+    let report = copy_workload(&job, &ctx.db, &counters, &ctx.cancel).await?;
+    for (key, reason) in &report.failures {
+        ctx.emit(Event::ObjectProblem {
+            stage: stage.name.clone(),
+            workload: name.to_owned(),
+            key: key.clone(),
+            problem: "copy-failed".into(),
+            detail: target.redact(&source.redact(reason)),
+        });
+    }
+    let summary = StepSummary {
+        copied: report.copied,
+        skipped: report.skipped,
+        failed: report.failed,
+        pruned: report.pruned,
+        bytes: report.bytes,
+        ..Default::default()
+    };
+    let outcome = if report.interrupted {
+        StepResult::Interrupted
+    } else if report.failed > 0 {
+        StepResult::Failed(format!(
+            "{} of {} objects failed to copy (first: {}); rerun to retry them",
+            report.failed,
+            report.listed,
+            report.failures.first().map(|(k, r)| format!("{k:?}: {}", target.redact(&source.redact(r)))).unwrap_or_default()
+        ))
+    } else {
+        StepResult::Succeeded
+    };
+    Ok((summary, outcome))
+}
+
+/// Re-read and hash the target; compare with the manifest.
+pub(crate) async fn verify(ctx: &Context, stage: &Stage, step_index: usize, name: &str) -> Result<(StepSummary, StepResult), EngineError> {
+    let Some(w) = ctx.plan.object_workload(name) else { return Ok((StepSummary::default(), missing_workload(name))) };
+    let target = open(ctx, &w.to, Access::Read)?;
+    let filter = match filter(w) {
+        Ok(f) => f,
+        Err(e) => return Ok((StepSummary::default(), StepResult::Failed(e))),
+    };
+    let job = VerifyJob {
+        workload: name.to_owned(),
+        target_name: format!("{} ({})", target.name, target.display_url),
+        target: target.store.clone(),
+        filter,
+        concurrency: w.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+        shard: None,
+    };
+    let counters = Arc::new(Counters::default());
+    ctx.emit(Event::StepStarted {
+        stage: stage.name.clone(),
+        step: step_index + 1,
+        kind: "verify".into(),
+        workload: Some(name.to_owned()),
+        description: format!("{name}: re-read and hash {}", target.display_url),
+        counters: Some(counters.clone()),
+    });
+    let report = verify_workload(&job, &ctx.db, &counters, &ctx.cancel).await?;
+    for p in &report.problems {
+        ctx.emit(Event::ObjectProblem {
+            stage: stage.name.clone(),
+            workload: name.to_owned(),
+            key: p.key.clone(),
+            problem: serde_json::to_value(p.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+            detail: target.redact(&p.detail),
+        });
+    }
+    let summary = StepSummary { verified: report.verified, failed: report.failed(), bytes: report.bytes, ..Default::default() };
+    let outcome = if report.interrupted {
+        StepResult::Interrupted
+    } else if report.failed() > 0 {
+        StepResult::Failed(format!(
+            "verification failed: {} mismatched, {} missing, {} unexpected, {} unreadable (of {} checked)",
+            report.mismatched,
+            report.missing,
+            report.unexpected,
+            report.unreadable,
+            report.verified + report.mismatched + report.missing + report.unreadable
+        ))
+    } else {
+        StepResult::Succeeded
+    };
+    Ok((summary, outcome))
+}

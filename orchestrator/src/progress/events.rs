@@ -1,0 +1,181 @@
+//! The events a run emits, in the order they happen.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::transfer::Counters;
+
+/// Final counts of one step, as the summary reports them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StepSummary {
+    /// Stage name.
+    pub stage: String,
+    /// Step position in the stage.
+    pub step: usize,
+    /// Step kind.
+    pub kind: String,
+    /// Workload, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    /// `succeeded`, `failed`, `skipped` (already done) or `interrupted`.
+    pub outcome: String,
+    /// Objects copied.
+    pub copied: u64,
+    /// Objects skipped as already at the target.
+    pub skipped: u64,
+    /// Objects verified.
+    pub verified: u64,
+    /// Objects failed.
+    pub failed: u64,
+    /// Objects pruned (deleted at the source since copied).
+    pub pruned: u64,
+    /// Bytes copied or verified.
+    pub bytes: u64,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+/// Something that happened in a run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The run began.
+    RunStarted {
+        /// Plan name.
+        plan: String,
+        /// Plan digest.
+        plan_digest: String,
+        /// State directory.
+        state_dir: String,
+        /// Number of stages.
+        stages: usize,
+    },
+    /// A stage is already complete and is not run again.
+    StageSkipped {
+        /// Stage name.
+        stage: String,
+        /// Why.
+        reason: String,
+    },
+    /// A stage began (or resumed).
+    StageStarted {
+        /// Position.
+        index: usize,
+        /// Name.
+        stage: String,
+        /// Attempt number.
+        attempt: u32,
+        /// Whether this continues an interrupted attempt.
+        resumed: bool,
+    },
+    /// A step began.
+    StepStarted {
+        /// Stage name.
+        stage: String,
+        /// Position in the stage.
+        step: usize,
+        /// Kind.
+        kind: String,
+        /// Workload, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        workload: Option<String>,
+        /// What it does, in words.
+        description: String,
+        /// Live counters for object steps.
+        #[serde(skip)]
+        counters: Option<Arc<Counters>>,
+    },
+    /// A per-key finding worth a line of its own (copy failure, verify problem).
+    ObjectProblem {
+        /// Stage name.
+        stage: String,
+        /// Workload.
+        workload: String,
+        /// Key.
+        key: String,
+        /// Kind (`copy-failed`, `mismatch`, `missing`, `unexpected`, `unreadable`).
+        problem: String,
+        /// Detail.
+        detail: String,
+    },
+    /// A line of output from a `run` step's command.
+    CommandOutput {
+        /// Stage name.
+        stage: String,
+        /// The line.
+        line: String,
+    },
+    /// A step ended.
+    StepFinished {
+        /// Counts and outcome.
+        summary: StepSummary,
+        /// Error, when failed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A stage's evidence was written.
+    EvidenceWritten {
+        /// Stage name.
+        stage: String,
+        /// Evidence digest.
+        digest: String,
+        /// File.
+        path: String,
+    },
+    /// The gate waits for approvers.
+    GateWaiting {
+        /// Stage name.
+        stage: String,
+        /// Approvers asked.
+        awaiting: Vec<String>,
+        /// Approvals needed.
+        threshold: usize,
+    },
+    /// An approver answered (approval or rejection), and the answer was checked.
+    ApprovalReceived {
+        /// Stage name.
+        stage: String,
+        /// Approver.
+        approver: String,
+        /// `approve` or `reject`.
+        decision: String,
+        /// Their reason, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// An approver's answer was refused (bad signature, wrong stage, …) or the hook failed.
+    ApprovalRefused {
+        /// Stage name.
+        stage: String,
+        /// Approver.
+        approver: String,
+        /// Why.
+        reason: String,
+    },
+    /// A stage ended.
+    StageFinished {
+        /// Stage name.
+        stage: String,
+        /// `completed`, `failed`, `rejected`, `interrupted`.
+        outcome: String,
+    },
+    /// The run ended; the last event.
+    Summary {
+        /// `succeeded`, `nothing-to-do`, `failed`, `rejected`, `interrupted`.
+        outcome: String,
+        /// Per step counts for the steps this run touched.
+        steps: Vec<StepSummary>,
+        /// Error, when not succeeded.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+}
+
+/// Where events go.
+pub trait EventSink: Send + Sync {
+    /// Handle one event.
+    fn emit(&self, event: Event);
+    /// Flush and stop any background drawing (called once at the end).
+    fn finish(&self) {}
+}

@@ -1,0 +1,88 @@
+//! The state directory: where a move remembers what it has done.
+//!
+//! Layout of `.relocate/<plan>/` (or `--state-dir`):
+//! - `state.db`: the SQLite database (objects, steps, stages, gates, the record);
+//! - `lock`: held by the one `relocate run` allowed at a time;
+//! - `operator.key` / `operator.pub`: the key this state directory signs evidence with;
+//! - `evidence/`: each stage attempt's evidence envelope, as sent to approvers;
+//! - `approvals/<stage>/<approver>.json`: the file hook's drop zone;
+//! - `manifests/`: each workload's manifest in `sha256sum` format.
+
+mod db;
+mod lock;
+mod objects;
+mod record;
+mod stages;
+
+pub use db::{Db, StateError};
+pub use lock::RunLock;
+pub use objects::{ObjectRow, ObjectStatus, ObjectUpdate, ObjectWriter, WorkloadCounts};
+pub use record::RecordEntry;
+pub use stages::{StageRecord, StageStatus, StepRecord, StepStatus};
+
+use std::path::{Path, PathBuf};
+
+/// Paths inside one state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// The state directory for a plan: `dir` when given, else `.relocate/<plan name>/`.
+    pub fn for_plan(dir: Option<&Path>, plan_name: &str) -> Self {
+        let root = match dir {
+            Some(d) => d.to_path_buf(),
+            None => Path::new(".relocate").join(plan_name),
+        };
+        Self { root }
+    }
+
+    /// Create the directory tree if missing.
+    pub fn create(&self) -> Result<(), StateError> {
+        for dir in [self.root.clone(), self.evidence_dir(), self.approvals_dir(), self.manifests_dir()] {
+            std::fs::create_dir_all(&dir).map_err(|source| StateError::Io { path: dir.clone(), source })?;
+        }
+        Ok(())
+    }
+
+    /// Whether a state database exists yet.
+    pub fn exists(&self) -> bool {
+        self.db_path().exists()
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The SQLite database.
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join("state.db")
+    }
+
+    /// The run lock file.
+    pub fn lock_path(&self) -> PathBuf {
+        self.root.join("lock")
+    }
+
+    /// Stage evidence envelopes.
+    pub fn evidence_dir(&self) -> PathBuf {
+        self.root.join("evidence")
+    }
+
+    /// The file hook's default drop zone.
+    pub fn approvals_dir(&self) -> PathBuf {
+        self.root.join("approvals")
+    }
+
+    /// Manifests in `sha256sum` format.
+    pub fn manifests_dir(&self) -> PathBuf {
+        self.root.join("manifests")
+    }
+
+    /// The operator key stem (`operator.key`, `operator.pub`).
+    pub fn operator_key_stem(&self) -> PathBuf {
+        self.root.join("operator")
+    }
+}

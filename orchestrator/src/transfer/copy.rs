@@ -1,0 +1,346 @@
+//! Copy: list the source, skip what is unchanged, stream the rest to the target while
+//! hashing it, and prune what the source no longer has.
+//!
+//! Order of writes for each object: the `copying` intent is committed before the first
+//! byte moves; the `copied` row (with the source hash) is written only after the
+//! target confirmed the put. A crash therefore leaves every object either trusted with
+//! its hash or marked for a re-copy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use plans::ChecksumAlgorithm;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::hash::ObjectHasher;
+use super::ratelimit::RateLimiter;
+use super::{Counters, KeyFilter, Shard, TransferError};
+use crate::state::{Db, ObjectRow, ObjectStatus, ObjectUpdate, ObjectWriter};
+
+/// Multipart tuning.
+#[derive(Debug, Clone, Copy)]
+pub struct Multipart {
+    /// Objects at least this large are uploaded in parts.
+    pub threshold: u64,
+    /// Part size.
+    pub part_size: u64,
+    /// Parts in flight per object.
+    pub concurrency: usize,
+}
+
+impl Default for Multipart {
+    fn default() -> Self {
+        Self { threshold: 64 << 20, part_size: 16 << 20, concurrency: 4 }
+    }
+}
+
+/// Everything one copy of one workload needs.
+#[derive(Debug, Clone)]
+pub struct CopyJob {
+    /// Workload name (keys the state rows).
+    pub workload: String,
+    /// Source store name, for messages.
+    pub source_name: String,
+    /// Source store (keys relative to its prefix).
+    pub source: Arc<dyn ObjectStore>,
+    /// Target store.
+    pub target: Arc<dyn ObjectStore>,
+    /// Which keys move.
+    pub filter: KeyFilter,
+    /// Manifest hash.
+    pub algorithm: ChecksumAlgorithm,
+    /// Objects in flight.
+    pub concurrency: usize,
+    /// Multipart tuning.
+    pub multipart: Multipart,
+    /// Shared bandwidth cap.
+    pub limiter: Option<Arc<RateLimiter>>,
+    /// Key-space slice, for sharded workers.
+    pub shard: Option<Shard>,
+    /// Remove from the target what relocate copied earlier and the source deleted since.
+    pub prune: bool,
+}
+
+/// What one copy did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CopyReport {
+    /// Objects listed (after filtering).
+    pub listed: u64,
+    /// Objects copied.
+    pub copied: u64,
+    /// Objects skipped (already at the target, unchanged at the source).
+    pub skipped: u64,
+    /// Objects whose copy failed.
+    pub failed: u64,
+    /// Objects pruned from the target.
+    pub pruned: u64,
+    /// Bytes copied.
+    pub bytes: u64,
+    /// The first failures (key and reason), at most [`MAX_REPORTED`].
+    pub failures: Vec<(String, String)>,
+    /// The copy was stopped early (interrupt); the rest is left for the rerun.
+    pub interrupted: bool,
+}
+
+/// How many failures a report keeps in memory (all are in the state database).
+pub const MAX_REPORTED: usize = 100;
+
+/// Chunk of listed objects whose intents are committed together.
+const INTENT_CHUNK: usize = 256;
+
+/// Copy one workload. Per-object failures are counted in the report, not returned as
+/// errors; listing and state failures stop the copy.
+pub async fn copy_workload(job: &CopyJob, db: &Db, counters: &Arc<Counters>, cancel: &CancellationToken) -> Result<CopyReport, TransferError> {
+    let writer = db.object_writer();
+    let epoch = db.next_epoch(&job.workload)?;
+    let sem = Arc::new(Semaphore::new(job.concurrency.max(1)));
+    let mut tasks: JoinSet<ObjectOutcome> = JoinSet::new();
+    let mut report = CopyReport::default();
+
+    let mut listing = job.source.list(None).ready_chunks(INTENT_CHUNK);
+    while let Some(chunk) = tokio::select! {
+        c = listing.next() => c,
+        () = cancel.cancelled() => None,
+    } {
+        let mut to_copy = Vec::new();
+        for item in chunk {
+            let meta = item.map_err(|source| TransferError::List { store: job.source_name.clone(), source })?;
+            let key = meta.location.as_ref();
+            if !job.filter.matches(key) || job.shard.is_some_and(|s| !s.contains(key)) {
+                continue;
+            }
+            report.listed += 1;
+            Counters::add(&counters.discovered_objects, 1);
+            Counters::add(&counters.discovered_bytes, meta.size);
+            if unchanged(db.object(&job.workload, key)?.as_ref(), &meta) {
+                writer.send(ObjectUpdate::Seen { workload: job.workload.clone(), key: key.to_owned(), epoch });
+                report.skipped += 1;
+                Counters::add(&counters.skipped, 1);
+                Counters::add(&counters.done_objects, 1);
+                Counters::add(&counters.done_bytes, meta.size);
+                continue;
+            }
+            writer.send(ObjectUpdate::Intent {
+                workload: job.workload.clone(),
+                key: key.to_owned(),
+                size: meta.size,
+                etag: meta.e_tag.clone(),
+                modified: Some(meta.last_modified.to_rfc3339()),
+                epoch,
+            });
+            to_copy.push(meta);
+        }
+        writer.flush().await?;
+        for meta in to_copy {
+            let permit = tokio::select! {
+                p = sem.clone().acquire_owned() => p.map_err(|e| TransferError::Task(e.to_string()))?,
+                () = cancel.cancelled() => break,
+            };
+            // Keep completed tasks from piling up: collect what is done so far.
+            while let Some(done) = tasks.try_join_next() {
+                record(done, &mut report, &writer, job, counters)?;
+            }
+            let (job2, counters2) = (job.clone(), counters.clone());
+            tasks.spawn(async move {
+                let outcome = copy_one(&job2, &meta, &counters2).await;
+                drop(permit);
+                ObjectOutcome { meta, result: outcome }
+            });
+        }
+    }
+    report.interrupted = cancel.is_cancelled();
+    while let Some(done) = tasks.join_next().await {
+        record(done, &mut report, &writer, job, counters)?;
+    }
+    writer.flush().await?;
+    if job.prune && !report.interrupted && job.shard.is_none() {
+        prune(job, db, &writer, epoch, &mut report, counters).await?;
+        writer.flush().await?;
+    }
+    Ok(report)
+}
+
+/// Whether a listed object is already at the target as the state recorded it.
+fn unchanged(row: Option<&ObjectRow>, meta: &ObjectMeta) -> bool {
+    let Some(row) = row else { return false };
+    let copied = matches!(row.status, ObjectStatus::Copied | ObjectStatus::Verified);
+    let same_etag = match (&row.etag, &meta.e_tag) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    };
+    let same_time = row.modified.as_deref() == Some(meta.last_modified.to_rfc3339().as_str());
+    copied && row.size == meta.size && same_etag && same_time && row.source_hash.is_some()
+}
+
+struct ObjectOutcome {
+    meta: ObjectMeta,
+    result: Result<String, CopyFailure>,
+}
+
+/// Why one object did not copy.
+#[derive(Debug)]
+enum CopyFailure {
+    /// The source no longer has it (deleted between listing and reading).
+    Vanished,
+    /// Anything else, with the message to report.
+    Failed(String),
+}
+
+fn record(
+    done: Result<ObjectOutcome, tokio::task::JoinError>,
+    report: &mut CopyReport,
+    writer: &ObjectWriter,
+    job: &CopyJob,
+    counters: &Counters,
+) -> Result<(), TransferError> {
+    let ObjectOutcome { meta, result } = done.map_err(|e| TransferError::Task(e.to_string()))?;
+    let key = meta.location.as_ref().to_owned();
+    Counters::add(&counters.done_objects, 1);
+    Counters::add(&counters.done_bytes, meta.size);
+    match result {
+        Ok(source_hash) => {
+            report.copied += 1;
+            report.bytes += meta.size;
+            Counters::add(&counters.copied, 1);
+            writer.send(ObjectUpdate::Copied {
+                workload: job.workload.clone(),
+                key,
+                algorithm: job.algorithm.as_str().to_owned(),
+                source_hash,
+            });
+        }
+        Err(CopyFailure::Vanished) => {
+            tracing::warn!(workload = %job.workload, key = %key, "object vanished from the source during the copy");
+            writer.send(ObjectUpdate::Pruned { workload: job.workload.clone(), key });
+        }
+        Err(CopyFailure::Failed(reason)) => {
+            report.failed += 1;
+            Counters::add(&counters.failed, 1);
+            tracing::warn!(workload = %job.workload, key = %key, "copy failed: {reason}");
+            if report.failures.len() < MAX_REPORTED {
+                report.failures.push((key.clone(), reason.clone()));
+            }
+            writer.send(ObjectUpdate::Failed { workload: job.workload.clone(), key, error: reason });
+        }
+    }
+    Ok(())
+}
+
+/// Copy one object with a few retries; returns the hex hash of the bytes read.
+async fn copy_one(job: &CopyJob, meta: &ObjectMeta, counters: &Counters) -> Result<String, CopyFailure> {
+    const ATTEMPTS: u32 = 3;
+    let mut attempt = 1;
+    loop {
+        match stream_object(job, &meta.location, counters).await {
+            Ok(hash) => return Ok(hash),
+            Err(object_store::Error::NotFound { .. }) => return Err(CopyFailure::Vanished),
+            Err(e) if attempt < ATTEMPTS && retryable(&e) => {
+                tracing::debug!(key = %meta.location, attempt, "retrying after: {e}");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(CopyFailure::Failed(e.to_string())),
+        }
+    }
+}
+
+fn retryable(e: &object_store::Error) -> bool {
+    !matches!(
+        e,
+        object_store::Error::NotFound { .. }
+            | object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. }
+            | object_store::Error::InvalidPath { .. }
+            | object_store::Error::NotSupported { .. }
+            | object_store::Error::NotImplemented { .. }
+    )
+}
+
+/// Stream one object from source to target, hashing as the bytes pass.
+async fn stream_object(job: &CopyJob, key: &Path, counters: &Counters) -> object_store::Result<String> {
+    let got = job.source.get(key).await?;
+    let size = got.meta.size;
+    let mut hasher = ObjectHasher::new(job.algorithm);
+    let mut stream = got.into_stream();
+    let mut read: u64 = 0;
+    if size < job.multipart.threshold {
+        let mut parts: Vec<Bytes> = Vec::new();
+        while let Some(chunk) = stream.try_next().await? {
+            read += chunk.len() as u64;
+            take(job, &chunk, &mut hasher, counters).await;
+            parts.push(chunk);
+        }
+        check_length(key, size, read)?;
+        job.target.put(key, PutPayload::from_iter(parts)).await?;
+    } else {
+        let upload = job.target.put_multipart(key).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, job.multipart.part_size as usize);
+        let streamed: object_store::Result<()> = async {
+            while let Some(chunk) = stream.try_next().await? {
+                read += chunk.len() as u64;
+                take(job, &chunk, &mut hasher, counters).await;
+                writer.wait_for_capacity(job.multipart.concurrency.max(1)).await?;
+                writer.put(chunk);
+            }
+            check_length(key, size, read)
+        }
+        .await;
+        match streamed {
+            Ok(()) => {
+                writer.finish().await?;
+            }
+            Err(e) => {
+                let _ = writer.abort().await;
+                return Err(e);
+            }
+        }
+    }
+    Ok(hasher.finish_hex())
+}
+
+async fn take(job: &CopyJob, chunk: &Bytes, hasher: &mut ObjectHasher, counters: &Counters) {
+    if let Some(l) = &job.limiter {
+        l.acquire(chunk.len() as u64).await;
+    }
+    hasher.update(chunk);
+    Counters::add(&counters.transferred_bytes, chunk.len() as u64);
+}
+
+/// A body shorter or longer than the store announced is a broken transfer, not data.
+fn check_length(key: &Path, expected: u64, read: u64) -> object_store::Result<()> {
+    if expected == read {
+        return Ok(());
+    }
+    Err(object_store::Error::Generic {
+        store: "source",
+        source: format!("{key}: read {read} bytes but the source announced {expected}").into(),
+    })
+}
+
+/// Remove from the target what relocate copied earlier and the source no longer lists.
+async fn prune(job: &CopyJob, db: &Db, writer: &ObjectWriter, epoch: i64, report: &mut CopyReport, counters: &Counters) -> Result<(), TransferError> {
+    loop {
+        let keys = db.unseen_page(&job.workload, epoch, 512)?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        for key in keys {
+            match job.target.delete(&super::key_path(&key)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(workload = %job.workload, key = %key, "could not remove from the target: {e}");
+                }
+            }
+            report.pruned += 1;
+            Counters::add(&counters.pruned, 1);
+            writer.send(ObjectUpdate::Pruned { workload: job.workload.clone(), key });
+        }
+        writer.flush().await?;
+    }
+}

@@ -1,0 +1,80 @@
+//! Live counters of a step, shared between the workers and the progress renderer.
+//!
+//! Workers bump atomics; the renderer samples them on its own clock. This keeps a
+//! million per-object events off the event stream.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters of one copy or verify step.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Objects found so far (listing is streamed, so this grows).
+    pub discovered_objects: AtomicU64,
+    /// Bytes found so far.
+    pub discovered_bytes: AtomicU64,
+    /// Objects finished (copied, skipped, verified or failed).
+    pub done_objects: AtomicU64,
+    /// Bytes finished.
+    pub done_bytes: AtomicU64,
+    /// Bytes actually transferred (read and written), for the rate.
+    pub transferred_bytes: AtomicU64,
+    /// Objects copied.
+    pub copied: AtomicU64,
+    /// Objects skipped as already present and unchanged.
+    pub skipped: AtomicU64,
+    /// Objects verified.
+    pub verified: AtomicU64,
+    /// Objects failed (copy error, mismatch, missing, unexpected).
+    pub failed: AtomicU64,
+    /// Objects removed from the target because the source deleted them.
+    pub pruned: AtomicU64,
+}
+
+/// A consistent-enough snapshot for display.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Snapshot {
+    /// See [`Counters::discovered_objects`].
+    pub discovered_objects: u64,
+    /// See [`Counters::discovered_bytes`].
+    pub discovered_bytes: u64,
+    /// See [`Counters::done_objects`].
+    pub done_objects: u64,
+    /// See [`Counters::done_bytes`].
+    pub done_bytes: u64,
+    /// See [`Counters::transferred_bytes`].
+    pub transferred_bytes: u64,
+    /// See [`Counters::copied`].
+    pub copied: u64,
+    /// See [`Counters::skipped`].
+    pub skipped: u64,
+    /// See [`Counters::verified`].
+    pub verified: u64,
+    /// See [`Counters::failed`].
+    pub failed: u64,
+    /// See [`Counters::pruned`].
+    pub pruned: u64,
+}
+
+impl Counters {
+    /// Add to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Read all counters.
+    pub fn snapshot(&self) -> Snapshot {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Snapshot {
+            discovered_objects: r(&self.discovered_objects),
+            discovered_bytes: r(&self.discovered_bytes),
+            done_objects: r(&self.done_objects),
+            done_bytes: r(&self.done_bytes),
+            transferred_bytes: r(&self.transferred_bytes),
+            copied: r(&self.copied),
+            skipped: r(&self.skipped),
+            verified: r(&self.verified),
+            failed: r(&self.failed),
+            pruned: r(&self.pruned),
+        }
+    }
+}

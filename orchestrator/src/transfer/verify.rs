@@ -1,0 +1,225 @@
+//! Verify: re-read every manifest object at the target, hash it, compare with the hash
+//! taken at the source; then list the target for objects the manifest does not know.
+//!
+//! Every problem is reported per key (to the state, the log and the report); the step
+//! fails once at the end with the counts, like `rclone check`.
+
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::{ObjectStore, ObjectStoreExt};
+use plans::ChecksumAlgorithm;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::hash::ObjectHasher;
+use super::{Counters, KeyFilter, Shard, TransferError, key_path};
+use crate::state::{Db, ObjectRow, ObjectStatus, ObjectUpdate};
+
+/// Everything one verify of one workload needs.
+#[derive(Debug, Clone)]
+pub struct VerifyJob {
+    /// Workload name.
+    pub workload: String,
+    /// Target store name, for messages.
+    pub target_name: String,
+    /// Target store.
+    pub target: Arc<dyn ObjectStore>,
+    /// Keys the workload owns at the target (others there are not its business).
+    pub filter: KeyFilter,
+    /// Objects in flight.
+    pub concurrency: usize,
+    /// Key-space slice, for sharded workers.
+    pub shard: Option<Shard>,
+}
+
+/// What kind of problem verify found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProblemKind {
+    /// The target's bytes hash differently from the source's.
+    Mismatch,
+    /// The manifest has it; the target does not.
+    Missing,
+    /// The target has it; the manifest does not.
+    Unexpected,
+    /// The target could not be read.
+    Unreadable,
+}
+
+/// One problem, for one key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// The key.
+    pub key: String,
+    /// What is wrong.
+    pub kind: ProblemKind,
+    /// Detail (hashes, error).
+    pub detail: String,
+}
+
+/// What one verify found.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct VerifyReport {
+    /// Objects whose target hash matched.
+    pub verified: u64,
+    /// Bytes verified.
+    pub bytes: u64,
+    /// Hash mismatches.
+    pub mismatched: u64,
+    /// Missing at the target.
+    pub missing: u64,
+    /// Unexpected at the target.
+    pub unexpected: u64,
+    /// Unreadable at the target.
+    pub unreadable: u64,
+    /// The first problems, at most [`super::copy::MAX_REPORTED`].
+    pub problems: Vec<Problem>,
+    /// Stopped early by an interrupt.
+    pub interrupted: bool,
+}
+
+impl VerifyReport {
+    /// Objects with a problem.
+    pub fn failed(&self) -> u64 {
+        self.mismatched + self.missing + self.unexpected + self.unreadable
+    }
+
+    fn note(&mut self, p: Problem, counters: &Counters) {
+        match p.kind {
+            ProblemKind::Mismatch => self.mismatched += 1,
+            ProblemKind::Missing => self.missing += 1,
+            ProblemKind::Unexpected => self.unexpected += 1,
+            ProblemKind::Unreadable => self.unreadable += 1,
+        }
+        Counters::add(&counters.failed, 1);
+        tracing::warn!(key = %p.key, kind = ?p.kind, "verify: {}", p.detail);
+        if self.problems.len() < super::copy::MAX_REPORTED {
+            self.problems.push(p);
+        }
+    }
+}
+
+const PAGE: usize = 1024;
+
+/// Verify one workload's target against its manifest.
+pub async fn verify_workload(job: &VerifyJob, db: &Db, counters: &Arc<Counters>, cancel: &CancellationToken) -> Result<VerifyReport, TransferError> {
+    let writer = db.object_writer();
+    let sem = Arc::new(Semaphore::new(job.concurrency.max(1)));
+    let mut tasks: JoinSet<(ObjectRow, Result<String, object_store::Error>)> = JoinSet::new();
+    let mut report = VerifyReport::default();
+    let mut after: Option<String> = None;
+    'pages: loop {
+        let page = db.manifest_page(&job.workload, after.as_deref(), PAGE)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.key.clone());
+        for row in page {
+            if job.shard.is_some_and(|s| !s.contains(&row.key)) {
+                continue;
+            }
+            Counters::add(&counters.discovered_objects, 1);
+            Counters::add(&counters.discovered_bytes, row.size);
+            let permit = tokio::select! {
+                p = sem.clone().acquire_owned() => p.map_err(|e| TransferError::Task(e.to_string()))?,
+                () = cancel.cancelled() => break 'pages,
+            };
+            while let Some(done) = tasks.try_join_next() {
+                check(done, &mut report, &writer, job, counters)?;
+            }
+            let (target, counters2) = (job.target.clone(), counters.clone());
+            let algorithm = algorithm_of(&row);
+            tasks.spawn(async move {
+                let result = hash_target(&target, &row.key, algorithm, &counters2).await;
+                drop(permit);
+                (row, result)
+            });
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        check(done, &mut report, &writer, job, counters)?;
+    }
+    report.interrupted = cancel.is_cancelled();
+    if !report.interrupted {
+        find_unexpected(job, db, &mut report, counters, cancel).await?;
+    }
+    writer.flush().await?;
+    Ok(report)
+}
+
+fn algorithm_of(row: &ObjectRow) -> ChecksumAlgorithm {
+    match row.algorithm.as_deref() {
+        Some("blake3") => ChecksumAlgorithm::Blake3,
+        _ => ChecksumAlgorithm::Sha256,
+    }
+}
+
+fn check(
+    done: Result<(ObjectRow, Result<String, object_store::Error>), tokio::task::JoinError>,
+    report: &mut VerifyReport,
+    writer: &crate::state::ObjectWriter,
+    job: &VerifyJob,
+    counters: &Counters,
+) -> Result<(), TransferError> {
+    let (row, result) = done.map_err(|e| TransferError::Task(e.to_string()))?;
+    Counters::add(&counters.done_objects, 1);
+    Counters::add(&counters.done_bytes, row.size);
+    let expected = row.source_hash.clone().unwrap_or_default();
+    let (status, target_hash) = match result {
+        Ok(h) if h == expected => {
+            report.verified += 1;
+            report.bytes += row.size;
+            Counters::add(&counters.verified, 1);
+            (ObjectStatus::Verified, Some(h))
+        }
+        Ok(h) => {
+            let detail = format!("target hash {h} differs from source hash {expected}");
+            report.note(Problem { key: row.key.clone(), kind: ProblemKind::Mismatch, detail }, counters);
+            (ObjectStatus::Mismatch, Some(h))
+        }
+        Err(object_store::Error::NotFound { .. }) => {
+            let detail = format!("not found in {}", job.target_name);
+            report.note(Problem { key: row.key.clone(), kind: ProblemKind::Missing, detail }, counters);
+            (ObjectStatus::Missing, None)
+        }
+        Err(e) => {
+            let detail = format!("cannot read from {}: {e}", job.target_name);
+            report.note(Problem { key: row.key.clone(), kind: ProblemKind::Unreadable, detail }, counters);
+            (ObjectStatus::Missing, None)
+        }
+    };
+    writer.send(ObjectUpdate::Checked { workload: job.workload.clone(), key: row.key, target_hash, status });
+    Ok(())
+}
+
+/// Read a target object and hash it.
+pub async fn hash_target(store: &Arc<dyn ObjectStore>, key: &str, algorithm: ChecksumAlgorithm, counters: &Counters) -> object_store::Result<String> {
+    let got = store.get(&key_path(key)).await?;
+    let mut hasher = ObjectHasher::new(algorithm);
+    let mut stream = got.into_stream();
+    while let Some(chunk) = stream.try_next().await? {
+        hasher.update(&chunk);
+        Counters::add(&counters.transferred_bytes, chunk.len() as u64);
+    }
+    Ok(hasher.finish_hex())
+}
+
+async fn find_unexpected(job: &VerifyJob, db: &Db, report: &mut VerifyReport, counters: &Counters, cancel: &CancellationToken) -> Result<(), TransferError> {
+    let mut listing = job.target.list(None);
+    while let Some(item) = tokio::select! {
+        i = listing.next() => i,
+        () = cancel.cancelled() => None,
+    } {
+        let meta = item.map_err(|source| TransferError::List { store: job.target_name.clone(), source })?;
+        let key = meta.location.as_ref();
+        if !job.filter.matches(key) || job.shard.is_some_and(|s| !s.contains(key)) {
+            continue;
+        }
+        let known = db.object(&job.workload, key)?.is_some_and(|r| r.status.in_manifest());
+        if !known {
+            let detail = format!("in {} but not in the manifest ({} bytes)", job.target_name, meta.size);
+            report.note(Problem { key: key.to_owned(), kind: ProblemKind::Unexpected, detail }, counters);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! Kubernetes clusters and workloads.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A Kubernetes cluster reached through a kubeconfig context (or in-cluster config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Cluster {
+    /// Region the cluster is in (a key of `regions`).
+    pub region: String,
+    /// kubeconfig context; the current context when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// kubeconfig path; `$KUBECONFIG` or `~/.kube/config` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<String>,
+    /// Use the pod's service account (when relocate runs inside the cluster).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_cluster: bool,
+}
+
+/// Kubernetes resources moved from one cluster to another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KubernetesWorkload {
+    /// Source cluster (a key of `clusters`).
+    pub from: String,
+    /// Target cluster (a key of `clusters`).
+    pub to: String,
+    /// Namespace at the source.
+    pub namespace: String,
+    /// Label selector: resources carrying all these labels are exported.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub selector: IndexMap<String, String>,
+    /// Explicit resources to export in addition to the selector's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceRef>,
+    /// Kinds to export (default: the built-in workload, config and network kinds).
+    /// CRD instances as `group/version/Kind`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
+    /// How resources change on the way.
+    #[serde(default)]
+    pub transform: Transform,
+    /// How long `deploy` waits for readiness, e.g. `10m` (default 5m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_timeout: Option<String>,
+}
+
+/// One named resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceRef {
+    /// `Kind` for built-ins, `group/version/Kind` for others.
+    pub kind: String,
+    /// Resource name.
+    pub name: String,
+}
+
+/// Transformations applied to exported resources before they reach the target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Transform {
+    /// Namespace at the target (default: same as the source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Image registry prefix map: `{ "registry.msk.example/": "registry.zrh.example/" }`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub images: IndexMap<String, String>,
+    /// Storage class map for PVCs and StatefulSet volume claim templates.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub storage_classes: IndexMap<String, String>,
+    /// Labels added to every resource.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, String>,
+    /// Annotations added to every resource.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub annotations: IndexMap<String, String>,
+    /// Replica counts at the target by workload resource name.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub replicas: IndexMap<String, i32>,
+    /// RFC 6902 JSON patches for everything else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<JsonPatchRule>,
+}
+
+/// A JSON patch applied to matching resources.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JsonPatchRule {
+    /// Kind the patch applies to.
+    pub kind: String,
+    /// Resource name; every resource of the kind when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// RFC 6902 operations.
+    pub patch: Vec<serde_json::Value>,
+}

@@ -1,0 +1,102 @@
+//! Object stores and object workloads.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// An object store, given as an `object_store` URL plus its config keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Store {
+    /// Region the store is in (a key of `regions`).
+    pub region: String,
+    /// `file:///path`, `s3://bucket/prefix`, `az://container/prefix`, `gs://bucket/prefix`, `memory:///`.
+    pub url: String,
+    /// `object_store` config keys (`endpoint`, `region`, `allow_http`, …). Secrets only as
+    /// `${env:NAME}` or `${file:PATH}`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub options: IndexMap<String, String>,
+    /// Multipart upload tuning for large objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipart: Option<Multipart>,
+    /// Retry tuning for transient errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetrySettings>,
+}
+
+/// When and how large objects are uploaded in parts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Multipart {
+    /// Objects at least this large go multipart, e.g. `64MiB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<String>,
+    /// Part size, e.g. `16MiB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<String>,
+    /// Parts in flight per object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+}
+
+/// Retries of transient errors (5xx, throttling, resets, timeouts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetrySettings {
+    /// Attempts after the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<usize>,
+    /// Give up retrying one request after this long, e.g. `3m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// Objects copied from one store to another and verified there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectWorkload {
+    /// Source store (a key of `stores`).
+    pub from: String,
+    /// Target store (a key of `stores`).
+    pub to: String,
+    /// Glob patterns of keys (relative to the store's prefix) to move; default `["**"]`.
+    #[serde(default = "default_include")]
+    pub include: Vec<String>,
+    /// Glob patterns of keys to leave behind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// Hash used for the manifest.
+    #[serde(default)]
+    pub checksum: ChecksumAlgorithm,
+    /// Objects in flight at once (default 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    /// Bandwidth cap across all transfers of this workload, e.g. `200MiB/s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<String>,
+}
+
+fn default_include() -> Vec<String> {
+    vec!["**".to_owned()]
+}
+
+/// Hash algorithm of the manifest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChecksumAlgorithm {
+    /// SHA-256 (default; what auditors' tools speak).
+    #[default]
+    Sha256,
+    /// BLAKE3 (faster; optional).
+    Blake3,
+}
+
+impl ChecksumAlgorithm {
+    /// Name as written in plans, manifests and evidence.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChecksumAlgorithm::Sha256 => "sha256",
+            ChecksumAlgorithm::Blake3 => "blake3",
+        }
+    }
+}
