@@ -10,8 +10,10 @@
 #   3. start moto, s3s-fs and Azurite on free loopback ports (stopped by PID on exit)
 #   4. cargo nextest run --workspace --no-fail-fast   (cargo test --workspace --no-fail-fast
 #      when cargo-nextest is not installed)
-# and prints how long each phase took. Any server that cannot be installed or started fails the
-# run with its name and reason: real-server tests are never skipped.
+# and prints how long each phase took. fmt and clippy findings do not stop the run (the tests
+# still run, so one CI pass shows everything) but make it fail at the end. Any server that cannot
+# be installed or started fails the run at once with its name and reason: real-server tests are
+# never skipped.
 #
 # Extra arguments go to the test runner, e.g. `scripts/test.sh -E 'package(e2e)'` with nextest.
 set -euo pipefail
@@ -53,8 +55,13 @@ run_tests() {
 
 # The install runs first and in the foreground so a missing server fails fast, before the
 # long compile; on a machine that has everything it takes well under a second.
+FAILED=0
 phase install install_servers
-phase fmt cargo fmt --all --check
-phase clippy cargo clippy --workspace --all-targets -- -D warnings
+phase fmt cargo fmt --all --check || FAILED=1
+phase clippy cargo clippy --workspace --all-targets -- -D warnings || FAILED=1
 phase servers start_servers
-phase test run_tests "$@"
+phase test run_tests "$@" || FAILED=1
+if ((FAILED)); then
+    echo "test.sh: FAILED (see the phases above)" >&2
+    exit 1
+fi

@@ -65,3 +65,79 @@ pub fn parse(text: &str, path: &Path) -> Result<ValidatedPlan, PlanError> {
 pub fn json_schema() -> serde_json::Value {
     schemars::schema_for!(Plan).to_value()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::testing::{BASE, base_with, diagnostics};
+
+    #[test]
+    fn every_semantic_problem_is_reported_sorted_by_position() {
+        let text = base_with("signoff: [auditor]", "signoff: [nobody]")
+            .replace("kind: MigrationPlan", "kind: Plan")
+            .replace("to: zrh", "to: nowhere");
+        let diags = diagnostics(&text);
+        let lines: Vec<usize> = diags.iter().map(|d| d.line).collect();
+        assert_eq!(lines, vec![2, 25, 33], "{diags:#?}");
+        let rendered = PlanError::Invalid(diags).to_string();
+        assert_eq!(rendered.lines().count(), 3);
+        assert!(rendered.starts_with("plan.yaml:2:7: kind `Plan` is not a plan — write `kind: MigrationPlan`"), "{rendered}");
+    }
+
+    #[test]
+    fn load_reports_unreadable_file() {
+        let missing = Path::new("/nonexistent/relocate/plan.yaml");
+        match load(missing) {
+            Err(PlanError::Io { path, .. }) => assert_eq!(path, missing),
+            other => panic!("expected Io error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn load_reads_and_validates_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("plan.yaml");
+        std::fs::write(&path, BASE).expect("write plan");
+        let plan = load(&path).expect("valid");
+        assert_eq!(plan.name(), "demo");
+        assert_eq!(plan.base_dir(), dir.path());
+        assert!(plan.object_workload("data").is_some() && plan.kubernetes_workload("data").is_none());
+        assert!(plan.kubernetes_workload("app").is_some());
+        assert_eq!(plan.stage("cutover").map(|s| s.steps.len()), Some(4));
+        assert_eq!(plan.digest(), &PlanDigest::of(plan.plan()));
+    }
+
+    #[test]
+    fn relative_store_urls_resolve_against_the_plan_directory() {
+        let text = BASE.replace("file:///srv/src/", "file://./data/src/");
+        let plan = parse(&text, Path::new("/plans/zrh/plan.yaml")).expect("valid");
+        let url = plan.store_url("src").expect("store exists");
+        assert_eq!(url.as_str(), "file:///plans/zrh/data/src/");
+        assert_eq!(plan.store_url("dst").expect("store exists").as_str(), "s3://bucket/archive/");
+        assert!(plan.store_url("nope").is_none());
+    }
+
+    #[test]
+    fn plans_built_in_code_are_validated_too() {
+        let mut plan: Plan = serde_saphyr::from_str(BASE).expect("parses");
+        assert!(ValidatedPlan::from_plan(plan.clone(), Path::new("gen.yaml")).is_ok());
+        plan.stages.clear();
+        match ValidatedPlan::from_plan(plan, Path::new("gen.yaml")) {
+            Err(PlanError::Invalid(d)) => {
+                assert_eq!(d.len(), 1);
+                assert_eq!((d[0].line, d[0].column, d[0].yaml_path.as_str()), (0, 0, "stages"));
+            }
+            other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_schema_describes_the_plan() {
+        let schema = json_schema();
+        let required = schema["required"].as_array().expect("required list");
+        for key in ["apiVersion", "kind", "name", "regions", "source", "target", "stages"] {
+            assert!(required.iter().any(|r| r == key), "`{key}` not required in {required:?}");
+        }
+        assert!(schema["properties"]["residency"].is_object());
+    }
+}

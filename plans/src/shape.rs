@@ -20,7 +20,15 @@ pub(crate) fn diagnose(err: &Error, file: &str, map: &SourceMap) -> Diagnostic {
         .location()
         .map(|l| Position { line: l.line() as usize, column: l.column() as usize })
         .unwrap_or(Position { line: 1, column: 1 });
-    let yaml_path = map.path_at(at).unwrap_or_default().to_owned();
+    let mut yaml_path = map.path_at(at).unwrap_or_default().to_owned();
+    let mut at = at;
+    if matches!(err, Error::SerdeMissingField { .. }) {
+        // serde notices a missing key at the mapping's last entry; point at the mapping.
+        if let Some((parent, node)) = enclosing_mapping(map, &yaml_path) {
+            yaml_path = parent;
+            at = node;
+        }
+    }
     let (message, hint) = explain(err, &yaml_path);
     Diagnostic { file: file.to_owned(), line: at.line, column: at.column, yaml_path, message, hint }
 }
@@ -42,7 +50,36 @@ fn explain(err: &Error, yaml_path: &str) -> (String, String) {
         Error::DuplicateMappingKey { .. } => {
             (plain_message(err).into_owned(), "each key may appear once; remove or rename one".to_owned())
         }
+        Error::ExternalMessage { .. } => (
+            format!("YAML syntax error: {}", plain_message(err)),
+            "check brackets, quotes and indentation here and on the lines just before".to_owned(),
+        ),
+        Error::InvalidScalar { ty, .. } => (
+            format!("`{}` must be {}", leaf(yaml_path), scalar_kind(ty)),
+            generic_hint(yaml_path),
+        ),
         other => (plain_message(other).into_owned(), generic_hint(yaml_path)),
+    }
+}
+
+/// The mapping that holds the entry at `path`, and where it starts.
+fn enclosing_mapping(map: &SourceMap, path: &str) -> Option<(String, Position)> {
+    let parent = path.rsplit_once('.').map(|(p, _)| p)?;
+    map.find(parent).map(|node| (parent.to_owned(), node.value))
+}
+
+/// The last segment of a YAML path.
+fn leaf(yaml_path: &str) -> &str {
+    yaml_path.rsplit(['.', '[']).next().unwrap_or_default()
+}
+
+/// A scalar type as a reader says it.
+fn scalar_kind(ty: &str) -> &'static str {
+    match ty {
+        "bool" => "`true` or `false`",
+        t if t.starts_with('u') => "a whole number, 0 or more",
+        t if t.starts_with('i') => "a whole number",
+        _ => "a value of another type",
     }
 }
 
@@ -58,7 +95,7 @@ fn plain_message(err: &Error) -> Cow<'_, str> {
 
 /// What the node at `yaml_path` should look like, for errors serde cannot explain.
 fn generic_hint(yaml_path: &str) -> String {
-    let leaf = yaml_path.rsplit(['.', '[']).next().unwrap_or_default();
+    let leaf = leaf(yaml_path);
     if yaml_path.contains("signoff") {
         return "write `signoff: [approver, …]` or `signoff: { approvers: [a, b], threshold: 1 }`"
             .to_owned();
@@ -120,6 +157,62 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::testing::{base_with, expect_one};
+
+    #[test]
+    fn unknown_key_is_positioned_with_a_suggestion() {
+        let text = base_with("include: [", "includes: [");
+        let d = expect_one(&text, 23, 36, "unknown key `includes`", "did you mean `include`?");
+        assert_eq!(d.yaml_path, "workloads.data.objects.includes");
+        assert_eq!(
+            d.to_string(),
+            "plan.yaml:23:36: unknown key `includes` — did you mean `include`?"
+        );
+    }
+
+    #[test]
+    fn unknown_key_far_from_any_lists_expected_keys() {
+        let text = base_with("include: [", "speed: 3, include: [");
+        expect_one(&text, 23, 36, "unknown key `speed`", "expected one of: `from`, `to`, `include`");
+    }
+
+    #[test]
+    fn unknown_step_kind() {
+        let text = base_with("{ freeze: app }", "{ freez: app }");
+        expect_one(&text, 35, 16, "unknown kind `freez`", "did you mean `freeze`?");
+    }
+
+    #[test]
+    fn missing_key() {
+        let text = base_with(", namespace: analysis", "");
+        let d = expect_one(&text, 25, 17, "missing key `namespace`", "add `namespace: …`");
+        assert_eq!(d.yaml_path, "workloads.app.kubernetes");
+    }
+
+    #[test]
+    fn duplicate_key() {
+        let text = base_with("name: demo\n", "name: demo\nname: other\n");
+        expect_one(&text, 4, 1, "duplicate", "each key may appear once");
+    }
+
+    #[test]
+    fn wrong_type() {
+        let text = base_with("include: [", "concurrency: many, include: [");
+        expect_one(&text, 23, 49, "`concurrency` must be a whole number, 0 or more", "relocate plan schema");
+    }
+
+    #[test]
+    fn broken_yaml() {
+        let text = base_with("steps: [ { copy: data }, { verify: data } ]", "steps: [ { copy: data }, { verify: data }");
+        let d = expect_one(&text, 33, 12, "YAML syntax error: ", "check brackets, quotes and indentation");
+        assert!(!d.message.contains('\n'));
+    }
+
+    #[test]
+    fn malformed_signoff_gets_a_shape_hint() {
+        let text = base_with("signoff: [auditor]", "signoff: { approvers: [auditor], treshold: 1 }");
+        expect_one(&text, 33, 14, "", "signoff: { approvers: [a, b], threshold: 1 }");
+    }
 
     #[test]
     fn edit_distance_counts_edits() {

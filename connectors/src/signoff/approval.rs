@@ -11,7 +11,8 @@ use super::statement::{
 };
 
 /// Sign `decision` over `evidence`: reads the plan digest and stage from the evidence
-/// and binds the approval to the evidence's digest.
+/// and binds the approval to the evidence's digest. The evidence's own signatures are
+/// not checked here: the approver decides whose evidence to trust (`Envelope::verify_with`).
 pub fn approve(
     key: &SecretKey,
     evidence: &Envelope,

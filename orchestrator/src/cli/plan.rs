@@ -75,6 +75,14 @@ pub(crate) async fn show(args: &ShowArgs) -> anyhow::Result<u8> {
                     Err(e) => println!("     cannot list the stores: {e:#}"),
                 }
             }
+            if let (Step::Deploy(w), false) = (step, args.offline)
+                && listed.insert(w.clone())
+            {
+                match kube_diff(&plan, w).await {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => println!("     cannot read the source cluster: {e:#}"),
+                }
+            }
         }
         if let Some(s) = &stage.signoff {
             println!("  gate: {} of [{}] must sign the stage's evidence", s.threshold(), s.approvers().join(", "));
@@ -100,6 +108,23 @@ fn describe(plan: &ValidatedPlan, step: &Step) -> String {
         Step::Rollback(w) => format!("rollback {w}: restore the source replica counts, scale the target down"),
         Step::Run(argv) => format!("run {}", argv.join(" ")),
     }
+}
+
+/// Export from the source cluster, transform, and show what would change (Secret values masked).
+async fn kube_diff(plan: &ValidatedPlan, name: &str) -> anyhow::Result<String> {
+    use connectors::kube::{connect, export, render_diff, transform};
+    let w = plan.kubernetes_workload(name).ok_or_else(|| anyhow::anyhow!("no such Kubernetes workload"))?;
+    let cluster = plan.plan().clusters.get(&w.from).ok_or_else(|| anyhow::anyhow!("no cluster {}", w.from))?;
+    let client = connect(cluster, plan.base_dir()).await?;
+    let resources = export(&client, w).await?;
+    let labels = std::collections::BTreeMap::from([("relocate.io/region".to_owned(), plan.plan().target.clone())]);
+    let transformed = transform(&resources, &w.transform, &labels)?;
+    let mut out = format!("     {} resource(s) exported from {}:", resources.len(), w.from);
+    for (s, t) in resources.iter().zip(&transformed) {
+        out.push('\n');
+        out.push_str(&render_diff(s, t));
+    }
+    Ok(out)
 }
 
 /// List source (and compare with the state) to say what a copy would move.

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use connectors::signoff::dsse::Envelope;
 use connectors::signoff::keys::{SecretKey, generate_keypair};
 use connectors::signoff::statement::{
-    EVIDENCE_PREDICATE_TYPE, EvidencePredicate, StepEvidence, Subject, WorkloadEvidence, evidence_digest, sign_evidence,
+    EVIDENCE_PREDICATE_TYPE, EvidencePredicate, ResourceDigest, StepEvidence, Subject, WorkloadEvidence, evidence_digest, sign_evidence,
     Statement,
 };
 use plans::{Stage, Step};
@@ -55,6 +55,29 @@ pub(crate) fn write_stage_evidence(ctx: &Context, index: usize, stage: &Stage, a
     let mut workloads = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for step in &stage.steps {
+        if let Step::Deploy(name) = step
+            && seen.insert(name.clone())
+        {
+            let (w, resources) = deployed_resources(ctx, name)?;
+            let digests: Vec<String> = resources.iter().map(|r| format!("{}={}", r.name, r.digest)).collect();
+            subjects.push(Subject {
+                name: format!("kubernetes:{name}"),
+                digest: BTreeMap::from([("sha256".to_owned(), hex::encode(<sha2::Sha256 as sha2::Digest>::digest(digests.join("\n"))))]),
+            });
+            workloads.push(WorkloadEvidence {
+                name: name.clone(),
+                kind: "kubernetes".into(),
+                source: w.from.clone(),
+                target: w.to.clone(),
+                algorithm: None,
+                objects: resources.len() as u64,
+                bytes: 0,
+                manifest_root: None,
+                manifest_digest: None,
+                resources,
+            });
+            continue;
+        }
         let (Step::Copy(name) | Step::Verify(name)) = step else { continue };
         if !seen.insert(name.clone()) {
             continue;
@@ -130,6 +153,20 @@ pub(crate) fn write_stage_evidence(ctx: &Context, index: usize, stage: &Stage, a
     ctx.db.stage_evidence(index, &digest, &path.display().to_string())?;
     ctx.emit(Event::EvidenceWritten { stage: stage.name.clone(), digest: digest.clone(), path: path.display().to_string() });
     Ok(StageEvidence { envelope, json, digest, path, attempt })
+}
+
+/// The digests of what a deploy step applied (recorded by the step).
+fn deployed_resources<'a>(ctx: &'a Context, name: &str) -> Result<(&'a plans::KubernetesWorkload, Vec<ResourceDigest>), EngineError> {
+    let w = ctx.plan.kubernetes_workload(name).ok_or_else(|| EngineError::Evidence { stage: String::new(), detail: format!("{name} is not a Kubernetes workload") })?;
+    let applied: Vec<connectors::kube::Applied> = match ctx.db.workload_state(name, super::steps::kubernetes::APPLIED)? {
+        Some(json) => serde_json::from_str(&json).map_err(|e| EngineError::Evidence { stage: String::new(), detail: format!("applied resources of {name}: {e}") })?,
+        None => Vec::new(),
+    };
+    let resources = applied
+        .into_iter()
+        .map(|a| ResourceDigest { kind: a.resource.kind, namespace: a.resource.namespace, name: a.resource.name, digest: a.digest })
+        .collect();
+    Ok((w, resources))
 }
 
 /// Reload the evidence of an attempt that was waiting for sign-off when the run stopped.

@@ -99,6 +99,26 @@ fn build_hook(ctx: &Context, approver: &str, spec: &plans::Hook) -> Result<Box<d
     hook_for(spec, approver, ctx.plan.base_dir(), &ctx.state.approvals_dir()).map_err(|e| e.to_string())
 }
 
+/// A file left in the drop zone by an earlier attempt would be refused and fail the
+/// gate; move it aside (kept for the record) so the hook waits for a fresh one.
+fn set_aside_stale_file(ctx: &Context, stage: &Stage, approver: &str, spec: &plans::Approver, pinned: &PublicKey, evidence: &StageEvidence) {
+    let dir = spec.hook.file.as_ref().and_then(|f| f.dir.as_ref()).map_or_else(|| ctx.state.approvals_dir(), |d| ctx.plan.base_dir().join(d));
+    let path = dir.join(&stage.name).join(format!("{approver}.json"));
+    let Ok(bytes) = std::fs::read(&path) else { return };
+    let expected = Expected { plan_digest: ctx.plan.digest().to_string(), stage: stage.name.clone(), evidence_digest: evidence.digest.clone() };
+    let stale = match connectors::signoff::dsse::Envelope::from_json(&bytes) {
+        Ok(env) => check_approval(&env, &expected, approver, pinned).is_err(),
+        Err(_) => true,
+    };
+    if stale {
+        let aside = path.with_extension(format!("stale-{}.json", chrono::Utc::now().format("%Y%m%dT%H%M%S")));
+        match std::fs::rename(&path, &aside) {
+            Ok(()) => tracing::info!("set aside {} (not for this evidence) as {}", path.display(), aside.display()),
+            Err(e) => tracing::warn!("cannot set aside stale approval {}: {e}", path.display()),
+        }
+    }
+}
+
 /// Ask one approver and check the answer.
 async fn ask(ctx: &Context, stage: &Stage, approver: &str, evidence: &StageEvidence) -> (String, Answer) {
     let answer = ask_inner(ctx, stage, approver, evidence).await;
@@ -132,6 +152,9 @@ async fn ask_inner(ctx: &Context, stage: &Stage, approver: &str, evidence: &Stag
         evidence_json: evidence.json.clone(),
         evidence_path: evidence.path.clone(),
     };
+    if spec.hook.file.is_some() {
+        set_aside_stale_file(ctx, stage, approver, spec, &pinned, evidence);
+    }
     let envelope = match hook.request(&request).await {
         Ok(env) => env,
         Err(e) => return Answer::Refused(e.to_string()),

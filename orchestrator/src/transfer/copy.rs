@@ -65,6 +65,23 @@ pub struct CopyJob {
     pub shard: Option<Shard>,
     /// Remove from the target what relocate copied earlier and the source deleted since.
     pub prune: bool,
+    /// Bytes of object data buffered at once across all transfers (bounds memory
+    /// whatever the object sizes and concurrency).
+    pub memory_budget: u64,
+}
+
+/// Default [`CopyJob::memory_budget`].
+pub const DEFAULT_MEMORY_BUDGET: u64 = 64 << 20;
+
+/// Granularity of the memory budget's permits.
+const BUDGET_UNIT: u64 = 64 << 10;
+
+/// Permits an object needs from the memory budget: its whole body when it is put in
+/// one request, its parts in flight when it goes multipart.
+fn budget_units(job: &CopyJob, size: u64) -> u32 {
+    let bytes = if size < job.multipart.threshold { size } else { job.multipart.part_size * job.multipart.concurrency.max(1) as u64 };
+    let total = (job.memory_budget / BUDGET_UNIT).max(1);
+    (bytes.div_ceil(BUDGET_UNIT)).clamp(1, total) as u32
 }
 
 /// What one copy did.
@@ -100,6 +117,7 @@ pub async fn copy_workload(job: &CopyJob, db: &Db, counters: &Arc<Counters>, can
     let writer = db.object_writer();
     let epoch = db.next_epoch(&job.workload)?;
     let sem = Arc::new(Semaphore::new(job.concurrency.max(1)));
+    let budget = Arc::new(Semaphore::new((job.memory_budget / BUDGET_UNIT).max(1) as usize));
     let mut tasks: JoinSet<ObjectOutcome> = JoinSet::new();
     let mut report = CopyReport::default();
 
@@ -142,6 +160,10 @@ pub async fn copy_workload(job: &CopyJob, db: &Db, counters: &Arc<Counters>, can
                 p = sem.clone().acquire_owned() => p.map_err(|e| TransferError::Task(e.to_string()))?,
                 () = cancel.cancelled() => break,
             };
+            let memory = tokio::select! {
+                p = budget.clone().acquire_many_owned(budget_units(job, meta.size)) => p.map_err(|e| TransferError::Task(e.to_string()))?,
+                () = cancel.cancelled() => break,
+            };
             // Keep completed tasks from piling up: collect what is done so far.
             while let Some(done) = tasks.try_join_next() {
                 record(done, &mut report, &writer, job, counters)?;
@@ -149,7 +171,7 @@ pub async fn copy_workload(job: &CopyJob, db: &Db, counters: &Arc<Counters>, can
             let (job2, counters2) = (job.clone(), counters.clone());
             tasks.spawn(async move {
                 let outcome = copy_one(&job2, &meta, &counters2).await;
-                drop(permit);
+                drop((permit, memory));
                 ObjectOutcome { meta, result: outcome }
             });
         }

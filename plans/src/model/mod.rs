@@ -82,6 +82,9 @@ pub struct Residency {
 }
 
 /// A workload: either objects in a store or resources in a cluster.
+// A plan holds a handful of workloads, parsed once: boxing the larger variant would
+// only make every match on it noisier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum Workload {

@@ -44,10 +44,10 @@ fn check_hook(report: &mut Report, path: &str, approver: &str, hook: &Hook) {
             "keep one of `command: [argv…]`, `webhook: https://…` or `file: {}`",
         );
     }
-    if let Some(argv) = &hook.command {
-        if argv.first().is_none_or(|program| program.trim().is_empty()) {
-            report.value(format!("{path}.command"), "the hook command is empty", "write the argv, e.g. `[\"./auditor-hook.sh\"]`");
-        }
+    if let Some(argv) = &hook.command
+        && argv.first().is_none_or(|program| program.trim().is_empty())
+    {
+        report.value(format!("{path}.command"), "the hook command is empty", "write the argv, e.g. `[\"./auditor-hook.sh\"]`");
     }
     if let Some(webhook) = &hook.webhook {
         check_webhook(report, &format!("{path}.webhook"), webhook, hook.allow_http);

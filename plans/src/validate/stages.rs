@@ -37,10 +37,10 @@ fn wants_objects(step: &Step) -> bool {
 fn check_step(plan: &Plan, report: &mut Report, path: &str, step: &Step) {
     let at = format!("{path}.{}", step.kind());
     let Some(name) = step.workload() else {
-        if let Step::Run(argv) = step {
-            if argv.first().is_none_or(|program| program.trim().is_empty()) {
-                report.value(at, "the run step's command is empty", "write the argv, e.g. `{ run: [\"./switch-dns.sh\", \"zurich\"] }`");
-            }
+        if let Step::Run(argv) = step
+            && argv.first().is_none_or(|program| program.trim().is_empty())
+        {
+            report.value(at, "the run step's command is empty", "write the argv, e.g. `{ run: [\"./switch-dns.sh\", \"zurich\"] }`");
         }
         return;
     };

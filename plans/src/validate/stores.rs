@@ -82,10 +82,10 @@ fn check_tuning(report: &mut Report, path: &str, store: &Store) {
     if let Some(multipart) = &store.multipart {
         check_multipart(report, &format!("{path}.multipart"), multipart);
     }
-    if let Some(timeout) = store.retry.as_ref().and_then(|r| r.timeout.as_ref()) {
-        if let Err(why) = parse_duration(timeout) {
-            report.value(format!("{path}.retry.timeout"), "retry timeout is not a duration", why);
-        }
+    if let Some(timeout) = store.retry.as_ref().and_then(|r| r.timeout.as_ref())
+        && let Err(why) = parse_duration(timeout)
+    {
+        report.value(format!("{path}.retry.timeout"), "retry timeout is not a duration", why);
     }
 }
 
@@ -105,14 +105,14 @@ fn check_multipart(report: &mut Report, path: &str, multipart: &Multipart) {
             "write at least `5MiB`, e.g. `16MiB`",
         );
     }
-    if let (Some(threshold), Some(part)) = (threshold, part_size) {
-        if threshold < part {
-            report.value(
-                format!("{path}.threshold"),
-                "the multipart threshold is smaller than the part size",
-                "make `threshold` at least `partSize`",
-            );
-        }
+    if let (Some(threshold), Some(part)) = (threshold, part_size)
+        && threshold < part
+    {
+        report.value(
+            format!("{path}.threshold"),
+            "the multipart threshold is smaller than the part size",
+            "make `threshold` at least `partSize`",
+        );
     }
     if multipart.concurrency == Some(0) {
         report.value(format!("{path}.concurrency"), "multipart concurrency is 0", "write 1 or more");

@@ -56,6 +56,7 @@ pub(crate) async fn copy(ctx: &Context, stage: &Stage, step_index: usize, name: 
         limiter,
         shard: None,
         prune: true,
+        memory_budget: crate::transfer::copy::DEFAULT_MEMORY_BUDGET,
     };
     let counters = Arc::new(Counters::default());
     ctx.emit(Event::StepStarted {
