@@ -73,6 +73,7 @@ impl Harness {
             shard: None,
             prune: true,
             memory_budget: DEFAULT_MEMORY_BUDGET,
+            server_side: None,
         }
     }
 
@@ -183,4 +184,42 @@ async fn azurite_to_local() {
 #[tokio::test]
 async fn local_to_azurite() {
     suite(backends::local(), backends::azurite().await).await;
+}
+
+/// Two prefixes of one bucket: the copy goes server-side and is still hashed and verified.
+#[tokio::test]
+async fn same_bucket_copies_server_side_and_still_verifies() {
+    use connectors::store::{Access, open_store};
+    use orchestrator::transfer::copy::ServerSide;
+    let server = e2e::servers::moto();
+    let bucket = server.fresh_bucket().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = open_store("src", &server.plan_store(&bucket, "src/"), dir.path(), Access::Read).expect("src");
+    let dst = open_store("dst", &server.plan_store(&bucket, "dst/"), dir.path(), Access::Write).expect("dst");
+    assert_eq!(src.same_account_key, dst.same_account_key);
+    for (i, key) in ODD_KEYS.iter().enumerate() {
+        put(&src.store, key, body(i, 100 + i * 1000)).await;
+    }
+    let h = Harness::new();
+    let job = CopyJob {
+        workload: "w".into(),
+        source_name: "src".into(),
+        source: src.store.clone(),
+        target: dst.store.clone(),
+        filter: KeyFilter::all(),
+        algorithm: plans::ChecksumAlgorithm::Sha256,
+        concurrency: 4,
+        multipart: Multipart::default(),
+        limiter: None,
+        shard: None,
+        prune: true,
+        memory_budget: DEFAULT_MEMORY_BUDGET,
+        server_side: Some(ServerSide { root: dst.root.clone(), source_prefix: src.prefix.clone(), target_prefix: dst.prefix.clone() }),
+    };
+    let report = copy_workload(&job, &h.db, &Arc::new(Counters::default()), &CancellationToken::new()).await.expect("copy");
+    assert_eq!((report.copied as usize, report.failed), (ODD_KEYS.len(), 0), "{:?}", report.failures);
+    assert_eq!(contents(&src.store).await, contents(&dst.store).await);
+    let vjob = VerifyJob { workload: "w".into(), target_name: "dst".into(), target: dst.store.clone(), filter: KeyFilter::all(), concurrency: 4, shard: None };
+    let v = verify_workload(&vjob, &h.db, &Arc::new(Counters::default()), &CancellationToken::new()).await.expect("verify");
+    assert_eq!((v.verified as usize, v.failed()), (ODD_KEYS.len(), 0), "{:?}", v.problems);
 }

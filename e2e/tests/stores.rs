@@ -151,8 +151,7 @@ async fn wrong_secret_on_s3s_is_denied_without_leaking_credentials() {
     let handle = open_store("s3s-wrong", &store, dir.path(), Access::Read).expect("opens");
     let err = preflight(&handle)
         .await
-        .err()
-        .expect("wrong secret must be refused");
+        .expect_err("wrong secret must be refused");
     assert!(matches!(err, StoreError::Denied { .. }), "{err:?}");
     let access_key = std::env::var(server.access_key_env).expect("access key set by servers.sh");
     let real_secret = std::env::var(server.secret_key_env).expect("secret set by servers.sh");
@@ -185,10 +184,7 @@ async fn unreachable_endpoint_is_reported_as_unreachable() {
         Access::Read,
     )
     .expect("opens");
-    let err = preflight(&handle)
-        .await
-        .err()
-        .expect("nothing listens there");
+    let err = preflight(&handle).await.expect_err("nothing listens there");
     assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
 }
 
@@ -196,10 +192,7 @@ async fn assert_missing_bucket_not_found(server: TestServer) {
     let store = server.plan_store(&servers::unique_name("missing"), "");
     let handle =
         open_store("missing", &store, std::path::Path::new("."), Access::Read).expect("opens");
-    let err = preflight(&handle)
-        .await
-        .err()
-        .expect("bucket does not exist");
+    let err = preflight(&handle).await.expect_err("bucket does not exist");
     assert!(
         matches!(err, StoreError::NotFound { .. }),
         "{:?}: {err:?}",

@@ -5,8 +5,10 @@
 //! - [`transfer`]: the copy/verify engine over any two object stores;
 //! - [`state`]: the state directory and its SQLite journal;
 //! - [`progress`]: events and their renderers (bars, plain lines, NDJSON);
+//! - [`audit`]: the record's export and its independent verification;
 //! - [`cli`]: the commands, thin glue over the above.
 
+pub mod audit;
 pub mod cli;
 pub mod engine;
 pub mod exit;

@@ -26,7 +26,10 @@ impl PlanDigest {
     pub fn of(plan: &Plan) -> Self {
         let value = serde_json::to_value(plan)
             .expect("the plan model has string keys only and serialises to JSON infallibly");
-        Self(format!("sha256:{}", hex::encode(Sha256::digest(canonical_json(&value)))))
+        Self(format!(
+            "sha256:{}",
+            hex::encode(Sha256::digest(canonical_json(&value)))
+        ))
     }
 
     /// `sha256:<hex>`.
@@ -110,7 +113,10 @@ stages:
     #[test]
     fn canonical_json_sorts_keys_at_every_level() {
         let v = json!({"b": 1, "a": {"z": [true, null], "é": "x\n", "y": 2}});
-        assert_eq!(canonical_json(&v), r#"{"a":{"y":2,"z":[true,null],"é":"x\n"},"b":1}"#);
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":{"y":2,"z":[true,null],"é":"x\n"},"b":1}"#
+        );
     }
 
     #[test]
@@ -142,7 +148,13 @@ stages:
 
     #[test]
     fn changing_a_value_changes_the_digest() {
-        assert_ne!(digest_of(PLAN), digest_of(&PLAN.replace("endpoint: y", "endpoint: z")));
-        assert_ne!(digest_of(PLAN), digest_of(&PLAN.replace("name: seed", "name: seed2")));
+        assert_ne!(
+            digest_of(PLAN),
+            digest_of(&PLAN.replace("endpoint: y", "endpoint: z"))
+        );
+        assert_ne!(
+            digest_of(PLAN),
+            digest_of(&PLAN.replace("name: seed", "name: seed2"))
+        );
     }
 }

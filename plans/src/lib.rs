@@ -55,7 +55,11 @@ pub fn load(path: &Path) -> Result<ValidatedPlan, PlanError> {
 pub fn parse(text: &str, path: &Path) -> Result<ValidatedPlan, PlanError> {
     let map = SourceMap::build(text);
     let plan: Plan = serde_saphyr::from_str(text).map_err(|err| {
-        PlanError::Invalid(vec![shape::diagnose(&err, &path.display().to_string(), &map)])
+        PlanError::Invalid(vec![shape::diagnose(
+            &err,
+            &path.display().to_string(),
+            &map,
+        )])
     })?;
     ValidatedPlan::check(plan, path, &map)
 }
@@ -81,7 +85,12 @@ mod tests {
         assert_eq!(lines, vec![2, 25, 33], "{diags:#?}");
         let rendered = PlanError::Invalid(diags).to_string();
         assert_eq!(rendered.lines().count(), 3);
-        assert!(rendered.starts_with("plan.yaml:2:7: kind `Plan` is not a plan — write `kind: MigrationPlan`"), "{rendered}");
+        assert!(
+            rendered.starts_with(
+                "plan.yaml:2:7: kind `Plan` is not a plan — write `kind: MigrationPlan`"
+            ),
+            "{rendered}"
+        );
     }
 
     #[test]
@@ -101,7 +110,9 @@ mod tests {
         let plan = load(&path).expect("valid");
         assert_eq!(plan.name(), "demo");
         assert_eq!(plan.base_dir(), dir.path());
-        assert!(plan.object_workload("data").is_some() && plan.kubernetes_workload("data").is_none());
+        assert!(
+            plan.object_workload("data").is_some() && plan.kubernetes_workload("data").is_none()
+        );
         assert!(plan.kubernetes_workload("app").is_some());
         assert_eq!(plan.stage("cutover").map(|s| s.steps.len()), Some(4));
         assert_eq!(plan.digest(), &PlanDigest::of(plan.plan()));
@@ -113,7 +124,10 @@ mod tests {
         let plan = parse(&text, Path::new("/plans/zrh/plan.yaml")).expect("valid");
         let url = plan.store_url("src").expect("store exists");
         assert_eq!(url.as_str(), "file:///plans/zrh/data/src/");
-        assert_eq!(plan.store_url("dst").expect("store exists").as_str(), "s3://bucket/archive/");
+        assert_eq!(
+            plan.store_url("dst").expect("store exists").as_str(),
+            "s3://bucket/archive/"
+        );
         assert!(plan.store_url("nope").is_none());
     }
 
@@ -125,7 +139,10 @@ mod tests {
         match ValidatedPlan::from_plan(plan, Path::new("gen.yaml")) {
             Err(PlanError::Invalid(d)) => {
                 assert_eq!(d.len(), 1);
-                assert_eq!((d[0].line, d[0].column, d[0].yaml_path.as_str()), (0, 0, "stages"));
+                assert_eq!(
+                    (d[0].line, d[0].column, d[0].yaml_path.as_str()),
+                    (0, 0, "stages")
+                );
             }
             other => panic!("expected invalid, got {other:?}"),
         }
@@ -135,8 +152,19 @@ mod tests {
     fn json_schema_describes_the_plan() {
         let schema = json_schema();
         let required = schema["required"].as_array().expect("required list");
-        for key in ["apiVersion", "kind", "name", "regions", "source", "target", "stages"] {
-            assert!(required.iter().any(|r| r == key), "`{key}` not required in {required:?}");
+        for key in [
+            "apiVersion",
+            "kind",
+            "name",
+            "regions",
+            "source",
+            "target",
+            "stages",
+        ] {
+            assert!(
+                required.iter().any(|r| r == key),
+                "`{key}` not required in {required:?}"
+            );
         }
         assert!(schema["properties"]["residency"].is_object());
     }

@@ -48,9 +48,11 @@ pub fn check_reference(raw: &str) -> Result<(), String> {
     }
     match OptionValue::parse(raw) {
         OptionValue::Env(name) if is_env_name(&name) => Ok(()),
-        OptionValue::Env(_) => Err("`${env:…}` needs a variable name of letters, digits and `_`, \
+        OptionValue::Env(_) => Err(
+            "`${env:…}` needs a variable name of letters, digits and `_`, \
                                     not starting with a digit"
-            .to_owned()),
+                .to_owned(),
+        ),
         OptionValue::File(path) if !path.trim().is_empty() => Ok(()),
         OptionValue::File(_) => Err("`${file:…}` needs a path".to_owned()),
         OptionValue::Literal(_) => Err("a reference must be the whole value and read \
@@ -61,7 +63,9 @@ pub fn check_reference(raw: &str) -> Result<(), String> {
 
 fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -91,9 +95,18 @@ mod tests {
 
     #[test]
     fn references_parse() {
-        assert_eq!(OptionValue::parse("${env:ZRH_SECRET}"), OptionValue::Env("ZRH_SECRET".into()));
-        assert_eq!(OptionValue::parse("${file:keys/s3}"), OptionValue::File("keys/s3".into()));
-        assert_eq!(OptionValue::parse("eu-central-2"), OptionValue::Literal("eu-central-2".into()));
+        assert_eq!(
+            OptionValue::parse("${env:ZRH_SECRET}"),
+            OptionValue::Env("ZRH_SECRET".into())
+        );
+        assert_eq!(
+            OptionValue::parse("${file:keys/s3}"),
+            OptionValue::File("keys/s3".into())
+        );
+        assert_eq!(
+            OptionValue::parse("eu-central-2"),
+            OptionValue::Literal("eu-central-2".into())
+        );
         assert!(!OptionValue::parse("x${env:A}").is_reference());
     }
 

@@ -18,7 +18,10 @@ pub(crate) fn diagnose(err: &Error, file: &str, map: &SourceMap) -> Diagnostic {
     let err = err.without_snippet();
     let at = err
         .location()
-        .map(|l| Position { line: l.line() as usize, column: l.column() as usize })
+        .map(|l| Position {
+            line: l.line() as usize,
+            column: l.column() as usize,
+        })
         .unwrap_or(Position { line: 1, column: 1 });
     let mut yaml_path = map.path_at(at).unwrap_or_default().to_owned();
     let mut at = at;
@@ -30,26 +33,39 @@ pub(crate) fn diagnose(err: &Error, file: &str, map: &SourceMap) -> Diagnostic {
         }
     }
     let (message, hint) = explain(err, &yaml_path);
-    Diagnostic { file: file.to_owned(), line: at.line, column: at.column, yaml_path, message, hint }
+    Diagnostic {
+        file: file.to_owned(),
+        line: at.line,
+        column: at.column,
+        yaml_path,
+        message,
+        hint,
+    }
 }
 
 /// `(message, hint)` for an error.
 fn explain(err: &Error, yaml_path: &str) -> (String, String) {
     match err {
-        Error::SerdeUnknownField { field, expected, .. } => (
+        Error::SerdeUnknownField {
+            field, expected, ..
+        } => (
             format!("unknown key `{field}`"),
             suggest(field, expected, "key"),
         ),
-        Error::SerdeUnknownVariant { variant, expected, .. } => (
+        Error::SerdeUnknownVariant {
+            variant, expected, ..
+        } => (
             format!("unknown kind `{variant}`"),
             suggest(variant, expected, "kind"),
         ),
-        Error::SerdeMissingField { field, .. } => {
-            (format!("missing key `{field}`"), format!("add `{field}: …` here"))
-        }
-        Error::DuplicateMappingKey { .. } => {
-            (plain_message(err).into_owned(), "each key may appear once; remove or rename one".to_owned())
-        }
+        Error::SerdeMissingField { field, .. } => (
+            format!("missing key `{field}`"),
+            format!("add `{field}: …` here"),
+        ),
+        Error::DuplicateMappingKey { .. } => (
+            plain_message(err).into_owned(),
+            "each key may appear once; remove or rename one".to_owned(),
+        ),
         Error::ExternalMessage { .. } => (
             format!("YAML syntax error: {}", plain_message(err)),
             "check brackets, quotes and indentation here and on the lines just before".to_owned(),
@@ -87,7 +103,11 @@ fn scalar_kind(ty: &str) -> &'static str {
 fn plain_message(err: &Error) -> Cow<'_, str> {
     let text = UserMessageFormatter.format_message(err);
     if text.chars().any(char::is_control) {
-        Cow::Owned(text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect())
+        Cow::Owned(
+            text.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect(),
+        )
     } else {
         text
     }
@@ -104,12 +124,16 @@ fn generic_hint(yaml_path: &str) -> String {
         return "a step is a one-key map such as `{ copy: telemetry }` or `{ run: [\"cmd\", \"arg\"] }`"
             .to_owned();
     }
-    if yaml_path.starts_with("workloads") && !yaml_path.contains("objects") && !yaml_path.contains("kubernetes") {
+    if yaml_path.starts_with("workloads")
+        && !yaml_path.contains("objects")
+        && !yaml_path.contains("kubernetes")
+    {
         return "a workload is `{ objects: { from, to, … } }` or `{ kubernetes: { from, to, namespace, … } }`"
             .to_owned();
     }
     if leaf == "options" || yaml_path.contains(".options.") {
-        return "store options are string values; quote them, e.g. `allow_http: \"true\"`".to_owned();
+        return "store options are string values; quote them, e.g. `allow_http: \"true\"`"
+            .to_owned();
     }
     "`relocate plan schema` prints the expected shape".to_owned()
 }
@@ -132,7 +156,12 @@ pub(crate) fn closest<'a>(given: &str, expected: &[&'a str]) -> Option<&'a str> 
     let limit = given.chars().count().div_ceil(3).max(1);
     expected
         .iter()
-        .map(|e| (edit_distance(&given.to_ascii_lowercase(), &e.to_ascii_lowercase()), *e))
+        .map(|e| {
+            (
+                edit_distance(&given.to_ascii_lowercase(), &e.to_ascii_lowercase()),
+                *e,
+            )
+        })
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, e)| e)
@@ -162,7 +191,13 @@ mod tests {
     #[test]
     fn unknown_key_is_positioned_with_a_suggestion() {
         let text = base_with("include: [", "includes: [");
-        let d = expect_one(&text, 23, 36, "unknown key `includes`", "did you mean `include`?");
+        let d = expect_one(
+            &text,
+            23,
+            36,
+            "unknown key `includes`",
+            "did you mean `include`?",
+        );
         assert_eq!(d.yaml_path, "workloads.data.objects.includes");
         assert_eq!(
             d.to_string(),
@@ -173,19 +208,37 @@ mod tests {
     #[test]
     fn unknown_key_far_from_any_lists_expected_keys() {
         let text = base_with("include: [", "speed: 3, include: [");
-        expect_one(&text, 23, 36, "unknown key `speed`", "expected one of: `from`, `to`, `include`");
+        expect_one(
+            &text,
+            23,
+            36,
+            "unknown key `speed`",
+            "expected one of: `from`, `to`, `include`",
+        );
     }
 
     #[test]
     fn unknown_step_kind() {
         let text = base_with("{ freeze: app }", "{ freez: app }");
-        expect_one(&text, 35, 16, "unknown kind `freez`", "did you mean `freeze`?");
+        expect_one(
+            &text,
+            35,
+            16,
+            "unknown kind `freez`",
+            "did you mean `freeze`?",
+        );
     }
 
     #[test]
     fn missing_key() {
         let text = base_with(", namespace: analysis", "");
-        let d = expect_one(&text, 25, 17, "missing key `namespace`", "add `namespace: …`");
+        let d = expect_one(
+            &text,
+            25,
+            17,
+            "missing key `namespace`",
+            "add `namespace: …`",
+        );
         assert_eq!(d.yaml_path, "workloads.app.kubernetes");
     }
 
@@ -198,20 +251,44 @@ mod tests {
     #[test]
     fn wrong_type() {
         let text = base_with("include: [", "concurrency: many, include: [");
-        expect_one(&text, 23, 49, "`concurrency` must be a whole number, 0 or more", "relocate plan schema");
+        expect_one(
+            &text,
+            23,
+            49,
+            "`concurrency` must be a whole number, 0 or more",
+            "relocate plan schema",
+        );
     }
 
     #[test]
     fn broken_yaml() {
-        let text = base_with("steps: [ { copy: data }, { verify: data } ]", "steps: [ { copy: data }, { verify: data }");
-        let d = expect_one(&text, 33, 12, "YAML syntax error: ", "check brackets, quotes and indentation");
+        let text = base_with(
+            "steps: [ { copy: data }, { verify: data } ]",
+            "steps: [ { copy: data }, { verify: data }",
+        );
+        let d = expect_one(
+            &text,
+            33,
+            12,
+            "YAML syntax error: ",
+            "check brackets, quotes and indentation",
+        );
         assert!(!d.message.contains('\n'));
     }
 
     #[test]
     fn malformed_signoff_gets_a_shape_hint() {
-        let text = base_with("signoff: [auditor]", "signoff: { approvers: [auditor], treshold: 1 }");
-        expect_one(&text, 33, 14, "", "signoff: { approvers: [a, b], threshold: 1 }");
+        let text = base_with(
+            "signoff: [auditor]",
+            "signoff: { approvers: [auditor], treshold: 1 }",
+        );
+        expect_one(
+            &text,
+            33,
+            14,
+            "",
+            "signoff: { approvers: [a, b], threshold: 1 }",
+        );
     }
 
     #[test]
@@ -225,7 +302,10 @@ mod tests {
     #[test]
     fn suggestions_pick_close_names_only() {
         let fields = ["from", "to", "include", "exclude"];
-        assert_eq!(suggest("includes", &fields, "key"), "did you mean `include`?");
+        assert_eq!(
+            suggest("includes", &fields, "key"),
+            "did you mean `include`?"
+        );
         assert_eq!(
             suggest("bandwidthh_limit", &fields, "key"),
             "expected one of: `from`, `to`, `include`, `exclude`"

@@ -25,7 +25,10 @@ pub struct Position {
 
 impl Position {
     fn of(span: &Span) -> Self {
-        Self { line: span.start.line(), column: span.start.col() + 1 }
+        Self {
+            line: span.start.line(),
+            column: span.start.col() + 1,
+        }
     }
 }
 
@@ -46,7 +49,11 @@ pub struct SourceMap {
 
 /// `parent.key`, or `key` at the root.
 pub fn join_key(parent: &str, key: &str) -> String {
-    if parent.is_empty() { key.to_owned() } else { format!("{parent}.{key}") }
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
 }
 
 /// `parent[index]`.
@@ -58,7 +65,10 @@ impl SourceMap {
     /// Map the first document of `text`. A syntax error ends the walk early; what was
     /// mapped until then is kept (the deserialiser reports the error itself).
     pub fn build(text: &str) -> Self {
-        let mut walker = Walker { events: Parser::new_from_str(text), map: Self::default() };
+        let mut walker = Walker {
+            events: Parser::new_from_str(text),
+            map: Self::default(),
+        };
         walker.document();
         walker.map
     }
@@ -101,7 +111,11 @@ fn parent_path(path: &str) -> Option<&str> {
     if path.is_empty() {
         return None;
     }
-    let cut = if path.ends_with(']') { path.rfind('[') } else { path.rfind('.') };
+    let cut = if path.ends_with(']') {
+        path.rfind('[')
+    } else {
+        path.rfind('.')
+    };
     Some(cut.map_or("", |i| &path[..i]))
 }
 
@@ -149,9 +163,17 @@ impl<'a> Walker<'a> {
 
     /// Record the node that starts with `event` under `path`, then its children.
     /// Returns `None` when the stream ended early.
-    fn node(&mut self, path: String, key: Option<Position>, event: Event<'a>, span: Span) -> Option<()> {
+    fn node(
+        &mut self,
+        path: String,
+        key: Option<Position>,
+        event: Event<'a>,
+        span: Span,
+    ) -> Option<()> {
         let value = Position::of(&span);
-        self.map.nodes.insert(path.clone(), NodePosition { key, value });
+        self.map
+            .nodes
+            .insert(path.clone(), NodePosition { key, value });
         match event {
             Event::MappingStart(..) => self.mapping(&path),
             Event::SequenceStart(..) => self.sequence(&path),
@@ -213,7 +235,9 @@ stages:
     #[test]
     fn block_and_flow_nodes_have_key_and_value_positions() {
         let map = SourceMap::build(DOC);
-        let secret = map.find("stores.dst.options.secret_access_key").expect("mapped");
+        let secret = map
+            .find("stores.dst.options.secret_access_key")
+            .expect("mapped");
         assert_eq!(secret.key, Some(at(5, 7)));
         assert_eq!(secret.value, at(5, 26));
         let verify = map.find("stages[0].steps[1].verify").expect("mapped");
@@ -231,7 +255,10 @@ stages:
     #[test]
     fn position_maps_back_to_path() {
         let map = SourceMap::build(DOC);
-        assert_eq!(map.path_at(at(5, 7)), Some("stores.dst.options.secret_access_key"));
+        assert_eq!(
+            map.path_at(at(5, 7)),
+            Some("stores.dst.options.secret_access_key")
+        );
         assert_eq!(map.path_at(at(8, 40)), Some("stages[0].steps[1].verify"));
     }
 

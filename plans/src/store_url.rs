@@ -50,7 +50,11 @@ pub(crate) fn classify(raw: &str) -> Result<StoreUrl, (String, String)> {
             format!("use one of: {}", KNOWN_SCHEMES.join(", ")),
         ));
     }
-    if url.scheme() == "file" && url.host_str().is_some_and(|h| !h.is_empty() && h != "localhost") {
+    if url.scheme() == "file"
+        && url
+            .host_str()
+            .is_some_and(|h| !h.is_empty() && h != "localhost")
+    {
         return Err((
             format!("file URL `{raw}` names a host; relocate reads local files only"),
             "write `file:///absolute/path/` or `file://./path/relative/to/the/plan/`".to_owned(),
@@ -103,7 +107,11 @@ mod tests {
     #[test]
     fn relative_forms_resolve_against_the_plan_directory() {
         let base = Path::new("/plans/examples");
-        for raw in ["file://./demo/source/", "file:demo/source", "file:./demo/source/"] {
+        for raw in [
+            "file://./demo/source/",
+            "file:demo/source",
+            "file:./demo/source/",
+        ] {
             let url = resolve(raw, base).expect("resolves");
             assert_eq!(url.as_str(), "file:///plans/examples/demo/source/", "{raw}");
         }
@@ -114,8 +122,14 @@ mod tests {
     #[test]
     fn absolute_and_remote_urls_pass_through() {
         let base = Path::new("/x");
-        assert_eq!(resolve("file:///srv/data/", base).expect("ok").as_str(), "file:///srv/data/");
-        assert_eq!(resolve("s3://bucket/p/", base).expect("ok").as_str(), "s3://bucket/p/");
+        assert_eq!(
+            resolve("file:///srv/data/", base).expect("ok").as_str(),
+            "file:///srv/data/"
+        );
+        assert_eq!(
+            resolve("s3://bucket/p/", base).expect("ok").as_str(),
+            "s3://bucket/p/"
+        );
     }
 
     #[test]

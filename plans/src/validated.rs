@@ -6,7 +6,9 @@ use url::Url;
 
 use crate::source_map::{Position, SourceMap};
 use crate::validate::{Anchor, Problem, validate};
-use crate::{Diagnostic, KubernetesWorkload, ObjectWorkload, Plan, PlanDigest, PlanError, Stage, Workload};
+use crate::{
+    Diagnostic, KubernetesWorkload, ObjectWorkload, Plan, PlanDigest, PlanError, Stage, Workload,
+};
 
 /// A plan that passed validation. Construct with [`crate::load`] or [`crate::parse`]
 /// (or [`ValidatedPlan::from_plan`] for a plan built in code).
@@ -23,12 +25,19 @@ impl ValidatedPlan {
         let problems = validate(&plan);
         if !problems.is_empty() {
             let file = path.display().to_string();
-            let mut diags: Vec<Diagnostic> = problems.into_iter().map(|p| position(p, &file, map)).collect();
+            let mut diags: Vec<Diagnostic> = problems
+                .into_iter()
+                .map(|p| position(p, &file, map))
+                .collect();
             diags.sort_by_key(|d| (d.line, d.column));
             return Err(PlanError::Invalid(diags));
         }
         let digest = PlanDigest::of(&plan);
-        Ok(Self { plan, path: path.to_path_buf(), digest })
+        Ok(Self {
+            plan,
+            path: path.to_path_buf(),
+            digest,
+        })
     }
 
     /// Validate a plan built in code (tests, generators). Diagnostics carry the YAML

@@ -22,9 +22,15 @@ fn example_plans() -> Vec<PathBuf> {
 #[test]
 fn every_example_plan_validates() {
     let plans = example_plans();
-    let names: Vec<String> =
-        plans.iter().map(|p| p.file_name().expect("name").to_string_lossy().into_owned()).collect();
-    assert!(names.contains(&"quickstart.yaml".to_owned()) && names.contains(&"zurich-relocation.yaml".to_owned()), "{names:?}");
+    let names: Vec<String> = plans
+        .iter()
+        .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.contains(&"quickstart.yaml".to_owned())
+            && names.contains(&"zurich-relocation.yaml".to_owned()),
+        "{names:?}"
+    );
     for path in plans {
         if let Err(e) = plans::load(&path) {
             panic!("{} is invalid:\n{e}", path.display());
@@ -35,22 +41,46 @@ fn every_example_plan_validates() {
 #[test]
 fn zurich_relocation_moves_in_three_waves_with_a_threshold_gate() {
     let plan = plans::load(&examples_dir().join("zurich-relocation.yaml")).expect("valid");
-    for wave in ["wave-1-europe", "wave-2-north-america", "wave-3-asia-pacific"] {
+    for wave in [
+        "wave-1-europe",
+        "wave-2-north-america",
+        "wave-3-asia-pacific",
+    ] {
         let stage = plan.stage(wave).expect("wave present");
         let kinds: Vec<&str> = stage.steps.iter().map(plans::Step::kind).collect();
         assert_eq!(kinds.first(), Some(&"freeze"), "{wave}: {kinds:?}");
-        assert!(kinds.contains(&"deploy") && kinds.contains(&"verify"), "{wave}: {kinds:?}");
+        assert!(
+            kinds.contains(&"deploy") && kinds.contains(&"verify"),
+            "{wave}: {kinds:?}"
+        );
     }
-    let gate = plan.stage("final-verification").and_then(|s| s.signoff.as_ref()).expect("gate");
+    let gate = plan
+        .stage("final-verification")
+        .and_then(|s| s.signoff.as_ref())
+        .expect("gate");
     assert_eq!((gate.threshold(), gate.approvers().len()), (2, 3));
 }
 
 #[test]
 fn quickstart_stores_resolve_beside_the_plan() {
     let plan = plans::load(&examples_dir().join("quickstart.yaml")).expect("valid");
-    let src = plan.store_url("demo-src").expect("demo-src").to_file_path().expect("file URL");
-    assert_eq!(src.canonicalize().expect("demo source exists"), examples_dir().join("demo/source").canonicalize().expect("exists"));
-    let dst = plan.store_url("demo-dst").expect("demo-dst").to_file_path().expect("file URL");
+    let src = plan
+        .store_url("demo-src")
+        .expect("demo-src")
+        .to_file_path()
+        .expect("file URL");
+    assert_eq!(
+        src.canonicalize().expect("demo source exists"),
+        examples_dir()
+            .join("demo/source")
+            .canonicalize()
+            .expect("exists")
+    );
+    let dst = plan
+        .store_url("demo-dst")
+        .expect("demo-dst")
+        .to_file_path()
+        .expect("file URL");
     assert!(dst.ends_with(".demo-target/zurich"), "{}", dst.display());
 }
 
@@ -62,15 +92,38 @@ fn demo_source_has_the_advertised_variety() {
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(dir).expect("read dir") {
             let path = entry.expect("entry").path();
-            if path.is_dir() { dirs.push(path) } else { files.push(path) }
+            if path.is_dir() {
+                dirs.push(path)
+            } else {
+                files.push(path)
+            }
         }
     }
-    let total: u64 = files.iter().map(|f| f.metadata().expect("meta").len()).sum();
+    let total: u64 = files
+        .iter()
+        .map(|f| f.metadata().expect("meta").len())
+        .sum();
     assert_eq!(files.len(), 30);
     assert!(total < 200 * 1024, "{total} bytes");
-    assert!(files.iter().any(|f| f.metadata().expect("meta").len() == 0), "an empty object");
-    assert!(files.iter().any(|f| f.to_string_lossy().contains("Zürich 北京")), "a Unicode name with spaces");
-    assert!(files.iter().any(|f| f.strip_prefix(&root).expect("under root").components().count() >= 4), "a nested key");
+    assert!(
+        files.iter().any(|f| f.metadata().expect("meta").len() == 0),
+        "an empty object"
+    );
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().contains("Zürich 北京")),
+        "a Unicode name with spaces"
+    );
+    assert!(
+        files.iter().any(|f| f
+            .strip_prefix(&root)
+            .expect("under root")
+            .components()
+            .count()
+            >= 4),
+        "a nested key"
+    );
 }
 
 #[test]
@@ -78,7 +131,12 @@ fn demo_key_pair_matches_the_pinned_public_key() {
     let dir = examples_dir();
     let secret = std::fs::read_to_string(dir.join("demo-auditor.key")).expect("key file");
     let seed = STANDARD
-        .decode(secret.trim().strip_prefix("ed25519-secret:").expect("key prefix"))
+        .decode(
+            secret
+                .trim()
+                .strip_prefix("ed25519-secret:")
+                .expect("key prefix"),
+        )
         .expect("base64 seed");
     let seed: [u8; 32] = seed.try_into().expect("32-byte seed");
     let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
@@ -93,6 +151,9 @@ fn demo_key_pair_matches_the_pinned_public_key() {
 #[test]
 fn demo_hook_is_executable() {
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(examples_dir().join("demo-auditor-hook.sh")).expect("hook").permissions().mode();
+    let mode = std::fs::metadata(examples_dir().join("demo-auditor-hook.sh"))
+        .expect("hook")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o111, 0o111, "mode {mode:o}");
 }

@@ -195,9 +195,7 @@ mod tests {
 
     #[test]
     fn file_url_with_a_host_is_refused() {
-        let err = parse_location("s", "file://server/share", Path::new("/"))
-            .err()
-            .expect("fails");
+        let err = parse_location("s", "file://server/share", Path::new("/")).expect_err("fails");
         assert!(matches!(err, StoreError::InvalidUrl { .. }), "{err:?}");
     }
 
@@ -219,9 +217,7 @@ mod tests {
 
     #[test]
     fn unsupported_scheme_is_refused() {
-        let err = parse_location("s", "ftp://host/x", Path::new("/"))
-            .err()
-            .expect("fails");
+        let err = parse_location("s", "ftp://host/x", Path::new("/")).expect_err("fails");
         assert!(matches!(err, StoreError::InvalidUrl { .. }), "{err:?}");
     }
 

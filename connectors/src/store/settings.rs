@@ -128,7 +128,7 @@ mod tests {
             part_size: Some("1MiB".into()),
             concurrency: None,
         };
-        let err = multipart("s", Some(&plan)).err().expect("fails");
+        let err = multipart("s", Some(&plan)).expect_err("fails");
         assert!(
             matches!(
                 err,

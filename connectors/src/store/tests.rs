@@ -74,8 +74,7 @@ fn missing_local_dir_for_read_is_not_found() {
         Access::Read,
         &[],
     )
-    .err()
-    .expect("fails");
+    .expect_err("fails");
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
     assert!(
         !base.path().join("missing").exists(),
@@ -126,8 +125,7 @@ fn unknown_option_key_is_refused_not_ignored() {
         Access::Read,
         &[("K", "the-secret-value")],
     )
-    .err()
-    .expect("fails");
+    .expect_err("fails");
     assert!(
         matches!(err, StoreError::UnknownOption { ref key, backend: "s3", .. } if key == "secret_acess_key"),
         "{err:?}"
@@ -138,8 +136,7 @@ fn unknown_option_key_is_refused_not_ignored() {
         Access::Read,
         &[],
     )
-    .err()
-    .expect("fails");
+    .expect_err("fails");
     assert!(matches!(err, StoreError::UnknownOption { .. }), "{err:?}");
 }
 
@@ -197,7 +194,7 @@ async fn closed_port_is_unreachable_quickly() {
     )
     .expect("opens");
     let started = std::time::Instant::now();
-    let err = preflight(&handle).await.err().expect("fails");
+    let err = preflight(&handle).await.expect_err("fails");
     assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(15),
@@ -251,9 +248,7 @@ fn gcs_builds_from_a_service_account_key_file() {
         "gs://bucket",
         &[("service_account_key", "${file:bad.json}")],
     );
-    let err = open_with(&store, dir.path(), Access::Read, &[])
-        .err()
-        .expect("fails");
+    let err = open_with(&store, dir.path(), Access::Read, &[]).expect_err("fails");
     let text = format!("{err} {err:?}");
     assert!(matches!(err, StoreError::Build { .. }), "{err:?}");
     assert!(!text.contains("bm90LWEta2V5LXN1cGVyLXNlY3JldA"), "{text}");

@@ -7,8 +7,10 @@
 mod approve;
 mod keys;
 mod plan;
+mod record;
 mod run;
 mod status;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -49,6 +51,12 @@ pub enum Command {
     Approve(approve::ApproveArgs),
     /// Undo a stage's Kubernetes cutover: restore the source, scale the target down.
     Rollback(run::RollbackArgs),
+    /// Export the move's tamper-evident record (evidence and approvals) for auditors.
+    #[command(subcommand)]
+    Record(record::RecordCommand),
+    /// Check an exported record on any machine: signatures, chain, thresholds; with
+    /// `--target` the target's objects; `--object` one object's proof; `--digests` a store.
+    Verify(verify::VerifyArgs),
 }
 
 /// `relocate plan …`
@@ -114,6 +122,8 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Keys(KeysCommand::Generate { out }) => keys::generate(&out),
         Command::Approve(args) => approve::approve(&args),
         Command::Rollback(args) => run::rollback(args).await,
+        Command::Record(command) => record::record(&command),
+        Command::Verify(args) => verify::verify(&args).await,
     };
     match result {
         Ok(code) => code,

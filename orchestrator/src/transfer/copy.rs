@@ -65,9 +65,29 @@ pub struct CopyJob {
     pub shard: Option<Shard>,
     /// Remove from the target what relocate copied earlier and the source deleted since.
     pub prune: bool,
+    /// Both stores live in one account: copy server-side (no bytes through relocate),
+    /// then read the source once to hash it.
+    pub server_side: Option<ServerSide>,
     /// Bytes of object data buffered at once across all transfers (bounds memory
     /// whatever the object sizes and concurrency).
     pub memory_budget: u64,
+}
+
+/// Two prefixes of one bucket/account, for server-side copies.
+#[derive(Debug, Clone)]
+pub struct ServerSide {
+    /// The client at the account's root.
+    pub root: Arc<dyn ObjectStore>,
+    /// The source store's prefix inside `root`.
+    pub source_prefix: Path,
+    /// The target store's prefix inside `root`.
+    pub target_prefix: Path,
+}
+
+impl ServerSide {
+    fn join(prefix: &Path, key: &Path) -> Path {
+        Path::from_iter(prefix.parts().chain(key.parts()))
+    }
 }
 
 /// Default [`CopyJob::memory_budget`].
@@ -284,8 +304,37 @@ fn retryable(e: &object_store::Error) -> bool {
     )
 }
 
-/// Stream one object from source to target, hashing as the bytes pass.
+/// Copy one object server-side when possible, else stream it; returns the source hash.
 async fn stream_object(job: &CopyJob, key: &Path, counters: &Counters) -> object_store::Result<String> {
+    if let Some(ss) = &job.server_side {
+        match ss.root.copy(&ServerSide::join(&ss.source_prefix, key), &ServerSide::join(&ss.target_prefix, key)).await {
+            Ok(()) => return hash_source(job, key, counters).await,
+            Err(e @ object_store::Error::NotFound { .. }) => return Err(e),
+            // Too large for a single server-side copy, or not allowed: stream it instead.
+            Err(e) => tracing::debug!(key = %key, "server-side copy refused, streaming instead: {e}"),
+        }
+    }
+    stream_through(job, key, counters).await
+}
+
+/// Read the source object once to hash it (after a server-side copy).
+async fn hash_source(job: &CopyJob, key: &Path, counters: &Counters) -> object_store::Result<String> {
+    let got = job.source.get(key).await?;
+    let size = got.meta.size;
+    let mut hasher = ObjectHasher::new(job.algorithm);
+    let mut stream = got.into_stream();
+    let mut read = 0u64;
+    while let Some(chunk) = stream.try_next().await? {
+        read += chunk.len() as u64;
+        hasher.update(&chunk);
+        Counters::add(&counters.transferred_bytes, chunk.len() as u64);
+    }
+    check_length(key, size, read)?;
+    Ok(hasher.finish_hex())
+}
+
+/// Stream one object from source to target, hashing as the bytes pass.
+async fn stream_through(job: &CopyJob, key: &Path, counters: &Counters) -> object_store::Result<String> {
     let got = job.source.get(key).await?;
     let size = got.meta.size;
     let mut hasher = ObjectHasher::new(job.algorithm);

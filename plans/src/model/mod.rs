@@ -144,9 +144,11 @@ impl Step {
     /// The workload the step acts on, if any.
     pub fn workload(&self) -> Option<&str> {
         match self {
-            Step::Copy(w) | Step::Verify(w) | Step::Freeze(w) | Step::Deploy(w) | Step::Rollback(w) => {
-                Some(w)
-            }
+            Step::Copy(w)
+            | Step::Verify(w)
+            | Step::Freeze(w)
+            | Step::Deploy(w)
+            | Step::Rollback(w) => Some(w),
             Step::Run(_) => None,
         }
     }

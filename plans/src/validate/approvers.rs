@@ -30,30 +30,47 @@ pub fn decode_public_key(text: &str) -> Result<[u8; 32], String> {
     let body = text
         .strip_prefix(PUBLIC_KEY_PREFIX)
         .ok_or_else(|| format!("it does not start with `{PUBLIC_KEY_PREFIX}`"))?;
-    let bytes = STANDARD.decode(body.trim()).map_err(|e| format!("not base64 ({e})"))?;
-    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| format!("{} bytes instead of 32", bytes.len()))
+    let bytes = STANDARD
+        .decode(body.trim())
+        .map_err(|e| format!("not base64 ({e})"))?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| format!("{} bytes instead of 32", bytes.len()))
 }
 
 fn check_hook(report: &mut Report, path: &str, approver: &str, hook: &Hook) {
-    let given = [hook.command.is_some(), hook.webhook.is_some(), hook.file.is_some()];
+    let given = [
+        hook.command.is_some(),
+        hook.webhook.is_some(),
+        hook.file.is_some(),
+    ];
     let count = given.iter().filter(|g| **g).count();
     if count != 1 {
         report.value(
             path,
-            format!("the hook of approver `{approver}` gives {count} ways to ask; exactly one is needed"),
+            format!(
+                "the hook of approver `{approver}` gives {count} ways to ask; exactly one is needed"
+            ),
             "keep one of `command: [argv…]`, `webhook: https://…` or `file: {}`",
         );
     }
     if let Some(argv) = &hook.command
         && argv.first().is_none_or(|program| program.trim().is_empty())
     {
-        report.value(format!("{path}.command"), "the hook command is empty", "write the argv, e.g. `[\"./auditor-hook.sh\"]`");
+        report.value(
+            format!("{path}.command"),
+            "the hook command is empty",
+            "write the argv, e.g. `[\"./auditor-hook.sh\"]`",
+        );
     }
     if let Some(webhook) = &hook.webhook {
         check_webhook(report, &format!("{path}.webhook"), webhook, hook.allow_http);
     }
     if let Some(Err(why)) = hook.timeout.as_deref().map(parse_duration) {
-        report.value(format!("{path}.timeout"), "hook timeout is not a duration", why);
+        report.value(
+            format!("{path}.timeout"),
+            "hook timeout is not a duration",
+            why,
+        );
     }
 }
 
@@ -67,8 +84,16 @@ fn check_webhook(report: &mut Report, path: &str, webhook: &str, allow_http: boo
             format!("webhook `{webhook}` is plain http"),
             "use https, or add `allowHttp: true` to the hook to allow it explicitly",
         ),
-        Ok(other) => report.value(path, format!("webhook scheme `{other}` is not http(s)"), "write an `https://` URL"),
-        Err(e) => report.value(path, format!("webhook `{webhook}` is not a URL ({e})"), "write an `https://` URL"),
+        Ok(other) => report.value(
+            path,
+            format!("webhook scheme `{other}` is not http(s)"),
+            "write an `https://` URL",
+        ),
+        Err(e) => report.value(
+            path,
+            format!("webhook `{webhook}` is not a URL ({e})"),
+            "write an `https://` URL",
+        ),
     }
 }
 
@@ -84,17 +109,38 @@ mod tests {
     fn public_key_must_be_32_base64_bytes() {
         assert_eq!(decode_public_key(KEY), Ok([0; 32]));
         let text = base_with(KEY, "ed25519:AAAA");
-        expect_one(&text, 28, 16, "public key of approver `auditor` is not valid: 3 bytes instead of 32", "ed25519:<base64 of 32 bytes>");
+        expect_one(
+            &text,
+            28,
+            16,
+            "public key of approver `auditor` is not valid: 3 bytes instead of 32",
+            "ed25519:<base64 of 32 bytes>",
+        );
         let text = base_with(KEY, "rsa:AAAA");
-        expect_one(&text, 28, 16, "does not start with `ed25519:`", "relocate keys generate");
+        expect_one(
+            &text,
+            28,
+            16,
+            "does not start with `ed25519:`",
+            "relocate keys generate",
+        );
         let text = base_with(KEY, "ed25519:!!!");
         expect_one(&text, 28, 16, "not base64", "ed25519:");
     }
 
     #[test]
     fn hook_needs_exactly_one_way() {
-        let text = base_with(HOOK, "hook: { command: [\"./hook.sh\"], webhook: \"https://a.example\" }");
-        expect_one(&text, 29, 11, "gives 2 ways to ask; exactly one is needed", "keep one of");
+        let text = base_with(
+            HOOK,
+            "hook: { command: [\"./hook.sh\"], webhook: \"https://a.example\" }",
+        );
+        expect_one(
+            &text,
+            29,
+            11,
+            "gives 2 ways to ask; exactly one is needed",
+            "keep one of",
+        );
         let text = base_with(HOOK, "hook: {}");
         expect_one(&text, 29, 11, "gives 0 ways to ask", "`file: {}`");
     }
@@ -102,17 +148,38 @@ mod tests {
     #[test]
     fn empty_command() {
         let text = base_with(HOOK, "hook: { command: [] }");
-        expect_one(&text, 29, 22, "the hook command is empty", "auditor-hook.sh");
+        expect_one(
+            &text,
+            29,
+            22,
+            "the hook command is empty",
+            "auditor-hook.sh",
+        );
     }
 
     #[test]
     fn plain_http_webhook_needs_allow_http() {
         let text = base_with(HOOK, "hook: { webhook: \"http://127.0.0.1:8080/sign\" }");
-        expect_one(&text, 29, 22, "webhook `http://127.0.0.1:8080/sign` is plain http", "`allowHttp: true`");
-        let allowed = base_with(HOOK, "hook: { webhook: \"http://127.0.0.1:8080/sign\", allowHttp: true }");
+        expect_one(
+            &text,
+            29,
+            22,
+            "webhook `http://127.0.0.1:8080/sign` is plain http",
+            "`allowHttp: true`",
+        );
+        let allowed = base_with(
+            HOOK,
+            "hook: { webhook: \"http://127.0.0.1:8080/sign\", allowHttp: true }",
+        );
         crate::parse(&allowed, std::path::Path::new("p.yaml")).expect("allowed explicitly");
         let text = base_with(HOOK, "hook: { webhook: \"ftp://a/b\" }");
-        expect_one(&text, 29, 22, "webhook scheme `ftp` is not http(s)", "https://");
+        expect_one(
+            &text,
+            29,
+            22,
+            "webhook scheme `ftp` is not http(s)",
+            "https://",
+        );
     }
 
     #[test]

@@ -43,8 +43,18 @@ struct Walk<'p> {
 pub(super) fn check(plan: &Plan, report: &mut Report) {
     let mut walk = Walk::default();
     for (i, stage) in plan.stages.iter().enumerate() {
-        for (j, step) in stage.steps.iter().enumerate().filter(|(_, s)| names_objects_or_nothing(plan, s)) {
-            walk.step(report, i, &format!("stages[{i}].steps[{j}].{}", step.kind()), step);
+        for (j, step) in stage
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| names_objects_or_nothing(plan, s))
+        {
+            walk.step(
+                report,
+                i,
+                &format!("stages[{i}].steps[{j}].{}", step.kind()),
+                step,
+            );
         }
         walk.gate(report, i, stage);
     }
@@ -64,7 +74,14 @@ impl<'p> Walk<'p> {
         match step {
             Step::Copy(w) => {
                 self.copied.insert(w);
-                self.pending.insert(w, PendingCopy { path: path.to_owned(), stage, reported: false });
+                self.pending.insert(
+                    w,
+                    PendingCopy {
+                        path: path.to_owned(),
+                        stage,
+                        reported: false,
+                    },
+                );
             }
             Step::Verify(w) => {
                 if !self.copied.contains(w.as_str()) {
@@ -90,12 +107,22 @@ impl<'p> Walk<'p> {
             Some(w) => format!("`{}: {w}`", step.kind()),
             None => format!("this `{}` step", step.kind()),
         };
-        let unverified: Vec<String> =
-            self.pending.iter().map(|(w, c)| format!("`{w}` (copied at {})", step_path(&c.path))).collect();
-        let verify: Vec<String> = self.pending.keys().map(|w| format!("`{{ verify: {w} }}`")).collect();
+        let unverified: Vec<String> = self
+            .pending
+            .iter()
+            .map(|(w, c)| format!("`{w}` (copied at {})", step_path(&c.path)))
+            .collect();
+        let verify: Vec<String> = self
+            .pending
+            .keys()
+            .map(|w| format!("`{{ verify: {w} }}`"))
+            .collect();
         report.value(
             path,
-            format!("{what} cuts over unverified data: {}", unverified.join(", ")),
+            format!(
+                "{what} cuts over unverified data: {}",
+                unverified.join(", ")
+            ),
             format!("add {} before this step", verify.join(" and ")),
         );
     }
@@ -124,7 +151,9 @@ impl<'p> Walk<'p> {
 /// would only add noise.
 fn names_objects_or_nothing(plan: &Plan, step: &Step) -> bool {
     match step {
-        Step::Copy(w) | Step::Verify(w) => matches!(plan.workloads.get(w), Some(Workload::Objects(_))),
+        Step::Copy(w) | Step::Verify(w) => {
+            matches!(plan.workloads.get(w), Some(Workload::Objects(_)))
+        }
         _ => true,
     }
 }
@@ -139,11 +168,15 @@ mod tests {
     use crate::validate::testing::{BASE, base_with, expect_one};
 
     const SEED: &str = "steps: [ { copy: data }, { verify: data } ]";
-    const CUTOVER: &str = "steps: [ { freeze: app }, { copy: data }, { verify: data }, { deploy: app } ]";
+    const CUTOVER: &str =
+        "steps: [ { freeze: app }, { copy: data }, { verify: data }, { deploy: app } ]";
 
     #[test]
     fn deploy_before_verify_is_refused() {
-        let text = base_with(CUTOVER, "steps: [ { freeze: app }, { copy: data }, { deploy: app }, { verify: data } ]");
+        let text = base_with(
+            CUTOVER,
+            "steps: [ { freeze: app }, { copy: data }, { deploy: app }, { verify: data } ]",
+        );
         expect_one(
             &text,
             35,
@@ -155,15 +188,34 @@ mod tests {
 
     #[test]
     fn run_after_unverified_copy_is_refused() {
-        let text = base_with(CUTOVER, "steps: [ { copy: data }, { run: [\"./switch-dns.sh\"] }, { verify: data } ]");
-        expect_one(&text, 35, 37, "this `run` step cuts over unverified data", "`{ verify: data }`");
+        let text = base_with(
+            CUTOVER,
+            "steps: [ { copy: data }, { run: [\"./switch-dns.sh\"] }, { verify: data } ]",
+        );
+        expect_one(
+            &text,
+            35,
+            37,
+            "this `run` step cuts over unverified data",
+            "`{ verify: data }`",
+        );
     }
 
     #[test]
     fn unverified_copy_carries_over_to_later_stages() {
-        let text = base_with(SEED, "steps: [ { copy: data } ]").replace("    signoff: [auditor]\n", "");
-        let text = text.replace(CUTOVER, "steps: [ { deploy: app }, { copy: data }, { verify: data } ]");
-        expect_one(&text, 34, 24, "`deploy: app` cuts over unverified data: `data` (copied at stages[0].steps[0])", "before this step");
+        let text =
+            base_with(SEED, "steps: [ { copy: data } ]").replace("    signoff: [auditor]\n", "");
+        let text = text.replace(
+            CUTOVER,
+            "steps: [ { deploy: app }, { copy: data }, { verify: data } ]",
+        );
+        expect_one(
+            &text,
+            34,
+            24,
+            "`deploy: app` cuts over unverified data: `data` (copied at stages[0].steps[0])",
+            "before this step",
+        );
     }
 
     #[test]
@@ -180,14 +232,32 @@ mod tests {
 
     #[test]
     fn verify_before_any_copy() {
-        let text = base_with(SEED, "steps: [ { verify: data }, { copy: data }, { verify: data } ]");
-        expect_one(&text, 32, 24, "`data` is verified before it is ever copied", "add `{ copy: data }` before it");
+        let text = base_with(
+            SEED,
+            "steps: [ { verify: data }, { copy: data }, { verify: data } ]",
+        );
+        expect_one(
+            &text,
+            32,
+            24,
+            "`data` is verified before it is ever copied",
+            "add `{ copy: data }` before it",
+        );
     }
 
     #[test]
     fn plan_may_not_end_unverified() {
-        let text = base_with(CUTOVER, "steps: [ { freeze: app }, { copy: data }, { verify: data }, { deploy: app }, { copy: data } ]");
-        expect_one(&text, 35, 90, "`data` is copied here but never verified afterwards", "after the copy");
+        let text = base_with(
+            CUTOVER,
+            "steps: [ { freeze: app }, { copy: data }, { verify: data }, { deploy: app }, { copy: data } ]",
+        );
+        expect_one(
+            &text,
+            35,
+            90,
+            "`data` is copied here but never verified afterwards",
+            "after the copy",
+        );
     }
 
     #[test]

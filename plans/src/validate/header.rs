@@ -12,9 +12,19 @@ pub(super) fn check(plan: &Plan, report: &mut Report) {
         );
     }
     if plan.kind != KIND {
-        report.value("kind", format!("kind `{}` is not a plan", plan.kind), format!("write `kind: {KIND}`"));
+        report.value(
+            "kind",
+            format!("kind `{}` is not a plan", plan.kind),
+            format!("write `kind: {KIND}`"),
+        );
     }
-    check_safe_name(report, "name".into(), "plan name", &plan.name, Anchor::Value);
+    check_safe_name(
+        report,
+        "name".into(),
+        "plan name",
+        &plan.name,
+        Anchor::Value,
+    );
     check_regions(plan, report);
     check_residency(plan, report);
 }
@@ -48,7 +58,9 @@ fn check_regions(plan: &Plan, report: &mut Report) {
 }
 
 fn check_residency(plan: &Plan, report: &mut Report) {
-    let Some(residency) = &plan.residency else { return };
+    let Some(residency) = &plan.residency else {
+        return;
+    };
     if residency.allowed_target_jurisdictions.is_empty() {
         report.value(
             "residency.allowedTargetJurisdictions",
@@ -65,45 +77,87 @@ mod tests {
     #[test]
     fn wrong_api_version() {
         let text = base_with("apiVersion: relocate/v1", "apiVersion: relocate/v2");
-        expect_one(&text, 1, 13, "apiVersion `relocate/v2` is not supported", "`apiVersion: relocate/v1`");
+        expect_one(
+            &text,
+            1,
+            13,
+            "apiVersion `relocate/v2` is not supported",
+            "`apiVersion: relocate/v1`",
+        );
     }
 
     #[test]
     fn wrong_kind() {
         let text = base_with("kind: MigrationPlan", "kind: Plan");
-        expect_one(&text, 2, 7, "kind `Plan` is not a plan", "`kind: MigrationPlan`");
+        expect_one(
+            &text,
+            2,
+            7,
+            "kind `Plan` is not a plan",
+            "`kind: MigrationPlan`",
+        );
     }
 
     #[test]
     fn unsafe_plan_name() {
-        expect_one(&base_with("name: demo", "name: ../etc"), 3, 7, "plan name `../etc` is not a safe name", "letters, digits");
-        expect_one(&base_with("name: demo", "name: .hidden"), 3, 7, "not a safe name", "not starting with `.`");
+        expect_one(
+            &base_with("name: demo", "name: ../etc"),
+            3,
+            7,
+            "plan name `../etc` is not a safe name",
+            "letters, digits",
+        );
+        expect_one(
+            &base_with("name: demo", "name: .hidden"),
+            3,
+            7,
+            "not a safe name",
+            "not starting with `.`",
+        );
     }
 
     #[test]
     fn undefined_source_region() {
-        expect_one(&base_with("source: moscow", "source: moskow"), 7, 9, "source region `moskow` is not defined", "did you mean `moscow`?");
+        expect_one(
+            &base_with("source: moscow", "source: moskow"),
+            7,
+            9,
+            "source region `moskow` is not defined",
+            "did you mean `moscow`?",
+        );
     }
 
     #[test]
     fn target_equals_source() {
         let text = base_with("target: zurich", "target: moscow");
         let diags = crate::validate::testing::diagnostics(&text);
-        let d = diags.iter().find(|d| d.message.contains("is the source region")).expect("reported");
+        let d = diags
+            .iter()
+            .find(|d| d.message.contains("is the source region"))
+            .expect("reported");
         assert_eq!((d.line, d.column), (8, 9));
         assert!(d.hint.contains("different target region"));
     }
 
     #[test]
     fn empty_jurisdiction() {
-        expect_one(&base_with("RU }", "\"\" }"), 5, 27, "region `moscow` has an empty jurisdiction", "ISO 3166-1");
+        expect_one(
+            &base_with("RU }", "\"\" }"),
+            5,
+            27,
+            "region `moscow` has an empty jurisdiction",
+            "ISO 3166-1",
+        );
     }
 
     #[test]
     fn empty_residency_list() {
         let text = base_with("[CH]", "[]");
         let diags = crate::validate::testing::diagnostics(&text);
-        let d = diags.iter().find(|d| d.message.contains("allow-list is empty")).expect("reported");
+        let d = diags
+            .iter()
+            .find(|d| d.message.contains("allow-list is empty"))
+            .expect("reported");
         assert_eq!((d.line, d.column), (9, 42));
     }
 }

@@ -83,17 +83,32 @@ pub(crate) struct Report {
 
 impl Report {
     /// A problem with the value at `path`.
-    pub(crate) fn value(&mut self, path: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) {
+    pub(crate) fn value(
+        &mut self,
+        path: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         self.push(path.into(), Anchor::Value, message.into(), hint.into());
     }
 
     /// A problem with the key at `path` (the entry as a whole).
-    pub(crate) fn key(&mut self, path: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) {
+    pub(crate) fn key(
+        &mut self,
+        path: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         self.push(path.into(), Anchor::Key, message.into(), hint.into());
     }
 
     fn push(&mut self, yaml_path: String, anchor: Anchor, message: String, hint: String) {
-        self.problems.push(Problem { yaml_path, anchor, message, hint });
+        self.problems.push(Problem {
+            yaml_path,
+            anchor,
+            message,
+            hint,
+        });
     }
 }
 
@@ -102,11 +117,19 @@ impl Report {
 pub fn is_safe_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 /// Report `name` (found at `path`) if it is not a safe name.
-pub(crate) fn check_safe_name(report: &mut Report, path: String, what: &str, name: &str, anchor: Anchor) {
+pub(crate) fn check_safe_name(
+    report: &mut Report,
+    path: String,
+    what: &str,
+    name: &str,
+    anchor: Anchor,
+) {
     if is_safe_name(name) {
         return;
     }
@@ -119,7 +142,11 @@ pub(crate) fn check_safe_name(report: &mut Report, path: String, what: &str, nam
 }
 
 /// "did you mean `x`?" for a dangling reference, else the list of names that exist.
-pub(crate) fn name_hint<'a>(given: &str, names: impl Iterator<Item = &'a String>, what: &str) -> String {
+pub(crate) fn name_hint<'a>(
+    given: &str,
+    names: impl Iterator<Item = &'a String>,
+    what: &str,
+) -> String {
     let names: Vec<&str> = names.map(String::as_str).collect();
     if let Some(best) = crate::shape::closest(given, &names) {
         return format!("did you mean `{best}`?");

@@ -8,17 +8,35 @@ use crate::{Plan, Signoff, Step, Workload};
 
 pub(super) fn check(plan: &Plan, report: &mut Report) {
     if plan.stages.is_empty() {
-        report.value("stages", "the plan has no stages", "add a stage, e.g. `- { name: seed, steps: [ { copy: W }, { verify: W } ] }`");
+        report.value(
+            "stages",
+            "the plan has no stages",
+            "add a stage, e.g. `- { name: seed, steps: [ { copy: W }, { verify: W } ] }`",
+        );
     }
     let mut seen = HashSet::new();
     for (i, stage) in plan.stages.iter().enumerate() {
         let path = format!("stages[{i}]");
-        check_safe_name(report, format!("{path}.name"), "stage", &stage.name, Anchor::Value);
+        check_safe_name(
+            report,
+            format!("{path}.name"),
+            "stage",
+            &stage.name,
+            Anchor::Value,
+        );
         if !seen.insert(stage.name.as_str()) {
-            report.value(format!("{path}.name"), format!("stage name `{}` is used twice", stage.name), "give each stage its own name");
+            report.value(
+                format!("{path}.name"),
+                format!("stage name `{}` is used twice", stage.name),
+                "give each stage its own name",
+            );
         }
         if stage.steps.is_empty() {
-            report.value(format!("{path}.steps"), format!("stage `{}` has no steps", stage.name), "add a step, or remove the stage");
+            report.value(
+                format!("{path}.steps"),
+                format!("stage `{}` has no steps", stage.name),
+                "add a step, or remove the stage",
+            );
         }
         for (j, step) in stage.steps.iter().enumerate() {
             check_step(plan, report, &format!("{path}.steps[{j}]"), step);
@@ -40,14 +58,26 @@ fn check_step(plan: &Plan, report: &mut Report, path: &str, step: &Step) {
         if let Step::Run(argv) = step
             && argv.first().is_none_or(|program| program.trim().is_empty())
         {
-            report.value(at, "the run step's command is empty", "write the argv, e.g. `{ run: [\"./switch-dns.sh\", \"zurich\"] }`");
+            report.value(
+                at,
+                "the run step's command is empty",
+                "write the argv, e.g. `{ run: [\"./switch-dns.sh\", \"zurich\"] }`",
+            );
         }
         return;
     };
-    let (wanted, other) = if wants_objects(step) { ("an object", "a Kubernetes") } else { ("a Kubernetes", "an object") };
+    let (wanted, other) = if wants_objects(step) {
+        ("an object", "a Kubernetes")
+    } else {
+        ("a Kubernetes", "an object")
+    };
     match plan.workloads.get(name) {
         None => {
-            report.value(at, format!("workload `{name}` is not defined"), name_hint(name, plan.workloads.keys(), "workloads"));
+            report.value(
+                at,
+                format!("workload `{name}` is not defined"),
+                name_hint(name, plan.workloads.keys(), "workloads"),
+            );
         }
         Some(w) if matches!(w, Workload::Objects(_)) != wants_objects(step) => {
             report.value(
@@ -71,16 +101,28 @@ fn check_signoff(plan: &Plan, report: &mut Report, path: &str, signoff: &Signoff
     };
     let approvers = signoff.approvers();
     if approvers.is_empty() {
-        report.value(&list_path, "the sign-off lists no approvers", "name at least one approver, or remove `signoff`");
+        report.value(
+            &list_path,
+            "the sign-off lists no approvers",
+            "name at least one approver, or remove `signoff`",
+        );
     }
     let mut seen = HashSet::new();
     for (k, name) in approvers.iter().enumerate() {
         let at = format!("{list_path}[{k}]");
         if !plan.approvers.contains_key(name) {
-            report.value(&at, format!("approver `{name}` is not defined"), name_hint(name, plan.approvers.keys(), "approvers"));
+            report.value(
+                &at,
+                format!("approver `{name}` is not defined"),
+                name_hint(name, plan.approvers.keys(), "approvers"),
+            );
         }
         if !seen.insert(name.as_str()) {
-            report.value(&at, format!("approver `{name}` is listed twice"), "list each approver once; use `threshold` for how many must sign");
+            report.value(
+                &at,
+                format!("approver `{name}` is listed twice"),
+                "list each approver once; use `threshold` for how many must sign",
+            );
         }
     }
     if let Signoff::Threshold(rule) = signoff {
@@ -102,16 +144,30 @@ mod tests {
     #[test]
     fn duplicate_and_unsafe_stage_names() {
         let text = base_with("name: cutover", "name: seed");
-        expect_one(&text, 34, 11, "stage name `seed` is used twice", "its own name");
+        expect_one(
+            &text,
+            34,
+            11,
+            "stage name `seed` is used twice",
+            "its own name",
+        );
         let text = base_with("name: cutover", "name: cut over");
-        expect_one(&text, 34, 11, "stage `cut over` is not a safe name", "letters, digits");
+        expect_one(
+            &text,
+            34,
+            11,
+            "stage `cut over` is not a safe name",
+            "letters, digits",
+        );
     }
 
     #[test]
     fn empty_steps_and_no_stages() {
         let text = base_with("steps: [ { copy: data }, { verify: data } ]", "steps: []");
         expect_one(&text, 32, 12, "stage `seed` has no steps", "add a step");
-        let cut = super::super::testing::BASE.find("stages:").expect("has stages");
+        let cut = super::super::testing::BASE
+            .find("stages:")
+            .expect("has stages");
         let text = format!("{}stages: []\n", &super::super::testing::BASE[..cut]);
         expect_one(&text, 30, 9, "the plan has no stages", "add a stage");
     }
@@ -119,36 +175,90 @@ mod tests {
     #[test]
     fn step_names_undefined_workload() {
         let text = base_with("{ freeze: app }", "{ freeze: ap }");
-        expect_one(&text, 35, 24, "workload `ap` is not defined", "did you mean `app`?");
+        expect_one(
+            &text,
+            35,
+            24,
+            "workload `ap` is not defined",
+            "did you mean `app`?",
+        );
     }
 
     #[test]
     fn step_on_the_wrong_kind_of_workload() {
         let text = base_with("{ deploy: app }", "{ deploy: data }");
-        expect_one(&text, 35, 75, "`deploy` needs a Kubernetes workload, but `data` is an object workload", "use `copy`/`verify`");
+        expect_one(
+            &text,
+            35,
+            75,
+            "`deploy` needs a Kubernetes workload, but `data` is an object workload",
+            "use `copy`/`verify`",
+        );
         let text = base_with("{ freeze: app }, ", "{ copy: app }, ");
-        expect_one(&text, 35, 22, "`copy` needs an object workload, but `app` is a Kubernetes workload", "use `freeze`/`deploy`/`rollback`");
+        expect_one(
+            &text,
+            35,
+            22,
+            "`copy` needs an object workload, but `app` is a Kubernetes workload",
+            "use `freeze`/`deploy`/`rollback`",
+        );
     }
 
     #[test]
     fn empty_run_argv() {
         let text = base_with("{ deploy: app }", "{ run: [] }");
-        expect_one(&text, 35, 72, "the run step's command is empty", "switch-dns.sh");
+        expect_one(
+            &text,
+            35,
+            72,
+            "the run step's command is empty",
+            "switch-dns.sh",
+        );
     }
 
     #[test]
     fn signoff_approver_undefined_and_duplicated() {
         let text = base_with("signoff: [auditor]", "signoff: [auditr]");
-        expect_one(&text, 33, 15, "approver `auditr` is not defined", "did you mean `auditor`?");
+        expect_one(
+            &text,
+            33,
+            15,
+            "approver `auditr` is not defined",
+            "did you mean `auditor`?",
+        );
         let text = base_with("signoff: [auditor]", "signoff: [auditor, auditor]");
-        expect_one(&text, 33, 24, "approver `auditor` is listed twice", "use `threshold`");
+        expect_one(
+            &text,
+            33,
+            24,
+            "approver `auditor` is listed twice",
+            "use `threshold`",
+        );
     }
 
     #[test]
     fn threshold_out_of_range() {
-        let text = base_with("signoff: [auditor]", "signoff: { approvers: [auditor], threshold: 2 }");
-        expect_one(&text, 33, 49, "threshold 2 is outside 1..=1", "approvals needed");
-        let text = base_with("signoff: [auditor]", "signoff: { approvers: [auditor], threshold: 0 }");
-        expect_one(&text, 33, 49, "threshold 0 is outside 1..=1", "approvals needed");
+        let text = base_with(
+            "signoff: [auditor]",
+            "signoff: { approvers: [auditor], threshold: 2 }",
+        );
+        expect_one(
+            &text,
+            33,
+            49,
+            "threshold 2 is outside 1..=1",
+            "approvals needed",
+        );
+        let text = base_with(
+            "signoff: [auditor]",
+            "signoff: { approvers: [auditor], threshold: 0 }",
+        );
+        expect_one(
+            &text,
+            33,
+            49,
+            "threshold 0 is outside 1..=1",
+            "approvals needed",
+        );
     }
 }

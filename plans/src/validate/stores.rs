@@ -41,7 +41,11 @@ fn check_options(report: &mut Report, path: &str, store: &str, options: &IndexMa
     for (key, raw) in options {
         let at = format!("{path}.options.{key}");
         if let Err(why) = check_reference(raw) {
-            report.value(&at, format!("option `{key}` of store `{store}` is a malformed reference"), why);
+            report.value(
+                &at,
+                format!("option `{key}` of store `{store}` is a malformed reference"),
+                why,
+            );
         } else if is_secret_key(key) && !OptionValue::parse(raw).is_reference() {
             report.value(
                 &at,
@@ -58,16 +62,22 @@ fn check_options(report: &mut Report, path: &str, store: &str, options: &IndexMa
 }
 
 /// A literal `http://` endpoint must be allowed explicitly with `allow_http: "true"`.
-fn check_plain_http(report: &mut Report, path: &str, store: &str, options: &IndexMap<String, String>) {
-    let allowed = options
-        .iter()
-        .any(|(k, v)| k.to_ascii_lowercase().ends_with("allow_http") && v.trim().eq_ignore_ascii_case("true"));
+fn check_plain_http(
+    report: &mut Report,
+    path: &str,
+    store: &str,
+    options: &IndexMap<String, String>,
+) {
+    let allowed = options.iter().any(|(k, v)| {
+        k.to_ascii_lowercase().ends_with("allow_http") && v.trim().eq_ignore_ascii_case("true")
+    });
     if allowed {
         return;
     }
     for (key, raw) in options {
         let lower = key.to_ascii_lowercase();
-        let is_endpoint = lower == "endpoint" || lower.ends_with("_endpoint") || lower.ends_with("endpoint_url");
+        let is_endpoint =
+            lower == "endpoint" || lower.ends_with("_endpoint") || lower.ends_with("endpoint_url");
         if is_endpoint && raw.trim().to_ascii_lowercase().starts_with("http://") {
             report.value(
                 format!("{path}.options.{key}"),
@@ -85,7 +95,11 @@ fn check_tuning(report: &mut Report, path: &str, store: &Store) {
     if let Some(timeout) = store.retry.as_ref().and_then(|r| r.timeout.as_ref())
         && let Err(why) = parse_duration(timeout)
     {
-        report.value(format!("{path}.retry.timeout"), "retry timeout is not a duration", why);
+        report.value(
+            format!("{path}.retry.timeout"),
+            "retry timeout is not a duration",
+            why,
+        );
     }
 }
 
@@ -93,7 +107,13 @@ fn check_multipart(report: &mut Report, path: &str, multipart: &Multipart) {
     let mut size = |field: &str, raw: &Option<String>| -> Option<u64> {
         let raw = raw.as_ref()?;
         parse_bytes(raw)
-            .map_err(|why| report.value(format!("{path}.{field}"), format!("`{field}` is not a size"), why))
+            .map_err(|why| {
+                report.value(
+                    format!("{path}.{field}"),
+                    format!("`{field}` is not a size"),
+                    why,
+                )
+            })
             .ok()
     };
     let threshold = size("threshold", &multipart.threshold);
@@ -115,7 +135,11 @@ fn check_multipart(report: &mut Report, path: &str, multipart: &Multipart) {
         );
     }
     if multipart.concurrency == Some(0) {
-        report.value(format!("{path}.concurrency"), "multipart concurrency is 0", "write 1 or more");
+        report.value(
+            format!("{path}.concurrency"),
+            "multipart concurrency is 0",
+            "write 1 or more",
+        );
     }
 }
 
@@ -128,7 +152,13 @@ mod tests {
     #[test]
     fn store_region_undefined() {
         let text = base_with("src: { region: moscow", "src: { region: mos");
-        expect_one(&text, 11, 18, "region `mos` is not defined", "regions defined: `moscow`, `zurich`");
+        expect_one(
+            &text,
+            11,
+            18,
+            "region `mos` is not defined",
+            "regions defined: `moscow`, `zurich`",
+        );
     }
 
     #[test]
@@ -137,46 +167,91 @@ mod tests {
         let d = crate::validate::testing::diagnostics(&text);
         let d = d.iter().find(|d| d.line == 20).expect("cluster diagnostic");
         assert_eq!(d.column, 18);
-        assert!(d.message.contains("region `zurch` is not defined") && d.hint.contains("did you mean `zurich`?"), "{d}");
+        assert!(
+            d.message.contains("region `zurch` is not defined")
+                && d.hint.contains("did you mean `zurich`?"),
+            "{d}"
+        );
     }
 
     #[test]
     fn bad_url_scheme() {
         let text = base_with("s3://bucket/archive/", "ftp://bucket/archive/");
-        expect_one(&text, 14, 10, "scheme `ftp` is not supported", "file, s3, s3a");
+        expect_one(
+            &text,
+            14,
+            10,
+            "scheme `ftp` is not supported",
+            "file, s3, s3a",
+        );
     }
 
     #[test]
     fn literal_secret_is_refused_without_echoing_it() {
         let text = base_with(SECRET_LINE, r#"secret_access_key: "wJalrXUtnFEMI/K7MDENG""#);
-        let d = expect_one(&text, 17, 26, "literal secret in plan: option `secret_access_key` of store `dst`", "${env:SECRET_ACCESS_KEY}");
-        assert!(!d.to_string().contains("wJalrXUtnFEMI"), "secret echoed: {d}");
-        assert!(!format!("{d:?}").contains("wJalrXUtnFEMI"), "secret echoed in Debug");
+        let d = expect_one(
+            &text,
+            17,
+            26,
+            "literal secret in plan: option `secret_access_key` of store `dst`",
+            "${env:SECRET_ACCESS_KEY}",
+        );
+        assert!(
+            !d.to_string().contains("wJalrXUtnFEMI"),
+            "secret echoed: {d}"
+        );
+        assert!(
+            !format!("{d:?}").contains("wJalrXUtnFEMI"),
+            "secret echoed in Debug"
+        );
     }
 
     #[test]
     fn malformed_reference() {
         let text = base_with(SECRET_LINE, r#"secret_access_key: "${vault:zrh}""#);
-        let d = expect_one(&text, 17, 26, "option `secret_access_key` of store `dst` is a malformed reference", "`${env:NAME}` or `${file:PATH}`");
+        let d = expect_one(
+            &text,
+            17,
+            26,
+            "option `secret_access_key` of store `dst` is a malformed reference",
+            "`${env:NAME}` or `${file:PATH}`",
+        );
         assert!(!d.to_string().contains("vault:zrh"));
     }
 
     #[test]
     fn plain_http_endpoint_needs_allow_http() {
         let text = base_with("https://s3.zrh.example", "http://127.0.0.1:3900");
-        expect_one(&text, 16, 17, "plain-http endpoint `http://127.0.0.1:3900`", "allow_http: \"true\"");
-        let allowed = base_with("https://s3.zrh.example\"", "http://127.0.0.1:3900\"\n      allow_http: \"true\"");
+        expect_one(
+            &text,
+            16,
+            17,
+            "plain-http endpoint `http://127.0.0.1:3900`",
+            "allow_http: \"true\"",
+        );
+        let allowed = base_with(
+            "https://s3.zrh.example\"",
+            "http://127.0.0.1:3900\"\n      allow_http: \"true\"",
+        );
         crate::parse(&allowed, std::path::Path::new("p.yaml")).expect("allowed explicitly");
     }
 
     #[test]
     fn multipart_part_size_minimum_and_threshold_order() {
-        let multipart = "url: \"s3://bucket/archive/\"\n    multipart: { threshold: 8MiB, partSize: 1MiB }";
+        let multipart =
+            "url: \"s3://bucket/archive/\"\n    multipart: { threshold: 8MiB, partSize: 1MiB }";
         let text = base_with("url: \"s3://bucket/archive/\"", multipart);
         expect_one(&text, 15, 45, "below the 5 MiB minimum", "at least `5MiB`");
-        let multipart = "url: \"s3://bucket/archive/\"\n    multipart: { threshold: 8MiB, partSize: 16MiB }";
+        let multipart =
+            "url: \"s3://bucket/archive/\"\n    multipart: { threshold: 8MiB, partSize: 16MiB }";
         let text = base_with("url: \"s3://bucket/archive/\"", multipart);
-        expect_one(&text, 15, 29, "threshold is smaller than the part size", "at least `partSize`");
+        expect_one(
+            &text,
+            15,
+            29,
+            "threshold is smaller than the part size",
+            "at least `partSize`",
+        );
     }
 
     #[test]

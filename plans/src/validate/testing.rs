@@ -60,12 +60,22 @@ pub(crate) fn diagnostics(text: &str) -> Vec<Diagnostic> {
 }
 
 /// The single diagnostic `text` produces, checked for position and wording.
-pub(crate) fn expect_one(text: &str, line: usize, column: usize, message: &str, hint: &str) -> Diagnostic {
+pub(crate) fn expect_one(
+    text: &str,
+    line: usize,
+    column: usize,
+    message: &str,
+    hint: &str,
+) -> Diagnostic {
     let diags = diagnostics(text);
     assert_eq!(diags.len(), 1, "expected one diagnostic, got: {diags:#?}");
     let d = diags.into_iter().next().expect("one diagnostic");
     assert_eq!((d.line, d.column), (line, column), "position of {d}");
-    assert!(d.message.contains(message), "message `{}` lacks `{message}`", d.message);
+    assert!(
+        d.message.contains(message),
+        "message `{}` lacks `{message}`",
+        d.message
+    );
     assert!(d.hint.contains(hint), "hint `{}` lacks `{hint}`", d.hint);
     d
 }

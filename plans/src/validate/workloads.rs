@@ -12,9 +12,17 @@ const PATCH_OPS: [&str; 6] = ["add", "remove", "replace", "move", "copy", "test"
 
 pub(super) fn check(plan: &Plan, report: &mut Report) {
     for (name, workload) in &plan.workloads {
-        check_safe_name(report, format!("workloads.{name}"), "workload", name, Anchor::Key);
+        check_safe_name(
+            report,
+            format!("workloads.{name}"),
+            "workload",
+            name,
+            Anchor::Key,
+        );
         match workload {
-            Workload::Objects(w) => check_objects(plan, report, &format!("workloads.{name}.objects"), w),
+            Workload::Objects(w) => {
+                check_objects(plan, report, &format!("workloads.{name}.objects"), w)
+            }
             Workload::Kubernetes(w) => {
                 check_kubernetes(plan, report, &format!("workloads.{name}.kubernetes"), w)
             }
@@ -46,7 +54,10 @@ impl Ends<'_> {
         if self.from == self.to {
             report.value(
                 format!("{}.to", self.path),
-                format!("the workload reads and writes the same {} `{}`", self.what, self.to),
+                format!(
+                    "the workload reads and writes the same {} `{}`",
+                    self.what, self.to
+                ),
                 format!("`to` must name the {} in the target region", self.what),
             );
         }
@@ -62,11 +73,20 @@ impl Ends<'_> {
         if region == plan.source && self.from != self.to {
             report.value(
                 &at,
-                format!("{} `{}` is written to but is in the source region `{region}`", self.what, self.to),
-                format!("write to a {} outside the source region, e.g. in `{}`", self.what, plan.target),
+                format!(
+                    "{} `{}` is written to but is in the source region `{region}`",
+                    self.what, self.to
+                ),
+                format!(
+                    "write to a {} outside the source region, e.g. in `{}`",
+                    self.what, plan.target
+                ),
             );
         }
-        let (Some(residency), Some(jurisdiction)) = (&plan.residency, plan.regions.get(region)) else { return };
+        let (Some(residency), Some(jurisdiction)) = (&plan.residency, plan.regions.get(region))
+        else {
+            return;
+        };
         let allowed = &residency.allowed_target_jurisdictions;
         if !allowed.iter().any(|j| j == &jurisdiction.jurisdiction) {
             report.value(
@@ -86,12 +106,25 @@ impl Ends<'_> {
 }
 
 fn check_objects(plan: &Plan, report: &mut Report, path: &str, w: &ObjectWorkload) {
-    let regions: IndexMap<String, &str> =
-        plan.stores.iter().map(|(n, s)| (n.clone(), s.region.as_str())).collect();
-    let ends = Ends { path, what: "store", section: "stores", from: &w.from, to: &w.to };
+    let regions: IndexMap<String, &str> = plan
+        .stores
+        .iter()
+        .map(|(n, s)| (n.clone(), s.region.as_str()))
+        .collect();
+    let ends = Ends {
+        path,
+        what: "store",
+        section: "stores",
+        from: &w.from,
+        to: &w.to,
+    };
     ends.check(plan, report, &regions);
     if w.include.is_empty() {
-        report.value(format!("{path}.include"), "`include` is empty, so nothing would move", "write `[\"**\"]` for everything");
+        report.value(
+            format!("{path}.include"),
+            "`include` is empty, so nothing would move",
+            "write `[\"**\"]` for everything",
+        );
     }
     for (field, globs) in [("include", &w.include), ("exclude", &w.exclude)] {
         for (i, glob) in globs.iter().enumerate() {
@@ -105,7 +138,11 @@ fn check_objects(plan: &Plan, report: &mut Report, path: &str, w: &ObjectWorkloa
         }
     }
     if w.concurrency == Some(0) {
-        report.value(format!("{path}.concurrency"), "concurrency is 0, so nothing would move", "write 1 or more (default 16)");
+        report.value(
+            format!("{path}.concurrency"),
+            "concurrency is 0, so nothing would move",
+            "write 1 or more (default 16)",
+        );
     }
     if let Some(Err(why)) = w.bandwidth.as_deref().map(parse_rate) {
         report.value(format!("{path}.bandwidth"), "bandwidth is not a rate", why);
@@ -113,15 +150,32 @@ fn check_objects(plan: &Plan, report: &mut Report, path: &str, w: &ObjectWorkloa
 }
 
 fn check_kubernetes(plan: &Plan, report: &mut Report, path: &str, w: &KubernetesWorkload) {
-    let regions: IndexMap<String, &str> =
-        plan.clusters.iter().map(|(n, c)| (n.clone(), c.region.as_str())).collect();
-    let ends = Ends { path, what: "cluster", section: "clusters", from: &w.from, to: &w.to };
+    let regions: IndexMap<String, &str> = plan
+        .clusters
+        .iter()
+        .map(|(n, c)| (n.clone(), c.region.as_str()))
+        .collect();
+    let ends = Ends {
+        path,
+        what: "cluster",
+        section: "clusters",
+        from: &w.from,
+        to: &w.to,
+    };
     ends.check(plan, report, &regions);
     if w.namespace.trim().is_empty() {
-        report.value(format!("{path}.namespace"), "namespace is empty", "name the source namespace");
+        report.value(
+            format!("{path}.namespace"),
+            "namespace is empty",
+            "name the source namespace",
+        );
     }
     if let Some(Err(why)) = w.wait_timeout.as_deref().map(parse_duration) {
-        report.value(format!("{path}.waitTimeout"), "waitTimeout is not a duration", why);
+        report.value(
+            format!("{path}.waitTimeout"),
+            "waitTimeout is not a duration",
+            why,
+        );
     }
     for (resource, replicas) in &w.transform.replicas {
         if *replicas < 0 {
@@ -154,60 +208,108 @@ mod tests {
     #[test]
     fn dangling_store_reference() {
         let text = base_with("{ from: src, to: dst", "{ from: sorce, to: dst");
-        expect_one(&text, 23, 22, "store `sorce` is not defined", "did you mean `src`?");
+        expect_one(
+            &text,
+            23,
+            22,
+            "store `sorce` is not defined",
+            "did you mean `src`?",
+        );
     }
 
     #[test]
     fn dangling_cluster_reference() {
         let text = base_with("to: zrh", "to: zurich-k8s");
-        expect_one(&text, 25, 34, "cluster `zurich-k8s` is not defined", "clusters defined: `msk`, `zrh`");
+        expect_one(
+            &text,
+            25,
+            34,
+            "cluster `zurich-k8s` is not defined",
+            "clusters defined: `msk`, `zrh`",
+        );
     }
 
     #[test]
     fn workload_reading_and_writing_one_store() {
         let text = base_with("{ from: src, to: dst", "{ from: dst, to: dst");
-        expect_one(&text, 23, 31, "reads and writes the same store `dst`", "`to` must name the store");
+        expect_one(
+            &text,
+            23,
+            31,
+            "reads and writes the same store `dst`",
+            "`to` must name the store",
+        );
     }
 
     #[test]
     fn residency_violation_names_store_region_jurisdiction_and_allow_list() {
         let text = base_with("[CH]", "[DE, AT]");
         let diags = diagnostics(&text);
-        let d = diags.iter().find(|d| d.line == 23).expect("object workload target reported");
+        let d = diags
+            .iter()
+            .find(|d| d.line == 23)
+            .expect("object workload target reported");
         assert_eq!(d.column, 31);
         assert!(
             d.message.contains("store `dst` is written to but its region `zurich` is in jurisdiction `CH`, outside the allow-list [DE, AT]"),
             "{d}"
         );
         assert!(d.hint.contains("allowed jurisdiction"));
-        assert!(diags.iter().any(|d| d.line == 25 && d.message.contains("cluster `zrh`")), "{diags:#?}");
+        assert!(
+            diags
+                .iter()
+                .any(|d| d.line == 25 && d.message.contains("cluster `zrh`")),
+            "{diags:#?}"
+        );
     }
 
     #[test]
     fn writing_into_the_source_region() {
-        let text = base_with("region: zurich\n    url", "region: moscow\n    url").replace("[CH]", "[CH, RU]");
-        expect_one(&text, 23, 31, "store `dst` is written to but is in the source region `moscow`", "in `zurich`");
+        let text = base_with("region: zurich\n    url", "region: moscow\n    url")
+            .replace("[CH]", "[CH, RU]");
+        expect_one(
+            &text,
+            23,
+            31,
+            "store `dst` is written to but is in the source region `moscow`",
+            "in `zurich`",
+        );
     }
 
     #[test]
     fn invalid_glob() {
         let text = base_with("[\"**/*.log\"]", "[\"logs/[a-\"]");
-        expect_one(&text, 23, 46, "`logs/[a-` is not a valid glob", "`logs/**/*.gz`");
+        expect_one(
+            &text,
+            23,
+            46,
+            "`logs/[a-` is not a valid glob",
+            "`logs/**/*.gz`",
+        );
     }
 
     #[test]
     fn zero_concurrency_and_bad_bandwidth() {
-        let text = base_with("include: [\"**/*.log\"] }", "concurrency: 0, bandwidth: fast }");
+        let text = base_with(
+            "include: [\"**/*.log\"] }",
+            "concurrency: 0, bandwidth: fast }",
+        );
         let diags = diagnostics(&text);
         assert_eq!(diags.len(), 2, "{diags:#?}");
         assert_eq!((diags[0].column, diags[1].column), (49, 63));
         assert!(diags[0].message.contains("concurrency is 0"));
-        assert!(diags[1].message.contains("bandwidth is not a rate") && diags[1].hint.contains("200MiB/s"));
+        assert!(
+            diags[1].message.contains("bandwidth is not a rate")
+                && diags[1].hint.contains("200MiB/s")
+        );
     }
 
     #[test]
     fn bad_wait_timeout_and_patch() {
-        let text = base_with("namespace: analysis }", "namespace: analysis, waitTimeout: later }");
+        let text = base_with(
+            "namespace: analysis }",
+            "namespace: analysis, waitTimeout: later }",
+        );
         expect_one(&text, 25, 73, "waitTimeout is not a duration", "`5m`");
         let patch = "namespace: analysis, transform: { patches: [ { kind: Deployment, patch: [ { op: frob } ] } ] } }";
         let text = base_with("namespace: analysis }", patch);
@@ -216,7 +318,15 @@ mod tests {
 
     #[test]
     fn unsafe_workload_name() {
-        let text = base_with("  data:\n", "  da/ta:\n").replace("copy: data", "copy: da/ta").replace("verify: data", "verify: da/ta");
-        expect_one(&text, 22, 3, "workload `da/ta` is not a safe name", "letters, digits");
+        let text = base_with("  data:\n", "  da/ta:\n")
+            .replace("copy: data", "copy: da/ta")
+            .replace("verify: data", "verify: da/ta");
+        expect_one(
+            &text,
+            22,
+            3,
+            "workload `da/ta` is not a safe name",
+            "letters, digits",
+        );
     }
 }

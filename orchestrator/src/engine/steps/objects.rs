@@ -9,7 +9,7 @@ use plans::{ObjectWorkload, Stage};
 use super::{StepResult, missing_workload};
 use crate::engine::{Context, EngineError};
 use crate::progress::{Event, StepSummary};
-use crate::transfer::copy::Multipart;
+use crate::transfer::copy::{Multipart, ServerSide};
 use crate::transfer::ratelimit::RateLimiter;
 use crate::transfer::{CopyJob, Counters, KeyFilter, VerifyJob, copy_workload, verify_workload};
 
@@ -28,6 +28,18 @@ fn open(ctx: &Context, name: &str, access: Access) -> Result<StoreHandle, Engine
 
 fn filter(w: &ObjectWorkload) -> Result<KeyFilter, String> {
     KeyFilter::new(&w.include, &w.exclude).map_err(|e| format!("bad include/exclude pattern: {e}"))
+}
+
+/// Two cloud stores in one bucket/account copy server-side. Never for local files:
+/// `LocalFileSystem::copy` hard-links, and a later in-place change at the source would
+/// then change the target too.
+fn server_side(source: &StoreHandle, target: &StoreHandle) -> Option<ServerSide> {
+    let cloud = ["s3|", "azure|", "gcs|"].iter().any(|p| source.same_account_key.starts_with(p));
+    (cloud && source.same_account_key == target.same_account_key).then(|| ServerSide {
+        root: target.root.clone(),
+        source_prefix: source.prefix.clone(),
+        target_prefix: target.prefix.clone(),
+    })
 }
 
 /// Copy what is missing or changed at the target.
@@ -57,6 +69,7 @@ pub(crate) async fn copy(ctx: &Context, stage: &Stage, step_index: usize, name: 
         shard: None,
         prune: true,
         memory_budget: crate::transfer::copy::DEFAULT_MEMORY_BUDGET,
+        server_side: server_side(&source, &target),
     };
     let counters = Arc::new(Counters::default());
     ctx.emit(Event::StepStarted {

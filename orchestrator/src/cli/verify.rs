@@ -1,0 +1,109 @@
+//! `relocate verify`: check an exported record (and optionally the target store, one
+//! object's proof, or a store against someone else's digest list) on any machine. Prints
+//! a `✔`/`✘` line per check; exits 0 when all hold, 7 ([`crate::exit::VERIFY_FAILED`])
+//! otherwise. The checks live in [`crate::audit`]; this is the glue.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use connectors::signoff::keys::PublicKey;
+use connectors::store::{Access, open_store};
+use plans::{ChecksumAlgorithm, ValidatedPlan};
+
+use super::load_plan;
+use crate::audit::{Bundle, Report, check_record, digests, pinning, proof, target};
+use crate::exit;
+
+/// `relocate verify` arguments.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The exported record (`*.intoto.jsonl`, from `relocate record export`).
+    #[arg(required_unless_present = "digests")]
+    pub record: Option<PathBuf>,
+    /// The reviewed plan: its digest and pinned keys must be the record's.
+    #[arg(long, value_name = "PLAN")]
+    pub plan: Option<PathBuf>,
+    /// Also re-hash every object at the target stores (opened as the plan describes).
+    #[arg(long, requires = "plan", requires = "record")]
+    pub target: bool,
+    /// Print the proof that object KEY belongs to a stage's signed manifest.
+    #[arg(long, value_name = "KEY", requires = "record")]
+    pub object: Option<String>,
+    /// Pin the operator key (`ed25519:<base64>`) instead of trusting the record's.
+    #[arg(long, value_name = "KEY")]
+    pub operator_key: Option<String>,
+    /// A digest list (`sha256sum` format, or an in-toto statement's subjects) to check
+    /// the store given by `--store` against.
+    #[arg(long, value_name = "FILE", requires = "store")]
+    pub digests: Option<PathBuf>,
+    /// The store to check against `--digests`: an object_store URL.
+    #[arg(long, value_name = "URL", requires = "digests")]
+    pub store: Option<String>,
+    /// Store option `KEY=VALUE` (repeatable); give secrets as `${env:NAME}`.
+    #[arg(long = "option", value_name = "KEY=VALUE", requires = "store")]
+    pub options: Vec<String>,
+    /// Hash algorithm of the digest list.
+    #[arg(long, value_enum, default_value = "sha256")]
+    pub algorithm: Algorithm,
+}
+
+/// Hash algorithm of a digest list.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Algorithm {
+    /// SHA-256 (`sha256sum`).
+    Sha256,
+    /// BLAKE3 (`b3sum`).
+    Blake3,
+}
+
+/// Run the checks asked for.
+pub(crate) async fn verify(args: &VerifyArgs) -> anyhow::Result<u8> {
+    let mut report = Report::printing();
+    let plan = args.plan.as_deref().map(load_plan).transpose()?;
+    if let Some(path) = &args.record {
+        verify_record(args, path, plan.as_ref(), &mut report).await?;
+    }
+    if let (Some(list), Some(url)) = (&args.digests, &args.store) {
+        verify_digests(args, list, url, &mut report).await?;
+    }
+    println!("{}", report.summary());
+    Ok(if report.all_hold() { exit::SUCCESS } else { exit::VERIFY_FAILED })
+}
+
+async fn verify_record(args: &VerifyArgs, path: &std::path::Path, plan: Option<&ValidatedPlan>, report: &mut Report) -> anyhow::Result<()> {
+    let operator = args.operator_key.as_deref().map(PublicKey::parse).transpose().context("--operator-key")?;
+    let bundle = Bundle::read(path).with_context(|| format!("reading the record {}", path.display()))?;
+    let Some(record) = check_record(&bundle, operator.as_ref(), report) else { return Ok(()) };
+    if let Some(plan) = plan {
+        pinning::check_plan(&record.header, plan, report);
+    }
+    let manifests = bundle.manifests_dir();
+    if let (true, Some(plan)) = (args.target, plan) {
+        if let Err(e) = target::check_target(&record, &manifests, plan, report).await {
+            report.fail(format!("target check could not run: {e}"));
+        }
+    }
+    if let Some(key) = &args.object {
+        if let Err(e) = proof::prove_object(&record, &manifests, key, report) {
+            report.fail(format!("proof of `{key}` could not be built: {e}"));
+        }
+    }
+    Ok(())
+}
+
+async fn verify_digests(args: &VerifyArgs, list: &std::path::Path, url: &str, report: &mut Report) -> anyhow::Result<()> {
+    let algorithm = match args.algorithm {
+        Algorithm::Sha256 => ChecksumAlgorithm::Sha256,
+        Algorithm::Blake3 => ChecksumAlgorithm::Blake3,
+    };
+    let expected = digests::read_digest_list(list, algorithm)?;
+    let mut store = plans::Store { region: String::new(), url: url.to_owned(), options: Default::default(), multipart: None, retry: None };
+    for option in &args.options {
+        let (k, v) = option.split_once('=').with_context(|| format!("--option {option}: expected KEY=VALUE"))?;
+        store.options.insert(k.to_owned(), v.to_owned());
+    }
+    let cwd = std::env::current_dir().context("current directory")?;
+    let handle = open_store("store", &store, &cwd, Access::Read).with_context(|| format!("opening {}", connectors::store::display_url(url)))?;
+    digests::check_digests(&expected, &handle, algorithm, report).await;
+    Ok(())
+}
