@@ -74,17 +74,17 @@ dataset_params() {
     esac
 }
 
-# Generate a data set once; a marker file remembers its parameters.
+# Generate a data set once; DIR.params (beside it, not in it) remembers its parameters.
 dataset() {
     local name="$1" params dir
     params="$(dataset_params "$name")"
     dir="$BENCH_DIR/data-$name"
-    if [[ "$(cat "$dir/.params" 2>/dev/null)" != "$params" ]]; then
+    if [[ "$(cat "$dir.params" 2>/dev/null)" != "$params" ]]; then
         echo "run.sh: generating $name ($params)" >&2
         rm -rf "$dir" && mkdir -p "$dir"
         # shellcheck disable=SC2086
         python3 "$ROOT/e2e/bench/gen_data.py" "$dir" $params
-        echo "$params" >"$dir/.params"
+        echo "$params" >"$dir.params"
     fi
     echo "$dir"
 }

@@ -21,7 +21,10 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use orchestrator::state::{Db, ObjectStatus};
 use orchestrator::transfer::copy::Multipart;
-use orchestrator::transfer::{CopyJob, CopyReport, Counters, KeyFilter, ProblemKind, VerifyJob, VerifyReport, copy_workload, verify_workload};
+use orchestrator::transfer::{
+    CopyJob, CopyReport, Counters, KeyFilter, ProblemKind, VerifyJob, VerifyReport, copy_workload,
+    verify_workload,
+};
 use plans::ChecksumAlgorithm;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -46,7 +49,13 @@ fn body(i: usize, size: usize) -> Bytes {
 async fn source(n: usize, size: usize) -> Arc<InMemory> {
     let store = Arc::new(InMemory::new());
     for i in 0..n {
-        store.put(&Path::from(format!("d{}/f{i:04}.bin", i % 5)), PutPayload::from(body(i, size))).await.expect("seed source");
+        store
+            .put(
+                &Path::from(format!("d{}/f{i:04}.bin", i % 5)),
+                PutPayload::from(body(i, size)),
+            )
+            .await
+            .expect("seed source");
     }
     store
 }
@@ -56,14 +65,24 @@ async fn contents(store: &dyn ObjectStore) -> BTreeMap<String, Bytes> {
     let metas: Vec<_> = store.list(None).try_collect().await.expect("list");
     let mut out = BTreeMap::new();
     for m in metas {
-        let bytes = store.get(&m.location).await.expect("get").bytes().await.expect("body");
+        let bytes = store
+            .get(&m.location)
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("body");
         out.insert(m.location.to_string(), bytes);
     }
     out
 }
 
 /// A copy job of the workload with 8 objects in flight.
-fn job(source: Arc<dyn ObjectStore>, target: Arc<dyn ObjectStore>, multipart: Multipart) -> CopyJob {
+fn job(
+    source: Arc<dyn ObjectStore>,
+    target: Arc<dyn ObjectStore>,
+    multipart: Multipart,
+) -> CopyJob {
     CopyJob {
         workload: WORKLOAD.into(),
         source_name: "src (memory://faulty)".into(),
@@ -76,6 +95,7 @@ fn job(source: Arc<dyn ObjectStore>, target: Arc<dyn ObjectStore>, multipart: Mu
         limiter: None,
         shard: None,
         prune: true,
+        server_side: None,
         memory_budget: orchestrator::transfer::copy::DEFAULT_MEMORY_BUDGET,
     }
 }
@@ -92,21 +112,53 @@ impl Harness {
         Self { _dir: dir, db }
     }
 
-    async fn copy(&self, source: Arc<dyn ObjectStore>, target: Arc<dyn ObjectStore>, multipart: Multipart) -> CopyReport {
-        copy_workload(&job(source, target, multipart), &self.db, &Arc::new(Counters::default()), &CancellationToken::new()).await.expect("copy runs to the end")
+    async fn copy(
+        &self,
+        source: Arc<dyn ObjectStore>,
+        target: Arc<dyn ObjectStore>,
+        multipart: Multipart,
+    ) -> CopyReport {
+        copy_workload(
+            &job(source, target, multipart),
+            &self.db,
+            &Arc::new(Counters::default()),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("copy runs to the end")
     }
 
     async fn verify(&self, target: Arc<dyn ObjectStore>) -> VerifyReport {
-        let job = VerifyJob { workload: WORKLOAD.into(), target_name: "dst".into(), target, filter: KeyFilter::all(), concurrency: 8, shard: None };
-        verify_workload(&job, &self.db, &Arc::new(Counters::default()), &CancellationToken::new()).await.expect("verify runs to the end")
+        let job = VerifyJob {
+            workload: WORKLOAD.into(),
+            target_name: "dst".into(),
+            target,
+            filter: KeyFilter::all(),
+            concurrency: 8,
+            shard: None,
+        };
+        verify_workload(
+            &job,
+            &self.db,
+            &Arc::new(Counters::default()),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("verify runs to the end")
     }
 
     /// No row is `copied`/`verified` with a hash other than that of the source's bytes.
     async fn assert_recorded_hashes_are_true(&self, source: &dyn ObjectStore) {
         for (key, bytes) in contents(source).await {
-            let Some(row) = self.db.object(WORKLOAD, &key).expect("row") else { continue };
+            let Some(row) = self.db.object(WORKLOAD, &key).expect("row") else {
+                continue;
+            };
             if matches!(row.status, ObjectStatus::Copied | ObjectStatus::Verified) {
-                assert_eq!(row.source_hash.as_deref(), Some(hex::encode(Sha256::digest(&bytes)).as_str()), "{key} recorded with a wrong hash");
+                assert_eq!(
+                    row.source_hash.as_deref(),
+                    Some(hex::encode(Sha256::digest(&bytes)).as_str()),
+                    "{key} recorded with a wrong hash"
+                );
             }
         }
     }
@@ -118,26 +170,58 @@ fn small() -> Multipart {
 
 /// Objects of at least 64 KiB go through the multipart path in 16 KiB parts.
 fn multipart() -> Multipart {
-    Multipart { threshold: 64 << 10, part_size: 16 << 10, concurrency: 2 }
+    Multipart {
+        threshold: 64 << 10,
+        part_size: 16 << 10,
+        concurrency: 2,
+    }
 }
 
 #[tokio::test]
 async fn transient_errors_on_source_and_target_are_retried_to_success() {
     for (mp, size) in [(small(), 3000), (multipart(), 200 << 10)] {
         let src = source(40, size).await;
-        let faulty_src = FaultyStore::new(src.clone(), Faults { transient_gets: 1, ..Faults::default() });
+        let faulty_src = FaultyStore::new(
+            src.clone(),
+            Faults {
+                transient_gets: 1,
+                ..Faults::default()
+            },
+        );
         let dst = Arc::new(InMemory::new());
-        let faulty_dst = FaultyStore::new(dst.clone(), Faults { transient_puts: 1, ..Faults::default() });
+        let faulty_dst = FaultyStore::new(
+            dst.clone(),
+            Faults {
+                transient_puts: 1,
+                ..Faults::default()
+            },
+        );
         let h = Harness::new();
         let report = h.copy(faulty_src.clone(), faulty_dst.clone(), mp).await;
         let injected = faulty_src.injected() + faulty_dst.injected();
         eprintln!("transient ({size} B objects): {injected} faults injected, report {report:?}");
-        assert_eq!((report.copied, report.failed), (40, 0), "{:?}", report.failures);
-        assert!(faulty_src.injected() >= 40, "every object's first read failed");
+        assert_eq!(
+            (report.copied, report.failed),
+            (40, 0),
+            "{:?}",
+            report.failures
+        );
+        assert!(
+            faulty_src.injected() >= 40,
+            "every object's first read failed"
+        );
         if size < mp.threshold as usize {
-            assert_eq!(faulty_dst.injected(), 40, "every object's first write failed");
+            assert_eq!(
+                faulty_dst.injected(),
+                40,
+                "every object's first write failed"
+            );
         }
-        assert_eq!(contents(src.as_ref()).await, contents(dst.as_ref()).await, "target equals source");
+        assert_eq!(
+            contents(src.as_ref()).await,
+            contents(dst.as_ref()).await,
+            "target equals source"
+        );
         h.assert_recorded_hashes_are_true(src.as_ref()).await;
         assert_eq!(h.verify(dst).await.verified, 40);
     }
@@ -147,13 +231,28 @@ async fn transient_errors_on_source_and_target_are_retried_to_success() {
 async fn a_body_dropped_mid_stream_is_retried_and_never_recorded_short() {
     for (mp, size) in [(small(), 3000), (multipart(), 200 << 10)] {
         let src = source(30, size).await;
-        let faulty = FaultyStore::new(src.clone(), Faults { body_fault_gets: 2, body_fault: BodyFault::DropMidStream, ..Faults::default() });
+        let faulty = FaultyStore::new(
+            src.clone(),
+            Faults {
+                body_fault_gets: 2,
+                body_fault: BodyFault::DropMidStream,
+                ..Faults::default()
+            },
+        );
         let dst = Arc::new(InMemory::new());
         let h = Harness::new();
         let report = h.copy(faulty.clone(), dst.clone(), mp).await;
-        eprintln!("dropped streams ({size} B objects): {} faults injected", faulty.injected());
+        eprintln!(
+            "dropped streams ({size} B objects): {} faults injected",
+            faulty.injected()
+        );
         assert_eq!(faulty.injected(), 60, "two dropped bodies per object");
-        assert_eq!((report.copied, report.failed), (30, 0), "{:?}", report.failures);
+        assert_eq!(
+            (report.copied, report.failed),
+            (30, 0),
+            "{:?}",
+            report.failures
+        );
         assert_eq!(contents(src.as_ref()).await, contents(dst.as_ref()).await);
         h.assert_recorded_hashes_are_true(src.as_ref()).await;
     }
@@ -165,43 +264,101 @@ async fn a_truncated_body_is_never_accepted_as_a_copy() {
         let src = source(25, size).await;
         // Keys under d2/ are always served truncated (no error, fewer bytes than announced);
         // the others once, then intact.
-        let faulty = FaultyStore::new(src.clone(), Faults { body_fault_gets: 1, body_fault: BodyFault::Truncate, ..Faults::default() });
+        let faulty = FaultyStore::new(
+            src.clone(),
+            Faults {
+                body_fault_gets: 1,
+                body_fault: BodyFault::Truncate,
+                ..Faults::default()
+            },
+        );
         let dst_dir = tempfile::tempdir().expect("tempdir");
-        let dst: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dst_dir.path()).expect("local target"));
+        let dst: Arc<dyn ObjectStore> = Arc::new(
+            object_store::local::LocalFileSystem::new_with_prefix(dst_dir.path())
+                .expect("local target"),
+        );
         let h = Harness::new();
         let first = h.copy(faulty.clone(), dst.clone(), mp).await;
-        assert_eq!((first.copied, first.failed), (25, 0), "one truncated read is retried: {:?}", first.failures);
+        assert_eq!(
+            (first.copied, first.failed),
+            (25, 0),
+            "one truncated read is retried: {:?}",
+            first.failures
+        );
         h.assert_recorded_hashes_are_true(src.as_ref()).await;
 
         // Change the d2/ objects at the source and truncate their every read from now on.
         let changed: Vec<usize> = (0..25).filter(|i| i % 5 == 2).collect();
         for &i in &changed {
-            src.put(&Path::from(format!("d2/f{i:04}.bin")), PutPayload::from(body(i + 1000, size))).await.expect("update");
+            src.put(
+                &Path::from(format!("d2/f{i:04}.bin")),
+                PutPayload::from(body(i + 1000, size)),
+            )
+            .await
+            .expect("update");
         }
-        faulty.set(Faults { body_fault_gets: u32::MAX, body_fault: BodyFault::Truncate, only_keys_containing: "d2/".into(), ..Faults::default() });
+        faulty.set(Faults {
+            body_fault_gets: u32::MAX,
+            body_fault: BodyFault::Truncate,
+            only_keys_containing: "d2/".into(),
+            ..Faults::default()
+        });
         let second = h.copy(faulty.clone(), dst.clone(), mp).await;
-        eprintln!("truncation ({size} B objects): {} faults injected, second copy {second:?}", faulty.injected());
+        eprintln!(
+            "truncation ({size} B objects): {} faults injected, second copy {second:?}",
+            faulty.injected()
+        );
         assert_eq!(second.failed, changed.len() as u64, "{second:?}");
         for (key, reason) in &second.failures {
             assert!(key.starts_with("d2/"), "{key}");
-            assert!(reason.contains("announced"), "the reason says the body was short: {reason}");
+            assert!(
+                reason.contains("announced"),
+                "the reason says the body was short: {reason}"
+            );
         }
         for &i in &changed {
             let key = format!("d2/f{i:04}.bin");
-            let row = h.db.object(WORKLOAD, &key).expect("row").expect("row exists");
-            assert_eq!(row.status, ObjectStatus::Failed, "{key} must not be trusted");
+            let row =
+                h.db.object(WORKLOAD, &key)
+                    .expect("row")
+                    .expect("row exists");
+            assert_eq!(
+                row.status,
+                ObjectStatus::Failed,
+                "{key} must not be trusted"
+            );
             // The target still holds the complete old version, never a half of the new one.
-            let at_target = dst.get(&Path::from(key.as_str())).await.expect("old copy kept").bytes().await.expect("body");
-            assert_eq!(at_target, body(i, size), "{key}: a truncated body reached the target");
+            let at_target = dst
+                .get(&Path::from(key.as_str()))
+                .await
+                .expect("old copy kept")
+                .bytes()
+                .await
+                .expect("body");
+            assert_eq!(
+                at_target,
+                body(i, size),
+                "{key}: a truncated body reached the target"
+            );
         }
         h.assert_recorded_hashes_are_true(src.as_ref()).await;
-        let staging: Vec<String> = walk(dst_dir.path()).into_iter().filter(|k| k.contains('#')).collect();
-        assert!(staging.is_empty(), "aborted uploads left staging files: {staging:?}");
+        let staging: Vec<String> = walk(dst_dir.path())
+            .into_iter()
+            .filter(|k| k.contains('#'))
+            .collect();
+        assert!(
+            staging.is_empty(),
+            "aborted uploads left staging files: {staging:?}"
+        );
 
         // Healthy again: the rerun completes and the target equals the source.
         faulty.set(Faults::default());
         let third = h.copy(faulty.clone(), dst.clone(), mp).await;
-        assert_eq!((third.copied, third.failed), (changed.len() as u64, 0), "{third:?}");
+        assert_eq!(
+            (third.copied, third.failed),
+            (changed.len() as u64, 0),
+            "{third:?}"
+        );
         assert_eq!(contents(src.as_ref()).await, contents(dst.as_ref()).await);
         assert_eq!(h.verify(dst.clone()).await.failed(), 0);
     }
@@ -217,7 +374,12 @@ fn walk(root: &std::path::Path) -> Vec<String> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.push(p.strip_prefix(root).expect("prefix").to_string_lossy().into_owned());
+                out.push(
+                    p.strip_prefix(root)
+                        .expect("prefix")
+                        .to_string_lossy()
+                        .into_owned(),
+                );
             }
         }
     }
@@ -228,18 +390,53 @@ fn walk(root: &std::path::Path) -> Vec<String> {
 async fn corruption_written_at_the_target_is_caught_by_verify() {
     let src = source(20, 4000).await;
     let dst = Arc::new(InMemory::new());
-    let faulty_dst = FaultyStore::new(dst.clone(), Faults { corrupt_puts: true, only_keys_containing: "d3/".into(), ..Faults::default() });
+    let faulty_dst = FaultyStore::new(
+        dst.clone(),
+        Faults {
+            corrupt_puts: true,
+            only_keys_containing: "d3/".into(),
+            ..Faults::default()
+        },
+    );
     let h = Harness::new();
     let report = h.copy(src.clone(), faulty_dst.clone(), small()).await;
-    assert_eq!(report.copied, 20, "the copy cannot see a corrupting target: {report:?}");
+    assert_eq!(
+        report.copied, 20,
+        "the copy cannot see a corrupting target: {report:?}"
+    );
     let verify = h.verify(dst.clone()).await;
-    eprintln!("corrupting target: {} faults injected, verify {verify:?}", faulty_dst.injected());
+    eprintln!(
+        "corrupting target: {} faults injected, verify {verify:?}",
+        faulty_dst.injected()
+    );
     assert_eq!(faulty_dst.injected(), 4);
-    assert_eq!((verify.verified, verify.mismatched, verify.missing), (16, 4, 0));
-    let mut flagged: Vec<&str> = verify.problems.iter().filter(|p| p.kind == ProblemKind::Mismatch).map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        (verify.verified, verify.mismatched, verify.missing),
+        (16, 4, 0)
+    );
+    let mut flagged: Vec<&str> = verify
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::Mismatch)
+        .map(|p| p.key.as_str())
+        .collect();
     flagged.sort_unstable();
-    assert_eq!(flagged, ["d3/f0003.bin", "d3/f0008.bin", "d3/f0013.bin", "d3/f0018.bin"]);
-    assert_eq!(h.db.object(WORKLOAD, "d3/f0003.bin").expect("row").expect("row").status, ObjectStatus::Mismatch);
+    assert_eq!(
+        flagged,
+        [
+            "d3/f0003.bin",
+            "d3/f0008.bin",
+            "d3/f0013.bin",
+            "d3/f0018.bin"
+        ]
+    );
+    assert_eq!(
+        h.db.object(WORKLOAD, "d3/f0003.bin")
+            .expect("row")
+            .expect("row")
+            .status,
+        ObjectStatus::Mismatch
+    );
 }
 
 #[tokio::test]
@@ -248,13 +445,29 @@ async fn corrupted_bytes_served_by_the_target_are_caught_by_verify() {
     let dst = Arc::new(InMemory::new());
     let h = Harness::new();
     assert_eq!(h.copy(src.clone(), dst.clone(), small()).await.copied, 10);
-    let faulty = FaultyStore::new(dst.clone(), Faults { body_fault_gets: u32::MAX, body_fault: BodyFault::Corrupt, only_keys_containing: "d1/".into(), ..Faults::default() });
+    let faulty = FaultyStore::new(
+        dst.clone(),
+        Faults {
+            body_fault_gets: u32::MAX,
+            body_fault: BodyFault::Corrupt,
+            only_keys_containing: "d1/".into(),
+            ..Faults::default()
+        },
+    );
     let verify = h.verify(faulty.clone()).await;
     assert_eq!((verify.verified, verify.mismatched), (8, 2), "{verify:?}");
     // A truncated read at verify time is a problem too, never a pass.
-    faulty.set(Faults { body_fault_gets: u32::MAX, body_fault: BodyFault::Truncate, only_keys_containing: "d4/".into(), ..Faults::default() });
+    faulty.set(Faults {
+        body_fault_gets: u32::MAX,
+        body_fault: BodyFault::Truncate,
+        only_keys_containing: "d4/".into(),
+        ..Faults::default()
+    });
     let verify = h.verify(faulty.clone()).await;
-    eprintln!("corrupt/truncated reads at verify: {} faults injected", faulty.injected());
+    eprintln!(
+        "corrupt/truncated reads at verify: {} faults injected",
+        faulty.injected()
+    );
     assert_eq!((verify.verified, verify.failed()), (8, 2), "{verify:?}");
 }
 
@@ -262,17 +475,34 @@ async fn corrupted_bytes_served_by_the_target_are_caught_by_verify() {
 async fn a_slow_store_still_copies_everything_with_requests_overlapping() {
     let src = source(40, 2000).await;
     let delay = Duration::from_millis(40);
-    let faulty_src = FaultyStore::new(src.clone(), Faults { delay, ..Faults::default() });
+    let faulty_src = FaultyStore::new(
+        src.clone(),
+        Faults {
+            delay,
+            ..Faults::default()
+        },
+    );
     let dst = Arc::new(InMemory::new());
-    let faulty_dst = FaultyStore::new(dst.clone(), Faults { delay, ..Faults::default() });
+    let faulty_dst = FaultyStore::new(
+        dst.clone(),
+        Faults {
+            delay,
+            ..Faults::default()
+        },
+    );
     let h = Harness::new();
     let start = Instant::now();
-    let report = h.copy(faulty_src.clone(), faulty_dst.clone(), small()).await;
+    let report = h
+        .copy(faulty_src.clone(), faulty_dst.clone(), small())
+        .await;
     let elapsed = start.elapsed();
     eprintln!("slow store: 40 objects in {elapsed:?} with {delay:?} per request");
     assert_eq!((report.copied, report.failed), (40, 0));
     // 80 requests of 40 ms one after the other would take 3.2 s; 8 in flight take ~0.4 s.
-    assert!(elapsed < Duration::from_millis(1600), "requests did not overlap: {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(1600),
+        "requests did not overlap: {elapsed:?}"
+    );
     assert_eq!(contents(src.as_ref()).await, contents(dst.as_ref()).await);
 }
 
@@ -286,20 +516,42 @@ async fn a_dead_store_fails_the_copy_by_name_and_key_and_a_later_copy_completes(
     // Dead from the start: the listing fails and the error names the store.
     faulty.kill(true);
     let job = job(faulty.clone(), dst.clone(), small());
-    let err = copy_workload(&job, &h.db, &Arc::new(Counters::default()), &CancellationToken::new()).await.expect_err("a dead source fails the copy");
+    let err = copy_workload(
+        &job,
+        &h.db,
+        &Arc::new(Counters::default()),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect_err("a dead source fails the copy");
     let text = err.to_string();
-    assert!(text.contains("src (memory://faulty)") && text.contains("connection refused"), "{text}");
+    assert!(
+        text.contains("src (memory://faulty)") && text.contains("connection refused"),
+        "{text}"
+    );
 
     // It lists, then dies for reads: every object fails, by key, with the reason.
     faulty.kill(false);
-    faulty.set(Faults { transient_gets: u32::MAX, ..Faults::default() });
+    faulty.set(Faults {
+        transient_gets: u32::MAX,
+        ..Faults::default()
+    });
     let report = h.copy(faulty.clone(), dst.clone(), small()).await;
     assert_eq!((report.copied, report.failed), (0, 15), "{report:?}");
     for (key, reason) in &report.failures {
-        assert!(contents(src.as_ref()).await.contains_key(key), "failure names a real key: {key}");
-        assert!(reason.contains("connection reset") && reason.contains("FaultyStore"), "{reason}");
+        assert!(
+            contents(src.as_ref()).await.contains_key(key),
+            "failure names a real key: {key}"
+        );
+        assert!(
+            reason.contains("connection reset") && reason.contains("FaultyStore"),
+            "{reason}"
+        );
     }
-    assert!(contents(dst.as_ref()).await.is_empty(), "nothing half-written at the target");
+    assert!(
+        contents(dst.as_ref()).await.is_empty(),
+        "nothing half-written at the target"
+    );
 
     // The target dies for writes: same, the reason names the target side.
     faulty.set(Faults::default());
@@ -307,7 +559,11 @@ async fn a_dead_store_fails_the_copy_by_name_and_key_and_a_later_copy_completes(
     dead_dst.kill(true);
     let report = h.copy(faulty.clone(), dead_dst.clone(), small()).await;
     assert_eq!((report.copied, report.failed), (0, 15), "{report:?}");
-    eprintln!("dead stores: {} faults injected; a failure reads {:?}", faulty.injected() + dead_dst.injected(), report.failures.first());
+    eprintln!(
+        "dead stores: {} faults injected; a failure reads {:?}",
+        faulty.injected() + dead_dst.injected(),
+        report.failures.first()
+    );
 
     // Healthy again: a later copy completes.
     let report = h.copy(faulty.clone(), dst.clone(), small()).await;

@@ -15,7 +15,9 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new() -> Self {
-        Self { dir: tempfile::tempdir().expect("tempdir") }
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -35,14 +37,26 @@ impl Workspace {
 
     /// `relocate ARGS` run in the workspace.
     pub fn relocate(&self, args: &[&str]) -> Output {
-        Command::cargo_bin("relocate").expect("binary").current_dir(self.path()).args(args).output().expect("run relocate")
+        Command::cargo_bin("relocate")
+            .expect("binary")
+            .current_dir(self.path())
+            .args(args)
+            .output()
+            .expect("run relocate")
     }
 
     /// Generate a key pair NAME.key/NAME.pub; return the public key line.
     pub fn keypair(&self, name: &str) -> String {
         let out = self.relocate(&["keys", "generate", "--out", name]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        std::fs::read_to_string(self.join(&format!("{name}.pub"))).expect("pub").trim().to_owned()
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(self.join(&format!("{name}.pub")))
+            .expect("pub")
+            .trim()
+            .to_owned()
     }
 
     /// Fill `rel` with `n` files of `size` bytes of deterministic content.
@@ -66,13 +80,19 @@ pub fn tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     let mut out = std::collections::BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
             } else {
-                let rel = p.strip_prefix(root).expect("prefix").to_string_lossy().into_owned();
+                let rel = p
+                    .strip_prefix(root)
+                    .expect("prefix")
+                    .to_string_lossy()
+                    .into_owned();
                 // A file may vanish between listing and reading while a run is writing.
                 if let Ok(bytes) = std::fs::read(&p) {
                     out.insert(rel, bytes);
@@ -102,7 +122,13 @@ pub fn summary(o: &Output) -> serde_json::Value {
 
 /// Sum a counter over the summary's steps of a kind.
 pub fn count(summary: &serde_json::Value, kind: &str, field: &str) -> u64 {
-    summary["steps"].as_array().expect("steps").iter().filter(|s| s["kind"] == kind).map(|s| s[field].as_u64().unwrap_or(0)).sum()
+    summary["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["kind"] == kind)
+        .map(|s| s[field].as_u64().unwrap_or(0))
+        .sum()
 }
 
 /// A two-region plan header with source `src/` and target `dst/` stores.

@@ -29,14 +29,14 @@ fn render(diags: &[Diagnostic]) -> String {
         .join("\n")
 }
 
-/// One problem in a plan, positioned.
+/// One problem in a plan, positioned. Messages never contain a secret option's value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     /// The plan file as given.
     pub file: String,
-    /// 1-based line.
+    /// 1-based line; 0 when the plan was built in code and has no text.
     pub line: usize,
-    /// 1-based column.
+    /// 1-based column (in characters); 0 when the line is 0.
     pub column: usize,
     /// Where in the document, e.g. `stages[1].steps[0].copy`.
     pub yaml_path: String,

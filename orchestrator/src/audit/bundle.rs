@@ -97,7 +97,10 @@ impl EntryRef {
     pub fn describe(&self) -> String {
         match &self.approver {
             Some(a) => format!("{} of stage `{}` by {a}", self.kind, self.stage),
-            None => format!("{} of stage `{}` (attempt {})", self.kind, self.stage, self.attempt),
+            None => format!(
+                "{} of stage `{}` (attempt {})",
+                self.kind, self.stage, self.attempt
+            ),
         }
     }
 }
@@ -130,7 +133,10 @@ pub struct Bundle {
 impl Bundle {
     /// Read a `*.intoto.jsonl` file; blank lines are skipped, malformed ones kept as errors.
     pub fn read(path: &Path) -> Result<Self, AuditError> {
-        let io = |source| AuditError::Io { path: path.to_path_buf(), source };
+        let io = |source| AuditError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let file = std::fs::File::open(path).map_err(io)?;
         let mut lines = Vec::new();
         for line in BufReader::new(file).split(b'\n') {
@@ -140,7 +146,10 @@ impl Bundle {
             }
             lines.push(Envelope::from_json(&line).map_err(|e| e.to_string()));
         }
-        Ok(Self { path: path.to_path_buf(), lines })
+        Ok(Self {
+            path: path.to_path_buf(),
+            lines,
+        })
     }
 
     /// The directory of manifests exported beside this record.
@@ -158,7 +167,8 @@ pub fn manifests_dir_for(record: &Path) -> PathBuf {
 
 /// One envelope as a JSON Lines line (compact, newline-terminated).
 pub fn jsonl_line(envelope: &Envelope) -> String {
-    let mut line = serde_json::to_string(envelope).expect("an envelope of strings and byte vectors always serializes");
+    let mut line = serde_json::to_string(envelope)
+        .expect("an envelope of strings and byte vectors always serializes");
     line.push('\n');
     line
 }

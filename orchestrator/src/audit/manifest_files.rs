@@ -35,14 +35,29 @@ impl Entry {
 
 /// File names of a workload's exported manifest.
 pub fn file_names(workload: &str, algorithm: &str) -> (String, String) {
-    (format!("{workload}.{algorithm}sums"), format!("{workload}.sizes"))
+    (
+        format!("{workload}.{algorithm}sums"),
+        format!("{workload}.sizes"),
+    )
 }
 
 /// Write a workload's manifest from the state, a page at a time.
-pub fn export(db: &Db, workload: &str, algorithm: &str, dir: &Path) -> Result<ManifestRef, AuditError> {
+pub fn export(
+    db: &Db,
+    workload: &str,
+    algorithm: &str,
+    dir: &Path,
+) -> Result<ManifestRef, AuditError> {
     let (sums_name, sizes_name) = file_names(workload, algorithm);
     let (sums_path, sizes_path) = (dir.join(sums_name), dir.join(sizes_name));
-    let create = |p: &PathBuf| std::fs::File::create(p).map(BufWriter::new).map_err(|source| AuditError::Io { path: p.clone(), source });
+    let create = |p: &PathBuf| {
+        std::fs::File::create(p)
+            .map(BufWriter::new)
+            .map_err(|source| AuditError::Io {
+                path: p.clone(),
+                source,
+            })
+    };
     let (mut sums, mut sizes) = (create(&sums_path)?, create(&sizes_path)?);
     let (mut file_hash, mut tree, mut objects) = (Sha256::new(), MerkleBuilder::default(), 0u64);
     let mut after: Option<String> = None;
@@ -54,16 +69,29 @@ pub fn export(db: &Db, workload: &str, algorithm: &str, dir: &Path) -> Result<Ma
             let hash = row.source_hash.as_deref().unwrap_or_default();
             let line = sums_line(hash, &row.key);
             file_hash.update(line.as_bytes());
-            sums.write_all(line.as_bytes()).map_err(|source| AuditError::Io { path: sums_path.clone(), source })?;
+            sums.write_all(line.as_bytes())
+                .map_err(|source| AuditError::Io {
+                    path: sums_path.clone(),
+                    source,
+                })?;
             sizes
                 .write_all(sums_line(&row.size.to_string(), &row.key).as_bytes())
-                .map_err(|source| AuditError::Io { path: sizes_path.clone(), source })?;
+                .map_err(|source| AuditError::Io {
+                    path: sizes_path.clone(),
+                    source,
+                })?;
             tree.push(leaf_hash(&row.key, row.size, hash));
             objects += 1;
         }
     }
-    sums.flush().map_err(|source| AuditError::Io { path: sums_path.clone(), source })?;
-    sizes.flush().map_err(|source| AuditError::Io { path: sizes_path.clone(), source })?;
+    sums.flush().map_err(|source| AuditError::Io {
+        path: sums_path.clone(),
+        source,
+    })?;
+    sizes.flush().map_err(|source| AuditError::Io {
+        path: sizes_path.clone(),
+        source,
+    })?;
     Ok(ManifestRef {
         workload: workload.to_owned(),
         algorithm: algorithm.to_owned(),
@@ -87,7 +115,11 @@ pub fn parse_sums_line(line: &str) -> Option<(String, String)> {
     if hash.is_empty() || key.is_empty() {
         return None;
     }
-    let key = if escaped { unescape(key)? } else { key.to_owned() };
+    let key = if escaped {
+        unescape(key)?
+    } else {
+        key.to_owned()
+    };
     Some((hash.to_ascii_lowercase(), key))
 }
 
@@ -121,7 +153,10 @@ pub struct Reader {
 
 impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reader").field("sums_path", &self.sums_path).field("line", &self.line).finish_non_exhaustive()
+        f.debug_struct("Reader")
+            .field("sums_path", &self.sums_path)
+            .field("line", &self.line)
+            .finish_non_exhaustive()
     }
 }
 
@@ -135,25 +170,48 @@ impl Reader {
         };
         let (sums, sums_path) = open(dir.join(sums_name))?;
         let (sizes, _) = open(dir.join(sizes_name))?;
-        Ok(Self { sums, sizes, sums_path, file_hash: Sha256::new(), line: 0 })
+        Ok(Self {
+            sums,
+            sizes,
+            sums_path,
+            file_hash: Sha256::new(),
+            line: 0,
+        })
     }
 
     /// The next entry, `None` at the end.
     pub fn next_entry(&mut self) -> Result<Option<Entry>, AuditError> {
         let (mut sums_line, mut sizes_line) = (String::new(), String::new());
-        let io = |source| AuditError::Io { path: self.sums_path.clone(), source };
+        let io = |source| AuditError::Io {
+            path: self.sums_path.clone(),
+            source,
+        };
         let n = self.sums.read_line(&mut sums_line).map_err(io)?;
-        let m = self.sizes.read_line(&mut sizes_line).map_err(|source| AuditError::Io { path: self.sums_path.clone(), source })?;
+        let m = self
+            .sizes
+            .read_line(&mut sizes_line)
+            .map_err(|source| AuditError::Io {
+                path: self.sums_path.clone(),
+                source,
+            })?;
         self.line += 1;
         if n == 0 && m == 0 {
             return Ok(None);
         }
         self.file_hash.update(sums_line.as_bytes());
-        let bad = |reason: &str| AuditError::BadManifest { path: self.sums_path.clone(), line: self.line, reason: reason.to_owned() };
-        let (hash, key) = parse_sums_line(&sums_line).ok_or_else(|| bad("not a `<hash>  <key>` line"))?;
-        let (size, size_key) = parse_sums_line(&sizes_line).ok_or_else(|| bad("the sizes file has no matching line"))?;
+        let bad = |reason: &str| AuditError::BadManifest {
+            path: self.sums_path.clone(),
+            line: self.line,
+            reason: reason.to_owned(),
+        };
+        let (hash, key) =
+            parse_sums_line(&sums_line).ok_or_else(|| bad("not a `<hash>  <key>` line"))?;
+        let (size, size_key) = parse_sums_line(&sizes_line)
+            .ok_or_else(|| bad("the sizes file has no matching line"))?;
         if size_key != key {
-            return Err(bad(&format!("the sizes file lists `{size_key}` where the sums file lists `{key}`")));
+            return Err(bad(&format!(
+                "the sizes file lists `{size_key}` where the sums file lists `{key}`"
+            )));
         }
         let size = size.parse().map_err(|_| bad("size is not a number"))?;
         Ok(Some(Entry { key, size, hash }))
@@ -173,7 +231,11 @@ pub fn summarize(dir: &Path, manifest: &ManifestRef) -> Result<(u64, String, Str
         tree.push(entry.leaf());
         count += 1;
     }
-    Ok((count, format!("sha256:{}", hex::encode(tree.root())), reader.file_digest()))
+    Ok((
+        count,
+        format!("sha256:{}", hex::encode(tree.root())),
+        reader.file_digest(),
+    ))
 }
 
 #[cfg(test)]
@@ -184,9 +246,16 @@ mod tests {
     fn sums_lines_parse_back_including_gnu_escapes() {
         for key in ["a b/ü", "a\nb", "back\\slash", "x"] {
             let line = sums_line("AB12", key);
-            assert_eq!(parse_sums_line(&line), Some(("ab12".to_owned(), key.to_owned())), "{line:?}");
+            assert_eq!(
+                parse_sums_line(&line),
+                Some(("ab12".to_owned(), key.to_owned())),
+                "{line:?}"
+            );
         }
-        assert_eq!(parse_sums_line("ab12 *bin.tar\n"), Some(("ab12".to_owned(), "bin.tar".to_owned())));
+        assert_eq!(
+            parse_sums_line("ab12 *bin.tar\n"),
+            Some(("ab12".to_owned(), "bin.tar".to_owned()))
+        );
         assert_eq!(parse_sums_line("nonsense"), None);
         assert_eq!(parse_sums_line("\\ab  bad\\q"), None);
     }

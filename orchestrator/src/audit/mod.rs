@@ -17,7 +17,7 @@
 //!   workload's latest manifest exists; an earlier stage's superseded manifest is not
 //!   exported.
 //!
-//! **Verification** ([`chain`], [`pinning`], [`target`], [`proof`], [`digests`]) prints a
+//! **Verification** ([`header`], [`chain`], [`pinning`], [`target`], [`proof`], [`digests`]) prints a
 //! `✔`/`✘` line per check ([`report`]); any `✘` makes `relocate verify` exit 7. Without
 //! `--plan` the keys come from the record itself; pin them with `--plan` (the reviewed
 //! plan) and `--operator-key` for trust that does not rest on the record.
@@ -26,6 +26,7 @@ pub mod bundle;
 pub mod chain;
 pub mod digests;
 pub mod export;
+pub mod header;
 pub mod manifest_files;
 pub mod pinning;
 pub mod proof;

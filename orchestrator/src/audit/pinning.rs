@@ -20,7 +20,11 @@ pub fn check_plan(header: &RecordHeader, plan: &ValidatedPlan, report: &mut Repo
             plan.name()
         ));
     } else {
-        report.pass(format!("the record is of plan {} (`{}`, digest {digest})", plan.path().display(), plan.name()));
+        report.pass(format!(
+            "the record is of plan {} (`{}`, digest {digest})",
+            plan.path().display(),
+            plan.name()
+        ));
     }
     let mut keys_match = true;
     for (name, approver) in &plan.plan().approvers {
@@ -28,17 +32,28 @@ pub fn check_plan(header: &RecordHeader, plan: &ValidatedPlan, report: &mut Repo
             Some(pinned) if pinned.public_key.trim() == approver.public_key.trim() => {}
             Some(pinned) => {
                 keys_match = false;
-                report.fail(format!("approver `{name}`: the plan pins {}, the record pins {} (key id {})", approver.public_key, pinned.public_key, pinned.key_id));
+                report.fail(format!(
+                    "approver `{name}`: the plan pins {}, the record pins {} (key id {})",
+                    approver.public_key, pinned.public_key, pinned.key_id
+                ));
             }
             None => {
                 keys_match = false;
-                report.fail(format!("approver `{name}` of the plan is not pinned in the record"));
+                report.fail(format!(
+                    "approver `{name}` of the plan is not pinned in the record"
+                ));
             }
         }
     }
-    for name in header.approvers.keys().filter(|n| !plan.plan().approvers.contains_key(*n)) {
+    for name in header
+        .approvers
+        .keys()
+        .filter(|n| !plan.plan().approvers.contains_key(*n))
+    {
         keys_match = false;
-        report.fail(format!("the record pins approver `{name}`, whom the plan does not name"));
+        report.fail(format!(
+            "the record pins approver `{name}`, whom the plan does not name"
+        ));
     }
     if keys_match {
         report.pass("the record pins exactly the approver keys the plan pins");
@@ -46,6 +61,8 @@ pub fn check_plan(header: &RecordHeader, plan: &ValidatedPlan, report: &mut Repo
     if header.stages == stage_rules(plan) {
         report.pass("the record's stages and sign-off rules are the plan's");
     } else {
-        report.fail("the record's stages or sign-off rules (approvers, thresholds) differ from the plan's");
+        report.fail(
+            "the record's stages or sign-off rules (approvers, thresholds) differ from the plan's",
+        );
     }
 }

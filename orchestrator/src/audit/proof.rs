@@ -12,10 +12,17 @@ use super::report::Report;
 use crate::transfer::manifest::{InclusionProofBuilder, audit_path_ranges};
 
 /// Find `key` in every exported manifest and prove its membership.
-pub fn prove_object(record: &VerifiedRecord, dir: &Path, key: &str, report: &mut Report) -> Result<(), AuditError> {
+pub fn prove_object(
+    record: &VerifiedRecord,
+    dir: &Path,
+    key: &str,
+    report: &mut Report,
+) -> Result<(), AuditError> {
     let mut found = false;
     for manifest in &record.header.manifests {
-        let Some((index, size, entry)) = locate(dir, manifest, key)? else { continue };
+        let Some((index, size, entry)) = locate(dir, manifest, key)? else {
+            continue;
+        };
         found = true;
         prove_in(record, dir, manifest, (index, size, &entry), report)?;
     }
@@ -26,7 +33,11 @@ pub fn prove_object(record: &VerifiedRecord, dir: &Path, key: &str, report: &mut
 }
 
 /// The key's position and entry, and the manifest's size (one streaming pass).
-fn locate(dir: &Path, manifest: &ManifestRef, key: &str) -> Result<Option<(u64, u64, Entry)>, AuditError> {
+fn locate(
+    dir: &Path,
+    manifest: &ManifestRef,
+    key: &str,
+) -> Result<Option<(u64, u64, Entry)>, AuditError> {
     let mut reader = Reader::open(dir, manifest)?;
     let (mut size, mut hit) = (0u64, None);
     while let Some(entry) = reader.next_entry()? {
@@ -38,22 +49,56 @@ fn locate(dir: &Path, manifest: &ManifestRef, key: &str) -> Result<Option<(u64, 
     Ok(hit.map(|(index, entry)| (index, size, entry)))
 }
 
-fn prove_in(record: &VerifiedRecord, dir: &Path, manifest: &ManifestRef, (index, size, entry): (u64, u64, &Entry), report: &mut Report) -> Result<(), AuditError> {
+fn prove_in(
+    record: &VerifiedRecord,
+    dir: &Path,
+    manifest: &ManifestRef,
+    (index, size, entry): (u64, u64, &Entry),
+    report: &mut Report,
+) -> Result<(), AuditError> {
     let mut builder = InclusionProofBuilder::new(index, size);
     let mut reader = Reader::open(dir, manifest)?;
     while let Some(e) = reader.next_entry()? {
         builder.push(e.leaf());
     }
     let Some(proof) = builder.finish() else {
-        report.fail(format!("the manifest of workload `{}` changed while it was read", manifest.workload));
+        report.fail(format!(
+            "the manifest of workload `{}` changed while it was read",
+            manifest.workload
+        ));
         return Ok(());
     };
-    report.pass(format!("object `{}` is entry {} of {size} in the manifest of workload `{}`", entry.key, index + 1, manifest.workload));
-    report.note(format!("leaf  sha256:{}  (key `{}`, {} bytes, {} {})", hex::encode(proof.leaf), entry.key, entry.size, manifest.algorithm, entry.hash));
+    report.pass(format!(
+        "object `{}` is entry {} of {size} in the manifest of workload `{}`",
+        entry.key,
+        index + 1,
+        manifest.workload
+    ));
+    report.note(format!(
+        "leaf  sha256:{}  (key `{}`, {} bytes, {} {})",
+        hex::encode(proof.leaf),
+        entry.key,
+        entry.size,
+        manifest.algorithm,
+        entry.hash
+    ));
     let ranges = audit_path_ranges(index, size);
     for (i, (sibling, range)) in proof.path.iter().zip(&ranges).enumerate() {
-        let side = if range.start > index { "right" } else { "left " };
-        report.note(format!("path {:>2}. {side} sha256:{}  (leaves {}..{})", i + 1, hex::encode(sibling), range.start + 1, range.end));
+        let side = if range.start > index {
+            "right"
+        } else {
+            "left "
+        };
+        let leaves = if range.end - range.start == 1 {
+            format!("leaf {}", range.end)
+        } else {
+            format!("leaves {}..{}", range.start + 1, range.end)
+        };
+        report.note(format!(
+            "path {:>2}. {side} sha256:{}  ({leaves})",
+            i + 1,
+            hex::encode(sibling)
+        ));
     }
     let Some(root) = proof.root().map(|r| format!("sha256:{}", hex::encode(r))) else {
         report.fail("the audit path does not fit the manifest's size");
@@ -63,13 +108,25 @@ fn prove_in(record: &VerifiedRecord, dir: &Path, manifest: &ManifestRef, (index,
     let signing: Vec<String> = record
         .evidence
         .iter()
-        .filter(|e| e.predicate.workloads.iter().any(|w| w.name == manifest.workload && w.manifest_root.as_deref() == Some(root.as_str())))
-        .map(|e| format!("stage `{}` (attempt {}, line {})", e.predicate.stage, e.predicate.attempt, e.line))
+        .filter(|e| {
+            e.predicate.workloads.iter().any(|w| {
+                w.name == manifest.workload && w.manifest_root.as_deref() == Some(root.as_str())
+            })
+        })
+        .map(|e| {
+            format!(
+                "stage `{}` (attempt {}, line {})",
+                e.predicate.stage, e.predicate.attempt, e.line
+            )
+        })
         .collect();
     if signing.is_empty() {
         report.fail(format!("the proof leads to root {root}, which no signed evidence in the record carries for workload `{}`", manifest.workload));
     } else {
-        report.pass(format!("the root is the manifest root signed by the operator in the evidence of {}", signing.join(", ")));
+        report.pass(format!(
+            "the root is the manifest root signed by the operator in the evidence of {}",
+            signing.join(", ")
+        ));
     }
     Ok(())
 }

@@ -30,7 +30,10 @@ pub struct Report {
 impl Report {
     /// A report that prints each check to stdout as it is made.
     pub fn printing() -> Self {
-        Self { checks: Vec::new(), echo: true }
+        Self {
+            checks: Vec::new(),
+            echo: true,
+        }
     }
 
     /// A report that only collects (tests, JSON output).
@@ -40,17 +43,27 @@ impl Report {
 
     /// Record a check that holds.
     pub fn pass(&mut self, text: impl Into<String>) {
-        self.push(Check { holds: true, text: text.into() });
+        self.push(Check {
+            holds: true,
+            text: text.into(),
+        });
     }
 
     /// Record a check that does not hold, with the reason naming the problem.
     pub fn fail(&mut self, text: impl Into<String>) {
-        self.push(Check { holds: false, text: text.into() });
+        self.push(Check {
+            holds: false,
+            text: text.into(),
+        });
     }
 
     /// Record `holds`/`fails` by a condition.
     pub fn check(&mut self, holds: bool, pass: impl Into<String>, fail: impl FnOnce() -> String) {
-        if holds { self.pass(pass) } else { self.fail(fail()) }
+        if holds {
+            self.pass(pass)
+        } else {
+            self.fail(fail())
+        }
     }
 
     /// An informational line (neither holds nor fails), e.g. a proof's hashes.
@@ -90,7 +103,10 @@ impl Report {
         } else if self.checks.is_empty() {
             "verification FAILED: nothing was checked".to_owned()
         } else {
-            format!("verification FAILED: {failed} of {} checks do not hold", self.checks.len())
+            format!(
+                "verification FAILED: {failed} of {} checks do not hold",
+                self.checks.len()
+            )
         }
     }
 }
@@ -109,7 +125,13 @@ mod tests {
         assert_eq!(r.failures(), 1);
         assert_eq!(r.checks()[0].to_string(), "✔ signature");
         assert_eq!(r.checks()[1].to_string(), "✘ chain broken at line 3");
-        assert_eq!(r.summary(), "verification FAILED: 1 of 2 checks do not hold");
-        assert!(!Report::quiet().all_hold(), "an empty report proves nothing");
+        assert_eq!(
+            r.summary(),
+            "verification FAILED: 1 of 2 checks do not hold"
+        );
+        assert!(
+            !Report::quiet().all_hold(),
+            "an empty report proves nothing"
+        );
     }
 }

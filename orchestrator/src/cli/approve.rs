@@ -36,11 +36,10 @@ pub struct ApproveArgs {
 pub(crate) fn approve(args: &ApproveArgs) -> anyhow::Result<u8> {
     let key = SecretKey::load(&args.key).with_context(|| format!("reading key {}", args.key.display()))?;
     let raw = if args.evidence == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin().take(16 << 20).read_to_end(&mut buf).context("reading evidence from stdin")?;
-        buf
+        read_bounded(std::io::stdin()).context("reading evidence from stdin")?
     } else {
-        std::fs::read(&args.evidence).with_context(|| format!("reading evidence {}", args.evidence))?
+        let file = std::fs::File::open(&args.evidence).with_context(|| format!("reading evidence {}", args.evidence))?;
+        read_bounded(file).with_context(|| format!("reading evidence {}", args.evidence))?
     };
     let evidence = Envelope::from_json(&raw).context("the evidence is not a DSSE envelope")?;
     let decision = if args.reject { Decision::Reject } else { Decision::Approve };
@@ -59,4 +58,18 @@ pub(crate) fn approve(args: &ApproveArgs) -> anyhow::Result<u8> {
         None => println!("{json}"),
     }
     Ok(crate::exit::SUCCESS)
+}
+
+/// Largest evidence accepted: real evidence is a few KiB; anything this big is not it.
+const MAX_EVIDENCE: u64 = 16 << 20;
+
+/// Read all of `input`, refusing (rather than silently cutting) more than [`MAX_EVIDENCE`]
+/// bytes: a cut envelope followed by padding could otherwise parse and be signed.
+fn read_bounded(input: impl Read) -> anyhow::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    input.take(MAX_EVIDENCE + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > MAX_EVIDENCE {
+        anyhow::bail!("the evidence is larger than {} MiB; refusing to sign it", MAX_EVIDENCE >> 20);
+    }
+    Ok(buf)
 }

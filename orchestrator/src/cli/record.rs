@@ -41,7 +41,8 @@ pub(crate) fn record(command: &RecordCommand) -> anyhow::Result<u8> {
 fn export(args: &ExportArgs) -> anyhow::Result<u8> {
     let plan = load_plan(&args.plan)?;
     let state = StateDir::for_plan(args.state.state_dir.as_deref(), plan.name());
-    let summary = export_record(&plan, &state, &args.out).with_context(|| format!("exporting the record of plan `{}`", plan.name()))?;
+    let summary = export_record(&plan, &state, &args.out)
+        .with_context(|| format!("exporting the record of plan `{}`", plan.name()))?;
     println!(
         "record of plan `{}` written to {}: header + {} entries; {} manifests in {}",
         plan.name(),

@@ -67,43 +67,76 @@ pub(crate) async fn verify(args: &VerifyArgs) -> anyhow::Result<u8> {
         verify_digests(args, list, url, &mut report).await?;
     }
     println!("{}", report.summary());
-    Ok(if report.all_hold() { exit::SUCCESS } else { exit::VERIFY_FAILED })
+    Ok(if report.all_hold() {
+        exit::SUCCESS
+    } else {
+        exit::VERIFY_FAILED
+    })
 }
 
-async fn verify_record(args: &VerifyArgs, path: &std::path::Path, plan: Option<&ValidatedPlan>, report: &mut Report) -> anyhow::Result<()> {
-    let operator = args.operator_key.as_deref().map(PublicKey::parse).transpose().context("--operator-key")?;
-    let bundle = Bundle::read(path).with_context(|| format!("reading the record {}", path.display()))?;
-    let Some(record) = check_record(&bundle, operator.as_ref(), report) else { return Ok(()) };
-    if let Some(plan) = plan {
-        pinning::check_plan(&record.header, plan, report);
+async fn verify_record(
+    args: &VerifyArgs,
+    path: &std::path::Path,
+    plan: Option<&ValidatedPlan>,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let operator = args
+        .operator_key
+        .as_deref()
+        .map(PublicKey::parse)
+        .transpose()
+        .context("--operator-key")?;
+    let bundle =
+        Bundle::read(path).with_context(|| format!("reading the record {}", path.display()))?;
+    let Some(record) = check_record(&bundle, operator.as_ref(), report) else {
+        return Ok(());
+    };
+    match plan {
+        Some(plan) => pinning::check_plan(&record.header, plan, report),
+        None if operator.is_none() => report.note("keys taken from the record itself: pass --plan (the reviewed plan) to pin the approvers' keys"),
+        None => {}
     }
     let manifests = bundle.manifests_dir();
-    if let (true, Some(plan)) = (args.target, plan) {
-        if let Err(e) = target::check_target(&record, &manifests, plan, report).await {
-            report.fail(format!("target check could not run: {e}"));
-        }
+    if let (true, Some(plan)) = (args.target, plan)
+        && let Err(e) = target::check_target(&record, &manifests, plan, report).await
+    {
+        report.fail(format!("target check could not run: {e}"));
     }
-    if let Some(key) = &args.object {
-        if let Err(e) = proof::prove_object(&record, &manifests, key, report) {
-            report.fail(format!("proof of `{key}` could not be built: {e}"));
-        }
+    if let Some(key) = &args.object
+        && let Err(e) = proof::prove_object(&record, &manifests, key, report)
+    {
+        report.fail(format!("proof of `{key}` could not be built: {e}"));
     }
     Ok(())
 }
 
-async fn verify_digests(args: &VerifyArgs, list: &std::path::Path, url: &str, report: &mut Report) -> anyhow::Result<()> {
+async fn verify_digests(
+    args: &VerifyArgs,
+    list: &std::path::Path,
+    url: &str,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let algorithm = match args.algorithm {
         Algorithm::Sha256 => ChecksumAlgorithm::Sha256,
         Algorithm::Blake3 => ChecksumAlgorithm::Blake3,
     };
     let expected = digests::read_digest_list(list, algorithm)?;
-    let mut store = plans::Store { region: String::new(), url: url.to_owned(), options: Default::default(), multipart: None, retry: None };
+    let mut store = plans::Store {
+        region: String::new(),
+        url: url.to_owned(),
+        options: Default::default(),
+        multipart: None,
+        retry: None,
+    };
     for option in &args.options {
-        let (k, v) = option.split_once('=').with_context(|| format!("--option {option}: expected KEY=VALUE"))?;
+        let (k, v) = option
+            .split_once('=')
+            .with_context(|| format!("--option {option}: expected KEY=VALUE"))?;
         store.options.insert(k.to_owned(), v.to_owned());
     }
     let cwd = std::env::current_dir().context("current directory")?;
-    let handle = open_store("store", &store, &cwd, Access::Read).with_context(|| format!("opening {}", connectors::store::display_url(url)))?;
+    let handle = open_store("store", &store, &cwd, Access::Read)
+        .with_context(|| format!("opening {}", connectors::store::display_url(url)))?;
     digests::check_digests(&expected, &handle, algorithm, report).await;
     Ok(())
 }

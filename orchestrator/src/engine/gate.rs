@@ -88,7 +88,7 @@ fn build_hook(ctx: &Context, approver: &str, spec: &plans::Hook) -> Result<Box<d
         let timeout = spec.timeout.as_deref().map(plans::units::parse_duration).transpose()?.unwrap_or(DEFAULT_TIMEOUT);
         return Ok(Box::new(CommandHook {
             argv: argv.clone(),
-            cwd: ctx.plan.base_dir().to_path_buf(),
+            cwd: std::path::absolute(ctx.plan.base_dir()).unwrap_or_else(|_| ctx.plan.base_dir().to_path_buf()),
             env: vec![
                 ("RELOCATE_BIN".to_owned(), ctx.options.relocate_bin.display().to_string()),
                 ("RELOCATE_PLAN".to_owned(), ctx.plan.name().to_owned()),
@@ -96,7 +96,8 @@ fn build_hook(ctx: &Context, approver: &str, spec: &plans::Hook) -> Result<Box<d
             timeout,
         }));
     }
-    hook_for(spec, approver, ctx.plan.base_dir(), &ctx.state.approvals_dir()).map_err(|e| e.to_string())
+    let base = std::path::absolute(ctx.plan.base_dir()).unwrap_or_else(|_| ctx.plan.base_dir().to_path_buf());
+    hook_for(spec, approver, &base, &ctx.state.approvals_dir()).map_err(|e| e.to_string())
 }
 
 /// A file left in the drop zone by an earlier attempt would be refused and fail the

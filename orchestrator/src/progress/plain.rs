@@ -103,10 +103,8 @@ pub fn event_text(event: &Event) -> Option<String> {
         }
         Event::ApprovalRefused { approver, reason, .. } => format!("  ✘ approval from {approver} refused: {reason}"),
         Event::StageFinished { stage, outcome } => format!("{} stage {stage}: {outcome}", mark(outcome)),
-        Event::Summary { outcome, error, .. } => match error {
-            Some(e) => format!("relocate: {outcome}: {e}"),
-            None => format!("relocate: {outcome}"),
-        },
+        // The error itself goes to stderr with its causes.
+        Event::Summary { outcome, .. } => format!("relocate: {outcome}"),
     })
 }
 

@@ -24,8 +24,8 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions,
-    PutPayload, PutResult, Result,
+    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
+    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 
 /// What goes wrong with a `get` body.
@@ -98,7 +98,11 @@ impl fmt::Display for FaultyStore {
 const STORE: &str = "FaultyStore";
 
 fn transient(what: &str, key: &Path) -> object_store::Error {
-    object_store::Error::Generic { store: STORE, source: format!("injected transient failure: {what} {key}: connection reset by peer").into() }
+    object_store::Error::Generic {
+        store: STORE,
+        source: format!("injected transient failure: {what} {key}: connection reset by peer")
+            .into(),
+    }
 }
 
 impl FaultyStore {
@@ -146,7 +150,10 @@ impl FaultyStore {
         if self.dead.load(Ordering::SeqCst) {
             self.inject();
             let key = key.map(|k| k.to_string()).unwrap_or_default();
-            return Err(object_store::Error::Generic { store: STORE, source: format!("injected outage: {what} {key}: connection refused").into() });
+            return Err(object_store::Error::Generic {
+                store: STORE,
+                source: format!("injected outage: {what} {key}: connection refused").into(),
+            });
         }
         Ok(faults)
     }
@@ -165,7 +172,11 @@ impl FaultyStore {
 }
 
 /// Apply a body fault to a stream of chunks.
-fn faulty_body(body: Vec<Bytes>, fault: BodyFault, key: &Path) -> BoxStream<'static, Result<Bytes>> {
+fn faulty_body(
+    body: Vec<Bytes>,
+    fault: BodyFault,
+    key: &Path,
+) -> BoxStream<'static, Result<Bytes>> {
     let all: Vec<u8> = body.iter().flat_map(|b| b.iter().copied()).collect();
     let half = all.len() / 2;
     let chunks: Vec<Result<Bytes>> = match fault {
@@ -173,7 +184,10 @@ fn faulty_body(body: Vec<Bytes>, fault: BodyFault, key: &Path) -> BoxStream<'sta
         BodyFault::Truncate => vec![Ok(Bytes::copy_from_slice(&all[..half]))],
         BodyFault::DropMidStream => vec![
             Ok(Bytes::copy_from_slice(&all[..half])),
-            Err(object_store::Error::Generic { store: STORE, source: format!("injected: body of {key} cut mid-stream").into() }),
+            Err(object_store::Error::Generic {
+                store: STORE,
+                source: format!("injected: body of {key} cut mid-stream").into(),
+            }),
         ],
         BodyFault::Corrupt => {
             let mut bytes = all;
@@ -199,7 +213,12 @@ fn flip_one_byte(payload: PutPayload) -> PutPayload {
 
 #[async_trait]
 impl ObjectStore for FaultyStore {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
         let faults = self.enter("put", Some(location)).await?;
         let mut payload = payload;
         if Self::affects(&faults, location) {
@@ -215,7 +234,11 @@ impl ObjectStore for FaultyStore {
         self.inner.put_opts(location, payload, opts).await
     }
 
-    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
         self.enter("put_multipart", Some(location)).await?;
         self.inner.put_multipart_opts(location, opts).await
     }
@@ -231,25 +254,51 @@ impl ObjectStore for FaultyStore {
             return Err(transient("get", location));
         }
         let body_attempt = attempt - faults.transient_gets;
-        let fault = if body_attempt <= faults.body_fault_gets { faults.body_fault } else { BodyFault::None };
+        let fault = if body_attempt <= faults.body_fault_gets {
+            faults.body_fault
+        } else {
+            BodyFault::None
+        };
         let got = self.inner.get_opts(location, options).await?;
         if fault == BodyFault::None {
             return Ok(got);
         }
         self.inject();
-        let GetResult { meta, range, attributes, extensions, payload } = got;
+        let GetResult {
+            meta,
+            range,
+            attributes,
+            extensions,
+            payload,
+        } = got;
         let chunks: Vec<Bytes> = match payload {
-            GetResultPayload::Stream(s) => s.collect::<Vec<_>>().await.into_iter().collect::<Result<Vec<_>>>()?,
-            other => GetResult { meta: meta.clone(), range: range.clone(), attributes: attributes.clone(), extensions: extensions.clone(), payload: other }
-                .into_stream()
+            GetResultPayload::Stream(s) => s
                 .collect::<Vec<_>>()
                 .await
                 .into_iter()
                 .collect::<Result<Vec<_>>>()?,
+            other => GetResult {
+                meta: meta.clone(),
+                range: range.clone(),
+                attributes: attributes.clone(),
+                extensions: extensions.clone(),
+                payload: other,
+            }
+            .into_stream()
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?,
         };
         // The announced size and range stay those of the whole object: that is what a
         // server that cut or mangled the body would have announced.
-        Ok(GetResult { meta, range, attributes, extensions, payload: GetResultPayload::Stream(faulty_body(chunks, fault, location)) })
+        Ok(GetResult {
+            meta,
+            range,
+            attributes,
+            extensions,
+            payload: GetResultPayload::Stream(faulty_body(chunks, fault, location)),
+        })
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
@@ -257,10 +306,19 @@ impl ObjectStore for FaultyStore {
         self.inner.get_ranges(location, ranges).await
     }
 
-    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
         if self.dead.load(Ordering::SeqCst) {
             self.inject();
-            return futures::stream::once(async { Err(object_store::Error::Generic { store: STORE, source: "injected outage: delete".into() }) }).boxed();
+            return futures::stream::once(async {
+                Err(object_store::Error::Generic {
+                    store: STORE,
+                    source: "injected outage: delete".into(),
+                })
+            })
+            .boxed();
         }
         self.inner.delete_stream(locations)
     }
@@ -269,8 +327,13 @@ impl ObjectStore for FaultyStore {
         self.requests.fetch_add(1, Ordering::SeqCst);
         if self.dead.load(Ordering::SeqCst) {
             self.inject();
-            return futures::stream::once(async { Err(object_store::Error::Generic { store: STORE, source: "injected outage: list: connection refused".into() }) })
-                .boxed();
+            return futures::stream::once(async {
+                Err(object_store::Error::Generic {
+                    store: STORE,
+                    source: "injected outage: list: connection refused".into(),
+                })
+            })
+            .boxed();
         }
         self.inner.list(prefix)
     }

@@ -19,7 +19,9 @@ pub(crate) async fn run(ctx: &Context, stage: &Stage, step_index: usize, argv: &
     let Some((program, args)) = argv.split_first() else {
         return Ok((StepSummary::default(), StepResult::Failed("empty command".into())));
     };
-    let base = ctx.plan.base_dir();
+    // Absolute, because the command also runs with the plan's directory as its cwd.
+    let base = std::path::absolute(ctx.plan.base_dir()).unwrap_or_else(|_| ctx.plan.base_dir().to_path_buf());
+    let base = base.as_path();
     let program_path = if program.contains('/') && !std::path::Path::new(program).is_absolute() { base.join(program) } else { program.into() };
     ctx.emit(Event::StepStarted {
         stage: stage.name.clone(),
