@@ -1,5 +1,5 @@
 //! placeholder
 pub mod kube;
 
-pub mod store;
 pub mod signoff;
+pub mod store;

@@ -13,11 +13,20 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use orchestrator::state::Db;
 use orchestrator::transfer::copy::{DEFAULT_MEMORY_BUDGET, Multipart};
-use orchestrator::transfer::{CopyJob, Counters, KeyFilter, ProblemKind, VerifyJob, copy_workload, verify_workload};
+use orchestrator::transfer::{
+    CopyJob, Counters, KeyFilter, ProblemKind, VerifyJob, copy_workload, verify_workload,
+};
 use tokio_util::sync::CancellationToken;
 
 /// Keys of every shape the stores accept.
-const ODD_KEYS: &[&str] = &["plain.txt", "with space/and more spaces.bin", "ünï/cødé/日本語.txt", "deep/a/b/c/d/e/f/g/h/leaf", "empty", "dots.in.name/x.y.z"];
+const ODD_KEYS: &[&str] = &[
+    "plain.txt",
+    "with space/and more spaces.bin",
+    "ünï/cødé/日本語.txt",
+    "deep/a/b/c/d/e/f/g/h/leaf",
+    "empty",
+    "dots.in.name/x.y.z",
+];
 
 fn body(i: usize, len: usize) -> Bytes {
     let mut x = (i as u64 + 7).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -33,14 +42,23 @@ fn body(i: usize, len: usize) -> Bytes {
 }
 
 async fn put(store: &Arc<dyn ObjectStore>, key: &str, data: Bytes) {
-    store.put(&Path::from(key), PutPayload::from(data)).await.unwrap_or_else(|e| panic!("put {key}: {e}"));
+    store
+        .put(&Path::from(key), PutPayload::from(data))
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {e}"));
 }
 
 async fn contents(store: &Arc<dyn ObjectStore>) -> BTreeMap<String, Bytes> {
     let metas: Vec<_> = store.list(None).try_collect().await.expect("list");
     let mut out = BTreeMap::new();
     for m in metas {
-        let bytes = store.get(&m.location).await.expect("get").bytes().await.expect("body");
+        let bytes = store
+            .get(&m.location)
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("body");
         out.insert(m.location.to_string(), bytes);
     }
     out
@@ -68,7 +86,11 @@ impl Harness {
             algorithm: plans::ChecksumAlgorithm::Sha256,
             concurrency: 8,
             // Small parts so the suite exercises multipart uploads on every backend.
-            multipart: Multipart { threshold: 6 << 20, part_size: 5 << 20, concurrency: 2 },
+            multipart: Multipart {
+                threshold: 6 << 20,
+                part_size: 5 << 20,
+                concurrency: 2,
+            },
             limiter: None,
             shard: None,
             prune: true,
@@ -78,14 +100,39 @@ impl Harness {
     }
 
     async fn copy(&self, source: &Backend, target: &Backend) -> orchestrator::transfer::CopyReport {
-        let report = copy_workload(&self.copy_job(source, target), &self.db, &Arc::new(Counters::default()), &CancellationToken::new()).await.expect("copy");
-        assert_eq!(report.failed, 0, "{} → {}: {:?}", source.name, target.name, report.failures);
+        let report = copy_workload(
+            &self.copy_job(source, target),
+            &self.db,
+            &Arc::new(Counters::default()),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("copy");
+        assert_eq!(
+            report.failed, 0,
+            "{} → {}: {:?}",
+            source.name, target.name, report.failures
+        );
         report
     }
 
     async fn verify(&self, target: &Backend) -> orchestrator::transfer::VerifyReport {
-        let job = VerifyJob { workload: "w".into(), target_name: target.name.into(), target: target.object_store.clone(), filter: KeyFilter::all(), concurrency: 8, shard: None };
-        verify_workload(&job, &self.db, &Arc::new(Counters::default()), &CancellationToken::new()).await.expect("verify")
+        let job = VerifyJob {
+            workload: "w".into(),
+            target_name: target.name.into(),
+            target: target.object_store.clone(),
+            filter: KeyFilter::all(),
+            concurrency: 8,
+            shard: None,
+        };
+        verify_workload(
+            &job,
+            &self.db,
+            &Arc::new(Counters::default()),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("verify")
     }
 }
 
@@ -103,35 +150,98 @@ async fn suite(source: Backend, target: Backend) {
     // Seed copy: every object, byte for byte, then verified.
     let first = h.copy(&source, &target).await;
     assert_eq!(first.copied as usize, ODD_KEYS.len() + 1, "{pair}");
-    assert_eq!(contents(&source.object_store).await, contents(&target.object_store).await, "{pair}: target equals source");
+    assert_eq!(
+        contents(&source.object_store).await,
+        contents(&target.object_store).await,
+        "{pair}: target equals source"
+    );
     let v = h.verify(&target).await;
-    assert_eq!((v.verified as usize, v.failed()), (ODD_KEYS.len() + 1, 0), "{pair}: {:?}", v.problems);
+    assert_eq!(
+        (v.verified as usize, v.failed()),
+        (ODD_KEYS.len() + 1, 0),
+        "{pair}: {:?}",
+        v.problems
+    );
 
     // Delta: one changed, one new, one deleted at the source.
-    put(&source.object_store, "plain.txt", Bytes::from_static(b"changed at the source")).await;
-    put(&source.object_store, "new/arrival.txt", Bytes::from_static(b"new")).await;
-    source.object_store.delete(&Path::from("dots.in.name/x.y.z")).await.expect("delete");
+    put(
+        &source.object_store,
+        "plain.txt",
+        Bytes::from_static(b"changed at the source"),
+    )
+    .await;
+    put(
+        &source.object_store,
+        "new/arrival.txt",
+        Bytes::from_static(b"new"),
+    )
+    .await;
+    source
+        .object_store
+        .delete(&Path::from("dots.in.name/x.y.z"))
+        .await
+        .expect("delete");
     let delta = h.copy(&source, &target).await;
-    assert_eq!((delta.copied, delta.pruned), (2, 1), "{pair}: delta copies only what changed");
+    assert_eq!(
+        (delta.copied, delta.pruned),
+        (2, 1),
+        "{pair}: delta copies only what changed"
+    );
     assert_eq!(delta.skipped as usize, ODD_KEYS.len() - 1, "{pair}");
-    assert_eq!(contents(&source.object_store).await, contents(&target.object_store).await, "{pair}: delta converges");
+    assert_eq!(
+        contents(&source.object_store).await,
+        contents(&target.object_store).await,
+        "{pair}: delta converges"
+    );
     let v = h.verify(&target).await;
     assert_eq!(v.failed(), 0, "{pair}: {:?}", v.problems);
 
     // Corruption, loss and an extra at the target are each caught and named.
-    put(&target.object_store, "with space/and more spaces.bin", Bytes::from_static(b"bit rot")).await;
-    target.object_store.delete(&Path::from("deep/a/b/c/d/e/f/g/h/leaf")).await.expect("delete");
+    put(
+        &target.object_store,
+        "with space/and more spaces.bin",
+        Bytes::from_static(b"bit rot"),
+    )
+    .await;
+    target
+        .object_store
+        .delete(&Path::from("deep/a/b/c/d/e/f/g/h/leaf"))
+        .await
+        .expect("delete");
     put(&target.object_store, "stray.bin", Bytes::from_static(b"?")).await;
     let v = h.verify(&target).await;
-    let found: BTreeMap<&str, ProblemKind> = v.problems.iter().map(|p| (p.key.as_str(), p.kind)).collect();
-    assert_eq!(found.get("with space/and more spaces.bin"), Some(&ProblemKind::Mismatch), "{pair}: {found:?}");
-    assert_eq!(found.get("deep/a/b/c/d/e/f/g/h/leaf"), Some(&ProblemKind::Missing), "{pair}: {found:?}");
-    assert_eq!(found.get("stray.bin"), Some(&ProblemKind::Unexpected), "{pair}: {found:?}");
+    let found: BTreeMap<&str, ProblemKind> = v
+        .problems
+        .iter()
+        .map(|p| (p.key.as_str(), p.kind))
+        .collect();
+    assert_eq!(
+        found.get("with space/and more spaces.bin"),
+        Some(&ProblemKind::Mismatch),
+        "{pair}: {found:?}"
+    );
+    assert_eq!(
+        found.get("deep/a/b/c/d/e/f/g/h/leaf"),
+        Some(&ProblemKind::Missing),
+        "{pair}: {found:?}"
+    );
+    assert_eq!(
+        found.get("stray.bin"),
+        Some(&ProblemKind::Unexpected),
+        "{pair}: {found:?}"
+    );
 
     // A rerun of the copy repairs what verify found bad (the extra stays: it is not ours).
     let repair = h.copy(&source, &target).await;
-    assert_eq!(repair.copied, 2, "{pair}: re-copies the mismatched and the missing object");
-    target.object_store.delete(&Path::from("stray.bin")).await.expect("delete");
+    assert_eq!(
+        repair.copied, 2,
+        "{pair}: re-copies the mismatched and the missing object"
+    );
+    target
+        .object_store
+        .delete(&Path::from("stray.bin"))
+        .await
+        .expect("delete");
     let v = h.verify(&target).await;
     assert_eq!(v.failed(), 0, "{pair}: {:?}", v.problems);
 }
@@ -194,8 +304,20 @@ async fn same_bucket_copies_server_side_and_still_verifies() {
     let server = e2e::servers::moto();
     let bucket = server.fresh_bucket().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let src = open_store("src", &server.plan_store(&bucket, "src/"), dir.path(), Access::Read).expect("src");
-    let dst = open_store("dst", &server.plan_store(&bucket, "dst/"), dir.path(), Access::Write).expect("dst");
+    let src = open_store(
+        "src",
+        &server.plan_store(&bucket, "src/"),
+        dir.path(),
+        Access::Read,
+    )
+    .expect("src");
+    let dst = open_store(
+        "dst",
+        &server.plan_store(&bucket, "dst/"),
+        dir.path(),
+        Access::Write,
+    )
+    .expect("dst");
     assert_eq!(src.same_account_key, dst.same_account_key);
     for (i, key) in ODD_KEYS.iter().enumerate() {
         put(&src.store, key, body(i, 100 + i * 1000)).await;
@@ -214,12 +336,47 @@ async fn same_bucket_copies_server_side_and_still_verifies() {
         shard: None,
         prune: true,
         memory_budget: DEFAULT_MEMORY_BUDGET,
-        server_side: Some(ServerSide { root: dst.root.clone(), source_prefix: src.prefix.clone(), target_prefix: dst.prefix.clone() }),
+        server_side: Some(ServerSide {
+            root: dst.root.clone(),
+            source_prefix: src.prefix.clone(),
+            target_prefix: dst.prefix.clone(),
+        }),
     };
-    let report = copy_workload(&job, &h.db, &Arc::new(Counters::default()), &CancellationToken::new()).await.expect("copy");
-    assert_eq!((report.copied as usize, report.failed), (ODD_KEYS.len(), 0), "{:?}", report.failures);
+    let report = copy_workload(
+        &job,
+        &h.db,
+        &Arc::new(Counters::default()),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("copy");
+    assert_eq!(
+        (report.copied as usize, report.failed),
+        (ODD_KEYS.len(), 0),
+        "{:?}",
+        report.failures
+    );
     assert_eq!(contents(&src.store).await, contents(&dst.store).await);
-    let vjob = VerifyJob { workload: "w".into(), target_name: "dst".into(), target: dst.store.clone(), filter: KeyFilter::all(), concurrency: 4, shard: None };
-    let v = verify_workload(&vjob, &h.db, &Arc::new(Counters::default()), &CancellationToken::new()).await.expect("verify");
-    assert_eq!((v.verified as usize, v.failed()), (ODD_KEYS.len(), 0), "{:?}", v.problems);
+    let vjob = VerifyJob {
+        workload: "w".into(),
+        target_name: "dst".into(),
+        target: dst.store.clone(),
+        filter: KeyFilter::all(),
+        concurrency: 4,
+        shard: None,
+    };
+    let v = verify_workload(
+        &vjob,
+        &h.db,
+        &Arc::new(Counters::default()),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("verify");
+    assert_eq!(
+        (v.verified as usize, v.failed()),
+        (ODD_KEYS.len(), 0),
+        "{:?}",
+        v.problems
+    );
 }

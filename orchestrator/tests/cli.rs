@@ -7,8 +7,10 @@ use util::{Workspace, count, header, stderr, stdout, summary, tree};
 #[test]
 fn validation_errors_name_file_line_column_and_fix() {
     let ws = Workspace::new();
-    let plan = header("bad").replace("objects: { from: src, to: dst }", "objects: { from: src, to: nowhere }")
-        + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n";
+    let plan = header("bad").replace(
+        "objects: { from: src, to: dst }",
+        "objects: { from: src, to: nowhere }",
+    ) + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n";
     ws.write("bad.yaml", plan);
     let out = ws.relocate(&["plan", "validate", "bad.yaml"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
@@ -24,17 +26,42 @@ fn a_copy_moves_every_byte_verifies_and_a_rerun_changes_nothing() {
     ws.fill("src", 40, 3000);
     ws.write("src/deep/a/b/c/d/ü nicode & spaces.txt", "hello");
     ws.write("src/empty", "");
-    ws.write("plan.yaml", header("copy") + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n");
-    let out = ws.relocate(&["run", "plan.yaml", "--state-dir", "state", "--output", "json"]);
+    ws.write(
+        "plan.yaml",
+        header("copy")
+            + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n",
+    );
+    let out = ws.relocate(&[
+        "run",
+        "plan.yaml",
+        "--state-dir",
+        "state",
+        "--output",
+        "json",
+    ]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let s = summary(&out);
     assert_eq!(count(&s, "copy", "copied"), 42);
     assert_eq!(count(&s, "verify", "verified"), 42);
     assert_eq!(tree(&ws.join("src")), tree(&ws.join("dst")));
 
-    let again = ws.relocate(&["run", "plan.yaml", "--state-dir", "state", "--output", "json"]);
+    let again = ws.relocate(&[
+        "run",
+        "plan.yaml",
+        "--state-dir",
+        "state",
+        "--output",
+        "json",
+    ]);
     assert!(again.status.success(), "{}", stderr(&again));
-    assert!(summary(&again)["outcome"].as_str().unwrap().starts_with("nothing-to-do"), "{}", stdout(&again));
+    assert!(
+        summary(&again)["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("nothing-to-do"),
+        "{}",
+        stdout(&again)
+    );
 }
 
 #[test]
@@ -53,10 +80,20 @@ fn a_later_stage_copies_only_the_delta_and_prunes_deletions() {
       - verify: data
 "#;
     ws.write("plan.yaml", plan);
-    let out = ws.relocate(&["run", "plan.yaml", "--state-dir", "state", "--output", "json"]);
+    let out = ws.relocate(&[
+        "run",
+        "plan.yaml",
+        "--state-dir",
+        "state",
+        "--output",
+        "json",
+    ]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let steps = summary(&out)["steps"].as_array().unwrap().clone();
-    let delta = steps.iter().find(|s| s["stage"] == "cutover" && s["kind"] == "copy").unwrap();
+    let delta = steps
+        .iter()
+        .find(|s| s["stage"] == "cutover" && s["kind"] == "copy")
+        .unwrap();
     assert_eq!(delta["copied"], 2, "{delta}");
     assert_eq!(delta["skipped"], 18, "{delta}");
     assert_eq!(delta["pruned"], 1, "{delta}");
@@ -77,15 +114,45 @@ fn verify_catches_a_corrupted_target_object_and_names_it() {
       - verify: data
 "#;
     ws.write("plan.yaml", plan);
-    let out = ws.relocate(&["run", "plan.yaml", "--state-dir", "state", "--output", "plain"]);
-    assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
+    let out = ws.relocate(&[
+        "run",
+        "plan.yaml",
+        "--state-dir",
+        "state",
+        "--output",
+        "plain",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let text = stdout(&out);
-    assert!(text.contains("mismatch") && text.contains("d3/f00003.bin"), "{text}");
-    assert!(text.contains("missing") && text.contains("d4/f00004.bin"), "{text}");
-    assert!(text.contains("unexpected") && text.contains("extra.bin"), "{text}");
-    assert!(stderr(&out).contains("1 mismatched, 1 missing, 1 unexpected"), "{}", stderr(&out));
+    assert!(
+        text.contains("mismatch") && text.contains("d3/f00003.bin"),
+        "{text}"
+    );
+    assert!(
+        text.contains("missing") && text.contains("d4/f00004.bin"),
+        "{text}"
+    );
+    assert!(
+        text.contains("unexpected") && text.contains("extra.bin"),
+        "{text}"
+    );
+    assert!(
+        stderr(&out).contains("1 mismatched, 1 missing, 1 unexpected"),
+        "{}",
+        stderr(&out)
+    );
     let status = ws.relocate(&["status", "plan.yaml", "--state-dir", "state"]);
-    assert!(stdout(&status).contains("stage audit: failed"), "{}", stdout(&status));
+    assert!(
+        stdout(&status).contains("stage audit: failed"),
+        "{}",
+        stdout(&status)
+    );
 }
 
 #[test]
@@ -104,12 +171,26 @@ fn a_failing_run_step_fails_the_stage_and_a_rerun_resumes() {
     let out = ws.relocate(&["run", "plan.yaml", "--state-dir", "state"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     ws.write("go", "");
-    let out = ws.relocate(&["run", "plan.yaml", "--state-dir", "state", "--output", "json"]);
+    let out = ws.relocate(&[
+        "run",
+        "plan.yaml",
+        "--state-dir",
+        "state",
+        "--output",
+        "json",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let s = summary(&out);
     // The completed seed stage is not run again.
     assert_eq!(count(&s, "copy", "copied"), 0);
-    assert!(s["steps"].as_array().unwrap().iter().all(|x| x["stage"] == "cutover"), "{s}");
+    assert!(
+        s["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["stage"] == "cutover"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -118,7 +199,10 @@ fn keys_generate_writes_a_private_key_only_the_owner_can_read() {
     let ws = Workspace::new();
     let public = ws.keypair("auditor");
     assert!(public.starts_with("ed25519:"), "{public}");
-    let mode = std::fs::metadata(ws.join("auditor.key")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(ws.join("auditor.key"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let again = ws.relocate(&["keys", "generate", "--out", "auditor"]);
     assert!(!again.status.success(), "overwriting a key must be refused");
@@ -132,10 +216,18 @@ fn plan_schema_is_json_and_show_lists_what_would_move() {
     assert!(schema["properties"]["stages"].is_object(), "{schema}");
 
     ws.fill("src", 7, 1024);
-    ws.write("plan.yaml", header("show") + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n");
+    ws.write(
+        "plan.yaml",
+        header("show")
+            + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n",
+    );
     let out = ws.relocate(&["plan", "show", "plan.yaml"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("source has 7 objects (7.0 KiB); would copy 7"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("source has 7 objects (7.0 KiB); would copy 7"),
+        "{}",
+        stdout(&out)
+    );
     assert!(!ws.join("dst").exists(), "show must not create the target");
     assert!(!ws.join(".relocate").exists(), "show must not create state");
 }

@@ -10,11 +10,15 @@ use util::{Workspace, count, header, stderr, stdout, summary, tree};
 
 /// Files at the target that are complete objects (not object_store's `name#N` staging files).
 fn published(ws: &Workspace) -> std::collections::BTreeMap<String, Vec<u8>> {
-    tree(&ws.join("dst")).into_iter().filter(|(k, _)| !is_staging(k)).collect()
+    tree(&ws.join("dst"))
+        .into_iter()
+        .filter(|(k, _)| !is_staging(k))
+        .collect()
 }
 
 fn is_staging(name: &str) -> bool {
-    name.rsplit_once('#').is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    name.rsplit_once('#')
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[test]
@@ -23,13 +27,22 @@ fn kill_9_mid_copy_then_rerun_finishes_with_nothing_lost() {
     let ws = Workspace::new();
     ws.fill("src", FILES, 32 * 1024);
     // A bandwidth cap makes the copy take ~3 s so the kill lands mid-copy.
-    let plan = header("resume").replace("objects: { from: src, to: dst }", "objects: { from: src, to: dst, bandwidth: 12MiB/s, concurrency: 8 }")
-        + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n";
+    let plan = header("resume").replace(
+        "objects: { from: src, to: dst }",
+        "objects: { from: src, to: dst, bandwidth: 12MiB/s, concurrency: 8 }",
+    ) + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n";
     ws.write("plan.yaml", plan);
 
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("relocate"))
         .current_dir(ws.path())
-        .args(["run", "plan.yaml", "--state-dir", "state", "--output", "json"])
+        .args([
+            "run",
+            "plan.yaml",
+            "--state-dir",
+            "state",
+            "--output",
+            "json",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -42,29 +55,60 @@ fn kill_9_mid_copy_then_rerun_finishes_with_nothing_lost() {
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
     let landed = published(&ws).len();
-    assert!(landed > 0 && landed < FILES, "the kill must land mid-copy (landed {landed} of {FILES})");
+    assert!(
+        landed > 0 && landed < FILES,
+        "the kill must land mid-copy (landed {landed} of {FILES})"
+    );
 
-    let rerun = ws.relocate(&["run", "plan.yaml", "--state-dir", "state", "--output", "json"]);
-    assert!(rerun.status.success(), "{}\n{}", stdout(&rerun), stderr(&rerun));
+    let rerun = ws.relocate(&[
+        "run",
+        "plan.yaml",
+        "--state-dir",
+        "state",
+        "--output",
+        "json",
+    ]);
+    assert!(
+        rerun.status.success(),
+        "{}\n{}",
+        stdout(&rerun),
+        stderr(&rerun)
+    );
     let s = summary(&rerun);
     let recopied = count(&s, "copy", "copied") as usize;
     let redone = recopied - (FILES - landed);
     // At most the objects in flight (8) plus one uncommitted batch of completions.
-    assert!(redone <= 48, "rerun re-copied {redone} objects that had already landed");
+    assert!(
+        redone <= 48,
+        "rerun re-copied {redone} objects that had already landed"
+    );
     assert_eq!(count(&s, "verify", "verified") as usize, FILES);
-    assert_eq!(tree(&ws.join("src")), published(&ws), "target equals source byte for byte");
+    assert_eq!(
+        tree(&ws.join("src")),
+        published(&ws),
+        "target equals source byte for byte"
+    );
 }
 
 #[test]
 fn a_second_run_of_the_same_state_is_refused_while_the_first_holds_it() {
     let ws = Workspace::new();
     ws.fill("src", 300, 32 * 1024);
-    let plan = header("lock").replace("objects: { from: src, to: dst }", "objects: { from: src, to: dst, bandwidth: 2MiB/s }")
-        + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n";
+    let plan = header("lock").replace(
+        "objects: { from: src, to: dst }",
+        "objects: { from: src, to: dst, bandwidth: 2MiB/s }",
+    ) + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n";
     ws.write("plan.yaml", plan);
     let mut first = Command::new(assert_cmd::cargo::cargo_bin("relocate"))
         .current_dir(ws.path())
-        .args(["run", "plan.yaml", "--state-dir", "state", "--output", "json"])
+        .args([
+            "run",
+            "plan.yaml",
+            "--state-dir",
+            "state",
+            "--output",
+            "json",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -76,10 +120,21 @@ fn a_second_run_of_the_same_state_is_refused_while_the_first_holds_it() {
     std::thread::sleep(Duration::from_millis(300));
     let second = ws.relocate(&["run", "plan.yaml", "--state-dir", "state"]);
     assert_eq!(second.status.code(), Some(6), "{}", stderr(&second));
-    assert!(stderr(&second).contains("another relocate run holds"), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("another relocate run holds"),
+        "{}",
+        stderr(&second)
+    );
     first.kill().expect("kill");
     first.wait().expect("reap");
     // The lock of a killed run is released by the kernel: the next run proceeds.
-    let third = ws.relocate(&["run", "plan.yaml", "--state-dir", "state", "--output", "json"]);
+    let third = ws.relocate(&[
+        "run",
+        "plan.yaml",
+        "--state-dir",
+        "state",
+        "--output",
+        "json",
+    ]);
     assert!(third.status.success(), "{}", stderr(&third));
 }

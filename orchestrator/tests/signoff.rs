@@ -28,7 +28,7 @@ stages:
 fn hook(ws: &Workspace, body: &str) {
     use std::os::unix::fs::PermissionsExt;
     let p = ws.write("hook.sh", format!("#!/bin/sh\nset -e\n{body}\n"));
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
 #[test]
@@ -37,13 +37,30 @@ fn an_approval_by_the_pinned_key_passes_every_gate() {
     ws.fill("src", 3, 100);
     let public = ws.keypair("auditor");
     gated_plan(&ws, &public);
-    hook(&ws, r#""$RELOCATE_BIN" approve --key auditor.key --evidence -"#);
-    let out = ws.relocate(&["run", "plan.yaml", "--state-dir", "state", "--output", "json"]);
+    hook(
+        &ws,
+        r#""$RELOCATE_BIN" approve --key auditor.key --evidence -"#,
+    );
+    let out = ws.relocate(&[
+        "run",
+        "plan.yaml",
+        "--state-dir",
+        "state",
+        "--output",
+        "json",
+    ]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
-    let approvals = stdout(&out).lines().filter(|l| l.contains("\"approval_received\"") && l.contains("\"approve\"")).count();
+    let approvals = stdout(&out)
+        .lines()
+        .filter(|l| l.contains("\"approval_received\"") && l.contains("\"approve\""))
+        .count();
     assert_eq!(approvals, 2, "{}", stdout(&out));
     let status = ws.relocate(&["status", "plan.yaml", "--state-dir", "state"]);
-    assert!(stdout(&status).contains("signed [auditor]"), "{}", stdout(&status));
+    assert!(
+        stdout(&status).contains("signed [auditor]"),
+        "{}",
+        stdout(&status)
+    );
 }
 
 #[test]
@@ -53,12 +70,31 @@ fn an_approval_signed_by_another_key_is_refused() {
     let public = ws.keypair("auditor");
     ws.keypair("impostor");
     gated_plan(&ws, &public);
-    hook(&ws, r#""$RELOCATE_BIN" approve --key impostor.key --evidence -"#);
-    let out = ws.relocate(&["run", "plan.yaml", "--state-dir", "state", "--output", "plain"]);
-    assert_eq!(out.status.code(), Some(5), "{}\n{}", stdout(&out), stderr(&out));
+    hook(
+        &ws,
+        r#""$RELOCATE_BIN" approve --key impostor.key --evidence -"#,
+    );
+    let out = ws.relocate(&[
+        "run",
+        "plan.yaml",
+        "--state-dir",
+        "state",
+        "--output",
+        "plain",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let text = stdout(&out);
     assert!(text.contains("approval from auditor refused"), "{text}");
-    assert!(text.to_lowercase().contains("key"), "the reason names the key problem: {text}");
+    assert!(
+        text.to_lowercase().contains("key"),
+        "the reason names the key problem: {text}"
+    );
 }
 
 #[test]
@@ -71,11 +107,30 @@ fn an_approval_replayed_from_another_stage_is_refused() {
         &ws,
         r#"if [ "$RELOCATE_STAGE" = seed ]; then "$RELOCATE_BIN" approve --key auditor.key --evidence - | tee seed-approval.json; else cat seed-approval.json; fi"#,
     );
-    let out = ws.relocate(&["run", "plan.yaml", "--state-dir", "state", "--output", "plain"]);
-    assert_eq!(out.status.code(), Some(5), "{}\n{}", stdout(&out), stderr(&out));
+    let out = ws.relocate(&[
+        "run",
+        "plan.yaml",
+        "--state-dir",
+        "state",
+        "--output",
+        "plain",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let text = stdout(&out);
-    assert!(text.contains("approved by auditor"), "the seed gate passed: {text}");
-    assert!(text.contains("approval from auditor refused") && text.contains("seed"), "{text}");
+    assert!(
+        text.contains("approved by auditor"),
+        "the seed gate passed: {text}"
+    );
+    assert!(
+        text.contains("approval from auditor refused") && text.contains("seed"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -91,11 +146,27 @@ fn an_approval_of_an_earlier_attempt_is_refused_as_a_replay() {
     );
     let first = ws.relocate(&["run", "plan.yaml", "--state-dir", "state"]);
     assert_eq!(first.status.code(), Some(5), "{}", stderr(&first));
-    let second = ws.relocate(&["run", "plan.yaml", "--state-dir", "state", "--output", "plain"]);
-    assert_eq!(second.status.code(), Some(5), "{}\n{}", stdout(&second), stderr(&second));
+    let second = ws.relocate(&[
+        "run",
+        "plan.yaml",
+        "--state-dir",
+        "state",
+        "--output",
+        "plain",
+    ]);
+    assert_eq!(
+        second.status.code(),
+        Some(5),
+        "{}\n{}",
+        stdout(&second),
+        stderr(&second)
+    );
     let text = stdout(&second);
     assert!(text.contains("attempt 2"), "{text}");
-    assert!(text.contains("approval from auditor refused") && text.contains("evidence"), "{text}");
+    assert!(
+        text.contains("approval from auditor refused") && text.contains("evidence"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -104,13 +175,37 @@ fn a_rejection_stops_the_run_and_a_later_approval_resumes_it() {
     ws.fill("src", 3, 100);
     let public = ws.keypair("auditor");
     gated_plan(&ws, &public);
-    hook(&ws, r#""$RELOCATE_BIN" approve --key auditor.key --evidence - --reject --reason "not before the maintenance window""#);
-    let out = ws.relocate(&["run", "plan.yaml", "--state-dir", "state", "--output", "json"]);
+    hook(
+        &ws,
+        r#""$RELOCATE_BIN" approve --key auditor.key --evidence - --reject --reason "not before the maintenance window""#,
+    );
+    let out = ws.relocate(&[
+        "run",
+        "plan.yaml",
+        "--state-dir",
+        "state",
+        "--output",
+        "json",
+    ]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert_eq!(summary(&out)["outcome"], "rejected");
-    assert!(stderr(&out).contains("not before the maintenance window"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not before the maintenance window"),
+        "{}",
+        stderr(&out)
+    );
 
-    hook(&ws, r#""$RELOCATE_BIN" approve --key auditor.key --evidence -"#);
-    let out = ws.relocate(&["run", "plan.yaml", "--state-dir", "state", "--output", "json"]);
+    hook(
+        &ws,
+        r#""$RELOCATE_BIN" approve --key auditor.key --evidence -"#,
+    );
+    let out = ws.relocate(&[
+        "run",
+        "plan.yaml",
+        "--state-dir",
+        "state",
+        "--output",
+        "json",
+    ]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
 }

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use connectors::signoff::approval::approve as sign_approval;
-use connectors::signoff::statement::Decision;
 use connectors::signoff::dsse::Envelope;
 use connectors::signoff::keys::SecretKey;
+use connectors::signoff::statement::Decision;
 
 /// `relocate approve` arguments.
 #[derive(Debug, clap::Args)]
@@ -34,21 +34,29 @@ pub struct ApproveArgs {
 
 /// Sign and print.
 pub(crate) fn approve(args: &ApproveArgs) -> anyhow::Result<u8> {
-    let key = SecretKey::load(&args.key).with_context(|| format!("reading key {}", args.key.display()))?;
+    let key = SecretKey::load(&args.key)
+        .with_context(|| format!("reading key {}", args.key.display()))?;
     let raw = if args.evidence == "-" {
         read_bounded(std::io::stdin()).context("reading evidence from stdin")?
     } else {
-        let file = std::fs::File::open(&args.evidence).with_context(|| format!("reading evidence {}", args.evidence))?;
+        let file = std::fs::File::open(&args.evidence)
+            .with_context(|| format!("reading evidence {}", args.evidence))?;
         read_bounded(file).with_context(|| format!("reading evidence {}", args.evidence))?
     };
     let evidence = Envelope::from_json(&raw).context("the evidence is not a DSSE envelope")?;
-    let decision = if args.reject { Decision::Reject } else { Decision::Approve };
-    let approval = sign_approval(&key, &evidence, decision, args.reason.clone()).context("signing the approval")?;
+    let decision = if args.reject {
+        Decision::Reject
+    } else {
+        Decision::Approve
+    };
+    let approval = sign_approval(&key, &evidence, decision, args.reason.clone())
+        .context("signing the approval")?;
     let json = String::from_utf8_lossy(&approval.to_json_pretty()).into_owned();
     match &args.out {
         Some(path) => {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
             }
             let tmp = path.with_extension("tmp");
             std::fs::write(&tmp, &json).with_context(|| format!("writing {}", tmp.display()))?;
@@ -69,7 +77,10 @@ fn read_bounded(input: impl Read) -> anyhow::Result<Vec<u8>> {
     let mut buf = Vec::new();
     input.take(MAX_EVIDENCE + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > MAX_EVIDENCE {
-        anyhow::bail!("the evidence is larger than {} MiB; refusing to sign it", MAX_EVIDENCE >> 20);
+        anyhow::bail!(
+            "the evidence is larger than {} MiB; refusing to sign it",
+            MAX_EVIDENCE >> 20
+        );
     }
     Ok(buf)
 }

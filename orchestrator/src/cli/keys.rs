@@ -6,8 +6,13 @@ use anyhow::Context;
 
 /// Write NAME.key (0600) and NAME.pub; print the public key for the plan.
 pub(crate) fn generate(out: &Path) -> anyhow::Result<u8> {
-    let public = connectors::signoff::keys::generate_keypair(out).with_context(|| format!("generating a key pair at {}", out.display()))?;
-    println!("wrote {}.key (private, keep it secret) and {}.pub", out.display(), out.display());
+    let public = connectors::signoff::keys::generate_keypair(out)
+        .with_context(|| format!("generating a key pair at {}", out.display()))?;
+    println!(
+        "wrote {}.key (private, keep it secret) and {}.pub",
+        out.display(),
+        out.display()
+    );
     println!("publicKey: \"{public}\"");
     Ok(crate::exit::SUCCESS)
 }

@@ -53,17 +53,33 @@ pub(crate) fn schema() -> anyhow::Result<u8> {
 pub(crate) async fn show(args: &ShowArgs) -> anyhow::Result<u8> {
     let plan = load_plan(&args.plan)?;
     let p = plan.plan();
-    let region = |r: &str| p.regions.get(r).map(|x| format!("{r} ({})", x.jurisdiction)).unwrap_or_else(|| r.to_owned());
+    let region = |r: &str| {
+        p.regions
+            .get(r)
+            .map(|x| format!("{r} ({})", x.jurisdiction))
+            .unwrap_or_else(|| r.to_owned())
+    };
     println!("plan {} ({})", p.name, plan.digest());
     println!("moves {} → {}", region(&p.source), region(&p.target));
     if let Some(res) = &p.residency {
-        println!("residency: writes only to {}", res.allowed_target_jurisdictions.join(", "));
+        println!(
+            "residency: writes only to {}",
+            res.allowed_target_jurisdictions.join(", ")
+        );
     }
     let state = StateDir::for_plan(args.state.state_dir.as_deref(), plan.name());
-    let db = if state.exists() { Some(Db::open_read_only(&state.db_path())?) } else { None };
+    let db = if state.exists() {
+        Some(Db::open_read_only(&state.db_path())?)
+    } else {
+        None
+    };
     let mut listed = std::collections::BTreeSet::new();
     for (i, stage) in p.stages.iter().enumerate() {
-        let done = db.as_ref().and_then(|d| d.stage(i).ok().flatten()).map(|r| format!(" [{}]", r.status.as_str())).unwrap_or_default();
+        let done = db
+            .as_ref()
+            .and_then(|d| d.stage(i).ok().flatten())
+            .map(|r| format!(" [{}]", r.status.as_str()))
+            .unwrap_or_default();
         println!("\nstage {}: {}{done}", i + 1, stage.name);
         for (j, step) in stage.steps.iter().enumerate() {
             println!("  {}. {}", j + 1, describe(&plan, step));
@@ -85,7 +101,11 @@ pub(crate) async fn show(args: &ShowArgs) -> anyhow::Result<u8> {
             }
         }
         if let Some(s) = &stage.signoff {
-            println!("  gate: {} of [{}] must sign the stage's evidence", s.threshold(), s.approvers().join(", "));
+            println!(
+                "  gate: {} of [{}] must sign the stage's evidence",
+                s.threshold(),
+                s.approvers().join(", ")
+            );
         }
     }
     Ok(exit::SUCCESS)
@@ -93,19 +113,38 @@ pub(crate) async fn show(args: &ShowArgs) -> anyhow::Result<u8> {
 
 fn describe(plan: &ValidatedPlan, step: &Step) -> String {
     let p = plan.plan();
-    let store = |s: &str| p.stores.get(s).map(|x| format!("{s} ({})", connectors::store::display_url(&x.url))).unwrap_or_else(|| s.to_owned());
+    let store = |s: &str| {
+        p.stores
+            .get(s)
+            .map(|x| format!("{s} ({})", connectors::store::display_url(&x.url)))
+            .unwrap_or_else(|| s.to_owned())
+    };
     match step {
         Step::Copy(w) => match plan.object_workload(w) {
-            Some(o) => format!("copy {w}: {} → {}, {} hashed while streaming; only what is missing or changed", store(&o.from), store(&o.to), o.checksum.as_str()),
+            Some(o) => format!(
+                "copy {w}: {} → {}, {} hashed while streaming; only what is missing or changed",
+                store(&o.from),
+                store(&o.to),
+                o.checksum.as_str()
+            ),
             None => format!("copy {w}"),
         },
         Step::Verify(w) => match plan.object_workload(w) {
-            Some(o) => format!("verify {w}: re-read every object at {} and compare with the manifest", store(&o.to)),
+            Some(o) => format!(
+                "verify {w}: re-read every object at {} and compare with the manifest",
+                store(&o.to)
+            ),
             None => format!("verify {w}"),
         },
-        Step::Freeze(w) => format!("freeze {w}: record the source replica counts, scale the source to zero"),
-        Step::Deploy(w) => format!("deploy {w}: apply the transformed resources to the target cluster, wait until ready"),
-        Step::Rollback(w) => format!("rollback {w}: restore the source replica counts, scale the target down"),
+        Step::Freeze(w) => {
+            format!("freeze {w}: record the source replica counts, scale the source to zero")
+        }
+        Step::Deploy(w) => format!(
+            "deploy {w}: apply the transformed resources to the target cluster, wait until ready"
+        ),
+        Step::Rollback(w) => {
+            format!("rollback {w}: restore the source replica counts, scale the target down")
+        }
         Step::Run(argv) => format!("run {}", argv.join(" ")),
     }
 }
@@ -113,13 +152,26 @@ fn describe(plan: &ValidatedPlan, step: &Step) -> String {
 /// Export from the source cluster, transform, and show what would change (Secret values masked).
 async fn kube_diff(plan: &ValidatedPlan, name: &str) -> anyhow::Result<String> {
     use connectors::kube::{connect, export, render_diff, transform};
-    let w = plan.kubernetes_workload(name).ok_or_else(|| anyhow::anyhow!("no such Kubernetes workload"))?;
-    let cluster = plan.plan().clusters.get(&w.from).ok_or_else(|| anyhow::anyhow!("no cluster {}", w.from))?;
+    let w = plan
+        .kubernetes_workload(name)
+        .ok_or_else(|| anyhow::anyhow!("no such Kubernetes workload"))?;
+    let cluster = plan
+        .plan()
+        .clusters
+        .get(&w.from)
+        .ok_or_else(|| anyhow::anyhow!("no cluster {}", w.from))?;
     let client = connect(cluster, plan.base_dir()).await?;
     let resources = export(&client, w).await?;
-    let labels = std::collections::BTreeMap::from([("relocate.io/region".to_owned(), plan.plan().target.clone())]);
+    let labels = std::collections::BTreeMap::from([(
+        "relocate.io/region".to_owned(),
+        plan.plan().target.clone(),
+    )]);
     let transformed = transform(&resources, &w.transform, &labels)?;
-    let mut out = format!("     {} resource(s) exported from {}:", resources.len(), w.from);
+    let mut out = format!(
+        "     {} resource(s) exported from {}:",
+        resources.len(),
+        w.from
+    );
     for (s, t) in resources.iter().zip(&transformed) {
         out.push('\n');
         out.push_str(&render_diff(s, t));
@@ -129,8 +181,14 @@ async fn kube_diff(plan: &ValidatedPlan, name: &str) -> anyhow::Result<String> {
 
 /// List source (and compare with the state) to say what a copy would move.
 async fn dry_run(plan: &ValidatedPlan, name: &str, db: Option<&Db>) -> anyhow::Result<String> {
-    let w = plan.object_workload(name).ok_or_else(|| anyhow::anyhow!("no such object workload"))?;
-    let store = plan.plan().stores.get(&w.from).ok_or_else(|| anyhow::anyhow!("no store {}", w.from))?;
+    let w = plan
+        .object_workload(name)
+        .ok_or_else(|| anyhow::anyhow!("no such object workload"))?;
+    let store = plan
+        .plan()
+        .stores
+        .get(&w.from)
+        .ok_or_else(|| anyhow::anyhow!("no store {}", w.from))?;
     let source = open_store(&w.from, store, plan.base_dir(), Access::Read)?;
     preflight(&source).await?;
     if let Some(t) = plan.plan().stores.get(&w.to) {
@@ -140,7 +198,10 @@ async fn dry_run(plan: &ValidatedPlan, name: &str, db: Option<&Db>) -> anyhow::R
                     println!("     target {}: {e}", w.to);
                 }
             }
-            Err(e) => println!("     target {}: {e} (a local target directory is created by the first copy)", w.to),
+            Err(e) => println!(
+                "     target {}: {e} (a local target directory is created by the first copy)",
+                w.to
+            ),
         }
     }
     let filter = KeyFilter::new(&w.include, &w.exclude)?;

@@ -49,12 +49,18 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<u8> {
     let (result, steps) = engine::run(plan, state, events.clone(), cancel, options).await;
     let (outcome, error, code) = match &result {
         Ok(RunOutcome::Completed) => ("succeeded", None, exit::SUCCESS),
-        Ok(RunOutcome::NothingToDo) => ("nothing-to-do: every stage is already complete", None, exit::SUCCESS),
-        Err(e) => {
-            (outcome_of(e), Some(e.to_string()), code_of(e))
-        }
+        Ok(RunOutcome::NothingToDo) => (
+            "nothing-to-do: every stage is already complete",
+            None,
+            exit::SUCCESS,
+        ),
+        Err(e) => (outcome_of(e), Some(e.to_string()), code_of(e)),
     };
-    events.emit(Event::Summary { outcome: outcome.to_owned(), steps, error: error.clone() });
+    events.emit(Event::Summary {
+        outcome: outcome.to_owned(),
+        steps,
+        error: error.clone(),
+    });
     events.finish();
     if let Err(e) = result {
         super::report(&anyhow::Error::new(e));
@@ -84,26 +90,31 @@ fn outcome_of(e: &EngineError) -> &'static str {
 
 fn default_operator() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
     format!("{user}@{host}")
 }
 
 fn spawn_signal_handler(cancel: CancellationToken) {
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("no SIGTERM handler: {e}");
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("no SIGTERM handler: {e}");
+                    return;
+                }
+            };
         for n in 0.. {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
             if n == 0 {
-                eprintln!("relocate: stopping after the objects in flight (press Ctrl-C again to quit now)");
+                eprintln!(
+                    "relocate: stopping after the objects in flight (press Ctrl-C again to quit now)"
+                );
                 cancel.cancel();
             } else {
                 eprintln!("relocate: quitting now; state is consistent, rerun to resume");

@@ -30,7 +30,12 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<u8> {
         if args.json {
             println!("{}", json!({ "plan": plan.name(), "started": false }));
         } else {
-            println!("plan {} ({}): not started (no state in {})", plan.name(), plan.digest(), dir.root().display());
+            println!(
+                "plan {} ({}): not started (no state in {})",
+                plan.name(),
+                plan.digest(),
+                dir.root().display()
+            );
         }
         return Ok(exit::SUCCESS);
     }
@@ -53,7 +58,11 @@ fn build(plan: &plans::ValidatedPlan, db: &Db) -> anyhow::Result<serde_json::Val
         let mut steps = Vec::new();
         for (j, step) in stage.steps.iter().enumerate() {
             let s = db.step(i, j)?;
-            let summary: serde_json::Value = s.as_ref().and_then(|s| s.summary.as_deref()).and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+            let summary: serde_json::Value = s
+                .as_ref()
+                .and_then(|s| s.summary.as_deref())
+                .and_then(|t| serde_json::from_str(t).ok())
+                .unwrap_or_default();
             steps.push(json!({
                 "kind": step.kind(),
                 "workload": step.workload(),
@@ -89,44 +98,94 @@ fn build(plan: &plans::ValidatedPlan, db: &Db) -> anyhow::Result<serde_json::Val
     let mut workloads = serde_json::Map::new();
     for name in plan.plan().workloads.keys() {
         if plan.object_workload(name).is_some() {
-            workloads.insert(name.clone(), serde_json::to_value(db.workload_counts(name)?)?);
+            workloads.insert(
+                name.clone(),
+                serde_json::to_value(db.workload_counts(name)?)?,
+            );
         }
     }
-    Ok(json!({ "plan": plan.name(), "planDigest": plan.digest().to_string(), "started": true, "stages": stages, "workloads": workloads }))
+    Ok(
+        json!({ "plan": plan.name(), "planDigest": plan.digest().to_string(), "started": true, "stages": stages, "workloads": workloads }),
+    )
 }
 
 fn print_text(r: &serde_json::Value) {
-    println!("plan {} ({})", r["plan"].as_str().unwrap_or_default(), r["planDigest"].as_str().unwrap_or_default());
+    println!(
+        "plan {} ({})",
+        r["plan"].as_str().unwrap_or_default(),
+        r["planDigest"].as_str().unwrap_or_default()
+    );
     for s in r["stages"].as_array().into_iter().flatten() {
-        let attempt = s["attempt"].as_u64().map(|a| format!(", attempt {a}")).unwrap_or_default();
-        println!("stage {}: {}{attempt}", s["name"].as_str().unwrap_or_default(), s["status"].as_str().unwrap_or_default());
+        let attempt = s["attempt"]
+            .as_u64()
+            .map(|a| format!(", attempt {a}"))
+            .unwrap_or_default();
+        println!(
+            "stage {}: {}{attempt}",
+            s["name"].as_str().unwrap_or_default(),
+            s["status"].as_str().unwrap_or_default()
+        );
         if let Some(d) = s["detail"].as_str() {
             println!("    {d}");
         }
         for (j, st) in s["steps"].as_array().into_iter().flatten().enumerate() {
-            let w = st["workload"].as_str().map(|w| format!(" {w}")).unwrap_or_default();
+            let w = st["workload"]
+                .as_str()
+                .map(|w| format!(" {w}"))
+                .unwrap_or_default();
             let sum = &st["summary"];
             let counts = if sum.is_object() && st["kind"] == "copy" {
-                format!(" — {} copied, {} unchanged, {} failed", sum["copied"], sum["skipped"], sum["failed"])
+                format!(
+                    " — {} copied, {} unchanged, {} failed",
+                    sum["copied"], sum["skipped"], sum["failed"]
+                )
             } else if sum.is_object() && st["kind"] == "verify" {
                 format!(" — {} verified, {} failed", sum["verified"], sum["failed"])
             } else {
                 String::new()
             };
-            println!("  {}. {}{w}: {}{counts}", j + 1, st["kind"].as_str().unwrap_or_default(), st["status"].as_str().unwrap_or_default());
+            println!(
+                "  {}. {}{w}: {}{counts}",
+                j + 1,
+                st["kind"].as_str().unwrap_or_default(),
+                st["status"].as_str().unwrap_or_default()
+            );
             if let Some(e) = st["error"].as_str() {
                 println!("       error: {e}");
             }
         }
         if s["signoff"].is_object() {
             let g = &s["signoff"];
-            let list = |k: &str| g[k].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
-            println!("  sign-off ({} needed): signed [{}], rejected [{}], awaiting [{}]", g["threshold"], list("signed"), list("rejected"), list("awaiting"));
+            let list = |k: &str| {
+                g[k].as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default()
+            };
+            println!(
+                "  sign-off ({} needed): signed [{}], rejected [{}], awaiting [{}]",
+                g["threshold"],
+                list("signed"),
+                list("rejected"),
+                list("awaiting")
+            );
         }
     }
     if let Some(w) = r["workloads"].as_object() {
         for (name, c) in w {
-            println!("workload {name}: {} objects in manifest ({} bytes), {} verified, {} in flight, {} failed, {} bad at target", c["manifest_objects"], c["manifest_bytes"], c["verified"], c["copying"], c["failed"], c["bad"]);
+            println!(
+                "workload {name}: {} objects in manifest ({} bytes), {} verified, {} in flight, {} failed, {} bad at target",
+                c["manifest_objects"],
+                c["manifest_bytes"],
+                c["verified"],
+                c["copying"],
+                c["failed"],
+                c["bad"]
+            );
         }
     }
 }

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use connectors::signoff::dsse::Envelope;
 use connectors::signoff::keys::{SecretKey, generate_keypair};
 use connectors::signoff::statement::{
-    EVIDENCE_PREDICATE_TYPE, EvidencePredicate, ResourceDigest, StepEvidence, Subject, WorkloadEvidence, evidence_digest, sign_evidence,
-    Statement,
+    EVIDENCE_PREDICATE_TYPE, EvidencePredicate, ResourceDigest, Statement, StepEvidence, Subject,
+    WorkloadEvidence, evidence_digest, sign_evidence,
 };
 use plans::{Stage, Step};
 
@@ -37,20 +37,38 @@ pub(crate) fn operator_key(state: &StateDir) -> Result<SecretKey, EngineError> {
     let stem = state.operator_key_stem();
     let key_path = stem.with_extension("key");
     if !key_path.exists() {
-        generate_keypair(&stem).map_err(|e| EngineError::Evidence { stage: String::new(), detail: format!("cannot create the operator key: {e}") })?;
+        generate_keypair(&stem).map_err(|e| EngineError::Evidence {
+            stage: String::new(),
+            detail: format!("cannot create the operator key: {e}"),
+        })?;
     }
-    SecretKey::load(&key_path).map_err(|e| EngineError::Evidence { stage: String::new(), detail: format!("cannot read the operator key: {e}") })
+    SecretKey::load(&key_path).map_err(|e| EngineError::Evidence {
+        stage: String::new(),
+        detail: format!("cannot read the operator key: {e}"),
+    })
 }
 
 fn err(stage: &Stage, detail: impl std::fmt::Display) -> EngineError {
-    EngineError::Evidence { stage: stage.name.clone(), detail: detail.to_string() }
+    EngineError::Evidence {
+        stage: stage.name.clone(),
+        detail: detail.to_string(),
+    }
 }
 
 /// Build, sign, write and record this attempt's evidence.
-pub(crate) fn write_stage_evidence(ctx: &Context, index: usize, stage: &Stage, attempt: u32) -> Result<StageEvidence, EngineError> {
+pub(crate) fn write_stage_evidence(
+    ctx: &Context,
+    index: usize,
+    stage: &Stage,
+    attempt: u32,
+) -> Result<StageEvidence, EngineError> {
     let plan = ctx.plan.plan();
     let record = ctx.db.stage(index)?;
-    let previous = if index == 0 { None } else { ctx.db.stage(index - 1)?.and_then(|r| r.evidence_digest) };
+    let previous = if index == 0 {
+        None
+    } else {
+        ctx.db.stage(index - 1)?.and_then(|r| r.evidence_digest)
+    };
     let mut subjects = Vec::new();
     let mut workloads = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
@@ -59,10 +77,16 @@ pub(crate) fn write_stage_evidence(ctx: &Context, index: usize, stage: &Stage, a
             && seen.insert(name.clone())
         {
             let (w, resources) = deployed_resources(ctx, name)?;
-            let digests: Vec<String> = resources.iter().map(|r| format!("{}={}", r.name, r.digest)).collect();
+            let digests: Vec<String> = resources
+                .iter()
+                .map(|r| format!("{}={}", r.name, r.digest))
+                .collect();
             subjects.push(Subject {
                 name: format!("kubernetes:{name}"),
-                digest: BTreeMap::from([("sha256".to_owned(), hex::encode(<sha2::Sha256 as sha2::Digest>::digest(digests.join("\n"))))]),
+                digest: BTreeMap::from([(
+                    "sha256".to_owned(),
+                    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(digests.join("\n"))),
+                )]),
             });
             workloads.push(WorkloadEvidence {
                 name: name.clone(),
@@ -78,15 +102,27 @@ pub(crate) fn write_stage_evidence(ctx: &Context, index: usize, stage: &Stage, a
             });
             continue;
         }
-        let (Step::Copy(name) | Step::Verify(name)) = step else { continue };
+        let (Step::Copy(name) | Step::Verify(name)) = step else {
+            continue;
+        };
         if !seen.insert(name.clone()) {
             continue;
         }
-        let Some(w) = ctx.plan.object_workload(name) else { continue };
-        let m = write_manifest(&ctx.db, name, w.checksum.as_str(), &ctx.state.manifests_dir())?;
+        let Some(w) = ctx.plan.object_workload(name) else {
+            continue;
+        };
+        let m = write_manifest(
+            &ctx.db,
+            name,
+            w.checksum.as_str(),
+            &ctx.state.manifests_dir(),
+        )?;
         subjects.push(Subject {
             name: format!("manifest:{name}"),
-            digest: BTreeMap::from([("sha256".to_owned(), m.root.trim_start_matches("sha256:").to_owned())]),
+            digest: BTreeMap::from([(
+                "sha256".to_owned(),
+                m.root.trim_start_matches("sha256:").to_owned(),
+            )]),
         });
         workloads.push(WorkloadEvidence {
             name: name.clone(),
@@ -110,8 +146,14 @@ pub(crate) fn write_stage_evidence(ctx: &Context, index: usize, stage: &Stage, a
             Ok(StepEvidence {
                 kind: step.kind().to_owned(),
                 workload: step.workload().map(str::to_owned),
-                outcome: rec.as_ref().map_or("not-run", |r| r.status.as_str()).to_owned(),
-                detail: rec.and_then(|r| r.summary).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default(),
+                outcome: rec
+                    .as_ref()
+                    .map_or("not-run", |r| r.status.as_str())
+                    .to_owned(),
+                detail: rec
+                    .and_then(|r| r.summary)
+                    .and_then(|s| serde_json::from_str(&s).ok())
+                    .unwrap_or_default(),
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -120,7 +162,14 @@ pub(crate) fn write_stage_evidence(ctx: &Context, index: usize, stage: &Stage, a
         // the plan itself.
         subjects.push(Subject {
             name: format!("plan:{}", plan.name),
-            digest: BTreeMap::from([("sha256".to_owned(), ctx.plan.digest().as_str().trim_start_matches("sha256:").to_owned())]),
+            digest: BTreeMap::from([(
+                "sha256".to_owned(),
+                ctx.plan
+                    .digest()
+                    .as_str()
+                    .trim_start_matches("sha256:")
+                    .to_owned(),
+            )]),
         });
     }
     let predicate = EvidencePredicate {
@@ -147,37 +196,107 @@ pub(crate) fn write_stage_evidence(ctx: &Context, index: usize, stage: &Stage, a
     let envelope = sign_evidence(&statement, &ctx.operator_key);
     let json = envelope.to_json_pretty();
     let digest = evidence_digest(&envelope);
-    let path = ctx.state.evidence_dir().join(format!("{:02}-{}.attempt-{attempt}.intoto.json", index + 1, stage.name));
-    std::fs::write(&path, &json).map_err(|source| StateError::Io { path: path.clone(), source })?;
-    ctx.db.append_record("evidence", &stage.name, attempt, None, None, None, &digest, &String::from_utf8_lossy(&json))?;
-    ctx.db.stage_evidence(index, &digest, &path.display().to_string())?;
-    ctx.emit(Event::EvidenceWritten { stage: stage.name.clone(), digest: digest.clone(), path: path.display().to_string() });
-    Ok(StageEvidence { envelope, json, digest, path, attempt })
+    let path = ctx.state.evidence_dir().join(format!(
+        "{:02}-{}.attempt-{attempt}.intoto.json",
+        index + 1,
+        stage.name
+    ));
+    std::fs::write(&path, &json).map_err(|source| StateError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    ctx.db.append_record(
+        "evidence",
+        &stage.name,
+        attempt,
+        None,
+        None,
+        None,
+        &digest,
+        &String::from_utf8_lossy(&json),
+    )?;
+    ctx.db
+        .stage_evidence(index, &digest, &path.display().to_string())?;
+    ctx.emit(Event::EvidenceWritten {
+        stage: stage.name.clone(),
+        digest: digest.clone(),
+        path: path.display().to_string(),
+    });
+    Ok(StageEvidence {
+        envelope,
+        json,
+        digest,
+        path,
+        attempt,
+    })
 }
 
 /// The digests of what a deploy step applied (recorded by the step).
-fn deployed_resources<'a>(ctx: &'a Context, name: &str) -> Result<(&'a plans::KubernetesWorkload, Vec<ResourceDigest>), EngineError> {
-    let w = ctx.plan.kubernetes_workload(name).ok_or_else(|| EngineError::Evidence { stage: String::new(), detail: format!("{name} is not a Kubernetes workload") })?;
-    let applied: Vec<connectors::kube::Applied> = match ctx.db.workload_state(name, super::steps::kubernetes::APPLIED)? {
-        Some(json) => serde_json::from_str(&json).map_err(|e| EngineError::Evidence { stage: String::new(), detail: format!("applied resources of {name}: {e}") })?,
+fn deployed_resources<'a>(
+    ctx: &'a Context,
+    name: &str,
+) -> Result<(&'a plans::KubernetesWorkload, Vec<ResourceDigest>), EngineError> {
+    let w = ctx
+        .plan
+        .kubernetes_workload(name)
+        .ok_or_else(|| EngineError::Evidence {
+            stage: String::new(),
+            detail: format!("{name} is not a Kubernetes workload"),
+        })?;
+    let applied: Vec<connectors::kube::Applied> = match ctx
+        .db
+        .workload_state(name, super::steps::kubernetes::APPLIED)?
+    {
+        Some(json) => serde_json::from_str(&json).map_err(|e| EngineError::Evidence {
+            stage: String::new(),
+            detail: format!("applied resources of {name}: {e}"),
+        })?,
         None => Vec::new(),
     };
     let resources = applied
         .into_iter()
-        .map(|a| ResourceDigest { kind: a.resource.kind, namespace: a.resource.namespace, name: a.resource.name, digest: a.digest })
+        .map(|a| ResourceDigest {
+            kind: a.resource.kind,
+            namespace: a.resource.namespace,
+            name: a.resource.name,
+            digest: a.digest,
+        })
         .collect();
     Ok((w, resources))
 }
 
 /// Reload the evidence of an attempt that was waiting for sign-off when the run stopped.
-pub(crate) fn load_existing(ctx: &Context, index: usize, stage: &Stage) -> Result<StageEvidence, EngineError> {
-    let rec = ctx.db.stage(index)?.ok_or_else(|| err(stage, "no stage record"))?;
+pub(crate) fn load_existing(
+    ctx: &Context,
+    index: usize,
+    stage: &Stage,
+) -> Result<StageEvidence, EngineError> {
+    let rec = ctx
+        .db
+        .stage(index)?
+        .ok_or_else(|| err(stage, "no stage record"))?;
     let path = PathBuf::from(rec.evidence_path.clone().unwrap_or_default());
-    let json = std::fs::read(&path).map_err(|source| StateError::Io { path: path.clone(), source })?;
+    let json = std::fs::read(&path).map_err(|source| StateError::Io {
+        path: path.clone(),
+        source,
+    })?;
     let envelope = Envelope::from_json(&json).map_err(|e| err(stage, e))?;
     let digest = evidence_digest(&envelope);
     if Some(&digest) != rec.evidence_digest.as_ref() {
-        return Err(err(stage, format!("evidence file {} was changed since it was written (digest {digest}, recorded {})", path.display(), rec.evidence_digest.unwrap_or_default())));
+        return Err(err(
+            stage,
+            format!(
+                "evidence file {} was changed since it was written (digest {digest}, recorded {})",
+                path.display(),
+                rec.evidence_digest.unwrap_or_default()
+            ),
+        ));
     }
-    Ok(StageEvidence { envelope, json, digest, path, attempt: rec.attempt })
+    Ok(StageEvidence {
+        envelope,
+        json,
+        digest,
+        path,
+        attempt: rec.attempt,
+    })
 }

@@ -11,9 +11,9 @@ use std::collections::BTreeSet;
 
 use connectors::signoff::approval::{Expected, check_approval};
 use connectors::signoff::hook::{ApprovalHook, CommandHook, DEFAULT_TIMEOUT};
-use connectors::signoff::statement::Decision;
 use connectors::signoff::hook::{ApprovalRequest, hook_for};
 use connectors::signoff::keys::PublicKey;
+use connectors::signoff::statement::Decision;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use plans::{Signoff, Stage};
@@ -31,23 +31,46 @@ enum Answer {
 }
 
 /// Run the gate of a stage; `Ok` when it passed.
-pub(crate) async fn run_gate(ctx: &Context, index: usize, stage: &Stage, signoff: &Signoff, attempt: u32, evidence: &StageEvidence) -> Result<(), EngineError> {
+pub(crate) async fn run_gate(
+    ctx: &Context,
+    index: usize,
+    stage: &Stage,
+    signoff: &Signoff,
+    attempt: u32,
+    evidence: &StageEvidence,
+) -> Result<(), EngineError> {
     let threshold = signoff.threshold();
     let already: BTreeSet<String> = ctx
         .db
         .record()?
         .into_iter()
-        .filter(|r| r.kind == "approval" && r.stage == stage.name && r.digest == evidence.digest && r.decision.as_deref() == Some("approve"))
+        .filter(|r| {
+            r.kind == "approval"
+                && r.stage == stage.name
+                && r.digest == evidence.digest
+                && r.decision.as_deref() == Some("approve")
+        })
         .filter_map(|r| r.approver)
         .collect();
-    let awaiting: Vec<&String> = signoff.approvers().iter().filter(|a| !already.contains(*a)).collect();
+    let awaiting: Vec<&String> = signoff
+        .approvers()
+        .iter()
+        .filter(|a| !already.contains(*a))
+        .collect();
     let mut approved = already.len();
     if approved >= threshold {
         return Ok(());
     }
-    ctx.emit(Event::GateWaiting { stage: stage.name.clone(), awaiting: awaiting.iter().map(|s| (*s).clone()).collect(), threshold });
+    ctx.emit(Event::GateWaiting {
+        stage: stage.name.clone(),
+        awaiting: awaiting.iter().map(|s| (*s).clone()).collect(),
+        threshold,
+    });
 
-    let mut asks: FuturesUnordered<_> = awaiting.iter().map(|approver| ask(ctx, stage, approver, evidence)).collect();
+    let mut asks: FuturesUnordered<_> = awaiting
+        .iter()
+        .map(|approver| ask(ctx, stage, approver, evidence))
+        .collect();
     let mut refusals = Vec::new();
     let mut remaining = awaiting.len();
     while approved < threshold && approved + remaining >= threshold {
@@ -58,15 +81,31 @@ pub(crate) async fn run_gate(ctx: &Context, index: usize, stage: &Stage, signoff
                 return Err(EngineError::Interrupted);
             }
         };
-        let Some((approver, answer)) = next else { break };
+        let Some((approver, answer)) = next else {
+            break;
+        };
         remaining -= 1;
         match answer {
             Answer::Approved => approved += 1,
             Answer::Rejected(reason) => {
-                let detail = format!("rejected by {approver}{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default());
-                ctx.db.finish_stage(index, StageStatus::Rejected, Some(&detail))?;
-                ctx.emit(Event::StageFinished { stage: stage.name.clone(), outcome: "rejected".into() });
-                return Err(EngineError::Rejected { stage: stage.name.clone(), approver, reason });
+                let detail = format!(
+                    "rejected by {approver}{}",
+                    reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                );
+                ctx.db
+                    .finish_stage(index, StageStatus::Rejected, Some(&detail))?;
+                ctx.emit(Event::StageFinished {
+                    stage: stage.name.clone(),
+                    outcome: "rejected".into(),
+                });
+                return Err(EngineError::Rejected {
+                    stage: stage.name.clone(),
+                    approver,
+                    reason,
+                });
             }
             Answer::Refused(reason) => refusals.push(format!("{approver}: {reason}")),
         }
@@ -76,64 +115,137 @@ pub(crate) async fn run_gate(ctx: &Context, index: usize, stage: &Stage, signoff
         return Ok(());
     }
     let detail = refusals.join("; ");
-    ctx.db.finish_stage(index, StageStatus::Failed, Some(&detail))?;
-    ctx.emit(Event::StageFinished { stage: stage.name.clone(), outcome: "sign-off refused".into() });
-    Err(EngineError::SignoffRefused { stage: stage.name.clone(), approved, threshold, detail })
+    ctx.db
+        .finish_stage(index, StageStatus::Failed, Some(&detail))?;
+    ctx.emit(Event::StageFinished {
+        stage: stage.name.clone(),
+        outcome: "sign-off refused".into(),
+    });
+    Err(EngineError::SignoffRefused {
+        stage: stage.name.clone(),
+        approved,
+        threshold,
+        detail,
+    })
 }
 
 /// The approver's hook; command hooks get `RELOCATE_BIN` so a hook script can call
 /// `"$RELOCATE_BIN" approve …` whichever way relocate was installed.
-fn build_hook(ctx: &Context, approver: &str, spec: &plans::Hook) -> Result<Box<dyn ApprovalHook>, String> {
+fn build_hook(
+    ctx: &Context,
+    approver: &str,
+    spec: &plans::Hook,
+) -> Result<Box<dyn ApprovalHook>, String> {
     if let (Some(argv), None, None) = (&spec.command, &spec.webhook, &spec.file) {
-        let timeout = spec.timeout.as_deref().map(plans::units::parse_duration).transpose()?.unwrap_or(DEFAULT_TIMEOUT);
+        let timeout = spec
+            .timeout
+            .as_deref()
+            .map(plans::units::parse_duration)
+            .transpose()?
+            .unwrap_or(DEFAULT_TIMEOUT);
         return Ok(Box::new(CommandHook {
             argv: argv.clone(),
-            cwd: std::path::absolute(ctx.plan.base_dir()).unwrap_or_else(|_| ctx.plan.base_dir().to_path_buf()),
+            cwd: std::path::absolute(ctx.plan.base_dir())
+                .unwrap_or_else(|_| ctx.plan.base_dir().to_path_buf()),
             env: vec![
-                ("RELOCATE_BIN".to_owned(), ctx.options.relocate_bin.display().to_string()),
+                (
+                    "RELOCATE_BIN".to_owned(),
+                    ctx.options.relocate_bin.display().to_string(),
+                ),
                 ("RELOCATE_PLAN".to_owned(), ctx.plan.name().to_owned()),
             ],
             timeout,
         }));
     }
-    let base = std::path::absolute(ctx.plan.base_dir()).unwrap_or_else(|_| ctx.plan.base_dir().to_path_buf());
+    let base = std::path::absolute(ctx.plan.base_dir())
+        .unwrap_or_else(|_| ctx.plan.base_dir().to_path_buf());
     hook_for(spec, approver, &base, &ctx.state.approvals_dir()).map_err(|e| e.to_string())
 }
 
 /// A file left in the drop zone by an earlier attempt would be refused and fail the
 /// gate; move it aside (kept for the record) so the hook waits for a fresh one.
-fn set_aside_stale_file(ctx: &Context, stage: &Stage, approver: &str, spec: &plans::Approver, pinned: &PublicKey, evidence: &StageEvidence) {
-    let dir = spec.hook.file.as_ref().and_then(|f| f.dir.as_ref()).map_or_else(|| ctx.state.approvals_dir(), |d| ctx.plan.base_dir().join(d));
+fn set_aside_stale_file(
+    ctx: &Context,
+    stage: &Stage,
+    approver: &str,
+    spec: &plans::Approver,
+    pinned: &PublicKey,
+    evidence: &StageEvidence,
+) {
+    let dir = spec
+        .hook
+        .file
+        .as_ref()
+        .and_then(|f| f.dir.as_ref())
+        .map_or_else(
+            || ctx.state.approvals_dir(),
+            |d| ctx.plan.base_dir().join(d),
+        );
     let path = dir.join(&stage.name).join(format!("{approver}.json"));
-    let Ok(bytes) = std::fs::read(&path) else { return };
-    let expected = Expected { plan_digest: ctx.plan.digest().to_string(), stage: stage.name.clone(), evidence_digest: evidence.digest.clone() };
+    let Ok(bytes) = std::fs::read(&path) else {
+        return;
+    };
+    let expected = Expected {
+        plan_digest: ctx.plan.digest().to_string(),
+        stage: stage.name.clone(),
+        evidence_digest: evidence.digest.clone(),
+    };
     let stale = match connectors::signoff::dsse::Envelope::from_json(&bytes) {
         Ok(env) => check_approval(&env, &expected, approver, pinned).is_err(),
         Err(_) => true,
     };
     if stale {
-        let aside = path.with_extension(format!("stale-{}.json", chrono::Utc::now().format("%Y%m%dT%H%M%S")));
+        let aside = path.with_extension(format!(
+            "stale-{}.json",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S")
+        ));
         match std::fs::rename(&path, &aside) {
-            Ok(()) => tracing::info!("set aside {} (not for this evidence) as {}", path.display(), aside.display()),
+            Ok(()) => tracing::info!(
+                "set aside {} (not for this evidence) as {}",
+                path.display(),
+                aside.display()
+            ),
             Err(e) => tracing::warn!("cannot set aside stale approval {}: {e}", path.display()),
         }
     }
 }
 
 /// Ask one approver and check the answer.
-async fn ask(ctx: &Context, stage: &Stage, approver: &str, evidence: &StageEvidence) -> (String, Answer) {
+async fn ask(
+    ctx: &Context,
+    stage: &Stage,
+    approver: &str,
+    evidence: &StageEvidence,
+) -> (String, Answer) {
     let answer = ask_inner(ctx, stage, approver, evidence).await;
     match &answer {
-        Answer::Approved => ctx.emit(Event::ApprovalReceived { stage: stage.name.clone(), approver: approver.to_owned(), decision: "approve".into(), reason: None }),
-        Answer::Rejected(reason) => {
-            ctx.emit(Event::ApprovalReceived { stage: stage.name.clone(), approver: approver.to_owned(), decision: "reject".into(), reason: reason.clone() })
-        }
-        Answer::Refused(reason) => ctx.emit(Event::ApprovalRefused { stage: stage.name.clone(), approver: approver.to_owned(), reason: reason.clone() }),
+        Answer::Approved => ctx.emit(Event::ApprovalReceived {
+            stage: stage.name.clone(),
+            approver: approver.to_owned(),
+            decision: "approve".into(),
+            reason: None,
+        }),
+        Answer::Rejected(reason) => ctx.emit(Event::ApprovalReceived {
+            stage: stage.name.clone(),
+            approver: approver.to_owned(),
+            decision: "reject".into(),
+            reason: reason.clone(),
+        }),
+        Answer::Refused(reason) => ctx.emit(Event::ApprovalRefused {
+            stage: stage.name.clone(),
+            approver: approver.to_owned(),
+            reason: reason.clone(),
+        }),
     }
     (approver.to_owned(), answer)
 }
 
-async fn ask_inner(ctx: &Context, stage: &Stage, approver: &str, evidence: &StageEvidence) -> Answer {
+async fn ask_inner(
+    ctx: &Context,
+    stage: &Stage,
+    approver: &str,
+    evidence: &StageEvidence,
+) -> Answer {
     let Some(spec) = ctx.plan.plan().approvers.get(approver) else {
         return Answer::Refused("approver is not in the plan".into());
     };
@@ -160,7 +272,11 @@ async fn ask_inner(ctx: &Context, stage: &Stage, approver: &str, evidence: &Stag
         Ok(env) => env,
         Err(e) => return Answer::Refused(e.to_string()),
     };
-    let expected = Expected { plan_digest: ctx.plan.digest().to_string(), stage: stage.name.clone(), evidence_digest: evidence.digest.clone() };
+    let expected = Expected {
+        plan_digest: ctx.plan.digest().to_string(),
+        stage: stage.name.clone(),
+        evidence_digest: evidence.digest.clone(),
+    };
     let checked = match check_approval(&envelope, &expected, approver, &pinned) {
         Ok(c) => c,
         Err(refused) => return Answer::Refused(refused.to_string()),
@@ -170,7 +286,16 @@ async fn ask_inner(ctx: &Context, stage: &Stage, approver: &str, evidence: &Stag
         Decision::Reject => "reject",
     };
     let json = String::from_utf8_lossy(&envelope.to_json_pretty()).into_owned();
-    if let Err(e) = ctx.db.append_record("approval", &stage.name, evidence.attempt, Some(approver), Some(decision), checked.reason.as_deref(), &evidence.digest, &json) {
+    if let Err(e) = ctx.db.append_record(
+        "approval",
+        &stage.name,
+        evidence.attempt,
+        Some(approver),
+        Some(decision),
+        checked.reason.as_deref(),
+        &evidence.digest,
+        &json,
+    ) {
         return Answer::Refused(format!("could not record the approval: {e}"));
     }
     match checked.decision {

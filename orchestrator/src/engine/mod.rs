@@ -87,12 +87,27 @@ pub async fn run(
     (result, summaries)
 }
 
-fn open(plan: ValidatedPlan, state: StateDir, events: Arc<dyn EventSink>, cancel: CancellationToken, options: RunOptions) -> Result<Context, EngineError> {
+fn open(
+    plan: ValidatedPlan,
+    state: StateDir,
+    events: Arc<dyn EventSink>,
+    cancel: CancellationToken,
+    options: RunOptions,
+) -> Result<Context, EngineError> {
     state.create()?;
     let db = Db::open(&state.db_path())?;
     db.bind_plan(state.root(), plan.digest().as_str(), plan.name())?;
     let operator_key = evidence::operator_key(&state)?;
-    Ok(Context { plan, state, db, events, cancel, options, operator_key, summaries: Mutex::default() })
+    Ok(Context {
+        plan,
+        state,
+        db,
+        events,
+        cancel,
+        options,
+        operator_key,
+        summaries: Mutex::default(),
+    })
 }
 
 /// Roll back a stage's Kubernetes cutover on demand (`relocate rollback --stage`).
@@ -107,16 +122,27 @@ pub async fn rollback_stage(
     let _lock = RunLock::acquire(&ctx.state.lock_path())?;
     let stages = &ctx.plan.plan().stages;
     let Some(index) = stages.iter().position(|s| s.name == stage_name) else {
-        return Err(EngineError::StepFailed { stage: stage_name.to_owned(), step: 0, kind: "rollback".into(), detail: "no such stage in the plan".into() });
+        return Err(EngineError::StepFailed {
+            stage: stage_name.to_owned(),
+            step: 0,
+            kind: "rollback".into(),
+            detail: "no such stage in the plan".into(),
+        });
     };
     let ok = stage::roll_back_cutover(&ctx, &stages[index]).await;
     if ctx.db.stage(index)?.is_some() {
-        ctx.db.finish_stage(index, StageStatus::Failed, Some("rolled back on demand"))?;
+        ctx.db
+            .finish_stage(index, StageStatus::Failed, Some("rolled back on demand"))?;
     }
     if ok {
         Ok(())
     } else {
-        Err(EngineError::StepFailed { stage: stage_name.to_owned(), step: 0, kind: "rollback".into(), detail: "some workloads could not be rolled back (see above)".into() })
+        Err(EngineError::StepFailed {
+            stage: stage_name.to_owned(),
+            step: 0,
+            kind: "rollback".into(),
+            detail: "some workloads could not be rolled back (see above)".into(),
+        })
     }
 }
 
@@ -133,7 +159,10 @@ async fn run_stages(ctx: &Context) -> Result<RunOutcome, EngineError> {
         .collect();
     if pending.is_empty() {
         for s in stages {
-            ctx.emit(Event::StageSkipped { stage: s.name.clone(), reason: "already completed".into() });
+            ctx.emit(Event::StageSkipped {
+                stage: s.name.clone(),
+                reason: "already completed".into(),
+            });
         }
         return Ok(RunOutcome::NothingToDo);
     }
@@ -142,7 +171,10 @@ async fn run_stages(ctx: &Context) -> Result<RunOutcome, EngineError> {
     }
     for (index, stage) in stages.iter().enumerate() {
         if !pending.contains(&index) {
-            ctx.emit(Event::StageSkipped { stage: stage.name.clone(), reason: "already completed".into() });
+            ctx.emit(Event::StageSkipped {
+                stage: stage.name.clone(),
+                reason: "already completed".into(),
+            });
             continue;
         }
         stage::run_stage(ctx, index, stage).await?;

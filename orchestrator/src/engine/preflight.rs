@@ -23,10 +23,22 @@ pub(crate) async fn check_stores(ctx: &Context, pending: &[usize]) -> Result<(),
         }
     }
     for (name, write) in stores {
-        let Some(store) = ctx.plan.plan().stores.get(&name) else { continue };
+        let Some(store) = ctx.plan.plan().stores.get(&name) else {
+            continue;
+        };
         let access = if write { Access::Write } else { Access::Read };
-        let handle = open_store(&name, store, ctx.plan.base_dir(), access).map_err(|source| EngineError::Store { store: name.clone(), source })?;
-        preflight(&handle).await.map_err(|source| EngineError::Store { store: name.clone(), source })?;
+        let handle = open_store(&name, store, ctx.plan.base_dir(), access).map_err(|source| {
+            EngineError::Store {
+                store: name.clone(),
+                source,
+            }
+        })?;
+        preflight(&handle)
+            .await
+            .map_err(|source| EngineError::Store {
+                store: name.clone(),
+                source,
+            })?;
     }
     Ok(())
 }

@@ -10,30 +10,63 @@ use crate::progress::{Event, StepSummary};
 use crate::state::{StageStatus, StepStatus};
 
 /// Run (or resume) stage `index`.
-pub(crate) async fn run_stage(ctx: &Context, index: usize, stage: &Stage) -> Result<(), EngineError> {
+pub(crate) async fn run_stage(
+    ctx: &Context,
+    index: usize,
+    stage: &Stage,
+) -> Result<(), EngineError> {
     let previous = ctx.db.stage(index)?;
     let (attempt, resumed) = match &previous {
         None => (1, false),
-        Some(r) if matches!(r.status, StageStatus::Running | StageStatus::AwaitingSignoff) => (r.attempt, true),
+        Some(r)
+            if matches!(
+                r.status,
+                StageStatus::Running | StageStatus::AwaitingSignoff
+            ) =>
+        {
+            (r.attempt, true)
+        }
         Some(r) => (r.attempt + 1, false),
     };
-    let awaiting = previous.as_ref().is_some_and(|r| resumed && r.status == StageStatus::AwaitingSignoff && r.evidence_path.is_some());
+    let awaiting = previous.as_ref().is_some_and(|r| {
+        resumed && r.status == StageStatus::AwaitingSignoff && r.evidence_path.is_some()
+    });
     ctx.db.start_stage(index, &stage.name, attempt)?;
-    ctx.emit(Event::StageStarted { index, stage: stage.name.clone(), attempt, resumed });
+    ctx.emit(Event::StageStarted {
+        index,
+        stage: stage.name.clone(),
+        attempt,
+        resumed,
+    });
 
     let result = steps_and_gate(ctx, index, stage, attempt, resumed, awaiting).await;
     if let Err(e) = &result
-        && matches!(e, EngineError::StepFailed { .. } | EngineError::Rejected { .. } | EngineError::SignoffRefused { .. })
+        && matches!(
+            e,
+            EngineError::StepFailed { .. }
+                | EngineError::Rejected { .. }
+                | EngineError::SignoffRefused { .. }
+        )
     {
         roll_back_cutover(ctx, stage).await;
     }
     result?;
     ctx.db.finish_stage(index, StageStatus::Completed, None)?;
-    ctx.emit(Event::StageFinished { stage: stage.name.clone(), outcome: "completed".into() });
+    ctx.emit(Event::StageFinished {
+        stage: stage.name.clone(),
+        outcome: "completed".into(),
+    });
     Ok(())
 }
 
-async fn steps_and_gate(ctx: &Context, index: usize, stage: &Stage, attempt: u32, resumed: bool, awaiting: bool) -> Result<(), EngineError> {
+async fn steps_and_gate(
+    ctx: &Context,
+    index: usize,
+    stage: &Stage,
+    attempt: u32,
+    resumed: bool,
+    awaiting: bool,
+) -> Result<(), EngineError> {
     let evidence = if awaiting {
         evidence::load_existing(ctx, index, stage)?
     } else {
@@ -66,17 +99,31 @@ pub(crate) async fn roll_back_cutover(ctx: &Context, stage: &Stage) -> bool {
             Ok(lines) => lines,
             Err(e) => {
                 ok = false;
-                vec![format!("rollback of {w} failed: {e}; run `relocate rollback PLAN --stage {}` once the cluster is reachable", stage.name)]
+                vec![format!(
+                    "rollback of {w} failed: {e}; run `relocate rollback PLAN --stage {}` once the cluster is reachable",
+                    stage.name
+                )]
             }
         };
         for line in lines {
-            ctx.emit(Event::CommandOutput { stage: stage.name.clone(), line });
+            ctx.emit(Event::CommandOutput {
+                stage: stage.name.clone(),
+                line,
+            });
         }
     }
     ok
 }
 
-async fn run_step(ctx: &Context, index: usize, stage: &Stage, step_index: usize, step: &Step, attempt: u32, resumed: bool) -> Result<(), EngineError> {
+async fn run_step(
+    ctx: &Context,
+    index: usize,
+    stage: &Stage,
+    step_index: usize,
+    step: &Step,
+    attempt: u32,
+    resumed: bool,
+) -> Result<(), EngineError> {
     let kind = step.kind().to_owned();
     let workload = step.workload().map(str::to_owned);
     if resumed
@@ -84,11 +131,22 @@ async fn run_step(ctx: &Context, index: usize, stage: &Stage, step_index: usize,
         && rec.attempt == attempt
         && rec.status == StepStatus::Succeeded
     {
-        let summary = StepSummary { stage: stage.name.clone(), step: step_index + 1, kind, workload, outcome: "skipped".into(), ..Default::default() };
-        ctx.emit(Event::StepFinished { summary, error: None });
+        let summary = StepSummary {
+            stage: stage.name.clone(),
+            step: step_index + 1,
+            kind,
+            workload,
+            outcome: "skipped".into(),
+            ..Default::default()
+        };
+        ctx.emit(Event::StepFinished {
+            summary,
+            error: None,
+        });
         return Ok(());
     }
-    ctx.db.start_step(index, step_index, attempt, &kind, workload.as_deref())?;
+    ctx.db
+        .start_step(index, step_index, attempt, &kind, workload.as_deref())?;
     let started = Instant::now();
     let result = steps::execute(ctx, stage, step_index, step).await;
     let seconds = started.elapsed().as_secs_f64();
@@ -108,7 +166,12 @@ async fn run_step(ctx: &Context, index: usize, stage: &Stage, step_index: usize,
         StepResult::Failed(detail) => (
             StepStatus::Failed,
             Some(detail.clone()),
-            Some(EngineError::StepFailed { stage: stage.name.clone(), step: step_index + 1, kind: kind.clone(), detail }),
+            Some(EngineError::StepFailed {
+                stage: stage.name.clone(),
+                step: step_index + 1,
+                kind: kind.clone(),
+                detail,
+            }),
         ),
     };
     summary.outcome = match (&status, &stop) {
@@ -118,16 +181,32 @@ async fn run_step(ctx: &Context, index: usize, stage: &Stage, step_index: usize,
     }
     .into();
     if status != StepStatus::Started {
-        ctx.db.finish_step(index, step_index, status, summary_json.as_deref(), error.as_deref())?;
+        ctx.db.finish_step(
+            index,
+            step_index,
+            status,
+            summary_json.as_deref(),
+            error.as_deref(),
+        )?;
     }
-    ctx.summaries.lock().unwrap_or_else(|p| p.into_inner()).push(summary.clone());
+    ctx.summaries
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(summary.clone());
     ctx.emit(Event::StepFinished { summary, error });
     if let Some(stop) = stop {
         if matches!(stop, EngineError::StepFailed { .. }) {
-            ctx.db.finish_stage(index, StageStatus::Failed, Some(&stop.to_string()))?;
-            ctx.emit(Event::StageFinished { stage: stage.name.clone(), outcome: "failed".into() });
+            ctx.db
+                .finish_stage(index, StageStatus::Failed, Some(&stop.to_string()))?;
+            ctx.emit(Event::StageFinished {
+                stage: stage.name.clone(),
+                outcome: "failed".into(),
+            });
         } else {
-            ctx.emit(Event::StageFinished { stage: stage.name.clone(), outcome: "interrupted".into() });
+            ctx.emit(Event::StageFinished {
+                stage: stage.name.clone(),
+                outcome: "interrupted".into(),
+            });
         }
         return Err(stop);
     }

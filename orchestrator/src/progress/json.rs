@@ -40,7 +40,14 @@ fn print_line(line: &str) {
 impl EventSink for JsonRenderer {
     fn emit(&self, event: Event) {
         match &event {
-            Event::StepStarted { stage, step, counters: Some(c), .. } => self.ticker.set(Some((format!("{stage}/{step}"), c.clone()))),
+            Event::StepStarted {
+                stage,
+                step,
+                counters: Some(c),
+                ..
+            } => self
+                .ticker
+                .set(Some((format!("{stage}/{step}"), c.clone()))),
             Event::StepFinished { .. } => self.ticker.set(None),
             _ => {}
         }

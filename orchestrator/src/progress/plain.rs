@@ -20,7 +20,10 @@ impl PlainRenderer {
     /// A renderer on stdout.
     pub fn new() -> Self {
         let ticker = Ticker::start(Duration::from_secs(5), |label, counters| {
-            line(&format!("  … {label}: {}", progress_text(&counters.snapshot())));
+            line(&format!(
+                "  … {label}: {}",
+                progress_text(&counters.snapshot())
+            ));
         });
         Self { ticker }
     }
@@ -53,13 +56,37 @@ pub fn progress_text(s: &Snapshot) -> String {
 /// One line describing a finished step.
 pub fn summary_text(s: &StepSummary) -> String {
     let what = match s.kind.as_str() {
-        "copy" => format!("{} copied, {} unchanged, {} pruned, {} failed", s.copied, s.skipped, s.pruned, s.failed),
+        "copy" => format!(
+            "{} copied, {} unchanged, {} pruned, {} failed",
+            s.copied, s.skipped, s.pruned, s.failed
+        ),
         "verify" => format!("{} verified, {} failed", s.verified, s.failed),
         _ => String::new(),
     };
-    let bytes = if s.bytes > 0 { format!(", {}", ByteSize::b(s.bytes).display().iec()) } else { String::new() };
-    let target = s.workload.as_deref().map(|w| format!(" {w}")).unwrap_or_default();
-    format!("{} {}{}: {}{}{} in {:.1}s", mark(&s.outcome), s.kind, target, s.outcome, if what.is_empty() { String::new() } else { format!(" — {what}") }, bytes, s.seconds)
+    let bytes = if s.bytes > 0 {
+        format!(", {}", ByteSize::b(s.bytes).display().iec())
+    } else {
+        String::new()
+    };
+    let target = s
+        .workload
+        .as_deref()
+        .map(|w| format!(" {w}"))
+        .unwrap_or_default();
+    format!(
+        "{} {}{}: {}{}{} in {:.1}s",
+        mark(&s.outcome),
+        s.kind,
+        target,
+        s.outcome,
+        if what.is_empty() {
+            String::new()
+        } else {
+            format!(" — {what}")
+        },
+        bytes,
+        s.seconds
+    )
 }
 
 fn mark(outcome: &str) -> &'static str {
@@ -74,16 +101,36 @@ fn mark(outcome: &str) -> &'static str {
 /// The line for one event (shared with the TTY renderer for its static lines).
 pub fn event_text(event: &Event) -> Option<String> {
     Some(match event {
-        Event::RunStarted { plan, plan_digest, state_dir, stages } => {
-            format!("relocate: plan {plan} ({plan_digest}), {stages} stage(s), state in {state_dir}")
+        Event::RunStarted {
+            plan,
+            plan_digest,
+            state_dir,
+            stages,
+        } => {
+            format!(
+                "relocate: plan {plan} ({plan_digest}), {stages} stage(s), state in {state_dir}"
+            )
         }
         Event::StageSkipped { stage, reason } => format!("↷ stage {stage}: {reason}"),
-        Event::StageStarted { stage, attempt, resumed, .. } => {
+        Event::StageStarted {
+            stage,
+            attempt,
+            resumed,
+            ..
+        } => {
             let how = if *resumed { " (resuming)" } else { "" };
             format!("▶ stage {stage}, attempt {attempt}{how}")
         }
-        Event::StepStarted { kind, description, .. } => format!("  ▸ {kind}: {description}"),
-        Event::ObjectProblem { workload, key, problem, detail, .. } => format!("  ✘ {workload}: {problem}: {key:?}: {detail}"),
+        Event::StepStarted {
+            kind, description, ..
+        } => format!("  ▸ {kind}: {description}"),
+        Event::ObjectProblem {
+            workload,
+            key,
+            problem,
+            detail,
+            ..
+        } => format!("  ✘ {workload}: {problem}: {key:?}: {detail}"),
         Event::CommandOutput { line, .. } => format!("    | {line}"),
         Event::StepFinished { summary, error } => {
             let mut t = format!("  {}", summary_text(summary));
@@ -92,17 +139,44 @@ pub fn event_text(event: &Event) -> Option<String> {
             }
             t
         }
-        Event::EvidenceWritten { digest, path, .. } => format!("  ▸ evidence {digest} written to {path}"),
-        Event::GateWaiting { awaiting, threshold, .. } => {
-            format!("  ⏳ sign-off: waiting for {} ({} of {} needed)", awaiting.join(", "), threshold, awaiting.len())
+        Event::EvidenceWritten { digest, path, .. } => {
+            format!("  ▸ evidence {digest} written to {path}")
         }
-        Event::ApprovalReceived { approver, decision, reason, .. } => {
-            let why = reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
-            let verb = if decision == "approve" { "✔ approved by" } else { "✘ rejected by" };
+        Event::GateWaiting {
+            awaiting,
+            threshold,
+            ..
+        } => {
+            format!(
+                "  ⏳ sign-off: waiting for {} ({} of {} needed)",
+                awaiting.join(", "),
+                threshold,
+                awaiting.len()
+            )
+        }
+        Event::ApprovalReceived {
+            approver,
+            decision,
+            reason,
+            ..
+        } => {
+            let why = reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            let verb = if decision == "approve" {
+                "✔ approved by"
+            } else {
+                "✘ rejected by"
+            };
             format!("  {verb} {approver}{why}")
         }
-        Event::ApprovalRefused { approver, reason, .. } => format!("  ✘ approval from {approver} refused: {reason}"),
-        Event::StageFinished { stage, outcome } => format!("{} stage {stage}: {outcome}", mark(outcome)),
+        Event::ApprovalRefused {
+            approver, reason, ..
+        } => format!("  ✘ approval from {approver} refused: {reason}"),
+        Event::StageFinished { stage, outcome } => {
+            format!("{} stage {stage}: {outcome}", mark(outcome))
+        }
         // The error itself goes to stderr with its causes.
         Event::Summary { outcome, .. } => format!("relocate: {outcome}"),
     })
@@ -111,8 +185,17 @@ pub fn event_text(event: &Event) -> Option<String> {
 impl EventSink for PlainRenderer {
     fn emit(&self, event: Event) {
         match &event {
-            Event::StepStarted { stage, kind, workload, counters: Some(c), .. } => {
-                self.ticker.set(Some((format!("{stage}/{kind} {}", workload.as_deref().unwrap_or("")), c.clone())));
+            Event::StepStarted {
+                stage,
+                kind,
+                workload,
+                counters: Some(c),
+                ..
+            } => {
+                self.ticker.set(Some((
+                    format!("{stage}/{kind} {}", workload.as_deref().unwrap_or("")),
+                    c.clone(),
+                )));
             }
             Event::StepFinished { .. } => self.ticker.set(None),
             _ => {}

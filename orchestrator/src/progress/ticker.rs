@@ -22,15 +22,17 @@ impl Ticker {
         let stop = Arc::new(AtomicBool::new(false));
         let current: Current = Arc::default();
         let (stop2, current2) = (stop.clone(), current.clone());
-        let spawned = std::thread::Builder::new().name("relocate-progress".into()).spawn(move || {
-            while !stop2.load(Ordering::Relaxed) {
-                std::thread::sleep(every);
-                let step = current2.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                if let Some((label, counters)) = step {
-                    tick(&label, &counters);
+        let spawned = std::thread::Builder::new()
+            .name("relocate-progress".into())
+            .spawn(move || {
+                while !stop2.load(Ordering::Relaxed) {
+                    std::thread::sleep(every);
+                    let step = current2.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    if let Some((label, counters)) = step {
+                        tick(&label, &counters);
+                    }
                 }
-            }
-        });
+            });
         if let Err(e) = spawned {
             tracing::warn!("no progress ticker: {e}");
         }

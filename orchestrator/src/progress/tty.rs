@@ -29,7 +29,16 @@ impl TtyRenderer {
             if let Some(b) = bar2.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
                 b.set_length(s.discovered_bytes.max(1));
                 b.set_position(s.done_bytes);
-                b.set_message(format!("{}/{} objects{}", s.done_objects, s.discovered_objects, if s.failed > 0 { format!(", {} failed", s.failed) } else { String::new() }));
+                b.set_message(format!(
+                    "{}/{} objects{}",
+                    s.done_objects,
+                    s.discovered_objects,
+                    if s.failed > 0 {
+                        format!(", {} failed", s.failed)
+                    } else {
+                        String::new()
+                    }
+                ));
             }
         });
         Self { multi, bar, ticker }
@@ -58,16 +67,26 @@ impl EventSink for TtyRenderer {
     fn emit(&self, event: Event) {
         let mut slot = self.bar.lock().unwrap_or_else(|p| p.into_inner());
         match &event {
-            Event::StepStarted { stage, kind, workload, counters, .. } => {
+            Event::StepStarted {
+                stage,
+                kind,
+                workload,
+                counters,
+                ..
+            } => {
                 if let Some(text) = event_text(&event) {
                     self.println(&text);
                 }
                 let b = self.multi.add(ProgressBar::new(1));
                 b.set_style(style());
-                b.set_prefix(format!("{stage}/{kind} {}", workload.as_deref().unwrap_or("")));
+                b.set_prefix(format!(
+                    "{stage}/{kind} {}",
+                    workload.as_deref().unwrap_or("")
+                ));
                 b.enable_steady_tick(Duration::from_millis(120));
                 *slot = Some(b);
-                self.ticker.set(counters.as_ref().map(|c| (kind.clone(), c.clone())));
+                self.ticker
+                    .set(counters.as_ref().map(|c| (kind.clone(), c.clone())));
                 return;
             }
             Event::StepFinished { .. } => {

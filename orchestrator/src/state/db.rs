@@ -129,7 +129,9 @@ pub enum StateError {
         current: String,
     },
     /// The database was written by a newer relocate.
-    #[error("state schema version {found} is newer than this relocate understands ({SCHEMA_VERSION}); upgrade relocate")]
+    #[error(
+        "state schema version {found} is newer than this relocate understands ({SCHEMA_VERSION}); upgrade relocate"
+    )]
     SchemaTooNew {
         /// Version found.
         found: i64,
@@ -160,7 +162,11 @@ impl Db {
         Self::configure(&conn)?;
         conn.execute_batch(SCHEMA)?;
         let found: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
             .optional()?;
         match found.and_then(|v| v.parse::<i64>().ok()) {
             Some(v) if v > SCHEMA_VERSION => return Err(StateError::SchemaTooNew { found: v }),
@@ -172,14 +178,21 @@ impl Db {
                 )?;
             }
         }
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     /// Open an existing database read-only (for `status`, while a run may be writing).
     pub fn open_read_only(path: &Path) -> Result<Self, StateError> {
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     fn configure(conn: &Connection) -> Result<(), StateError> {
@@ -201,14 +214,18 @@ impl Db {
     pub fn meta(&self, key: &str) -> Result<Option<String>, StateError> {
         Ok(self
             .conn()
-            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 
     /// Write a meta value.
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StateError> {
-        self.conn()
-            .execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
+        self.conn().execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![key, value],
+        )?;
         Ok(())
     }
 
@@ -242,12 +259,20 @@ impl Db {
 
     /// Forget per-workload side-effect state (after it was undone).
     pub fn clear_workload_state(&self, workload: &str, name: &str) -> Result<(), StateError> {
-        self.conn().execute("DELETE FROM workload_state WHERE workload = ?1 AND name = ?2", params![workload, name])?;
+        self.conn().execute(
+            "DELETE FROM workload_state WHERE workload = ?1 AND name = ?2",
+            params![workload, name],
+        )?;
         Ok(())
     }
 
     /// Record per-workload side-effect state (before the effect).
-    pub fn set_workload_state(&self, workload: &str, name: &str, value: &str) -> Result<(), StateError> {
+    pub fn set_workload_state(
+        &self,
+        workload: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<(), StateError> {
         self.conn().execute(
             "INSERT OR REPLACE INTO workload_state (workload, name, value) VALUES (?1, ?2, ?3)",
             params![workload, name, value],
@@ -281,6 +306,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         Db::open(&path).unwrap().set_meta("x", "1").unwrap();
-        assert_eq!(Db::open(&path).unwrap().meta("x").unwrap().as_deref(), Some("1"));
+        assert_eq!(
+            Db::open(&path).unwrap().meta("x").unwrap().as_deref(),
+            Some("1")
+        );
     }
 }

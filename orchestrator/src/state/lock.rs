@@ -25,7 +25,10 @@ impl RunLock {
             .create(true)
             .truncate(false)
             .open(path)
-            .map_err(|source| StateError::Io { path: path.to_path_buf(), source })?;
+            .map_err(|source| StateError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -37,11 +40,21 @@ impl RunLock {
                 });
             }
             Err(TryLockError::Error(source)) => {
-                return Err(StateError::Io { path: path.to_path_buf(), source });
+                return Err(StateError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
             }
         }
-        let stamp = format!("pid {} since {}\n", std::process::id(), chrono::Utc::now().to_rfc3339());
-        let io = |source| StateError::Io { path: path.to_path_buf(), source };
+        let stamp = format!(
+            "pid {} since {}\n",
+            std::process::id(),
+            chrono::Utc::now().to_rfc3339()
+        );
+        let io = |source| StateError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
         file.write_all(stamp.as_bytes()).map_err(io)?;
@@ -60,7 +73,10 @@ mod tests {
         let first = RunLock::acquire(&path).unwrap();
         let err = RunLock::acquire(&path).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
+        assert!(
+            text.contains(&format!("pid {}", std::process::id())),
+            "{text}"
+        );
         drop(first);
         RunLock::acquire(&path).unwrap();
     }

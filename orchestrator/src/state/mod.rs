@@ -40,8 +40,16 @@ impl StateDir {
 
     /// Create the directory tree if missing.
     pub fn create(&self) -> Result<(), StateError> {
-        for dir in [self.root.clone(), self.evidence_dir(), self.approvals_dir(), self.manifests_dir()] {
-            std::fs::create_dir_all(&dir).map_err(|source| StateError::Io { path: dir.clone(), source })?;
+        for dir in [
+            self.root.clone(),
+            self.evidence_dir(),
+            self.approvals_dir(),
+            self.manifests_dir(),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(|source| StateError::Io {
+                path: dir.clone(),
+                source,
+            })?;
         }
         Ok(())
     }

@@ -58,13 +58,24 @@ impl ObjectStatus {
             "missing" => ObjectStatus::Missing,
             "failed" => ObjectStatus::Failed,
             "pruned" => ObjectStatus::Pruned,
-            other => return Err(StateError::Corrupt { what: "object status", detail: other.to_owned() }),
+            other => {
+                return Err(StateError::Corrupt {
+                    what: "object status",
+                    detail: other.to_owned(),
+                });
+            }
         })
     }
 
     /// Whether the object is part of the manifest (copied, with a source hash).
     pub fn in_manifest(self) -> bool {
-        matches!(self, ObjectStatus::Copied | ObjectStatus::Verified | ObjectStatus::Mismatch | ObjectStatus::Missing)
+        matches!(
+            self,
+            ObjectStatus::Copied
+                | ObjectStatus::Verified
+                | ObjectStatus::Mismatch
+                | ObjectStatus::Missing
+        )
     }
 }
 
@@ -114,13 +125,26 @@ impl Db {
             "SELECT key, size, etag, modified, algorithm, source_hash, target_hash, status
              FROM objects WHERE workload = ?1 AND key = ?2",
         )?;
-        let row = stmt.query_row(params![workload, key], read_row).optional()?;
-        row.map(|(row, status)| Ok(ObjectRow { status: ObjectStatus::parse(&status)?, ..row })).transpose()
+        let row = stmt
+            .query_row(params![workload, key], read_row)
+            .optional()?;
+        row.map(|(row, status)| {
+            Ok(ObjectRow {
+                status: ObjectStatus::parse(&status)?,
+                ..row
+            })
+        })
+        .transpose()
     }
 
     /// Manifest rows (copied, with a source hash) in key order, a page at a time:
     /// keys strictly after `after`, at most `limit`. Paging keeps memory bounded.
-    pub fn manifest_page(&self, workload: &str, after: Option<&str>, limit: usize) -> Result<Vec<ObjectRow>, StateError> {
+    pub fn manifest_page(
+        &self,
+        workload: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectRow>, StateError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT key, size, etag, modified, algorithm, source_hash, target_hash, status
@@ -128,23 +152,36 @@ impl Db {
                AND status IN ('copied', 'verified', 'mismatch', 'missing')
              ORDER BY key LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![workload, after.unwrap_or(""), limit as i64], read_row)?;
+        let rows = stmt.query_map(
+            params![workload, after.unwrap_or(""), limit as i64],
+            read_row,
+        )?;
         let mut out = Vec::with_capacity(limit.min(4096));
         for r in rows {
             let (row, status) = r?;
-            out.push(ObjectRow { status: ObjectStatus::parse(&status)?, ..row });
+            out.push(ObjectRow {
+                status: ObjectStatus::parse(&status)?,
+                ..row
+            });
         }
         Ok(out)
     }
 
     /// Keys of rows copied in an earlier listing epoch and not seen in `epoch`:
     /// objects deleted at the source since they were copied. A page at a time.
-    pub fn unseen_page(&self, workload: &str, epoch: i64, limit: usize) -> Result<Vec<String>, StateError> {
+    pub fn unseen_page(
+        &self,
+        workload: &str,
+        epoch: i64,
+        limit: usize,
+    ) -> Result<Vec<String>, StateError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT key FROM objects WHERE workload = ?1 AND epoch < ?2 AND status != 'pruned' ORDER BY key LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![workload, epoch, limit as i64], |r| r.get::<_, String>(0))?;
+        let rows = stmt.query_map(params![workload, epoch, limit as i64], |r| {
+            r.get::<_, String>(0)
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -153,7 +190,13 @@ impl Db {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached("SELECT status, COUNT(*), COALESCE(SUM(size), 0) FROM objects WHERE workload = ?1 GROUP BY status")?;
         let mut counts = WorkloadCounts::default();
-        let rows = stmt.query_map(params![workload], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+        let rows = stmt.query_map(params![workload], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
         for r in rows {
             let (status, n, bytes) = r?;
             let (n, bytes) = (n as u64, bytes as u64);
@@ -176,7 +219,11 @@ impl Db {
     /// Start a new listing epoch for a workload's copy and return it.
     pub fn next_epoch(&self, workload: &str) -> Result<i64, StateError> {
         let key = format!("epoch:{workload}");
-        let epoch = self.meta(&key)?.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) + 1;
+        let epoch = self
+            .meta(&key)?
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+            + 1;
         self.set_meta(&key, &epoch.to_string())?;
         Ok(epoch)
     }
@@ -209,15 +256,40 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
 #[derive(Debug)]
 pub enum ObjectUpdate {
     /// About to copy (intent): upsert with status `copying`.
-    Intent { workload: String, key: String, size: u64, etag: Option<String>, modified: Option<String>, epoch: i64 },
+    Intent {
+        workload: String,
+        key: String,
+        size: u64,
+        etag: Option<String>,
+        modified: Option<String>,
+        epoch: i64,
+    },
     /// Copy confirmed by the target.
-    Copied { workload: String, key: String, algorithm: String, source_hash: String },
+    Copied {
+        workload: String,
+        key: String,
+        algorithm: String,
+        source_hash: String,
+    },
     /// Listed again and unchanged: bump its epoch so it is not taken for deleted.
-    Seen { workload: String, key: String, epoch: i64 },
+    Seen {
+        workload: String,
+        key: String,
+        epoch: i64,
+    },
     /// Copy failed.
-    Failed { workload: String, key: String, error: String },
+    Failed {
+        workload: String,
+        key: String,
+        error: String,
+    },
     /// Verify's finding.
-    Checked { workload: String, key: String, target_hash: Option<String>, status: ObjectStatus },
+    Checked {
+        workload: String,
+        key: String,
+        target_hash: Option<String>,
+        status: ObjectStatus,
+    },
     /// Removed from the target because the source no longer has it.
     Pruned { workload: String, key: String },
 }
@@ -266,11 +338,17 @@ impl ObjectWriter {
     /// Wait until every update sent so far is committed.
     pub async fn flush(&self) -> Result<(), StateError> {
         let (tx, rx) = oneshot::channel();
-        let dead = || StateError::Corrupt { what: "state writer", detail: "the writer thread stopped".into() };
+        let dead = || StateError::Corrupt {
+            what: "state writer",
+            detail: "the writer thread stopped".into(),
+        };
         self.tx.send(Msg::Flush(tx)).map_err(|_| dead())?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(detail)) => Err(StateError::Corrupt { what: "object batch", detail }),
+            Ok(Err(detail)) => Err(StateError::Corrupt {
+                what: "object batch",
+                detail,
+            }),
             Err(_) => Err(dead()),
         }
     }
@@ -282,7 +360,9 @@ fn writer_loop(db: &Db, rx: &mpsc::Receiver<Msg>) {
     let mut oldest: Option<Instant> = None;
     let mut failure: Option<String> = None;
     loop {
-        let timeout = oldest.map_or(Duration::from_secs(3600), |t| BATCH_AGE.saturating_sub(t.elapsed()));
+        let timeout = oldest.map_or(Duration::from_secs(3600), |t| {
+            BATCH_AGE.saturating_sub(t.elapsed())
+        });
         let disconnected = match rx.recv_timeout(timeout) {
             Ok(Msg::Update(u)) => {
                 oldest.get_or_insert_with(Instant::now);
@@ -296,7 +376,10 @@ fn writer_loop(db: &Db, rx: &mpsc::Receiver<Msg>) {
             Err(RecvTimeoutError::Timeout) => false,
             Err(RecvTimeoutError::Disconnected) => true,
         };
-        let due = batch.len() >= BATCH_ROWS || !waiting.is_empty() || oldest.is_some_and(|t| t.elapsed() >= BATCH_AGE) || disconnected;
+        let due = batch.len() >= BATCH_ROWS
+            || !waiting.is_empty()
+            || oldest.is_some_and(|t| t.elapsed() >= BATCH_AGE)
+            || disconnected;
         if due && !batch.is_empty() {
             if let Err(e) = commit(db, &batch) {
                 tracing::error!("state batch not committed: {e}");
@@ -327,7 +410,14 @@ fn commit(db: &Db, batch: &[ObjectUpdate]) -> Result<(), StateError> {
 
 fn apply(tx: &rusqlite::Transaction<'_>, u: &ObjectUpdate, at: &str) -> Result<(), StateError> {
     match u {
-        ObjectUpdate::Intent { workload, key, size, etag, modified, epoch } => {
+        ObjectUpdate::Intent {
+            workload,
+            key,
+            size,
+            etag,
+            modified,
+            epoch,
+        } => {
             tx.prepare_cached(
                 "INSERT INTO objects (workload, key, size, etag, modified, status, epoch, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'copying', ?6, ?7)
@@ -336,22 +426,40 @@ fn apply(tx: &rusqlite::Transaction<'_>, u: &ObjectUpdate, at: &str) -> Result<(
             )?
             .execute(params![workload, key, *size as i64, etag, modified, epoch, at])?;
         }
-        ObjectUpdate::Copied { workload, key, algorithm, source_hash } => {
+        ObjectUpdate::Copied {
+            workload,
+            key,
+            algorithm,
+            source_hash,
+        } => {
             tx.prepare_cached(
                 "UPDATE objects SET status = 'copied', algorithm = ?3, source_hash = ?4, target_hash = NULL, error = NULL, updated_at = ?5
                  WHERE workload = ?1 AND key = ?2",
             )?
             .execute(params![workload, key, algorithm, source_hash, at])?;
         }
-        ObjectUpdate::Seen { workload, key, epoch } => {
+        ObjectUpdate::Seen {
+            workload,
+            key,
+            epoch,
+        } => {
             tx.prepare_cached("UPDATE objects SET epoch = ?3 WHERE workload = ?1 AND key = ?2")?
                 .execute(params![workload, key, epoch])?;
         }
-        ObjectUpdate::Failed { workload, key, error } => {
+        ObjectUpdate::Failed {
+            workload,
+            key,
+            error,
+        } => {
             tx.prepare_cached("UPDATE objects SET status = 'failed', error = ?3, updated_at = ?4 WHERE workload = ?1 AND key = ?2")?
                 .execute(params![workload, key, error, at])?;
         }
-        ObjectUpdate::Checked { workload, key, target_hash, status } => {
+        ObjectUpdate::Checked {
+            workload,
+            key,
+            target_hash,
+            status,
+        } => {
             tx.prepare_cached("UPDATE objects SET status = ?3, target_hash = ?4, updated_at = ?5 WHERE workload = ?1 AND key = ?2")?
                 .execute(params![workload, key, status.as_str(), target_hash, at])?;
         }
@@ -368,7 +476,14 @@ mod tests {
     use super::*;
 
     fn intent(key: &str, epoch: i64) -> ObjectUpdate {
-        ObjectUpdate::Intent { workload: "w".into(), key: key.into(), size: 3, etag: Some("e".into()), modified: None, epoch }
+        ObjectUpdate::Intent {
+            workload: "w".into(),
+            key: key.into(),
+            size: 3,
+            etag: Some("e".into()),
+            modified: None,
+            epoch,
+        }
     }
 
     #[tokio::test]
@@ -379,13 +494,27 @@ mod tests {
         w.send(intent("a", 1));
         w.send(intent("b", 1));
         w.flush().await.unwrap();
-        assert_eq!(db.object("w", "a").unwrap().unwrap().status, ObjectStatus::Copying);
-        w.send(ObjectUpdate::Copied { workload: "w".into(), key: "a".into(), algorithm: "sha256".into(), source_hash: "ab".into() });
+        assert_eq!(
+            db.object("w", "a").unwrap().unwrap().status,
+            ObjectStatus::Copying
+        );
+        w.send(ObjectUpdate::Copied {
+            workload: "w".into(),
+            key: "a".into(),
+            algorithm: "sha256".into(),
+            source_hash: "ab".into(),
+        });
         w.flush().await.unwrap();
         let a = db.object("w", "a").unwrap().unwrap();
-        assert_eq!((a.status, a.source_hash.as_deref()), (ObjectStatus::Copied, Some("ab")));
+        assert_eq!(
+            (a.status, a.source_hash.as_deref()),
+            (ObjectStatus::Copied, Some("ab"))
+        );
         let page = db.manifest_page("w", None, 10).unwrap();
-        assert_eq!(page.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), vec!["a"]);
+        assert_eq!(
+            page.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+            vec!["a"]
+        );
         let counts = db.workload_counts("w").unwrap();
         assert_eq!((counts.manifest_objects, counts.copying), (1, 1));
     }
@@ -397,7 +526,11 @@ mod tests {
         let w = db.object_writer();
         w.send(intent("kept", 1));
         w.send(intent("gone", 1));
-        w.send(ObjectUpdate::Seen { workload: "w".into(), key: "kept".into(), epoch: 2 });
+        w.send(ObjectUpdate::Seen {
+            workload: "w".into(),
+            key: "kept".into(),
+            epoch: 2,
+        });
         w.flush().await.unwrap();
         assert_eq!(db.unseen_page("w", 2, 10).unwrap(), vec!["gone".to_owned()]);
     }

@@ -44,7 +44,12 @@ impl StageStatus {
             "completed" => StageStatus::Completed,
             "failed" => StageStatus::Failed,
             "rejected" => StageStatus::Rejected,
-            other => return Err(StateError::Corrupt { what: "stage status", detail: other.to_owned() }),
+            other => {
+                return Err(StateError::Corrupt {
+                    what: "stage status",
+                    detail: other.to_owned(),
+                });
+            }
         })
     }
 }
@@ -75,7 +80,12 @@ impl StepStatus {
             "started" => StepStatus::Started,
             "succeeded" => StepStatus::Succeeded,
             "failed" => StepStatus::Failed,
-            other => return Err(StateError::Corrupt { what: "step status", detail: other.to_owned() }),
+            other => {
+                return Err(StateError::Corrupt {
+                    what: "step status",
+                    detail: other.to_owned(),
+                });
+            }
         })
     }
 }
@@ -150,19 +160,31 @@ impl Db {
                 },
             )
             .optional()?;
-        row.map(|(i, name, attempt, status, evidence_digest, evidence_path, started_at, finished_at, detail)| {
-            Ok(StageRecord {
-                index: i as usize,
+        row.map(
+            |(
+                i,
                 name,
-                attempt: attempt as u32,
-                status: StageStatus::parse(&status)?,
+                attempt,
+                status,
                 evidence_digest,
                 evidence_path,
                 started_at,
                 finished_at,
                 detail,
-            })
-        })
+            )| {
+                Ok(StageRecord {
+                    index: i as usize,
+                    name,
+                    attempt: attempt as u32,
+                    status: StageStatus::parse(&status)?,
+                    evidence_digest,
+                    evidence_path,
+                    started_at,
+                    finished_at,
+                    detail,
+                })
+            },
+        )
         .transpose()
     }
 
@@ -190,7 +212,12 @@ impl Db {
     }
 
     /// Close a stage with a final status.
-    pub fn finish_stage(&self, index: usize, status: StageStatus, detail: Option<&str>) -> Result<(), StateError> {
+    pub fn finish_stage(
+        &self,
+        index: usize,
+        status: StageStatus,
+        detail: Option<&str>,
+    ) -> Result<(), StateError> {
         self.conn().execute(
             "UPDATE stages SET status = ?2, finished_at = ?3, detail = ?4 WHERE stage_index = ?1",
             params![index as i64, status.as_str(), now(), detail],
@@ -221,24 +248,43 @@ impl Db {
                 },
             )
             .optional()?;
-        row.map(|(step_index, attempt, kind, workload, status, started_at, finished_at, summary, error)| {
-            Ok(StepRecord {
-                step_index: step_index as usize,
-                attempt: attempt as u32,
+        row.map(
+            |(
+                step_index,
+                attempt,
                 kind,
                 workload,
-                status: StepStatus::parse(&status)?,
+                status,
                 started_at,
                 finished_at,
                 summary,
                 error,
-            })
-        })
+            )| {
+                Ok(StepRecord {
+                    step_index: step_index as usize,
+                    attempt: attempt as u32,
+                    kind,
+                    workload,
+                    status: StepStatus::parse(&status)?,
+                    started_at,
+                    finished_at,
+                    summary,
+                    error,
+                })
+            },
+        )
         .transpose()
     }
 
     /// Write a step's intent (`started`) before its effect.
-    pub fn start_step(&self, stage: usize, step: usize, attempt: u32, kind: &str, workload: Option<&str>) -> Result<(), StateError> {
+    pub fn start_step(
+        &self,
+        stage: usize,
+        step: usize,
+        attempt: u32,
+        kind: &str,
+        workload: Option<&str>,
+    ) -> Result<(), StateError> {
         self.conn().execute(
             "INSERT OR REPLACE INTO steps (stage_index, step_index, attempt, kind, workload, status, started_at)
              VALUES (?1, ?2, ?3, ?4, ?5, 'started', ?6)",
@@ -248,7 +294,14 @@ impl Db {
     }
 
     /// Write a step's outcome after its effect.
-    pub fn finish_step(&self, stage: usize, step: usize, status: StepStatus, summary: Option<&str>, error: Option<&str>) -> Result<(), StateError> {
+    pub fn finish_step(
+        &self,
+        stage: usize,
+        step: usize,
+        status: StepStatus,
+        summary: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<(), StateError> {
         self.conn().execute(
             "UPDATE steps SET status = ?3, finished_at = ?4, summary = ?5, error = ?6 WHERE stage_index = ?1 AND step_index = ?2",
             params![stage as i64, step as i64, status.as_str(), now(), summary, error],
@@ -268,11 +321,18 @@ mod tests {
         db.start_stage(0, "seed", 1).unwrap();
         db.stage_evidence(0, "sha256:1", "e1").unwrap();
         db.start_stage(0, "seed", 1).unwrap();
-        assert_eq!(db.stage(0).unwrap().unwrap().evidence_digest.as_deref(), Some("sha256:1"));
-        db.finish_stage(0, StageStatus::Rejected, Some("no")).unwrap();
+        assert_eq!(
+            db.stage(0).unwrap().unwrap().evidence_digest.as_deref(),
+            Some("sha256:1")
+        );
+        db.finish_stage(0, StageStatus::Rejected, Some("no"))
+            .unwrap();
         db.start_stage(0, "seed", 2).unwrap();
         let s = db.stage(0).unwrap().unwrap();
-        assert_eq!((s.attempt, s.status, s.evidence_digest), (2, StageStatus::Running, None));
+        assert_eq!(
+            (s.attempt, s.status, s.evidence_digest),
+            (2, StageStatus::Running, None)
+        );
     }
 
     #[test]
@@ -281,7 +341,11 @@ mod tests {
         let db = Db::open(&dir.path().join("state.db")).unwrap();
         db.start_step(0, 1, 1, "copy", Some("w")).unwrap();
         assert_eq!(db.step(0, 1).unwrap().unwrap().status, StepStatus::Started);
-        db.finish_step(0, 1, StepStatus::Succeeded, Some("{}"), None).unwrap();
-        assert_eq!(db.step(0, 1).unwrap().unwrap().status, StepStatus::Succeeded);
+        db.finish_step(0, 1, StepStatus::Succeeded, Some("{}"), None)
+            .unwrap();
+        assert_eq!(
+            db.step(0, 1).unwrap().unwrap().status,
+            StepStatus::Succeeded
+        );
     }
 }

@@ -36,7 +36,11 @@ pub struct Multipart {
 
 impl Default for Multipart {
     fn default() -> Self {
-        Self { threshold: 64 << 20, part_size: 16 << 20, concurrency: 4 }
+        Self {
+            threshold: 64 << 20,
+            part_size: 16 << 20,
+            concurrency: 4,
+        }
     }
 }
 
@@ -99,7 +103,11 @@ const BUDGET_UNIT: u64 = 64 << 10;
 /// Permits an object needs from the memory budget: its whole body when it is put in
 /// one request, its parts in flight when it goes multipart.
 fn budget_units(job: &CopyJob, size: u64) -> u32 {
-    let bytes = if size < job.multipart.threshold { size } else { job.multipart.part_size * job.multipart.concurrency.max(1) as u64 };
+    let bytes = if size < job.multipart.threshold {
+        size
+    } else {
+        job.multipart.part_size * job.multipart.concurrency.max(1) as u64
+    };
     let total = (job.memory_budget / BUDGET_UNIT).max(1);
     (bytes.div_ceil(BUDGET_UNIT)).clamp(1, total) as u32
 }
@@ -133,11 +141,18 @@ const INTENT_CHUNK: usize = 256;
 
 /// Copy one workload. Per-object failures are counted in the report, not returned as
 /// errors; listing and state failures stop the copy.
-pub async fn copy_workload(job: &CopyJob, db: &Db, counters: &Arc<Counters>, cancel: &CancellationToken) -> Result<CopyReport, TransferError> {
+pub async fn copy_workload(
+    job: &CopyJob,
+    db: &Db,
+    counters: &Arc<Counters>,
+    cancel: &CancellationToken,
+) -> Result<CopyReport, TransferError> {
     let writer = db.object_writer();
     let epoch = db.next_epoch(&job.workload)?;
     let sem = Arc::new(Semaphore::new(job.concurrency.max(1)));
-    let budget = Arc::new(Semaphore::new((job.memory_budget / BUDGET_UNIT).max(1) as usize));
+    let budget = Arc::new(Semaphore::new(
+        (job.memory_budget / BUDGET_UNIT).max(1) as usize
+    ));
     let mut tasks: JoinSet<ObjectOutcome> = JoinSet::new();
     let mut report = CopyReport::default();
 
@@ -148,7 +163,10 @@ pub async fn copy_workload(job: &CopyJob, db: &Db, counters: &Arc<Counters>, can
     } {
         let mut to_copy = Vec::new();
         for item in chunk {
-            let meta = item.map_err(|source| TransferError::List { store: job.source_name.clone(), source })?;
+            let meta = item.map_err(|source| TransferError::List {
+                store: job.source_name.clone(),
+                source,
+            })?;
             let key = meta.location.as_ref();
             if !job.filter.matches(key) || job.shard.is_some_and(|s| !s.contains(key)) {
                 continue;
@@ -157,7 +175,11 @@ pub async fn copy_workload(job: &CopyJob, db: &Db, counters: &Arc<Counters>, can
             Counters::add(&counters.discovered_objects, 1);
             Counters::add(&counters.discovered_bytes, meta.size);
             if unchanged(db.object(&job.workload, key)?.as_ref(), &meta) {
-                writer.send(ObjectUpdate::Seen { workload: job.workload.clone(), key: key.to_owned(), epoch });
+                writer.send(ObjectUpdate::Seen {
+                    workload: job.workload.clone(),
+                    key: key.to_owned(),
+                    epoch,
+                });
                 report.skipped += 1;
                 Counters::add(&counters.skipped, 1);
                 Counters::add(&counters.done_objects, 1);
@@ -192,7 +214,10 @@ pub async fn copy_workload(job: &CopyJob, db: &Db, counters: &Arc<Counters>, can
             tasks.spawn(async move {
                 let outcome = copy_one(&job2, &meta, &counters2).await;
                 drop((permit, memory));
-                ObjectOutcome { meta, result: outcome }
+                ObjectOutcome {
+                    meta,
+                    result: outcome,
+                }
             });
         }
     }
@@ -259,7 +284,10 @@ fn record(
         }
         Err(CopyFailure::Vanished) => {
             tracing::warn!(workload = %job.workload, key = %key, "object vanished from the source during the copy");
-            writer.send(ObjectUpdate::Pruned { workload: job.workload.clone(), key });
+            writer.send(ObjectUpdate::Pruned {
+                workload: job.workload.clone(),
+                key,
+            });
         }
         Err(CopyFailure::Failed(reason)) => {
             report.failed += 1;
@@ -268,14 +296,22 @@ fn record(
             if report.failures.len() < MAX_REPORTED {
                 report.failures.push((key.clone(), reason.clone()));
             }
-            writer.send(ObjectUpdate::Failed { workload: job.workload.clone(), key, error: reason });
+            writer.send(ObjectUpdate::Failed {
+                workload: job.workload.clone(),
+                key,
+                error: reason,
+            });
         }
     }
     Ok(())
 }
 
 /// Copy one object with a few retries; returns the hex hash of the bytes read.
-async fn copy_one(job: &CopyJob, meta: &ObjectMeta, counters: &Counters) -> Result<String, CopyFailure> {
+async fn copy_one(
+    job: &CopyJob,
+    meta: &ObjectMeta,
+    counters: &Counters,
+) -> Result<String, CopyFailure> {
     const ATTEMPTS: u32 = 3;
     let mut attempt = 1;
     loop {
@@ -305,20 +341,37 @@ fn retryable(e: &object_store::Error) -> bool {
 }
 
 /// Copy one object server-side when possible, else stream it; returns the source hash.
-async fn stream_object(job: &CopyJob, key: &Path, counters: &Counters) -> object_store::Result<String> {
+async fn stream_object(
+    job: &CopyJob,
+    key: &Path,
+    counters: &Counters,
+) -> object_store::Result<String> {
     if let Some(ss) = &job.server_side {
-        match ss.root.copy(&ServerSide::join(&ss.source_prefix, key), &ServerSide::join(&ss.target_prefix, key)).await {
+        match ss
+            .root
+            .copy(
+                &ServerSide::join(&ss.source_prefix, key),
+                &ServerSide::join(&ss.target_prefix, key),
+            )
+            .await
+        {
             Ok(()) => return hash_source(job, key, counters).await,
             Err(e @ object_store::Error::NotFound { .. }) => return Err(e),
             // Too large for a single server-side copy, or not allowed: stream it instead.
-            Err(e) => tracing::debug!(key = %key, "server-side copy refused, streaming instead: {e}"),
+            Err(e) => {
+                tracing::debug!(key = %key, "server-side copy refused, streaming instead: {e}")
+            }
         }
     }
     stream_through(job, key, counters).await
 }
 
 /// Read the source object once to hash it (after a server-side copy).
-async fn hash_source(job: &CopyJob, key: &Path, counters: &Counters) -> object_store::Result<String> {
+async fn hash_source(
+    job: &CopyJob,
+    key: &Path,
+    counters: &Counters,
+) -> object_store::Result<String> {
     let got = job.source.get(key).await?;
     let size = got.meta.size;
     let mut hasher = ObjectHasher::new(job.algorithm);
@@ -334,7 +387,11 @@ async fn hash_source(job: &CopyJob, key: &Path, counters: &Counters) -> object_s
 }
 
 /// Stream one object from source to target, hashing as the bytes pass.
-async fn stream_through(job: &CopyJob, key: &Path, counters: &Counters) -> object_store::Result<String> {
+async fn stream_through(
+    job: &CopyJob,
+    key: &Path,
+    counters: &Counters,
+) -> object_store::Result<String> {
     let got = job.source.get(key).await?;
     let size = got.meta.size;
     let mut hasher = ObjectHasher::new(job.algorithm);
@@ -351,12 +408,15 @@ async fn stream_through(job: &CopyJob, key: &Path, counters: &Counters) -> objec
         job.target.put(key, PutPayload::from_iter(parts)).await?;
     } else {
         let upload = job.target.put_multipart(key).await?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, job.multipart.part_size as usize);
+        let mut writer =
+            WriteMultipart::new_with_chunk_size(upload, job.multipart.part_size as usize);
         let streamed: object_store::Result<()> = async {
             while let Some(chunk) = stream.try_next().await? {
                 read += chunk.len() as u64;
                 take(job, &chunk, &mut hasher, counters).await;
-                writer.wait_for_capacity(job.multipart.concurrency.max(1)).await?;
+                writer
+                    .wait_for_capacity(job.multipart.concurrency.max(1))
+                    .await?;
                 writer.put(chunk);
             }
             check_length(key, size, read)
@@ -395,7 +455,14 @@ fn check_length(key: &Path, expected: u64, read: u64) -> object_store::Result<()
 }
 
 /// Remove from the target what relocate copied earlier and the source no longer lists.
-async fn prune(job: &CopyJob, db: &Db, writer: &ObjectWriter, epoch: i64, report: &mut CopyReport, counters: &Counters) -> Result<(), TransferError> {
+async fn prune(
+    job: &CopyJob,
+    db: &Db,
+    writer: &ObjectWriter,
+    epoch: i64,
+    report: &mut CopyReport,
+    counters: &Counters,
+) -> Result<(), TransferError> {
     loop {
         let keys = db.unseen_page(&job.workload, epoch, 512)?;
         if keys.is_empty() {
@@ -410,7 +477,10 @@ async fn prune(job: &CopyJob, db: &Db, writer: &ObjectWriter, epoch: i64, report
             }
             report.pruned += 1;
             Counters::add(&counters.pruned, 1);
-            writer.send(ObjectUpdate::Pruned { workload: job.workload.clone(), key });
+            writer.send(ObjectUpdate::Pruned {
+                workload: job.workload.clone(),
+                key,
+            });
         }
         writer.flush().await?;
     }

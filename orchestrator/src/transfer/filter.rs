@@ -12,7 +12,10 @@ pub struct KeyFilter {
 impl KeyFilter {
     /// Build from the plan's patterns (validated already, so errors here are unexpected).
     pub fn new(include: &[String], exclude: &[String]) -> Result<Self, globset::Error> {
-        Ok(Self { include: build(include)?, exclude: build(exclude)? })
+        Ok(Self {
+            include: build(include)?,
+            exclude: build(exclude)?,
+        })
     }
 
     /// Everything.

@@ -57,8 +57,14 @@ mod tests {
         let mut h = ObjectHasher::new(ChecksumAlgorithm::Sha256);
         h.update(b"ab");
         h.update(b"c");
-        assert_eq!(h.finish_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            h.finish_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         let h = ObjectHasher::new(ChecksumAlgorithm::Blake3);
-        assert_eq!(h.finish_hex(), "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262");
+        assert_eq!(
+            h.finish_hex(),
+            "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+        );
     }
 }

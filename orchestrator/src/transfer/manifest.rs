@@ -86,9 +86,17 @@ impl MerkleBuilder {
 }
 
 /// Write `<dir>/<workload>.<algorithm>sums` from the state and summarise it.
-pub fn write_manifest(db: &Db, workload: &str, algorithm: &str, dir: &Path) -> Result<ManifestSummary, TransferError> {
+pub fn write_manifest(
+    db: &Db,
+    workload: &str,
+    algorithm: &str,
+    dir: &Path,
+) -> Result<ManifestSummary, TransferError> {
     let path = dir.join(format!("{workload}.{algorithm}sums"));
-    let io = |source| TransferError::Manifest { path: path.clone(), source };
+    let io = |source| TransferError::Manifest {
+        path: path.clone(),
+        source,
+    };
     let tmp = path.with_extension("tmp");
     let mut out = BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
     let mut file_hash = Sha256::new();
@@ -125,7 +133,10 @@ pub fn write_manifest(db: &Db, workload: &str, algorithm: &str, dir: &Path) -> R
 /// One line in GNU `sha256sum` format, escaping keys with `\` or newlines as GNU does.
 pub fn sums_line(hash: &str, key: &str) -> String {
     if key.contains('\\') || key.contains('\n') || key.contains('\r') {
-        let escaped = key.replace('\\', "\\\\").replace('\n', "\\n").replace('\r', "\\r");
+        let escaped = key
+            .replace('\\', "\\\\")
+            .replace('\n', "\\n")
+            .replace('\r', "\\r");
         format!("\\{hash}  {escaped}\n")
     } else {
         format!("{hash}  {key}\n")
@@ -151,7 +162,9 @@ mod tests {
     #[test]
     fn streaming_root_equals_the_recursive_definition() {
         for n in 0..40 {
-            let leaves: Vec<[u8; 32]> = (0..n).map(|i| leaf_hash(&format!("k{i}"), i, "00")).collect();
+            let leaves: Vec<[u8; 32]> = (0..n)
+                .map(|i| leaf_hash(&format!("k{i}"), i, "00"))
+                .collect();
             let mut b = MerkleBuilder::default();
             leaves.iter().for_each(|l| b.push(*l));
             assert_eq!(b.root(), mth(&leaves), "n = {n}");
@@ -219,8 +232,17 @@ pub struct InclusionProof {
 impl InclusionProofBuilder {
     /// A builder for leaf `index` of a tree of `size` leaves.
     pub fn new(index: u64, size: u64) -> Self {
-        let ranges = audit_path_ranges(index, size).into_iter().map(|r| (r, MerkleBuilder::default())).collect();
-        Self { index, size, next: 0, leaf: None, ranges }
+        let ranges = audit_path_ranges(index, size)
+            .into_iter()
+            .map(|r| (r, MerkleBuilder::default()))
+            .collect();
+        Self {
+            index,
+            size,
+            next: 0,
+            leaf: None,
+            ranges,
+        }
     }
 
     /// Feed the next leaf (leaves must come in manifest order).
@@ -241,7 +263,12 @@ impl InclusionProofBuilder {
         }
         let leaf = self.leaf?;
         let path = self.ranges.iter().map(|(_, b)| b.root()).collect();
-        Some(InclusionProof { index: self.index, size: self.size, leaf, path })
+        Some(InclusionProof {
+            index: self.index,
+            size: self.size,
+            leaf,
+            path,
+        })
     }
 }
 
@@ -279,7 +306,9 @@ mod inclusion_tests {
     use super::*;
 
     fn leaves(n: u64) -> Vec<[u8; 32]> {
-        (0..n).map(|i| leaf_hash(&format!("k{i}"), i, "ab")).collect()
+        (0..n)
+            .map(|i| leaf_hash(&format!("k{i}"), i, "ab"))
+            .collect()
     }
 
     fn prove(leaves: &[[u8; 32]], index: u64) -> InclusionProof {

@@ -93,7 +93,11 @@ mod tests {
     fn shards_partition_the_key_space() {
         let shards: Vec<Shard> = (0..4).map(|index| Shard { index, count: 4 }).collect();
         for key in ["a", "b/c", "ü space", "x".repeat(300).as_str()] {
-            assert_eq!(shards.iter().filter(|s| s.contains(key)).count(), 1, "{key}");
+            assert_eq!(
+                shards.iter().filter(|s| s.contains(key)).count(),
+                1,
+                "{key}"
+            );
         }
     }
 }

@@ -29,7 +29,14 @@ impl RateLimiter {
     /// A limiter of `bytes_per_second`.
     pub fn new(bytes_per_second: u64) -> Self {
         let rate = bytes_per_second.max(1) as f64;
-        Self { rate, burst: rate, state: Mutex::new(Bucket { tokens: rate, last: Instant::now() }) }
+        Self {
+            rate,
+            burst: rate,
+            state: Mutex::new(Bucket {
+                tokens: rate,
+                last: Instant::now(),
+            }),
+        }
     }
 
     /// Wait until `n` bytes may pass.
@@ -39,7 +46,8 @@ impl RateLimiter {
     pub async fn acquire(&self, n: u64) {
         let mut b = self.state.lock().await;
         let now = Instant::now();
-        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * self.rate).min(self.burst);
+        b.tokens =
+            (b.tokens + now.duration_since(b.last).as_secs_f64() * self.rate).min(self.burst);
         b.last = now;
         b.tokens -= n as f64;
         if b.tokens < 0.0 {

@@ -104,7 +104,12 @@ impl VerifyReport {
 const PAGE: usize = 1024;
 
 /// Verify one workload's target against its manifest.
-pub async fn verify_workload(job: &VerifyJob, db: &Db, counters: &Arc<Counters>, cancel: &CancellationToken) -> Result<VerifyReport, TransferError> {
+pub async fn verify_workload(
+    job: &VerifyJob,
+    db: &Db,
+    counters: &Arc<Counters>,
+    cancel: &CancellationToken,
+) -> Result<VerifyReport, TransferError> {
     let writer = db.object_writer();
     let sem = Arc::new(Semaphore::new(job.concurrency.max(1)));
     let mut tasks: JoinSet<(ObjectRow, Result<String, object_store::Error>)> = JoinSet::new();
@@ -174,26 +179,57 @@ fn check(
         }
         Ok(h) => {
             let detail = format!("target hash {h} differs from source hash {expected}");
-            report.note(Problem { key: row.key.clone(), kind: ProblemKind::Mismatch, detail }, counters);
+            report.note(
+                Problem {
+                    key: row.key.clone(),
+                    kind: ProblemKind::Mismatch,
+                    detail,
+                },
+                counters,
+            );
             (ObjectStatus::Mismatch, Some(h))
         }
         Err(object_store::Error::NotFound { .. }) => {
             let detail = format!("not found in {}", job.target_name);
-            report.note(Problem { key: row.key.clone(), kind: ProblemKind::Missing, detail }, counters);
+            report.note(
+                Problem {
+                    key: row.key.clone(),
+                    kind: ProblemKind::Missing,
+                    detail,
+                },
+                counters,
+            );
             (ObjectStatus::Missing, None)
         }
         Err(e) => {
             let detail = format!("cannot read from {}: {e}", job.target_name);
-            report.note(Problem { key: row.key.clone(), kind: ProblemKind::Unreadable, detail }, counters);
+            report.note(
+                Problem {
+                    key: row.key.clone(),
+                    kind: ProblemKind::Unreadable,
+                    detail,
+                },
+                counters,
+            );
             (ObjectStatus::Missing, None)
         }
     };
-    writer.send(ObjectUpdate::Checked { workload: job.workload.clone(), key: row.key, target_hash, status });
+    writer.send(ObjectUpdate::Checked {
+        workload: job.workload.clone(),
+        key: row.key,
+        target_hash,
+        status,
+    });
     Ok(())
 }
 
 /// Read a target object and hash it.
-pub async fn hash_target(store: &Arc<dyn ObjectStore>, key: &str, algorithm: ChecksumAlgorithm, counters: &Counters) -> object_store::Result<String> {
+pub async fn hash_target(
+    store: &Arc<dyn ObjectStore>,
+    key: &str,
+    algorithm: ChecksumAlgorithm,
+    counters: &Counters,
+) -> object_store::Result<String> {
     let got = store.get(&key_path(key)).await?;
     let mut hasher = ObjectHasher::new(algorithm);
     let mut stream = got.into_stream();
@@ -204,21 +240,42 @@ pub async fn hash_target(store: &Arc<dyn ObjectStore>, key: &str, algorithm: Che
     Ok(hasher.finish_hex())
 }
 
-async fn find_unexpected(job: &VerifyJob, db: &Db, report: &mut VerifyReport, counters: &Counters, cancel: &CancellationToken) -> Result<(), TransferError> {
+async fn find_unexpected(
+    job: &VerifyJob,
+    db: &Db,
+    report: &mut VerifyReport,
+    counters: &Counters,
+    cancel: &CancellationToken,
+) -> Result<(), TransferError> {
     let mut listing = job.target.list(None);
     while let Some(item) = tokio::select! {
         i = listing.next() => i,
         () = cancel.cancelled() => None,
     } {
-        let meta = item.map_err(|source| TransferError::List { store: job.target_name.clone(), source })?;
+        let meta = item.map_err(|source| TransferError::List {
+            store: job.target_name.clone(),
+            source,
+        })?;
         let key = meta.location.as_ref();
         if !job.filter.matches(key) || job.shard.is_some_and(|s| !s.contains(key)) {
             continue;
         }
-        let known = db.object(&job.workload, key)?.is_some_and(|r| r.status.in_manifest());
+        let known = db
+            .object(&job.workload, key)?
+            .is_some_and(|r| r.status.in_manifest());
         if !known {
-            let detail = format!("in {} but not in the manifest ({} bytes)", job.target_name, meta.size);
-            report.note(Problem { key: key.to_owned(), kind: ProblemKind::Unexpected, detail }, counters);
+            let detail = format!(
+                "in {} but not in the manifest ({} bytes)",
+                job.target_name, meta.size
+            );
+            report.note(
+                Problem {
+                    key: key.to_owned(),
+                    kind: ProblemKind::Unexpected,
+                    detail,
+                },
+                counters,
+            );
         }
     }
     Ok(())

@@ -15,14 +15,27 @@ use crate::engine::{Context, EngineError};
 use crate::progress::{Event, StepSummary};
 
 /// Run the command to completion.
-pub(crate) async fn run(ctx: &Context, stage: &Stage, step_index: usize, argv: &[String]) -> Result<(StepSummary, StepResult), EngineError> {
+pub(crate) async fn run(
+    ctx: &Context,
+    stage: &Stage,
+    step_index: usize,
+    argv: &[String],
+) -> Result<(StepSummary, StepResult), EngineError> {
     let Some((program, args)) = argv.split_first() else {
-        return Ok((StepSummary::default(), StepResult::Failed("empty command".into())));
+        return Ok((
+            StepSummary::default(),
+            StepResult::Failed("empty command".into()),
+        ));
     };
     // Absolute, because the command also runs with the plan's directory as its cwd.
-    let base = std::path::absolute(ctx.plan.base_dir()).unwrap_or_else(|_| ctx.plan.base_dir().to_path_buf());
+    let base = std::path::absolute(ctx.plan.base_dir())
+        .unwrap_or_else(|_| ctx.plan.base_dir().to_path_buf());
     let base = base.as_path();
-    let program_path = if program.contains('/') && !std::path::Path::new(program).is_absolute() { base.join(program) } else { program.into() };
+    let program_path = if program.contains('/') && !std::path::Path::new(program).is_absolute() {
+        base.join(program)
+    } else {
+        program.into()
+    };
     ctx.emit(Event::StepStarted {
         stage: stage.name.clone(),
         step: step_index + 1,
@@ -44,7 +57,12 @@ pub(crate) async fn run(ctx: &Context, stage: &Stage, step_index: usize, argv: &
         .spawn()
     {
         Ok(c) => c,
-        Err(e) => return Ok((StepSummary::default(), StepResult::Failed(format!("cannot start {program}: {e}")))),
+        Err(e) => {
+            return Ok((
+                StepSummary::default(),
+                StepResult::Failed(format!("cannot start {program}: {e}")),
+            ));
+        }
     };
     let stdout = child.stdout.take().map(|s| BufReader::new(s).lines());
     let stderr = child.stderr.take().map(|s| BufReader::new(s).lines());
@@ -56,7 +74,10 @@ pub(crate) async fn run(ctx: &Context, stage: &Stage, step_index: usize, argv: &
                 l = next(&mut err) => l,
             };
             if let Some(line) = line {
-                ctx.emit(Event::CommandOutput { stage: stage.name.clone(), line });
+                ctx.emit(Event::CommandOutput {
+                    stage: stage.name.clone(),
+                    line,
+                });
             }
         }
     };
@@ -76,13 +97,21 @@ pub(crate) async fn run(ctx: &Context, stage: &Stage, step_index: usize, argv: &
     };
     Ok(match status {
         Ok(s) if s.success() => (StepSummary::default(), StepResult::Succeeded),
-        Ok(s) => (StepSummary::default(), StepResult::Failed(format!("{} exited with {s}", argv.join(" ")))),
-        Err(e) => (StepSummary::default(), StepResult::Failed(format!("waiting for {program}: {e}"))),
+        Ok(s) => (
+            StepSummary::default(),
+            StepResult::Failed(format!("{} exited with {s}", argv.join(" "))),
+        ),
+        Err(e) => (
+            StepSummary::default(),
+            StepResult::Failed(format!("waiting for {program}: {e}")),
+        ),
     })
 }
 
 /// Next line of an optional reader; `None` (and the reader dropped) at its end.
-async fn next<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut Option<tokio::io::Lines<R>>) -> Option<String> {
+async fn next<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut Option<tokio::io::Lines<R>>,
+) -> Option<String> {
     match reader {
         Some(r) => match r.next_line().await {
             Ok(Some(line)) => Some(line),

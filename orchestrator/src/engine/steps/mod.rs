@@ -25,7 +25,12 @@ pub(crate) enum StepResult {
 }
 
 /// Execute one step.
-pub(crate) async fn execute(ctx: &Context, stage: &Stage, step_index: usize, step: &Step) -> Result<(StepSummary, StepResult), EngineError> {
+pub(crate) async fn execute(
+    ctx: &Context,
+    stage: &Stage,
+    step_index: usize,
+    step: &Step,
+) -> Result<(StepSummary, StepResult), EngineError> {
     match step {
         Step::Copy(w) => objects::copy(ctx, stage, step_index, w).await,
         Step::Verify(w) => objects::verify(ctx, stage, step_index, w).await,
@@ -38,5 +43,7 @@ pub(crate) async fn execute(ctx: &Context, stage: &Stage, step_index: usize, ste
 
 /// A workload's name that validation guarantees exists; a miss is a bug, reported as a failure.
 pub(crate) fn missing_workload(name: &str) -> StepResult {
-    StepResult::Failed(format!("workload {name} is not in the plan (validation should have caught this)"))
+    StepResult::Failed(format!(
+        "workload {name} is not in the plan (validation should have caught this)"
+    ))
 }

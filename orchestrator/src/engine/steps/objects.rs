@@ -17,13 +17,21 @@ use crate::transfer::{CopyJob, Counters, KeyFilter, VerifyJob, copy_workload, ve
 pub(crate) const DEFAULT_CONCURRENCY: usize = 16;
 
 fn open(ctx: &Context, name: &str, access: Access) -> Result<StoreHandle, EngineError> {
-    let store = ctx.plan.plan().stores.get(name).ok_or_else(|| EngineError::StepFailed {
-        stage: String::new(),
-        step: 0,
-        kind: "open".into(),
-        detail: format!("store {name} is not in the plan"),
-    })?;
-    open_store(name, store, ctx.plan.base_dir(), access).map_err(|source| EngineError::Store { store: name.to_owned(), source })
+    let store = ctx
+        .plan
+        .plan()
+        .stores
+        .get(name)
+        .ok_or_else(|| EngineError::StepFailed {
+            stage: String::new(),
+            step: 0,
+            kind: "open".into(),
+            detail: format!("store {name} is not in the plan"),
+        })?;
+    open_store(name, store, ctx.plan.base_dir(), access).map_err(|source| EngineError::Store {
+        store: name.to_owned(),
+        source,
+    })
 }
 
 fn filter(w: &ObjectWorkload) -> Result<KeyFilter, String> {
@@ -34,7 +42,9 @@ fn filter(w: &ObjectWorkload) -> Result<KeyFilter, String> {
 /// `LocalFileSystem::copy` hard-links, and a later in-place change at the source would
 /// then change the target too.
 fn server_side(source: &StoreHandle, target: &StoreHandle) -> Option<ServerSide> {
-    let cloud = ["s3|", "azure|", "gcs|"].iter().any(|p| source.same_account_key.starts_with(p));
+    let cloud = ["s3|", "azure|", "gcs|"]
+        .iter()
+        .any(|p| source.same_account_key.starts_with(p));
     (cloud && source.same_account_key == target.same_account_key).then(|| ServerSide {
         root: target.root.clone(),
         source_prefix: source.prefix.clone(),
@@ -43,15 +53,27 @@ fn server_side(source: &StoreHandle, target: &StoreHandle) -> Option<ServerSide>
 }
 
 /// Copy what is missing or changed at the target.
-pub(crate) async fn copy(ctx: &Context, stage: &Stage, step_index: usize, name: &str) -> Result<(StepSummary, StepResult), EngineError> {
-    let Some(w) = ctx.plan.object_workload(name) else { return Ok((StepSummary::default(), missing_workload(name))) };
+pub(crate) async fn copy(
+    ctx: &Context,
+    stage: &Stage,
+    step_index: usize,
+    name: &str,
+) -> Result<(StepSummary, StepResult), EngineError> {
+    let Some(w) = ctx.plan.object_workload(name) else {
+        return Ok((StepSummary::default(), missing_workload(name)));
+    };
     let source = open(ctx, &w.from, Access::Read)?;
     let target = open(ctx, &w.to, Access::Write)?;
     let filter = match filter(w) {
         Ok(f) => f,
         Err(e) => return Ok((StepSummary::default(), StepResult::Failed(e))),
     };
-    let limiter = match w.bandwidth.as_deref().map(plans::units::parse_rate).transpose() {
+    let limiter = match w
+        .bandwidth
+        .as_deref()
+        .map(plans::units::parse_rate)
+        .transpose()
+    {
         Ok(rate) => rate.map(|r| Arc::new(RateLimiter::new(r))),
         Err(e) => return Ok((StepSummary::default(), StepResult::Failed(e))),
     };
@@ -64,7 +86,11 @@ pub(crate) async fn copy(ctx: &Context, stage: &Stage, step_index: usize, name: 
         filter,
         algorithm: w.checksum,
         concurrency: w.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
-        multipart: Multipart { threshold: m.threshold, part_size: m.part_size, concurrency: m.concurrency },
+        multipart: Multipart {
+            threshold: m.threshold,
+            part_size: m.part_size,
+            concurrency: m.concurrency,
+        },
         limiter,
         shard: None,
         prune: true,
@@ -105,7 +131,11 @@ pub(crate) async fn copy(ctx: &Context, stage: &Stage, step_index: usize, name: 
             "{} of {} objects failed to copy (first: {}); rerun to retry them",
             report.failed,
             report.listed,
-            report.failures.first().map(|(k, r)| format!("{k:?}: {}", target.redact(&source.redact(r)))).unwrap_or_default()
+            report
+                .failures
+                .first()
+                .map(|(k, r)| format!("{k:?}: {}", target.redact(&source.redact(r))))
+                .unwrap_or_default()
         ))
     } else {
         StepResult::Succeeded
@@ -114,8 +144,15 @@ pub(crate) async fn copy(ctx: &Context, stage: &Stage, step_index: usize, name: 
 }
 
 /// Re-read and hash the target; compare with the manifest.
-pub(crate) async fn verify(ctx: &Context, stage: &Stage, step_index: usize, name: &str) -> Result<(StepSummary, StepResult), EngineError> {
-    let Some(w) = ctx.plan.object_workload(name) else { return Ok((StepSummary::default(), missing_workload(name))) };
+pub(crate) async fn verify(
+    ctx: &Context,
+    stage: &Stage,
+    step_index: usize,
+    name: &str,
+) -> Result<(StepSummary, StepResult), EngineError> {
+    let Some(w) = ctx.plan.object_workload(name) else {
+        return Ok((StepSummary::default(), missing_workload(name)));
+    };
     let target = open(ctx, &w.to, Access::Read)?;
     let filter = match filter(w) {
         Ok(f) => f,
@@ -144,11 +181,19 @@ pub(crate) async fn verify(ctx: &Context, stage: &Stage, step_index: usize, name
             stage: stage.name.clone(),
             workload: name.to_owned(),
             key: p.key.clone(),
-            problem: serde_json::to_value(p.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+            problem: serde_json::to_value(p.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
             detail: target.redact(&p.detail),
         });
     }
-    let summary = StepSummary { verified: report.verified, failed: report.failed(), bytes: report.bytes, ..Default::default() };
+    let summary = StepSummary {
+        verified: report.verified,
+        failed: report.failed(),
+        bytes: report.bytes,
+        ..Default::default()
+    };
     let outcome = if report.interrupted {
         StepResult::Interrupted
     } else if report.failed() > 0 {
