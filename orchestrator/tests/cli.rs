@@ -231,3 +231,59 @@ fn plan_schema_is_json_and_show_lists_what_would_move() {
     assert!(!ws.join("dst").exists(), "show must not create the target");
     assert!(!ws.join(".relocate").exists(), "show must not create state");
 }
+
+/// The README's main job, run as a user would: the shipped quickstart plan, its demo
+/// data, its demo auditor key and hook, end to end; then again, changing nothing.
+#[test]
+fn the_quickstart_runs_end_to_end_and_a_second_run_has_nothing_to_do() {
+    let ws = Workspace::new();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plans/examples");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&examples)
+        .arg(ws.join("examples"))
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(ws.join("examples/.demo-target"));
+    let _ = std::fs::remove_dir_all(ws.join("examples/.relocate"));
+    let out = ws.relocate(&[
+        "run",
+        "examples/quickstart.yaml",
+        "--state-dir",
+        "state",
+        "--output",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let s = summary(&out);
+    assert_eq!(s["outcome"], "succeeded");
+    let approvals = stdout(&out)
+        .lines()
+        .filter(|l| l.contains("\"approval_received\""))
+        .count();
+    assert_eq!(approvals, 2, "both gates signed by the demo auditor");
+    assert!(
+        stdout(&out).contains("switching traffic to zurich"),
+        "the cutover step ran"
+    );
+    assert_eq!(
+        tree(&ws.join("examples/demo/source")),
+        tree(&ws.join("examples/.demo-target/zurich"))
+    );
+
+    let again = ws.relocate(&[
+        "run",
+        "examples/quickstart.yaml",
+        "--state-dir",
+        "state",
+        "--output",
+        "plain",
+    ]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stdout(&again).contains("nothing-to-do"),
+        "{}",
+        stdout(&again)
+    );
+}

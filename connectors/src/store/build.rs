@@ -73,6 +73,18 @@ pub(crate) fn build_cloud(
     probe: bool,
 ) -> Result<Arc<dyn ObjectStore>, StoreError> {
     Ok(match cloud {
+        Cloud::S3 if !has_key(input.options, "checksum_algorithm") => {
+            // Send `x-amz-checksum-sha256` with every upload unless the plan says
+            // otherwise, so a body corrupted in transit is refused by the server itself.
+            let mut options = input.options.to_vec();
+            options.push(("checksum_algorithm".to_owned(), "sha256".to_owned()));
+            let input = BuildInput {
+                options: &options,
+                retry: input.retry.clone(),
+                ..*input
+            };
+            build_with!(AmazonS3Builder, AmazonS3ConfigKey, cloud, &input, probe)
+        }
         Cloud::S3 => build_with!(AmazonS3Builder, AmazonS3ConfigKey, cloud, input, probe),
         Cloud::Azure => build_with!(MicrosoftAzureBuilder, AzureConfigKey, cloud, input, probe),
         Cloud::Gcs => build_with!(

@@ -136,6 +136,13 @@ pub enum StateError {
         /// Version found.
         found: i64,
     },
+    /// A batch of object rows could not be written (disk full, read-only state
+    /// directory); what was committed before is intact and a rerun resumes from it.
+    #[error("cannot write the state database (disk full or read-only?): {detail}")]
+    WriteFailed {
+        /// The database's own message.
+        detail: String,
+    },
     /// A stored value could not be decoded.
     #[error("state database holds an unreadable {what}: {detail}")]
     Corrupt {

@@ -375,7 +375,7 @@ async fn hash_source(
     let got = job.source.get(key).await?;
     let size = got.meta.size;
     let mut hasher = ObjectHasher::new(job.algorithm);
-    let mut stream = got.into_stream();
+    let mut stream = super::read::body_stream(got);
     let mut read = 0u64;
     while let Some(chunk) = stream.try_next().await? {
         read += chunk.len() as u64;
@@ -395,7 +395,7 @@ async fn stream_through(
     let got = job.source.get(key).await?;
     let size = got.meta.size;
     let mut hasher = ObjectHasher::new(job.algorithm);
-    let mut stream = got.into_stream();
+    let mut stream = super::read::body_stream(got);
     let mut read: u64 = 0;
     if size < job.multipart.threshold {
         let mut parts: Vec<Bytes> = Vec::new();

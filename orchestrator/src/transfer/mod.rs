@@ -18,6 +18,7 @@ pub mod filter;
 pub mod hash;
 pub mod manifest;
 pub mod ratelimit;
+pub mod read;
 pub mod verify;
 
 pub use copy::{CopyJob, CopyReport, copy_workload};

@@ -232,7 +232,7 @@ pub async fn hash_target(
 ) -> object_store::Result<String> {
     let got = store.get(&key_path(key)).await?;
     let mut hasher = ObjectHasher::new(algorithm);
-    let mut stream = got.into_stream();
+    let mut stream = super::read::body_stream(got);
     while let Some(chunk) = stream.try_next().await? {
         hasher.update(&chunk);
         Counters::add(&counters.transferred_bytes, chunk.len() as u64);
