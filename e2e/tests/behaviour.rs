@@ -80,6 +80,7 @@ impl Harness {
         CopyJob {
             workload: "w".into(),
             source_name: source.name.into(),
+            target_name: "target".into(),
             source: source.object_store.clone(),
             target: target.object_store.clone(),
             filter: KeyFilter::all(),
@@ -326,6 +327,7 @@ async fn same_bucket_copies_server_side_and_still_verifies() {
     let job = CopyJob {
         workload: "w".into(),
         source_name: "src".into(),
+        target_name: "target".into(),
         source: src.store.clone(),
         target: dst.store.clone(),
         filter: KeyFilter::all(),

@@ -86,6 +86,7 @@ fn job(
     CopyJob {
         workload: WORKLOAD.into(),
         source_name: "src (memory://faulty)".into(),
+        target_name: "target".into(),
         source,
         target,
         filter: KeyFilter::all(),

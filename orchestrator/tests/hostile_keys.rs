@@ -115,6 +115,7 @@ async fn hostile_keys_never_write_outside_the_target_and_fail_per_key() {
     let job = CopyJob {
         workload: "data".into(),
         source_name: "src".into(),
+        target_name: "target".into(),
         source: source.clone(),
         target,
         filter: KeyFilter::all(),

@@ -51,6 +51,8 @@ pub struct CopyJob {
     pub workload: String,
     /// Source store name, for messages.
     pub source_name: String,
+    /// Target store name, for messages.
+    pub target_name: String,
     /// Source store (keys relative to its prefix).
     pub source: Arc<dyn ObjectStore>,
     /// Target store.
@@ -307,6 +309,28 @@ fn record(
 }
 
 /// Copy one object with a few retries; returns the hex hash of the bytes read.
+/// Which end of a transfer an error came from, so a failure names the right store.
+#[derive(Debug)]
+enum Side {
+    Source(object_store::Error),
+    Target(object_store::Error),
+}
+
+impl Side {
+    fn error(&self) -> &object_store::Error {
+        match self {
+            Side::Source(e) | Side::Target(e) => e,
+        }
+    }
+
+    fn describe(&self, job: &CopyJob) -> String {
+        match self {
+            Side::Source(e) => format!("reading from {}: {e}", job.source_name),
+            Side::Target(e) => format!("writing to {}: {e}", job.target_name),
+        }
+    }
+}
+
 async fn copy_one(
     job: &CopyJob,
     meta: &ObjectMeta,
@@ -317,13 +341,15 @@ async fn copy_one(
     loop {
         match stream_object(job, &meta.location, counters).await {
             Ok(hash) => return Ok(hash),
-            Err(object_store::Error::NotFound { .. }) => return Err(CopyFailure::Vanished),
-            Err(e) if attempt < ATTEMPTS && retryable(&e) => {
-                tracing::debug!(key = %meta.location, attempt, "retrying after: {e}");
+            Err(Side::Source(object_store::Error::NotFound { .. })) => {
+                return Err(CopyFailure::Vanished);
+            }
+            Err(e) if attempt < ATTEMPTS && retryable(e.error()) => {
+                tracing::debug!(key = %meta.location, attempt, "retrying after: {}", e.describe(job));
                 tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                 attempt += 1;
             }
-            Err(e) => return Err(CopyFailure::Failed(e.to_string())),
+            Err(e) => return Err(CopyFailure::Failed(e.describe(job))),
         }
     }
 }
@@ -341,11 +367,7 @@ fn retryable(e: &object_store::Error) -> bool {
 }
 
 /// Copy one object server-side when possible, else stream it; returns the source hash.
-async fn stream_object(
-    job: &CopyJob,
-    key: &Path,
-    counters: &Counters,
-) -> object_store::Result<String> {
+async fn stream_object(job: &CopyJob, key: &Path, counters: &Counters) -> Result<String, Side> {
     if let Some(ss) = &job.server_side {
         match ss
             .root
@@ -355,8 +377,8 @@ async fn stream_object(
             )
             .await
         {
-            Ok(()) => return hash_source(job, key, counters).await,
-            Err(e @ object_store::Error::NotFound { .. }) => return Err(e),
+            Ok(()) => return hash_source(job, key, counters).await.map_err(Side::Source),
+            Err(e @ object_store::Error::NotFound { .. }) => return Err(Side::Source(e)),
             // Too large for a single server-side copy, or not allowed: stream it instead.
             Err(e) => {
                 tracing::debug!(key = %key, "server-side copy refused, streaming instead: {e}")
@@ -387,44 +409,44 @@ async fn hash_source(
 }
 
 /// Stream one object from source to target, hashing as the bytes pass.
-async fn stream_through(
-    job: &CopyJob,
-    key: &Path,
-    counters: &Counters,
-) -> object_store::Result<String> {
-    let got = job.source.get(key).await?;
+async fn stream_through(job: &CopyJob, key: &Path, counters: &Counters) -> Result<String, Side> {
+    let got = job.source.get(key).await.map_err(Side::Source)?;
     let size = got.meta.size;
     let mut hasher = ObjectHasher::new(job.algorithm);
     let mut stream = super::read::body_stream(got);
     let mut read: u64 = 0;
     if size < job.multipart.threshold {
         let mut parts: Vec<Bytes> = Vec::new();
-        while let Some(chunk) = stream.try_next().await? {
+        while let Some(chunk) = stream.try_next().await.map_err(Side::Source)? {
             read += chunk.len() as u64;
             take(job, &chunk, &mut hasher, counters).await;
             parts.push(chunk);
         }
-        check_length(key, size, read)?;
-        job.target.put(key, PutPayload::from_iter(parts)).await?;
+        check_length(key, size, read).map_err(Side::Source)?;
+        job.target
+            .put(key, PutPayload::from_iter(parts))
+            .await
+            .map_err(Side::Target)?;
     } else {
-        let upload = job.target.put_multipart(key).await?;
+        let upload = job.target.put_multipart(key).await.map_err(Side::Target)?;
         let mut writer =
             WriteMultipart::new_with_chunk_size(upload, job.multipart.part_size as usize);
-        let streamed: object_store::Result<()> = async {
-            while let Some(chunk) = stream.try_next().await? {
+        let streamed: Result<(), Side> = async {
+            while let Some(chunk) = stream.try_next().await.map_err(Side::Source)? {
                 read += chunk.len() as u64;
                 take(job, &chunk, &mut hasher, counters).await;
                 writer
                     .wait_for_capacity(job.multipart.concurrency.max(1))
-                    .await?;
+                    .await
+                    .map_err(Side::Target)?;
                 writer.put(chunk);
             }
-            check_length(key, size, read)
+            check_length(key, size, read).map_err(Side::Source)
         }
         .await;
         match streamed {
             Ok(()) => {
-                writer.finish().await?;
+                writer.finish().await.map_err(Side::Target)?;
             }
             Err(e) => {
                 let _ = writer.abort().await;

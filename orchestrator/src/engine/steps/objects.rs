@@ -81,6 +81,7 @@ pub(crate) async fn copy(
     let job = CopyJob {
         workload: name.to_owned(),
         source_name: format!("{} ({})", source.name, source.display_url),
+        target_name: format!("{} ({})", target.name, target.display_url),
         source: source.store.clone(),
         target: target.store.clone(),
         filter,
