@@ -18,12 +18,14 @@ pub struct MultipartSettings {
 }
 
 impl Default for MultipartSettings {
-    /// 64 MiB / 16 MiB / 4: small objects take one request, a large one keeps four 16 MiB
-    /// parts (64 MiB of memory) in flight.
+    /// 32 MiB / 8 MiB / 4: small objects take one request, a large one keeps four 8 MiB
+    /// parts (plus the one being filled: 40 MiB of memory) in flight. The copy engine
+    /// grows the part size for objects so large that 8 MiB parts would pass S3's
+    /// 10,000-part limit.
     fn default() -> Self {
         Self {
-            threshold: 64 * 1024 * 1024,
-            part_size: 16 * 1024 * 1024,
+            threshold: 32 * 1024 * 1024,
+            part_size: 8 * 1024 * 1024,
             concurrency: 4,
         }
     }

@@ -37,8 +37,8 @@ pub struct Multipart {
 impl Default for Multipart {
     fn default() -> Self {
         Self {
-            threshold: 64 << 20,
-            part_size: 16 << 20,
+            threshold: 32 << 20,
+            part_size: 8 << 20,
             concurrency: 4,
         }
     }
@@ -108,10 +108,19 @@ fn budget_units(job: &CopyJob, size: u64) -> u32 {
     let bytes = if size < job.multipart.threshold {
         size
     } else {
-        job.multipart.part_size * job.multipart.concurrency.max(1) as u64
+        // The parts in flight plus the one being filled.
+        part_size(job, size) * (job.multipart.concurrency.max(1) as u64 + 1)
     };
     let total = (job.memory_budget / BUDGET_UNIT).max(1);
     (bytes.div_ceil(BUDGET_UNIT)).clamp(1, total) as u32
+}
+
+/// S3 allows at most 10,000 parts: grow the part for objects that would need more.
+const MAX_PARTS: u64 = 9_000;
+
+/// Part size for an object of `size` bytes.
+fn part_size(job: &CopyJob, size: u64) -> u64 {
+    job.multipart.part_size.max(size.div_ceil(MAX_PARTS))
 }
 
 /// What one copy did.
@@ -429,8 +438,7 @@ async fn stream_through(job: &CopyJob, key: &Path, counters: &Counters) -> Resul
             .map_err(Side::Target)?;
     } else {
         let upload = job.target.put_multipart(key).await.map_err(Side::Target)?;
-        let mut writer =
-            WriteMultipart::new_with_chunk_size(upload, job.multipart.part_size as usize);
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size(job, size) as usize);
         let streamed: Result<(), Side> = async {
             while let Some(chunk) = stream.try_next().await.map_err(Side::Source)? {
                 read += chunk.len() as u64;

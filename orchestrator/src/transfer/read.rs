@@ -16,7 +16,7 @@ use futures::stream::BoxStream;
 use object_store::{GetResult, GetResultPayload};
 
 /// Bytes per read from a local file.
-pub const LOCAL_CHUNK: usize = 4 << 20;
+pub const LOCAL_CHUNK: usize = 1 << 20;
 
 /// The object's body as a stream of chunks.
 pub fn body_stream(got: GetResult) -> BoxStream<'static, object_store::Result<Bytes>> {
