@@ -55,14 +55,7 @@ fn exported(approvers: &[&str], threshold: usize) -> Workspace {
         "plan.yaml",
         gated_plan(&ws, "audited", approvers, threshold),
     );
-    let run = ws.relocate(&[
-        "run",
-        "plan.yaml",
-        "--state-dir",
-        "state",
-        "--output",
-        "plain",
-    ]);
+    let run = ws.run_plan("plain");
     assert!(run.status.success(), "{}\n{}", stdout(&run), stderr(&run));
     let export = ws.relocate(&[
         "record",

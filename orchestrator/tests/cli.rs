@@ -31,28 +31,14 @@ fn a_copy_moves_every_byte_verifies_and_a_rerun_changes_nothing() {
         header("copy")
             + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n",
     );
-    let out = ws.relocate(&[
-        "run",
-        "plan.yaml",
-        "--state-dir",
-        "state",
-        "--output",
-        "json",
-    ]);
+    let out = ws.run_plan("json");
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let s = summary(&out);
     assert_eq!(count(&s, "copy", "copied"), 42);
     assert_eq!(count(&s, "verify", "verified"), 42);
     assert_eq!(tree(&ws.join("src")), tree(&ws.join("dst")));
 
-    let again = ws.relocate(&[
-        "run",
-        "plan.yaml",
-        "--state-dir",
-        "state",
-        "--output",
-        "json",
-    ]);
+    let again = ws.run_plan("json");
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(
         summary(&again)["outcome"]
@@ -80,14 +66,7 @@ fn a_later_stage_copies_only_the_delta_and_prunes_deletions() {
       - verify: data
 "#;
     ws.write("plan.yaml", plan);
-    let out = ws.relocate(&[
-        "run",
-        "plan.yaml",
-        "--state-dir",
-        "state",
-        "--output",
-        "json",
-    ]);
+    let out = ws.run_plan("json");
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let steps = summary(&out)["steps"].as_array().unwrap().clone();
     let delta = steps
@@ -114,14 +93,7 @@ fn verify_catches_a_corrupted_target_object_and_names_it() {
       - verify: data
 "#;
     ws.write("plan.yaml", plan);
-    let out = ws.relocate(&[
-        "run",
-        "plan.yaml",
-        "--state-dir",
-        "state",
-        "--output",
-        "plain",
-    ]);
+    let out = ws.run_plan("plain");
     assert_eq!(
         out.status.code(),
         Some(4),
@@ -171,14 +143,7 @@ fn a_failing_run_step_fails_the_stage_and_a_rerun_resumes() {
     let out = ws.relocate(&["run", "plan.yaml", "--state-dir", "state"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     ws.write("go", "");
-    let out = ws.relocate(&[
-        "run",
-        "plan.yaml",
-        "--state-dir",
-        "state",
-        "--output",
-        "json",
-    ]);
+    let out = ws.run_plan("json");
     assert!(out.status.success(), "{}", stderr(&out));
     let s = summary(&out);
     // The completed seed stage is not run again.

@@ -130,14 +130,7 @@ fn spawn_run(ws: &Workspace) -> Child {
 }
 
 fn rerun(ws: &Workspace) -> Output {
-    ws.relocate(&[
-        "run",
-        "plan.yaml",
-        "--state-dir",
-        "state",
-        "--output",
-        "json",
-    ])
+    ws.run_plan("json")
 }
 
 /// Where a run stood, read from its state: `seed/copy`, `seed/gate`, `between stages`…

@@ -305,14 +305,7 @@ fn truncated_huge_and_malformed_approvals_from_a_hook_are_refused() {
     for (what, body) in bodies {
         let hook = ws.write("hook.sh", format!("#!/bin/sh\n{body}\n"));
         std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let out = ws.relocate(&[
-            "run",
-            "plan.yaml",
-            "--state-dir",
-            "state",
-            "--output",
-            "plain",
-        ]);
+        let out = ws.run_plan("plain");
         eprintln!(
             "hook answers <{what}>: exit {:?}: {}",
             out.status.code(),

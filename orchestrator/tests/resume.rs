@@ -60,14 +60,7 @@ fn kill_9_mid_copy_then_rerun_finishes_with_nothing_lost() {
         "the kill must land mid-copy (landed {landed} of {FILES})"
     );
 
-    let rerun = ws.relocate(&[
-        "run",
-        "plan.yaml",
-        "--state-dir",
-        "state",
-        "--output",
-        "json",
-    ]);
+    let rerun = ws.run_plan("json");
     assert!(
         rerun.status.success(),
         "{}\n{}",
@@ -128,13 +121,6 @@ fn a_second_run_of_the_same_state_is_refused_while_the_first_holds_it() {
     first.kill().expect("kill");
     first.wait().expect("reap");
     // The lock of a killed run is released by the kernel: the next run proceeds.
-    let third = ws.relocate(&[
-        "run",
-        "plan.yaml",
-        "--state-dir",
-        "state",
-        "--output",
-        "json",
-    ]);
+    let third = ws.run_plan("json");
     assert!(third.status.success(), "{}", stderr(&third));
 }

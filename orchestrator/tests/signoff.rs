@@ -26,9 +26,7 @@ stages:
 }
 
 fn hook(ws: &Workspace, body: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    let p = ws.write("hook.sh", format!("#!/bin/sh\nset -e\n{body}\n"));
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    ws.script("hook.sh", &format!("set -e\n{body}"));
 }
 
 #[test]
@@ -41,14 +39,7 @@ fn an_approval_by_the_pinned_key_passes_every_gate() {
         &ws,
         r#""$RELOCATE_BIN" approve --key auditor.key --evidence -"#,
     );
-    let out = ws.relocate(&[
-        "run",
-        "plan.yaml",
-        "--state-dir",
-        "state",
-        "--output",
-        "json",
-    ]);
+    let out = ws.run_plan("json");
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let approvals = stdout(&out)
         .lines()
@@ -74,14 +65,7 @@ fn an_approval_signed_by_another_key_is_refused() {
         &ws,
         r#""$RELOCATE_BIN" approve --key impostor.key --evidence -"#,
     );
-    let out = ws.relocate(&[
-        "run",
-        "plan.yaml",
-        "--state-dir",
-        "state",
-        "--output",
-        "plain",
-    ]);
+    let out = ws.run_plan("plain");
     assert_eq!(
         out.status.code(),
         Some(5),
@@ -107,14 +91,7 @@ fn an_approval_replayed_from_another_stage_is_refused() {
         &ws,
         r#"if [ "$RELOCATE_STAGE" = seed ]; then "$RELOCATE_BIN" approve --key auditor.key --evidence - | tee seed-approval.json; else cat seed-approval.json; fi"#,
     );
-    let out = ws.relocate(&[
-        "run",
-        "plan.yaml",
-        "--state-dir",
-        "state",
-        "--output",
-        "plain",
-    ]);
+    let out = ws.run_plan("plain");
     assert_eq!(
         out.status.code(),
         Some(5),
@@ -146,14 +123,7 @@ fn an_approval_of_an_earlier_attempt_is_refused_as_a_replay() {
     );
     let first = ws.relocate(&["run", "plan.yaml", "--state-dir", "state"]);
     assert_eq!(first.status.code(), Some(5), "{}", stderr(&first));
-    let second = ws.relocate(&[
-        "run",
-        "plan.yaml",
-        "--state-dir",
-        "state",
-        "--output",
-        "plain",
-    ]);
+    let second = ws.run_plan("plain");
     assert_eq!(
         second.status.code(),
         Some(5),
@@ -179,14 +149,7 @@ fn a_rejection_stops_the_run_and_a_later_approval_resumes_it() {
         &ws,
         r#""$RELOCATE_BIN" approve --key auditor.key --evidence - --reject --reason "not before the maintenance window""#,
     );
-    let out = ws.relocate(&[
-        "run",
-        "plan.yaml",
-        "--state-dir",
-        "state",
-        "--output",
-        "json",
-    ]);
+    let out = ws.run_plan("json");
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert_eq!(summary(&out)["outcome"], "rejected");
     assert!(
@@ -199,13 +162,6 @@ fn a_rejection_stops_the_run_and_a_later_approval_resumes_it() {
         &ws,
         r#""$RELOCATE_BIN" approve --key auditor.key --evidence -"#,
     );
-    let out = ws.relocate(&[
-        "run",
-        "plan.yaml",
-        "--state-dir",
-        "state",
-        "--output",
-        "json",
-    ]);
+    let out = ws.run_plan("json");
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
 }

@@ -51,6 +51,26 @@ impl Workspace {
             .expect("run relocate")
     }
 
+    /// `relocate run plan.yaml --state-dir state --output OUTPUT`: the usual run of a test.
+    pub fn run_plan(&self, output: &str) -> Output {
+        self.relocate(&[
+            "run",
+            "plan.yaml",
+            "--state-dir",
+            "state",
+            "--output",
+            output,
+        ])
+    }
+
+    /// Write an executable script (a hook or a command step).
+    pub fn script(&self, rel: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.write(rel, format!("#!/bin/sh\n{body}\n"));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        p
+    }
+
     /// Generate a key pair NAME.key/NAME.pub; return the public key line.
     pub fn keypair(&self, name: &str) -> String {
         let out = self.relocate(&["keys", "generate", "--out", name]);

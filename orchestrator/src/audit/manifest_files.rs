@@ -5,7 +5,7 @@
 //! Merkle leaves bind key, size and hash; with both files anyone can recompute the
 //! signed root and prove one object's membership.
 
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 use super::AuditError;
 use super::bundle::ManifestRef;
 use crate::state::Db;
-use crate::transfer::manifest::{MerkleBuilder, leaf_hash, sums_line};
+use crate::transfer::TransferError;
+use crate::transfer::manifest::{MerkleBuilder, leaf_hash, write_manifest_files};
 
 /// One manifest entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,54 +51,21 @@ pub fn export(
 ) -> Result<ManifestRef, AuditError> {
     let (sums_name, sizes_name) = file_names(workload, algorithm);
     let (sums_path, sizes_path) = (dir.join(sums_name), dir.join(sizes_name));
-    let create = |p: &PathBuf| {
-        std::fs::File::create(p)
-            .map(BufWriter::new)
-            .map_err(|source| AuditError::Io {
-                path: p.clone(),
-                source,
-            })
-    };
-    let (mut sums, mut sizes) = (create(&sums_path)?, create(&sizes_path)?);
-    let (mut file_hash, mut tree, mut objects) = (Sha256::new(), MerkleBuilder::default(), 0u64);
-    let mut after: Option<String> = None;
-    loop {
-        let page = db.manifest_page(workload, after.as_deref(), 4096)?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.key.clone());
-        for row in page {
-            let hash = row.source_hash.as_deref().unwrap_or_default();
-            let line = sums_line(hash, &row.key);
-            file_hash.update(line.as_bytes());
-            sums.write_all(line.as_bytes())
-                .map_err(|source| AuditError::Io {
-                    path: sums_path.clone(),
-                    source,
-                })?;
-            sizes
-                .write_all(sums_line(&row.size.to_string(), &row.key).as_bytes())
-                .map_err(|source| AuditError::Io {
-                    path: sizes_path.clone(),
-                    source,
-                })?;
-            tree.push(leaf_hash(&row.key, row.size, hash));
-            objects += 1;
-        }
-    }
-    sums.flush().map_err(|source| AuditError::Io {
-        path: sums_path.clone(),
-        source,
-    })?;
-    sizes.flush().map_err(|source| AuditError::Io {
-        path: sizes_path.clone(),
-        source,
-    })?;
+    let summary = write_manifest_files(db, workload, algorithm, &sums_path, Some(&sizes_path))
+        .map_err(|e| match e {
+            TransferError::Manifest { path, source } => AuditError::Io { path, source },
+            TransferError::State(s) => AuditError::State(s),
+            other => AuditError::Io {
+                path: sums_path.clone(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        })?;
     Ok(ManifestRef {
         workload: workload.to_owned(),
         algorithm: algorithm.to_owned(),
-        objects,
-        digest: format!("sha256:{}", hex::encode(file_hash.finalize())),
-        root: format!("sha256:{}", hex::encode(tree.root())),
+        objects: summary.objects,
+        digest: summary.file_digest,
+        root: summary.root,
     })
 }
 
@@ -241,6 +209,7 @@ pub fn summarize(dir: &Path, manifest: &ManifestRef) -> Result<(u64, String, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transfer::manifest::sums_line;
 
     #[test]
     fn sums_lines_parse_back_including_gnu_escapes() {

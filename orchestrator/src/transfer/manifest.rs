@@ -92,13 +92,28 @@ pub fn write_manifest(
     algorithm: &str,
     dir: &Path,
 ) -> Result<ManifestSummary, TransferError> {
-    let path = dir.join(format!("{workload}.{algorithm}sums"));
-    let io = |source| TransferError::Manifest {
-        path: path.clone(),
-        source,
-    };
-    let tmp = path.with_extension("tmp");
-    let mut out = BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
+    write_manifest_files(
+        db,
+        workload,
+        algorithm,
+        &dir.join(format!("{workload}.{algorithm}sums")),
+        None,
+    )
+}
+
+/// Write a workload's manifest to `sums` (and, when given, its sizes in the same order
+/// and escaping to `sizes`, which the auditor needs to recompute the Merkle leaves),
+/// streaming the state a page at a time. Files are written beside and renamed into
+/// place, so a reader never sees half a manifest.
+pub fn write_manifest_files(
+    db: &Db,
+    workload: &str,
+    algorithm: &str,
+    sums: &Path,
+    sizes: Option<&Path>,
+) -> Result<ManifestSummary, TransferError> {
+    let mut sums_out = Staged::create(sums)?;
+    let mut sizes_out = sizes.map(Staged::create).transpose()?;
     let mut file_hash = Sha256::new();
     let mut tree = MerkleBuilder::default();
     let (mut objects, mut bytes) = (0u64, 0u64);
@@ -111,23 +126,71 @@ pub fn write_manifest(
             let hash = row.source_hash.as_deref().unwrap_or_default();
             let line = sums_line(hash, &row.key);
             file_hash.update(line.as_bytes());
-            out.write_all(line.as_bytes()).map_err(io)?;
+            sums_out.write(line.as_bytes())?;
+            if let Some(out) = sizes_out.as_mut() {
+                out.write(sums_line(&row.size.to_string(), &row.key).as_bytes())?;
+            }
             tree.push(leaf_hash(&row.key, row.size, hash));
             objects += 1;
             bytes += row.size;
         }
     }
-    out.flush().map_err(io)?;
-    drop(out);
-    std::fs::rename(&tmp, &path).map_err(io)?;
+    sums_out.publish()?;
+    if let Some(out) = sizes_out {
+        out.publish()?;
+    }
     Ok(ManifestSummary {
         objects,
         bytes,
         algorithm: algorithm.to_owned(),
         root: format!("sha256:{}", hex::encode(tree.root())),
         file_digest: format!("sha256:{}", hex::encode(file_hash.finalize())),
-        path,
+        path: sums.to_path_buf(),
     })
+}
+
+/// A file written under a temporary name and renamed into place when complete.
+struct Staged {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: BufWriter<std::fs::File>,
+}
+
+impl Staged {
+    fn create(path: &Path) -> Result<Self, TransferError> {
+        // `name.tmp` beside it (not `with_extension`: `w.sizes` and `w.sha256sums` would collide).
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".tmp");
+        let tmp = path.with_file_name(name);
+        let file = std::fs::File::create(&tmp).map_err(|source| TransferError::Manifest {
+            path: tmp.clone(),
+            source,
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            tmp,
+            out: BufWriter::new(file),
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), TransferError> {
+        self.out
+            .write_all(bytes)
+            .map_err(|source| TransferError::Manifest {
+                path: self.tmp.clone(),
+                source,
+            })
+    }
+
+    fn publish(mut self) -> Result<(), TransferError> {
+        let io = |source| TransferError::Manifest {
+            path: self.path.clone(),
+            source,
+        };
+        self.out.flush().map_err(io)?;
+        drop(self.out);
+        std::fs::rename(&self.tmp, &self.path).map_err(io)
+    }
 }
 
 /// One line in GNU `sha256sum` format, escaping keys with `\` or newlines as GNU does.
