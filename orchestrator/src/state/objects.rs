@@ -185,6 +185,15 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Keys whose copy was started but never confirmed (in flight when a run stopped),
+    /// at most `limit`.
+    pub fn in_flight_keys(&self, workload: &str, limit: usize) -> Result<Vec<String>, StateError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT key FROM objects WHERE workload = ?1 AND status = 'copying' ORDER BY key LIMIT ?2")?;
+        let rows = stmt.query_map(params![workload, limit as i64], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Counts for a workload.
     pub fn workload_counts(&self, workload: &str) -> Result<WorkloadCounts, StateError> {
         let conn = self.conn();

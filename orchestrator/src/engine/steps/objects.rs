@@ -52,6 +52,48 @@ fn server_side(source: &StoreHandle, target: &StoreHandle) -> Option<ServerSide>
     })
 }
 
+/// A local target killed mid-write keeps object_store's staging file (`name#N`) beside
+/// the object; the listing hides it, so nothing else would ever remove it. Only the
+/// objects that were in flight can have one, so only their directories are looked at.
+fn sweep_staging_files(
+    ctx: &Context,
+    workload: &str,
+    dir: &std::path::Path,
+) -> Result<(), EngineError> {
+    for key in ctx.db.in_flight_keys(workload, 100_000)? {
+        let path = dir.join(&key);
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+        else {
+            continue;
+        };
+        let Ok(entries) = std::fs::read_dir(parent) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let Some(suffix) = file
+                .to_str()
+                .and_then(|f| f.strip_prefix(name))
+                .and_then(|r| r.strip_prefix('#'))
+            else {
+                continue;
+            };
+            if !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()) {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => tracing::info!(
+                        "removed staging file {} left by an interrupted run",
+                        entry.path().display()
+                    ),
+                    Err(e) => {
+                        tracing::warn!("cannot remove staging file {}: {e}", entry.path().display())
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Copy what is missing or changed at the target.
 pub(crate) async fn copy(
     ctx: &Context,
@@ -98,6 +140,14 @@ pub(crate) async fn copy(
         memory_budget: crate::transfer::copy::DEFAULT_MEMORY_BUDGET,
         server_side: server_side(&source, &target),
     };
+    if let Some(dir) = ctx
+        .plan
+        .store_url(&w.to)
+        .filter(|u| u.scheme() == "file")
+        .and_then(|u| u.to_file_path().ok())
+    {
+        sweep_staging_files(ctx, name, &dir)?;
+    }
     let counters = Arc::new(Counters::default());
     ctx.emit(Event::StepStarted {
         stage: stage.name.clone(),
