@@ -1,0 +1,203 @@
+//! The engine's Kubernetes steps end to end through the `relocate` binary, against two
+//! fake API servers (see `fake_kube`): freeze records and scales the source to zero,
+//! deploy applies the transformed resources with the recorded replica counts, the
+//! evidence carries the applied digests, and rollback (on demand, or by itself when a
+//! gate rejects the cutover) puts the source back and scales the target down.
+
+mod fake_kube;
+mod util;
+
+use fake_kube::{FakeCluster, kubeconfig};
+use serde_json::json;
+use util::{Workspace, stderr, stdout};
+
+const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/analysis/deployments";
+const TARGET_DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/analysis-zrh/deployments";
+
+fn source_cluster() -> FakeCluster {
+    let src = FakeCluster::start();
+    src.insert(
+        DEPLOYMENTS,
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "api", "namespace": "analysis", "labels": {"app": "analyzer"},
+                         "managedFields": [{"manager": "kubectl"}], "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "analyzer"}},
+                     "template": {"metadata": {"labels": {"app": "analyzer"}},
+                                  "spec": {"containers": [{"name": "api", "image": "registry.msk.example/analyzer/api:1.4"}]}}}
+        }),
+    );
+    src.insert(
+        "/api/v1/namespaces/analysis/configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "api-config", "namespace": "analysis", "labels": {"app": "analyzer"}},
+               "data": {"region": "moscow"}}),
+    );
+    src
+}
+
+fn plan(ws: &Workspace, signoff: &str) {
+    let plan = format!(
+        r#"apiVersion: relocate/v1
+kind: MigrationPlan
+name: kube
+regions:
+  moscow: {{ jurisdiction: RU }}
+  zurich: {{ jurisdiction: CH }}
+source: moscow
+target: zurich
+clusters:
+  msk: {{ region: moscow, context: src, kubeconfig: kubeconfig.yaml }}
+  zrh: {{ region: zurich, context: dst, kubeconfig: kubeconfig.yaml }}
+workloads:
+  analyzer:
+    kubernetes:
+      from: msk
+      to: zrh
+      namespace: analysis
+      selector: {{ app: analyzer }}
+      waitTimeout: 20s
+      transform:
+        namespace: analysis-zrh
+        images: {{ "registry.msk.example/": "registry.zrh.example/" }}
+{signoff}stages:
+  - name: cutover
+    steps: [ {{ freeze: analyzer }}, {{ deploy: analyzer }} ]
+"#
+    );
+    let plan = if signoff.is_empty() {
+        plan
+    } else {
+        plan.replace(
+            "    steps: [ { freeze: analyzer }, { deploy: analyzer } ]\n",
+            "    steps: [ { freeze: analyzer }, { deploy: analyzer } ]\n    signoff: [auditor]\n",
+        )
+    };
+    ws.write("plan.yaml", plan);
+}
+
+#[test]
+fn cutover_freezes_the_source_deploys_transformed_and_rolls_back_on_demand() {
+    let ws = Workspace::new();
+    let (src, dst) = (source_cluster(), FakeCluster::start());
+    ws.write("kubeconfig.yaml", kubeconfig(&src, &dst));
+    plan(&ws, "");
+    let out = ws.run_plan("plain");
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+
+    assert_eq!(
+        src.get(DEPLOYMENTS, "api").unwrap()["spec"]["replicas"],
+        0,
+        "source frozen"
+    );
+    let deployed = dst
+        .get(TARGET_DEPLOYMENTS, "api")
+        .expect("deployed to the target namespace");
+    assert_eq!(
+        deployed["spec"]["replicas"], 3,
+        "the recorded count, not the frozen zero"
+    );
+    assert_eq!(
+        deployed["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.zrh.example/analyzer/api:1.4"
+    );
+    assert_eq!(
+        deployed["metadata"]["labels"]["relocate.io/region"],
+        "zurich"
+    );
+    assert!(
+        deployed["metadata"].get("managedFields").is_none(),
+        "cleaned of the old cluster's fields"
+    );
+    assert!(
+        dst.get("/api/v1/namespaces/analysis-zrh/configmaps", "api-config")
+            .is_some()
+    );
+
+    let evidence =
+        std::fs::read_to_string(ws.join("state/evidence/01-cutover.attempt-1.intoto.json"))
+            .unwrap();
+    let envelope: serde_json::Value = serde_json::from_str(&evidence).unwrap();
+    let payload = base64_decode(envelope["payload"].as_str().unwrap());
+    let statement: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    let resources = &statement["predicate"]["workloads"][0]["resources"];
+    assert!(
+        resources
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "api" && r["digest"].as_str().unwrap().starts_with("sha256:")),
+        "{statement}"
+    );
+
+    let rollback = ws.relocate(&[
+        "rollback",
+        "plan.yaml",
+        "--stage",
+        "cutover",
+        "--state-dir",
+        "state",
+        "--output",
+        "plain",
+    ]);
+    assert!(
+        rollback.status.success(),
+        "{}\n{}",
+        stdout(&rollback),
+        stderr(&rollback)
+    );
+    assert_eq!(
+        src.get(DEPLOYMENTS, "api").unwrap()["spec"]["replicas"],
+        3,
+        "source restored"
+    );
+    assert_eq!(
+        dst.get(TARGET_DEPLOYMENTS, "api").unwrap()["spec"]["replicas"],
+        0,
+        "target scaled down"
+    );
+}
+
+#[test]
+fn a_rejected_cutover_rolls_itself_back() {
+    let ws = Workspace::new();
+    let (src, dst) = (source_cluster(), FakeCluster::start());
+    ws.write("kubeconfig.yaml", kubeconfig(&src, &dst));
+    let public = ws.keypair("auditor");
+    ws.script("hook.sh", r#""$RELOCATE_BIN" approve --key auditor.key --evidence - --reject --reason "readiness probes too weak""#);
+    plan(
+        &ws,
+        &format!(
+            "approvers:\n  auditor:\n    publicKey: \"{public}\"\n    hook: {{ command: [\"./hook.sh\"] }}\n"
+        ),
+    );
+    let out = ws.run_plan("plain");
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("source replica counts restored"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        src.get(DEPLOYMENTS, "api").unwrap()["spec"]["replicas"],
+        3,
+        "source back in service"
+    );
+    assert_eq!(
+        dst.get(TARGET_DEPLOYMENTS, "api").unwrap()["spec"]["replicas"],
+        0,
+        "target scaled down"
+    );
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .expect("base64")
+}
