@@ -10,7 +10,7 @@ use anyhow::Context;
 use connectors::signoff::approval::approve as sign_approval;
 use connectors::signoff::dsse::Envelope;
 use connectors::signoff::keys::SecretKey;
-use connectors::signoff::statement::Decision;
+use connectors::signoff::statement::{Decision, parse_evidence};
 
 /// `relocate approve` arguments.
 #[derive(Debug, clap::Args)]
@@ -32,6 +32,43 @@ pub struct ApproveArgs {
     pub out: Option<PathBuf>,
 }
 
+/// Show the approver what they are about to sign (on stderr, so stdout stays the
+/// approval envelope a hook returns): plan, stage, attempt, and per workload the counts
+/// and the manifest root or the applied resources.
+fn describe(evidence: &Envelope) -> anyhow::Result<()> {
+    let (_, e) = parse_evidence(evidence).context("the envelope is not stage evidence")?;
+    let mut text = format!(
+        "signing stage {} (attempt {}) of plan {} ({}), {} → {}, run by {}",
+        e.stage, e.attempt, e.plan, e.plan_digest, e.source_region, e.target_region, e.operator
+    );
+    for w in &e.workloads {
+        match &w.manifest_root {
+            Some(root) => text.push_str(&format!(
+                "\n  {}: {} objects, {} bytes, manifest root {root}",
+                w.name, w.objects, w.bytes
+            )),
+            None => text.push_str(&format!(
+                "\n  {}: {} Kubernetes resources applied",
+                w.name,
+                w.resources.len()
+            )),
+        }
+    }
+    for s in &e.steps {
+        text.push_str(&format!(
+            "\n  step {}{}: {}",
+            s.kind,
+            s.workload
+                .as_deref()
+                .map(|w| format!(" {w}"))
+                .unwrap_or_default(),
+            s.outcome
+        ));
+    }
+    eprintln!("{text}");
+    Ok(())
+}
+
 /// Sign and print.
 pub(crate) fn approve(args: &ApproveArgs) -> anyhow::Result<u8> {
     let key = SecretKey::load(&args.key)
@@ -44,6 +81,7 @@ pub(crate) fn approve(args: &ApproveArgs) -> anyhow::Result<u8> {
         read_bounded(file).with_context(|| format!("reading evidence {}", args.evidence))?
     };
     let evidence = Envelope::from_json(&raw).context("the evidence is not a DSSE envelope")?;
+    describe(&evidence)?;
     let decision = if args.reject {
         Decision::Reject
     } else {
