@@ -52,6 +52,24 @@ fn an_approval_by_the_pinned_key_passes_every_gate() {
         "{}",
         stdout(&status)
     );
+    // The approver's tool shows what is being signed before signing it.
+    let approve = ws.relocate(&[
+        "approve",
+        "--key",
+        "auditor.key",
+        "--evidence",
+        "state/evidence/01-seed.attempt-1.intoto.json",
+    ]);
+    assert!(approve.status.success(), "{}", stderr(&approve));
+    let shown = stderr(&approve);
+    assert!(
+        shown.contains("signing stage seed (attempt 1) of plan gated"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("data: 3 objects, 300 bytes, manifest root sha256:"),
+        "{shown}"
+    );
 }
 
 #[test]
