@@ -32,11 +32,22 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Where `scripts/servers.sh` installs s3s-fs (`$CARGO_HOME/bin`), else `PATH`.
+fn s3s_fs() -> std::path::PathBuf {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")));
+    cargo_home
+        .map(|h| h.join("bin/s3s-fs"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| "s3s-fs".into())
+}
+
 fn start(port: u16, root: &std::path::Path) -> Child {
     let shared = servers::s3s();
     let key = std::env::var(shared.access_key_env).expect("s3s access key");
     let secret = std::env::var(shared.secret_key_env).expect("s3s secret key");
-    let child = Command::new("s3s-fs")
+    let child = Command::new(s3s_fs())
         .args([
             "--host",
             "127.0.0.1",
