@@ -207,7 +207,11 @@ pub async fn copy_workload(
             });
             to_copy.push(meta);
         }
-        writer.flush().await?;
+        // Intents must be committed before the copies they announce start; a chunk of
+        // unchanged objects needs no wait (its epoch bumps ride along in a later batch).
+        if !to_copy.is_empty() {
+            writer.flush().await?;
+        }
         for meta in to_copy {
             let permit = tokio::select! {
                 p = sem.clone().acquire_owned() => p.map_err(|e| TransferError::Task(e.to_string()))?,
