@@ -13,12 +13,14 @@ mod lock;
 mod objects;
 mod record;
 mod stages;
+mod writer;
 
 pub use db::{Db, StateError};
 pub use lock::RunLock;
-pub use objects::{ObjectRow, ObjectStatus, ObjectUpdate, ObjectWriter, WorkloadCounts};
+pub use objects::{ObjectRow, ObjectStatus, WorkloadCounts};
 pub use record::RecordEntry;
 pub use stages::{StageRecord, StageStatus, StepRecord, StepStatus};
+pub use writer::{ObjectUpdate, ObjectWriter};
 
 use std::path::{Path, PathBuf};
 

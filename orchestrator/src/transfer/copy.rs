@@ -7,18 +7,15 @@
 //! its hash or marked for a re-copy.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use plans::ChecksumAlgorithm;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::hash::ObjectHasher;
 use super::ratelimit::RateLimiter;
 use super::{Counters, KeyFilter, Shard, TransferError};
 use crate::state::{Db, ObjectRow, ObjectStatus, ObjectUpdate, ObjectWriter};
@@ -91,7 +88,7 @@ pub struct ServerSide {
 }
 
 impl ServerSide {
-    fn join(prefix: &Path, key: &Path) -> Path {
+    pub(super) fn join(prefix: &Path, key: &Path) -> Path {
         Path::from_iter(prefix.parts().chain(key.parts()))
     }
 }
@@ -119,7 +116,7 @@ fn budget_units(job: &CopyJob, size: u64) -> u32 {
 const MAX_PARTS: u64 = 9_000;
 
 /// Part size for an object of `size` bytes.
-fn part_size(job: &CopyJob, size: u64) -> u64 {
+pub(super) fn part_size(job: &CopyJob, size: u64) -> u64 {
     job.multipart.part_size.max(size.div_ceil(MAX_PARTS))
 }
 
@@ -227,7 +224,7 @@ pub async fn copy_workload(
             }
             let (job2, counters2) = (job.clone(), counters.clone());
             tasks.spawn(async move {
-                let outcome = copy_one(&job2, &meta, &counters2).await;
+                let outcome = super::object::copy_one(&job2, &meta, &counters2).await;
                 drop((permit, memory));
                 ObjectOutcome {
                     meta,
@@ -267,7 +264,7 @@ struct ObjectOutcome {
 
 /// Why one object did not copy.
 #[derive(Debug)]
-enum CopyFailure {
+pub(super) enum CopyFailure {
     /// The source no longer has it (deleted between listing and reading).
     Vanished,
     /// Anything else, with the message to report.
@@ -319,173 +316,6 @@ fn record(
         }
     }
     Ok(())
-}
-
-/// Copy one object with a few retries; returns the hex hash of the bytes read.
-/// Which end of a transfer an error came from, so a failure names the right store.
-#[derive(Debug)]
-enum Side {
-    Source(object_store::Error),
-    Target(object_store::Error),
-}
-
-impl Side {
-    fn error(&self) -> &object_store::Error {
-        match self {
-            Side::Source(e) | Side::Target(e) => e,
-        }
-    }
-
-    fn describe(&self, job: &CopyJob) -> String {
-        match self {
-            Side::Source(e) => format!("reading from {}: {e}", job.source_name),
-            Side::Target(e) => format!("writing to {}: {e}", job.target_name),
-        }
-    }
-}
-
-async fn copy_one(
-    job: &CopyJob,
-    meta: &ObjectMeta,
-    counters: &Counters,
-) -> Result<String, CopyFailure> {
-    const ATTEMPTS: u32 = 3;
-    let mut attempt = 1;
-    loop {
-        match stream_object(job, &meta.location, counters).await {
-            Ok(hash) => return Ok(hash),
-            Err(Side::Source(object_store::Error::NotFound { .. })) => {
-                return Err(CopyFailure::Vanished);
-            }
-            Err(e) if attempt < ATTEMPTS && retryable(e.error()) => {
-                tracing::debug!(key = %meta.location, attempt, "retrying after: {}", e.describe(job));
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(CopyFailure::Failed(e.describe(job))),
-        }
-    }
-}
-
-fn retryable(e: &object_store::Error) -> bool {
-    !matches!(
-        e,
-        object_store::Error::NotFound { .. }
-            | object_store::Error::PermissionDenied { .. }
-            | object_store::Error::Unauthenticated { .. }
-            | object_store::Error::InvalidPath { .. }
-            | object_store::Error::NotSupported { .. }
-            | object_store::Error::NotImplemented { .. }
-    )
-}
-
-/// Copy one object server-side when possible, else stream it; returns the source hash.
-async fn stream_object(job: &CopyJob, key: &Path, counters: &Counters) -> Result<String, Side> {
-    if let Some(ss) = &job.server_side {
-        match ss
-            .root
-            .copy(
-                &ServerSide::join(&ss.source_prefix, key),
-                &ServerSide::join(&ss.target_prefix, key),
-            )
-            .await
-        {
-            Ok(()) => return hash_source(job, key, counters).await.map_err(Side::Source),
-            Err(e @ object_store::Error::NotFound { .. }) => return Err(Side::Source(e)),
-            // Too large for a single server-side copy, or not allowed: stream it instead.
-            Err(e) => {
-                tracing::debug!(key = %key, "server-side copy refused, streaming instead: {e}")
-            }
-        }
-    }
-    stream_through(job, key, counters).await
-}
-
-/// Read the source object once to hash it (after a server-side copy).
-async fn hash_source(
-    job: &CopyJob,
-    key: &Path,
-    counters: &Counters,
-) -> object_store::Result<String> {
-    let got = job.source.get(key).await?;
-    let size = got.meta.size;
-    let mut hasher = ObjectHasher::new(job.algorithm);
-    let mut stream = super::read::body_stream(got);
-    let mut read = 0u64;
-    while let Some(chunk) = stream.try_next().await? {
-        read += chunk.len() as u64;
-        hasher.update(&chunk);
-        Counters::add(&counters.transferred_bytes, chunk.len() as u64);
-    }
-    check_length(key, size, read)?;
-    Ok(hasher.finish_hex())
-}
-
-/// Stream one object from source to target, hashing as the bytes pass.
-async fn stream_through(job: &CopyJob, key: &Path, counters: &Counters) -> Result<String, Side> {
-    let got = job.source.get(key).await.map_err(Side::Source)?;
-    let size = got.meta.size;
-    let mut hasher = ObjectHasher::new(job.algorithm);
-    let mut stream = super::read::body_stream(got);
-    let mut read: u64 = 0;
-    if size < job.multipart.threshold {
-        let mut parts: Vec<Bytes> = Vec::new();
-        while let Some(chunk) = stream.try_next().await.map_err(Side::Source)? {
-            read += chunk.len() as u64;
-            take(job, &chunk, &mut hasher, counters).await;
-            parts.push(chunk);
-        }
-        check_length(key, size, read).map_err(Side::Source)?;
-        job.target
-            .put(key, PutPayload::from_iter(parts))
-            .await
-            .map_err(Side::Target)?;
-    } else {
-        let upload = job.target.put_multipart(key).await.map_err(Side::Target)?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size(job, size) as usize);
-        let streamed: Result<(), Side> = async {
-            while let Some(chunk) = stream.try_next().await.map_err(Side::Source)? {
-                read += chunk.len() as u64;
-                take(job, &chunk, &mut hasher, counters).await;
-                writer
-                    .wait_for_capacity(job.multipart.concurrency.max(1))
-                    .await
-                    .map_err(Side::Target)?;
-                writer.put(chunk);
-            }
-            check_length(key, size, read).map_err(Side::Source)
-        }
-        .await;
-        match streamed {
-            Ok(()) => {
-                writer.finish().await.map_err(Side::Target)?;
-            }
-            Err(e) => {
-                let _ = writer.abort().await;
-                return Err(e);
-            }
-        }
-    }
-    Ok(hasher.finish_hex())
-}
-
-async fn take(job: &CopyJob, chunk: &Bytes, hasher: &mut ObjectHasher, counters: &Counters) {
-    if let Some(l) = &job.limiter {
-        l.acquire(chunk.len() as u64).await;
-    }
-    hasher.update(chunk);
-    Counters::add(&counters.transferred_bytes, chunk.len() as u64);
-}
-
-/// A body shorter or longer than the store announced is a broken transfer, not data.
-fn check_length(key: &Path, expected: u64, read: u64) -> object_store::Result<()> {
-    if expected == read {
-        return Ok(());
-    }
-    Err(object_store::Error::Generic {
-        store: "source",
-        source: format!("{key}: read {read} bytes but the source announced {expected}").into(),
-    })
 }
 
 /// Remove from the target what relocate copied earlier and the source no longer lists.

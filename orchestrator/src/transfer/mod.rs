@@ -17,6 +17,7 @@ pub mod counters;
 pub mod filter;
 pub mod hash;
 pub mod manifest;
+mod object;
 pub mod ratelimit;
 pub mod read;
 pub mod verify;
