@@ -252,3 +252,26 @@ fn the_quickstart_runs_end_to_end_and_a_second_run_has_nothing_to_do() {
         stdout(&again)
     );
 }
+
+/// A secret typed literally on `verify --option` is refused and never echoed.
+#[test]
+fn verify_refuses_a_literal_secret_option_without_echoing_it() {
+    let ws = Workspace::new();
+    ws.write("sums", "");
+    let out = ws.relocate(&[
+        "verify",
+        "--digests",
+        "sums",
+        "--store",
+        "s3://bucket/",
+        "--option",
+        "secret_access_key=hunter2-literal",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("give secrets as ${env:NAME}"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("hunter2") && !stdout(&out).contains("hunter2"));
+}

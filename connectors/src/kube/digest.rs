@@ -1,9 +1,8 @@
 //! The digest that binds a deployed manifest to the stage's evidence.
 //!
-//! The digest is over canonical JSON: object keys sorted by their UTF-8 bytes at every
-//! depth, no whitespace, serde_json's number and string encoding. The sort is done here
-//! rather than trusted to `serde_json::Map`, whose order depends on whether some crate in
-//! the build enabled `preserve_order`. Secrets are digested with their data, so the auditor
+//! The digest is over canonical JSON as `plans::digest::canonical_json` writes it (keys
+//! sorted at every depth, compact), never trusting `serde_json::Map`'s order, which
+//! depends on whether some crate in the build enabled `preserve_order`. Secrets are digested with their data, so the auditor
 //! signs exactly what was deployed, while only masked forms are ever shown.
 
 use serde_json::Value;
@@ -17,46 +16,10 @@ pub fn manifest_digest(object: &Value) -> String {
     )
 }
 
-/// The manifest as canonical JSON text (sorted keys, compact).
+/// The manifest as canonical JSON text (sorted keys, compact): the same canonical form
+/// the plan digest uses, so there is one definition of "canonical" in relocate.
 pub fn canonical_json(object: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(object, &mut out);
-    out
-}
-
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            out.push('{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(key, out);
-                out.push(':');
-                write_canonical(item, out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        Value::String(text) => write_string(text, out),
-        scalar => out.push_str(&scalar.to_string()),
-    }
-}
-
-fn write_string(text: &str, out: &mut String) {
-    out.push_str(&Value::String(text.to_owned()).to_string());
+    plans::digest::canonical_json(object)
 }
 
 /// A copy of `value` whose object keys are inserted in sorted order, so that printing it

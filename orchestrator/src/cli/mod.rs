@@ -163,13 +163,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             return exit::LOCKED;
         }
         if let Some(engine) = cause.downcast_ref::<EngineError>() {
-            return match engine {
-                EngineError::StepFailed { .. } => exit::STEP_FAILED,
-                EngineError::Rejected { .. } | EngineError::SignoffRefused { .. } => exit::SIGNOFF,
-                EngineError::Interrupted => exit::INTERRUPTED,
-                EngineError::State(StateError::Locked { .. }) => exit::LOCKED,
-                _ => exit::ERROR,
-            };
+            return engine.exit_code();
         }
     }
     exit::ERROR

@@ -214,12 +214,12 @@ async fn dry_run(plan: &ValidatedPlan, name: &str, db: Option<&Db>) -> anyhow::R
         }
         objects += 1;
         bytes += meta.size;
-        if let Some(db) = db
-            && let Some(row) = db.object(name, meta.location.as_ref())?
-            && row.source_hash.is_some()
-            && row.size == meta.size
-            && row.modified.as_deref() == Some(meta.last_modified.to_rfc3339().as_str())
-        {
+        // The same test the copy applies, so `show` predicts exactly what `run` skips.
+        let row = match db {
+            Some(db) => db.object(name, meta.location.as_ref())?,
+            None => None,
+        };
+        if crate::transfer::copy::unchanged(row.as_ref(), &meta) {
             unchanged += 1;
             unchanged_bytes += meta.size;
         }

@@ -54,7 +54,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<u8> {
             None,
             exit::SUCCESS,
         ),
-        Err(e) => (outcome_of(e), Some(e.to_string()), code_of(e)),
+        Err(e) => (outcome_of(e), Some(e.to_string()), e.exit_code()),
     };
     events.emit(Event::Summary {
         outcome: outcome.to_owned(),
@@ -66,16 +66,6 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<u8> {
         super::report(&anyhow::Error::new(e));
     }
     Ok(code)
-}
-
-fn code_of(e: &EngineError) -> u8 {
-    match e {
-        EngineError::StepFailed { .. } => exit::STEP_FAILED,
-        EngineError::Rejected { .. } | EngineError::SignoffRefused { .. } => exit::SIGNOFF,
-        EngineError::Interrupted => exit::INTERRUPTED,
-        EngineError::State(crate::state::StateError::Locked { .. }) => exit::LOCKED,
-        _ => exit::ERROR,
-    }
 }
 
 fn outcome_of(e: &EngineError) -> &'static str {
@@ -155,7 +145,7 @@ pub(crate) async fn rollback(args: RollbackArgs) -> anyhow::Result<u8> {
     match result {
         Ok(()) => Ok(exit::SUCCESS),
         Err(e) => {
-            let code = code_of(&e);
+            let code = e.exit_code();
             super::report(&anyhow::Error::new(e));
             Ok(code)
         }

@@ -129,9 +129,15 @@ async fn verify_digests(
         retry: None,
     };
     for option in &args.options {
+        // The value is never echoed: it may be a secret typed by mistake.
         let (k, v) = option
             .split_once('=')
-            .with_context(|| format!("--option {option}: expected KEY=VALUE"))?;
+            .context("--option: expected KEY=VALUE")?;
+        if plans::secret::is_secret_key(k) && !plans::secret::OptionValue::parse(v).is_reference() {
+            anyhow::bail!(
+                "--option {k}: give secrets as ${{env:NAME}} or ${{file:PATH}}, not literally (a command line is visible to other users and kept in shell history)"
+            );
+        }
         store.options.insert(k.to_owned(), v.to_owned());
     }
     let cwd = std::env::current_dir().context("current directory")?;

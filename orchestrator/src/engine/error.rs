@@ -68,3 +68,17 @@ pub enum EngineError {
     #[error(transparent)]
     Transfer(#[from] TransferError),
 }
+
+impl EngineError {
+    /// The exit code this stop means (see [`crate::exit`]).
+    pub fn exit_code(&self) -> u8 {
+        use crate::exit;
+        match self {
+            EngineError::StepFailed { .. } => exit::STEP_FAILED,
+            EngineError::Rejected { .. } | EngineError::SignoffRefused { .. } => exit::SIGNOFF,
+            EngineError::Interrupted => exit::INTERRUPTED,
+            EngineError::State(StateError::Locked { .. }) => exit::LOCKED,
+            _ => exit::ERROR,
+        }
+    }
+}

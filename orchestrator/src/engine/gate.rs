@@ -36,7 +36,6 @@ pub(crate) async fn run_gate(
     index: usize,
     stage: &Stage,
     signoff: &Signoff,
-    attempt: u32,
     evidence: &StageEvidence,
 ) -> Result<(), EngineError> {
     let threshold = signoff.threshold();
@@ -110,7 +109,6 @@ pub(crate) async fn run_gate(
             Answer::Refused(reason) => refusals.push(format!("{approver}: {reason}")),
         }
     }
-    let _ = attempt;
     if approved >= threshold {
         return Ok(());
     }

@@ -76,7 +76,7 @@ async fn steps_and_gate(
         evidence::write_stage_evidence(ctx, index, stage, attempt)?
     };
     if let Some(signoff) = &stage.signoff {
-        gate::run_gate(ctx, index, stage, signoff, attempt, &evidence).await?;
+        gate::run_gate(ctx, index, stage, signoff, &evidence).await?;
     }
     Ok(())
 }

@@ -246,7 +246,7 @@ pub async fn copy_workload(
 }
 
 /// Whether a listed object is already at the target as the state recorded it.
-fn unchanged(row: Option<&ObjectRow>, meta: &ObjectMeta) -> bool {
+pub(crate) fn unchanged(row: Option<&ObjectRow>, meta: &ObjectMeta) -> bool {
     let Some(row) = row else { return false };
     let copied = matches!(row.status, ObjectStatus::Copied | ObjectStatus::Verified);
     let same_etag = match (&row.etag, &meta.e_tag) {
