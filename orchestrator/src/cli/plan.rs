@@ -215,11 +215,13 @@ async fn dry_run(plan: &ValidatedPlan, name: &str, db: Option<&Db>) -> anyhow::R
         objects += 1;
         bytes += meta.size;
         // The same test the copy applies, so `show` predicts exactly what `run` skips.
-        let row = match db {
-            Some(db) => db.object(name, meta.location.as_ref())?,
+        let known = match db {
+            Some(db) => db
+                .object(name, meta.location.as_ref())?
+                .map(|row| crate::state::Known::from(&row)),
             None => None,
         };
-        if crate::transfer::copy::unchanged(row.as_ref(), &meta) {
+        if crate::transfer::copy::unchanged(known.as_ref(), &meta) {
             unchanged += 1;
             unchanged_bytes += meta.size;
         }

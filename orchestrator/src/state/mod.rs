@@ -17,7 +17,7 @@ mod writer;
 
 pub use db::{Db, StateError};
 pub use lock::RunLock;
-pub use objects::{ObjectRow, ObjectStatus, WorkloadCounts};
+pub use objects::{Known, ObjectRow, ObjectStatus, WorkloadCounts};
 pub use record::RecordEntry;
 pub use stages::{StageRecord, StageStatus, StepRecord, StepStatus};
 pub use writer::{ObjectUpdate, ObjectWriter};

@@ -110,7 +110,87 @@ pub struct WorkloadCounts {
     pub bad: u64,
 }
 
+/// What the copy needs to know of a listed key to decide whether it moves: a light
+/// row (no hashes), fetched for a whole listing page at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    /// Size at the source when it was recorded.
+    pub size: u64,
+    /// ETag at the source, when the store gives one.
+    pub etag: Option<String>,
+    /// Last-modified at the source (RFC 3339).
+    pub modified: Option<String>,
+    /// Where the object stands.
+    pub status: ObjectStatus,
+    /// Whether a source hash is recorded.
+    pub hashed: bool,
+}
+
+impl Known {
+    /// Whether the recorded copy can be trusted as is (copied or verified, with its hash).
+    pub fn trusted(&self) -> bool {
+        self.hashed && matches!(self.status, ObjectStatus::Copied | ObjectStatus::Verified)
+    }
+}
+
+impl From<&ObjectRow> for Known {
+    fn from(row: &ObjectRow) -> Self {
+        Known {
+            size: row.size,
+            etag: row.etag.clone(),
+            modified: row.modified.clone(),
+            status: row.status,
+            hashed: row.source_hash.is_some(),
+        }
+    }
+}
+
 impl Db {
+    /// What is recorded for each of `keys`, in their order: one lock and one prepared
+    /// statement for a whole listing page instead of a round trip per key.
+    pub fn known(&self, workload: &str, keys: &[&str]) -> Result<Vec<Option<Known>>, StateError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT size, etag, modified, status, source_hash IS NOT NULL
+             FROM objects WHERE workload = ?1 AND key = ?2",
+        )?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let found = stmt
+                .query_row(params![workload, key], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, bool>(4)?,
+                    ))
+                })
+                .optional()?;
+            out.push(match found {
+                Some((size, etag, modified, status, hashed)) => Some(Known {
+                    size: size as u64,
+                    etag,
+                    modified,
+                    status: ObjectStatus::parse(&status)?,
+                    hashed,
+                }),
+                None => None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Rows of a workload that are not pruned: after a copy, every key the source listed
+    /// has one, so a count above the listing's means the source deleted something.
+    pub fn live_objects(&self, workload: &str) -> Result<u64, StateError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT COUNT(*) FROM objects WHERE workload = ?1 AND status != 'pruned'",
+        )?;
+        Ok(stmt.query_row(params![workload], |r| r.get::<_, i64>(0))? as u64)
+    }
+
     /// The row of one object.
     pub fn object(&self, workload: &str, key: &str) -> Result<Option<ObjectRow>, StateError> {
         let conn = self.conn();

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ratelimit::RateLimiter;
 use super::{Counters, KeyFilter, Shard, TransferError};
-use crate::state::{Db, ObjectRow, ObjectStatus, ObjectUpdate, ObjectWriter};
+use crate::state::{Db, Known, ObjectUpdate, ObjectWriter};
 
 /// Multipart tuning.
 #[derive(Debug, Clone, Copy)]
@@ -144,9 +144,6 @@ pub struct CopyReport {
 /// How many failures a report keeps in memory (all are in the state database).
 pub const MAX_REPORTED: usize = 100;
 
-/// Chunk of listed objects whose intents are committed together.
-const INTENT_CHUNK: usize = 256;
-
 /// Copy one workload. Per-object failures are counted in the report, not returned as
 /// errors; listing and state failures stop the copy.
 pub async fn copy_workload(
@@ -164,30 +161,31 @@ pub async fn copy_workload(
     let mut tasks: JoinSet<ObjectOutcome> = JoinSet::new();
     let mut report = CopyReport::default();
 
-    let mut listing = job.source.list(None).ready_chunks(INTENT_CHUNK);
-    while let Some(chunk) = tokio::select! {
+    let mut vanished = 0u64;
+    let mut listing = super::listing::read_ahead(job.source.list(None));
+    while let Some(page) = tokio::select! {
         c = listing.next() => c,
         () = cancel.cancelled() => None,
     } {
-        let mut to_copy = Vec::new();
-        for item in chunk {
+        let mut listed = Vec::with_capacity(page.len());
+        for item in page {
             let meta = item.map_err(|source| TransferError::List {
                 store: job.source_name.clone(),
                 source,
             })?;
             let key = meta.location.as_ref();
-            if !job.filter.matches(key) || job.shard.is_some_and(|s| !s.contains(key)) {
-                continue;
+            if job.filter.matches(key) && job.shard.is_none_or(|s| s.contains(key)) {
+                listed.push(meta);
             }
+        }
+        let keys: Vec<&str> = listed.iter().map(|m| m.location.as_ref()).collect();
+        let known = db.known(&job.workload, &keys)?;
+        let mut to_copy = Vec::new();
+        for (meta, known) in listed.into_iter().zip(known) {
             report.listed += 1;
             Counters::add(&counters.discovered_objects, 1);
             Counters::add(&counters.discovered_bytes, meta.size);
-            if unchanged(db.object(&job.workload, key)?.as_ref(), &meta) {
-                writer.send(ObjectUpdate::Seen {
-                    workload: job.workload.clone(),
-                    key: key.to_owned(),
-                    epoch,
-                });
+            if unchanged(known.as_ref(), &meta) {
                 report.skipped += 1;
                 Counters::add(&counters.skipped, 1);
                 Counters::add(&counters.done_objects, 1);
@@ -196,7 +194,7 @@ pub async fn copy_workload(
             }
             writer.send(ObjectUpdate::Intent {
                 workload: job.workload.clone(),
-                key: key.to_owned(),
+                key: meta.location.as_ref().to_owned(),
                 size: meta.size,
                 etag: meta.e_tag.clone(),
                 modified: Some(meta.last_modified.to_rfc3339()),
@@ -204,8 +202,8 @@ pub async fn copy_workload(
             });
             to_copy.push(meta);
         }
-        // Intents must be committed before the copies they announce start; a chunk of
-        // unchanged objects needs no wait (its epoch bumps ride along in a later batch).
+        // Intents must be committed before the copies they announce start; a page of
+        // unchanged objects writes nothing and needs no wait.
         if !to_copy.is_empty() {
             writer.flush().await?;
         }
@@ -220,7 +218,7 @@ pub async fn copy_workload(
             };
             // Keep completed tasks from piling up: collect what is done so far.
             while let Some(done) = tasks.try_join_next() {
-                record(done, &mut report, &writer, job, counters)?;
+                vanished += record(done, &mut report, &writer, job, counters)?;
             }
             let (job2, counters2) = (job.clone(), counters.clone());
             tasks.spawn(async move {
@@ -235,26 +233,69 @@ pub async fn copy_workload(
     }
     report.interrupted = cancel.is_cancelled();
     while let Some(done) = tasks.join_next().await {
-        record(done, &mut report, &writer, job, counters)?;
+        vanished += record(done, &mut report, &writer, job, counters)?;
     }
     writer.flush().await?;
     if job.prune && !report.interrupted && job.shard.is_none() {
-        prune(job, db, &writer, epoch, &mut report, counters).await?;
+        // Every listed key now has a live row (unchanged, copied or failed) except the
+        // ones that vanished mid-copy; more live rows than that are objects the source
+        // deleted. Only then is the source listed again to find which: a delta that
+        // deletes nothing writes nothing for its unchanged objects.
+        if db.live_objects(&job.workload)? > report.listed - vanished {
+            mark_listed(job, &writer, epoch, cancel).await?;
+            if !cancel.is_cancelled() {
+                prune(job, db, &writer, epoch, &mut report, counters).await?;
+            }
+        }
         writer.flush().await?;
     }
+    report.interrupted = cancel.is_cancelled();
     Ok(report)
 }
 
 /// Whether a listed object is already at the target as the state recorded it.
-pub(crate) fn unchanged(row: Option<&ObjectRow>, meta: &ObjectMeta) -> bool {
-    let Some(row) = row else { return false };
-    let copied = matches!(row.status, ObjectStatus::Copied | ObjectStatus::Verified);
-    let same_etag = match (&row.etag, &meta.e_tag) {
+pub(crate) fn unchanged(known: Option<&Known>, meta: &ObjectMeta) -> bool {
+    let Some(known) = known else { return false };
+    let same_etag = match (&known.etag, &meta.e_tag) {
         (Some(a), Some(b)) => a == b,
         _ => true,
     };
-    let same_time = row.modified.as_deref() == Some(meta.last_modified.to_rfc3339().as_str());
-    copied && row.size == meta.size && same_etag && same_time && row.source_hash.is_some()
+    known.trusted()
+        && known.size == meta.size
+        && same_etag
+        && known.modified.as_deref() == Some(meta.last_modified.to_rfc3339().as_str())
+}
+
+/// List the source again and stamp every listed key with `epoch`, so [`prune`] can
+/// tell what it no longer has.
+async fn mark_listed(
+    job: &CopyJob,
+    writer: &ObjectWriter,
+    epoch: i64,
+    cancel: &CancellationToken,
+) -> Result<(), TransferError> {
+    let mut listing = super::listing::read_ahead(job.source.list(None));
+    while let Some(page) = tokio::select! {
+        c = listing.next() => c,
+        () = cancel.cancelled() => None,
+    } {
+        for item in page {
+            let meta = item.map_err(|source| TransferError::List {
+                store: job.source_name.clone(),
+                source,
+            })?;
+            let key = meta.location.as_ref();
+            if job.filter.matches(key) {
+                writer.send(ObjectUpdate::Seen {
+                    workload: job.workload.clone(),
+                    key: key.to_owned(),
+                    epoch,
+                });
+            }
+        }
+    }
+    writer.flush().await?;
+    Ok(())
 }
 
 struct ObjectOutcome {
@@ -277,7 +318,7 @@ fn record(
     writer: &ObjectWriter,
     job: &CopyJob,
     counters: &Counters,
-) -> Result<(), TransferError> {
+) -> Result<u64, TransferError> {
     let ObjectOutcome { meta, result } = done.map_err(|e| TransferError::Task(e.to_string()))?;
     let key = meta.location.as_ref().to_owned();
     Counters::add(&counters.done_objects, 1);
@@ -300,6 +341,7 @@ fn record(
                 workload: job.workload.clone(),
                 key,
             });
+            return Ok(1);
         }
         Err(CopyFailure::Failed(reason)) => {
             report.failed += 1;
@@ -315,7 +357,7 @@ fn record(
             });
         }
     }
-    Ok(())
+    Ok(0)
 }
 
 /// Remove from the target what relocate copied earlier and the source no longer lists.
@@ -347,5 +389,84 @@ async fn prune(
             });
         }
         writer.flush().await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+
+    use super::*;
+
+    fn job(source: &Arc<InMemory>, target: &Arc<InMemory>) -> CopyJob {
+        CopyJob {
+            workload: "w".into(),
+            source_name: "src".into(),
+            target_name: "dst".into(),
+            source: source.clone(),
+            target: target.clone(),
+            filter: super::super::KeyFilter::all(),
+            algorithm: ChecksumAlgorithm::Sha256,
+            concurrency: 4,
+            multipart: Multipart::default(),
+            limiter: None,
+            shard: None,
+            prune: true,
+            server_side: None,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+        }
+    }
+
+    async fn keys(store: &InMemory) -> Vec<String> {
+        let mut keys: Vec<String> = store
+            .list(None)
+            .map(|m| m.unwrap().location.to_string())
+            .collect()
+            .await;
+        keys.sort();
+        keys
+    }
+
+    async fn copy(job: &CopyJob, db: &Db) -> CopyReport {
+        copy_workload(
+            job,
+            db,
+            &Arc::new(Counters::default()),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// The delta finds deletions by counting live rows against the listing; a deletion
+    /// balanced by an addition keeps the listing's length and must still be pruned.
+    #[tokio::test]
+    async fn a_delete_balanced_by_an_add_is_still_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("state.db")).unwrap();
+        let (source, target) = (Arc::new(InMemory::new()), Arc::new(InMemory::new()));
+        for k in ["a", "b", "c"] {
+            source.put(&Path::from(k), k.into()).await.unwrap();
+        }
+        let job = job(&source, &target);
+        let first = copy(&job, &db).await;
+        assert_eq!((first.copied, first.pruned), (3, 0));
+
+        source.delete(&Path::from("b")).await.unwrap();
+        source.put(&Path::from("d"), "d".into()).await.unwrap();
+        let delta = copy(&job, &db).await;
+        assert_eq!(
+            (delta.listed, delta.copied, delta.skipped, delta.pruned),
+            (3, 1, 2, 1)
+        );
+        assert_eq!(keys(&target).await, ["a", "c", "d"]);
+
+        let again = copy(&job, &db).await;
+        assert_eq!(
+            (again.copied, again.skipped, again.pruned),
+            (0, 3, 0),
+            "a delta with nothing to do copies and prunes nothing"
+        );
+        assert_eq!(db.live_objects("w").unwrap(), 3);
     }
 }

@@ -16,6 +16,7 @@ pub mod copy;
 pub mod counters;
 pub mod filter;
 pub mod hash;
+pub mod listing;
 pub mod manifest;
 mod object;
 pub mod ratelimit;

@@ -247,30 +247,35 @@ async fn find_unexpected(
     counters: &Counters,
     cancel: &CancellationToken,
 ) -> Result<(), TransferError> {
-    let mut listing = job.target.list(None);
-    while let Some(item) = tokio::select! {
-        i = listing.next() => i,
+    let mut listing = super::listing::read_ahead(job.target.list(None));
+    while let Some(page) = tokio::select! {
+        p = listing.next() => p,
         () = cancel.cancelled() => None,
     } {
-        let meta = item.map_err(|source| TransferError::List {
-            store: job.target_name.clone(),
-            source,
-        })?;
-        let key = meta.location.as_ref();
-        if !job.filter.matches(key) || job.shard.is_some_and(|s| !s.contains(key)) {
-            continue;
+        let mut listed = Vec::with_capacity(page.len());
+        for item in page {
+            let meta = item.map_err(|source| TransferError::List {
+                store: job.target_name.clone(),
+                source,
+            })?;
+            let key = meta.location.as_ref();
+            if job.filter.matches(key) && job.shard.is_none_or(|s| s.contains(key)) {
+                listed.push(meta);
+            }
         }
-        let known = db
-            .object(&job.workload, key)?
-            .is_some_and(|r| r.status.in_manifest());
-        if !known {
+        let keys: Vec<&str> = listed.iter().map(|m| m.location.as_ref()).collect();
+        let known = db.known(&job.workload, &keys)?;
+        for (meta, known) in listed.iter().zip(known) {
+            if known.is_some_and(|k| k.status.in_manifest()) {
+                continue;
+            }
             let detail = format!(
                 "in {} but not in the manifest ({} bytes)",
                 job.target_name, meta.size
             );
             report.note(
                 Problem {
-                    key: key.to_owned(),
+                    key: meta.location.as_ref().to_owned(),
                     kind: ProblemKind::Unexpected,
                     detail,
                 },
