@@ -96,6 +96,7 @@ impl Harness {
             shard: None,
             prune: true,
             memory_budget: DEFAULT_MEMORY_BUDGET,
+            local: local_ends(&source.handle, &target.handle),
             server_side: None,
         }
     }
@@ -125,6 +126,7 @@ impl Harness {
             filter: KeyFilter::all(),
             concurrency: 8,
             shard: None,
+            local: target.handle.local.clone(),
         };
         verify_workload(
             &job,
@@ -338,6 +340,7 @@ async fn same_bucket_copies_server_side_and_still_verifies() {
         shard: None,
         prune: true,
         memory_budget: DEFAULT_MEMORY_BUDGET,
+        local: local_ends(&src, &dst),
         server_side: Some(ServerSide {
             root: dst.root.clone(),
             source_prefix: src.prefix.clone(),
@@ -366,6 +369,7 @@ async fn same_bucket_copies_server_side_and_still_verifies() {
         filter: KeyFilter::all(),
         concurrency: 4,
         shard: None,
+        local: dst.local.clone(),
     };
     let v = verify_workload(
         &vjob,
@@ -381,4 +385,16 @@ async fn same_bucket_copies_server_side_and_still_verifies() {
         "{:?}",
         v.problems
     );
+}
+
+/// Both ends as local directories when they are, so local pairs take the engine's
+/// direct-file path exactly as `relocate run` would.
+fn local_ends(
+    source: &connectors::store::StoreHandle,
+    target: &connectors::store::StoreHandle,
+) -> Option<orchestrator::transfer::local::LocalEnds> {
+    Some(orchestrator::transfer::local::LocalEnds {
+        source: source.local.clone()?,
+        target: target.local.clone()?,
+    })
 }

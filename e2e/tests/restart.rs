@@ -143,6 +143,7 @@ async fn a_server_killed_and_restarted_mid_copy_loses_nothing() {
         shard: None,
         prune: true,
         memory_budget: DEFAULT_MEMORY_BUDGET,
+        local: None,
         server_side: None,
     };
     let counters = Arc::new(Counters::default());
@@ -187,6 +188,7 @@ async fn a_server_killed_and_restarted_mid_copy_loses_nothing() {
         filter: KeyFilter::all(),
         concurrency: 4,
         shard: None,
+        local: None,
     };
     let v = verify_workload(
         &vjob,

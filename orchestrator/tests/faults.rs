@@ -98,6 +98,7 @@ fn job(
         prune: true,
         server_side: None,
         memory_budget: orchestrator::transfer::copy::DEFAULT_MEMORY_BUDGET,
+        local: None,
     }
 }
 
@@ -137,6 +138,7 @@ impl Harness {
             filter: KeyFilter::all(),
             concurrency: 8,
             shard: None,
+        local: None,
         };
         verify_workload(
             &job,

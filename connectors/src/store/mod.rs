@@ -65,6 +65,10 @@ pub struct StoreHandle {
     pub multipart: MultipartSettings,
     /// Scheme, endpoint and bucket: two handles with equal keys can copy server-side.
     pub same_account_key: String,
+    /// The same store as `store` when it is a local directory: the copy engine reads and
+    /// writes local files directly (whole objects per blocking call) instead of through
+    /// the generic client's per-chunk thread hand-offs.
+    pub local: Option<Arc<LocalFileSystem>>,
     /// A client that gives up within seconds, used by [`preflight`].
     probe: Arc<dyn ObjectStore>,
     redactor: Redactor,
@@ -123,10 +127,13 @@ pub(crate) fn open_store_with_env(
         "azure_endpoint",
     ]);
     let account_key = same_account_key(name, &location, endpoint);
+    let mut local = None;
     let (root, prefix, probe_root, display) = match &location {
         Location::Local(dir) => {
             reject_options(name, &options.pairs, "local")?;
-            let root = open_local(name, dir, mode)?;
+            let fs = open_local(name, dir, mode)?;
+            local = Some(fs.clone());
+            let root: Arc<dyn ObjectStore> = fs;
             (
                 root.clone(),
                 ObjectPath::default(),
@@ -169,6 +176,7 @@ pub(crate) fn open_store_with_env(
         prefix,
         multipart,
         same_account_key: account_key,
+        local,
         redactor: options.redactor,
     })
 }
@@ -182,7 +190,7 @@ fn rooted(root: &Arc<dyn ObjectStore>, prefix: &ObjectPath) -> Arc<dyn ObjectSto
 }
 
 /// A local directory as a store; created when writing, required when reading.
-fn open_local(name: &str, dir: &Path, mode: Access) -> Result<Arc<dyn ObjectStore>, StoreError> {
+fn open_local(name: &str, dir: &Path, mode: Access) -> Result<Arc<LocalFileSystem>, StoreError> {
     let io = |source| StoreError::Io {
         store: name.to_owned(),
         path: dir.to_path_buf(),

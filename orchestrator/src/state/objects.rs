@@ -150,7 +150,10 @@ impl Db {
     /// statement for a whole listing page instead of a round trip per key.
     pub fn known(&self, workload: &str, keys: &[&str]) -> Result<Vec<Option<Known>>, StateError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
+        // One read transaction for the page: outside one, every lookup would take and
+        // release the WAL's shared-memory locks (two `fcntl` calls per key).
+        let tx = conn.unchecked_transaction()?;
+        let mut stmt = tx.prepare_cached(
             "SELECT size, etag, modified, status, source_hash IS NOT NULL
              FROM objects WHERE workload = ?1 AND key = ?2",
         )?;
@@ -178,6 +181,8 @@ impl Db {
                 None => None,
             });
         }
+        drop(stmt);
+        tx.finish()?;
         Ok(out)
     }
 

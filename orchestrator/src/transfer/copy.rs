@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::local::{BatchContext, LocalEnds};
 use super::ratelimit::RateLimiter;
 use super::{Counters, KeyFilter, Shard, TransferError};
 use crate::state::{Db, Known, ObjectUpdate, ObjectWriter};
@@ -74,6 +75,9 @@ pub struct CopyJob {
     /// Bytes of object data buffered at once across all transfers (bounds memory
     /// whatever the object sizes and concurrency).
     pub memory_budget: u64,
+    /// Both stores are local directories: copy files directly, whole objects (and
+    /// batches of small ones) per blocking call (see [`super::local`]).
+    pub local: Option<LocalEnds>,
 }
 
 /// Two prefixes of one bucket/account, for server-side copies.
@@ -158,7 +162,9 @@ pub async fn copy_workload(
     let budget = Arc::new(Semaphore::new(
         (job.memory_budget / BUDGET_UNIT).max(1) as usize
     ));
-    let mut tasks: JoinSet<ObjectOutcome> = JoinSet::new();
+    let mut tasks: JoinSet<Vec<ObjectOutcome>> = JoinSet::new();
+    // A bandwidth cap needs the async path's pacing.
+    let local = job.local.as_ref().filter(|_| job.limiter.is_none());
     let mut report = CopyReport::default();
 
     let mut vanished = 0u64;
@@ -207,6 +213,27 @@ pub async fn copy_workload(
         if !to_copy.is_empty() {
             writer.flush().await?;
         }
+        if let Some(ends) = local {
+            for batch in super::local::batches(to_copy, |m| m.size) {
+                let permit = tokio::select! {
+                    p = sem.clone().acquire_owned() => p.map_err(|e| TransferError::Task(e.to_string()))?,
+                    () = cancel.cancelled() => break,
+                };
+                while let Some(done) = tasks.try_join_next() {
+                    vanished += record(done, &mut report, &writer, job, counters)?;
+                }
+                let (ends, cx) = (ends.clone(), batch_context(job, counters, cancel));
+                tasks.spawn_blocking(move || {
+                    let outcomes = super::local::copy_batch(&ends, batch, &cx);
+                    drop(permit);
+                    outcomes
+                        .into_iter()
+                        .filter_map(|(meta, result)| result.map(|result| ObjectOutcome { meta, result }))
+                        .collect()
+                });
+            }
+            continue;
+        }
         for meta in to_copy {
             let permit = tokio::select! {
                 p = sem.clone().acquire_owned() => p.map_err(|e| TransferError::Task(e.to_string()))?,
@@ -224,10 +251,10 @@ pub async fn copy_workload(
             tasks.spawn(async move {
                 let outcome = super::object::copy_one(&job2, &meta, &counters2).await;
                 drop((permit, memory));
-                ObjectOutcome {
+                vec![ObjectOutcome {
                     meta,
                     result: outcome,
-                }
+                }]
             });
         }
     }
@@ -298,6 +325,16 @@ async fn mark_listed(
     Ok(())
 }
 
+fn batch_context(job: &CopyJob, counters: &Arc<Counters>, cancel: &CancellationToken) -> BatchContext {
+    BatchContext {
+        source_name: job.source_name.clone(),
+        target_name: job.target_name.clone(),
+        algorithm: job.algorithm,
+        counters: counters.clone(),
+        cancel: cancel.clone(),
+    }
+}
+
 struct ObjectOutcome {
     meta: ObjectMeta,
     result: Result<String, CopyFailure>,
@@ -313,13 +350,28 @@ pub(super) enum CopyFailure {
 }
 
 fn record(
-    done: Result<ObjectOutcome, tokio::task::JoinError>,
+    done: Result<Vec<ObjectOutcome>, tokio::task::JoinError>,
     report: &mut CopyReport,
     writer: &ObjectWriter,
     job: &CopyJob,
     counters: &Counters,
 ) -> Result<u64, TransferError> {
-    let ObjectOutcome { meta, result } = done.map_err(|e| TransferError::Task(e.to_string()))?;
+    let mut vanished = 0;
+    for outcome in done.map_err(|e| TransferError::Task(e.to_string()))? {
+        vanished += record_one(outcome, report, writer, job, counters);
+    }
+    Ok(vanished)
+}
+
+/// Record one object's outcome; 1 when it vanished from the source.
+fn record_one(
+    outcome: ObjectOutcome,
+    report: &mut CopyReport,
+    writer: &ObjectWriter,
+    job: &CopyJob,
+    counters: &Counters,
+) -> u64 {
+    let ObjectOutcome { meta, result } = outcome;
     let key = meta.location.as_ref().to_owned();
     Counters::add(&counters.done_objects, 1);
     Counters::add(&counters.done_bytes, meta.size);
@@ -341,7 +393,7 @@ fn record(
                 workload: job.workload.clone(),
                 key,
             });
-            return Ok(1);
+            return 1;
         }
         Err(CopyFailure::Failed(reason)) => {
             report.failed += 1;
@@ -357,7 +409,7 @@ fn record(
             });
         }
     }
-    Ok(0)
+    0
 }
 
 /// Remove from the target what relocate copied earlier and the source no longer lists.
@@ -414,6 +466,7 @@ mod tests {
             prune: true,
             server_side: None,
             memory_budget: DEFAULT_MEMORY_BUDGET,
+            local: None,
         }
     }
 

@@ -17,6 +17,7 @@ pub mod counters;
 pub mod filter;
 pub mod hash;
 pub mod listing;
+pub mod local;
 pub mod manifest;
 mod object;
 pub mod ratelimit;

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
+use object_store::local::LocalFileSystem;
 use object_store::{ObjectStore, ObjectStoreExt};
 use plans::ChecksumAlgorithm;
 use tokio::sync::Semaphore;
@@ -32,6 +33,9 @@ pub struct VerifyJob {
     pub concurrency: usize,
     /// Key-space slice, for sharded workers.
     pub shard: Option<Shard>,
+    /// The target is a local directory: hash its files directly, batches of small ones
+    /// per blocking call (see [`super::local`]).
+    pub local: Option<Arc<LocalFileSystem>>,
 }
 
 /// What kind of problem verify found.
@@ -112,37 +116,68 @@ pub async fn verify_workload(
 ) -> Result<VerifyReport, TransferError> {
     let writer = db.object_writer();
     let sem = Arc::new(Semaphore::new(job.concurrency.max(1)));
-    let mut tasks: JoinSet<(ObjectRow, Result<String, object_store::Error>)> = JoinSet::new();
+    let mut tasks: JoinSet<Vec<Checked>> = JoinSet::new();
     let mut report = VerifyReport::default();
     let mut after: Option<String> = None;
     'pages: loop {
         let page = db.manifest_page(&job.workload, after.as_deref(), PAGE)?;
         let Some(last) = page.last() else { break };
         after = Some(last.key.clone());
-        for row in page {
-            if job.shard.is_some_and(|s| !s.contains(&row.key)) {
-                continue;
-            }
+        let rows: Vec<ObjectRow> = page
+            .into_iter()
+            .filter(|row| job.shard.is_none_or(|s| s.contains(&row.key)))
+            .collect();
+        for row in &rows {
             Counters::add(&counters.discovered_objects, 1);
             Counters::add(&counters.discovered_bytes, row.size);
+        }
+        if let Some(fs) = &job.local {
+            for batch in super::local::batches(rows, |r| r.size) {
+                let permit = tokio::select! {
+                    p = sem.clone().acquire_owned() => p.map_err(|e| TransferError::Task(e.to_string()))?,
+                    () = cancel.cancelled() => break 'pages,
+                };
+                while let Some(done) = tasks.try_join_next() {
+                    check_all(done, &mut report, &writer, job, counters)?;
+                }
+                let (fs, counters2, cancel2) = (fs.clone(), counters.clone(), cancel.clone());
+                tasks.spawn_blocking(move || {
+                    let hashed = super::local::hash_batch(
+                        &fs,
+                        batch,
+                        |r| r.key.as_str(),
+                        algorithm_of,
+                        &counters2,
+                        &cancel2,
+                    );
+                    drop(permit);
+                    hashed
+                        .into_iter()
+                        .filter_map(|(row, result)| result.map(|r| (row, r)))
+                        .collect()
+                });
+            }
+            continue;
+        }
+        for row in rows {
             let permit = tokio::select! {
                 p = sem.clone().acquire_owned() => p.map_err(|e| TransferError::Task(e.to_string()))?,
                 () = cancel.cancelled() => break 'pages,
             };
             while let Some(done) = tasks.try_join_next() {
-                check(done, &mut report, &writer, job, counters)?;
+                check_all(done, &mut report, &writer, job, counters)?;
             }
             let (target, counters2) = (job.target.clone(), counters.clone());
             let algorithm = algorithm_of(&row);
             tasks.spawn(async move {
                 let result = hash_target(&target, &row.key, algorithm, &counters2).await;
                 drop(permit);
-                (row, result)
+                vec![(row, result)]
             });
         }
     }
     while let Some(done) = tasks.join_next().await {
-        check(done, &mut report, &writer, job, counters)?;
+        check_all(done, &mut report, &writer, job, counters)?;
     }
     report.interrupted = cancel.is_cancelled();
     if !report.interrupted {
@@ -159,14 +194,29 @@ fn algorithm_of(row: &ObjectRow) -> ChecksumAlgorithm {
     }
 }
 
-fn check(
-    done: Result<(ObjectRow, Result<String, object_store::Error>), tokio::task::JoinError>,
+/// One object's row and what reading it at the target gave.
+type Checked = (ObjectRow, Result<String, object_store::Error>);
+
+fn check_all(
+    done: Result<Vec<Checked>, tokio::task::JoinError>,
     report: &mut VerifyReport,
     writer: &crate::state::ObjectWriter,
     job: &VerifyJob,
     counters: &Counters,
 ) -> Result<(), TransferError> {
-    let (row, result) = done.map_err(|e| TransferError::Task(e.to_string()))?;
+    for checked in done.map_err(|e| TransferError::Task(e.to_string()))? {
+        check(checked, report, writer, job, counters);
+    }
+    Ok(())
+}
+
+fn check(
+    (row, result): Checked,
+    report: &mut VerifyReport,
+    writer: &crate::state::ObjectWriter,
+    job: &VerifyJob,
+    counters: &Counters,
+) {
     Counters::add(&counters.done_objects, 1);
     Counters::add(&counters.done_bytes, row.size);
     let expected = row.source_hash.clone().unwrap_or_default();
@@ -220,7 +270,6 @@ fn check(
         target_hash,
         status,
     });
-    Ok(())
 }
 
 /// Read a target object and hash it.

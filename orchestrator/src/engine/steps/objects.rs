@@ -10,6 +10,7 @@ use super::{StepResult, missing_workload};
 use crate::engine::{Context, EngineError};
 use crate::progress::{Event, StepSummary};
 use crate::transfer::copy::{Multipart, ServerSide};
+use crate::transfer::local::LocalEnds;
 use crate::transfer::ratelimit::RateLimiter;
 use crate::transfer::{CopyJob, Counters, KeyFilter, VerifyJob, copy_workload, verify_workload};
 
@@ -139,6 +140,13 @@ pub(crate) async fn copy(
         prune: true,
         memory_budget: crate::transfer::copy::DEFAULT_MEMORY_BUDGET,
         server_side: server_side(&source, &target),
+        local: match (&source.local, &target.local) {
+            (Some(source), Some(target)) => Some(LocalEnds {
+                source: source.clone(),
+                target: target.clone(),
+            }),
+            _ => None,
+        },
     };
     if let Some(dir) = ctx
         .plan
@@ -216,6 +224,7 @@ pub(crate) async fn verify(
         filter,
         concurrency: w.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
         shard: None,
+        local: target.local.clone(),
     };
     let counters = Arc::new(Counters::default());
     ctx.emit(Event::StepStarted {
