@@ -168,7 +168,7 @@ pub async fn copy_workload(
     let mut report = CopyReport::default();
 
     let mut vanished = 0u64;
-    let mut listing = super::listing::read_ahead(job.source.list(None));
+    let mut listing = source_listing(job);
     while let Some(page) = tokio::select! {
         c = listing.next() => c,
         () = cancel.cancelled() => None,
@@ -301,7 +301,7 @@ async fn mark_listed(
     epoch: i64,
     cancel: &CancellationToken,
 ) -> Result<(), TransferError> {
-    let mut listing = super::listing::read_ahead(job.source.list(None));
+    let mut listing = source_listing(job);
     while let Some(page) = tokio::select! {
         c = listing.next() => c,
         () = cancel.cancelled() => None,
@@ -323,6 +323,15 @@ async fn mark_listed(
     }
     writer.flush().await?;
     Ok(())
+}
+
+/// The source's listing, a page at a time: local directories through the parallel
+/// walk, anything else through its client.
+fn source_listing(job: &CopyJob) -> futures::stream::BoxStream<'static, super::listing::Page> {
+    match &job.local {
+        Some(ends) => super::local::list_store(&ends.source),
+        None => super::listing::read_ahead(job.source.list(None)),
+    }
 }
 
 fn batch_context(job: &CopyJob, counters: &Arc<Counters>, cancel: &CancellationToken) -> BatchContext {

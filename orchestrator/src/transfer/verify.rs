@@ -296,7 +296,10 @@ async fn find_unexpected(
     counters: &Counters,
     cancel: &CancellationToken,
 ) -> Result<(), TransferError> {
-    let mut listing = super::listing::read_ahead(job.target.list(None));
+    let mut listing = match &job.local {
+        Some(fs) => super::local::list_store(fs),
+        None => super::listing::read_ahead(job.target.list(None)),
+    };
     while let Some(page) = tokio::select! {
         p = listing.next() => p,
         () = cancel.cancelled() => None,

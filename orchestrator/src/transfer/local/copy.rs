@@ -1,81 +1,20 @@
-//! Local directories: whole objects, and batches of small ones, per blocking call.
-//!
-//! Through object_store a local object costs three or more thread hand-offs (the open,
-//! every read, the put), and on a million small files the hand-offs cost more than the
-//! I/O (the profile of a 1M-object verify was mostly context switches). Here one
-//! blocking call takes a batch of objects and, for each, opens it, reads it in 1 MiB
-//! chunks into one reused buffer, hashes it and, for a copy, writes a staging file it
-//! then renames into place.
-//!
-//! Keys map to paths through object_store's own `LocalFileSystem::path_to_filesystem`
-//! (same encoding, same refusals), and staging files follow its `name#N` scheme, so both
-//! paths write the same tree and the crash sweep finds the same leftovers.
+//! Copy between two local directories: read, hash and write a staging file, then rename
+//! it into place.
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path as FsPath, PathBuf};
-use std::sync::Arc;
 
 use object_store::ObjectMeta;
-use object_store::local::LocalFileSystem;
-use plans::ChecksumAlgorithm;
-use tokio_util::sync::CancellationToken;
 
-use super::Counters;
-use super::copy::CopyFailure;
-use super::hash::ObjectHasher;
-
-/// Bytes per read.
-const CHUNK: usize = super::read::LOCAL_CHUNK;
-
-/// A batch holds at most this many objects…
-const BATCH_OBJECTS: usize = 64;
-
-/// …and at most this many bytes (a larger object goes alone).
-const BATCH_BYTES: u64 = 4 << 20;
-
-/// Split objects (in listing order) into batches for one blocking call each.
-pub(super) fn batches<T>(items: Vec<T>, size: impl Fn(&T) -> u64) -> Vec<Vec<T>> {
-    let mut out = Vec::new();
-    let mut current: Vec<T> = Vec::new();
-    let mut bytes = 0u64;
-    for item in items {
-        let n = size(&item);
-        if !current.is_empty() && (current.len() >= BATCH_OBJECTS || bytes + n > BATCH_BYTES) {
-            out.push(std::mem::take(&mut current));
-            bytes = 0;
-        }
-        bytes += n;
-        current.push(item);
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
-}
-
-/// Both ends of a copy as local directories.
-#[derive(Debug, Clone)]
-pub struct LocalEnds {
-    /// The source directory.
-    pub source: Arc<LocalFileSystem>,
-    /// The target directory.
-    pub target: Arc<LocalFileSystem>,
-}
-
-/// Names for messages, the hash and the stop signal of one batch.
-#[derive(Debug, Clone)]
-pub(super) struct BatchContext {
-    pub source_name: String,
-    pub target_name: String,
-    pub algorithm: ChecksumAlgorithm,
-    pub counters: Arc<Counters>,
-    pub cancel: CancellationToken,
-}
+use super::{BatchContext, CHUNK, LocalEnds};
+use crate::transfer::Counters;
+use crate::transfer::copy::CopyFailure;
+use crate::transfer::hash::ObjectHasher;
 
 /// Copy a batch; `None` for the objects not started because the run is stopping (their
 /// intents stay, so the rerun copies them).
-pub(super) fn copy_batch(
+pub(in crate::transfer) fn copy_batch(
     ends: &LocalEnds,
     batch: Vec<ObjectMeta>,
     cx: &BatchContext,
@@ -189,88 +128,17 @@ fn staging_file(dest: &FsPath) -> std::io::Result<(File, PathBuf)> {
     }
 }
 
-/// Hash a batch of target files: `(key, result)` per key, in order; `None` for the keys
-/// not read because the run is stopping.
-pub(super) fn hash_batch<T>(
-    target: &LocalFileSystem,
-    batch: Vec<T>,
-    key: impl Fn(&T) -> &str,
-    algorithm: impl Fn(&T) -> ChecksumAlgorithm,
-    counters: &Counters,
-    cancel: &CancellationToken,
-) -> Vec<(T, Option<object_store::Result<String>>)> {
-    let mut buf = vec![0u8; CHUNK];
-    batch
-        .into_iter()
-        .map(|item| {
-            if cancel.is_cancelled() {
-                return (item, None);
-            }
-            let result = hash_file(target, key(&item), algorithm(&item), counters, &mut buf);
-            (item, Some(result))
-        })
-        .collect()
-}
-
-fn hash_file(
-    target: &LocalFileSystem,
-    key: &str,
-    algorithm: ChecksumAlgorithm,
-    counters: &Counters,
-    buf: &mut [u8],
-) -> object_store::Result<String> {
-    let location = super::key_path(key);
-    let path = target.path_to_filesystem(&location)?;
-    let io = |e: std::io::Error| {
-        if e.kind() == ErrorKind::NotFound {
-            object_store::Error::NotFound {
-                path: path.display().to_string(),
-                source: Box::new(e),
-            }
-        } else {
-            object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: format!("{}: {e}", path.display()).into(),
-            }
-        }
-    };
-    let mut file = File::open(&path).map_err(io)?;
-    let mut hasher = ObjectHasher::new(algorithm);
-    loop {
-        match file.read(buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                hasher.update(&buf[..n]);
-                Counters::add(&counters.transferred_bytes, n as u64);
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(io(e)),
-        }
-    }
-    Ok(hasher.finish_hex())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use object_store::local::LocalFileSystem;
     use object_store::path::Path;
+    use plans::ChecksumAlgorithm;
+    use tokio_util::sync::CancellationToken;
 
     use super::*;
-
-    #[test]
-    fn batches_bound_objects_and_bytes_and_keep_order() {
-        let sizes: Vec<u64> = vec![1; 130];
-        let b = batches(sizes, |s| *s);
-        assert_eq!(
-            b.iter().map(Vec::len).collect::<Vec<_>>(),
-            [64, 64, 2]
-        );
-        let sizes = vec![1u64, 10 << 20, 1, 2 << 20, 3 << 20];
-        let b = batches(sizes, |s| *s);
-        assert_eq!(
-            b,
-            vec![vec![1], vec![10 << 20], vec![1, 2 << 20], vec![3 << 20]]
-        );
-    }
+    use crate::transfer::local::hash_batch;
 
     fn ctx(counters: Arc<Counters>) -> BatchContext {
         BatchContext {

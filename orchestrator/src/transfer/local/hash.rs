@@ -1,0 +1,74 @@
+//! Hash files of a local target directory, for verify.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read};
+
+use object_store::local::LocalFileSystem;
+use plans::ChecksumAlgorithm;
+use tokio_util::sync::CancellationToken;
+
+use super::CHUNK;
+use crate::transfer::Counters;
+use crate::transfer::hash::ObjectHasher;
+
+/// Hash a batch of target files: `(key, result)` per key, in order; `None` for the keys
+/// not read because the run is stopping.
+pub(in crate::transfer) fn hash_batch<T>(
+    target: &LocalFileSystem,
+    batch: Vec<T>,
+    key: impl Fn(&T) -> &str,
+    algorithm: impl Fn(&T) -> ChecksumAlgorithm,
+    counters: &Counters,
+    cancel: &CancellationToken,
+) -> Vec<(T, Option<object_store::Result<String>>)> {
+    let mut buf = vec![0u8; CHUNK];
+    batch
+        .into_iter()
+        .map(|item| {
+            if cancel.is_cancelled() {
+                return (item, None);
+            }
+            let result = hash_file(target, key(&item), algorithm(&item), counters, &mut buf);
+            (item, Some(result))
+        })
+        .collect()
+}
+
+fn hash_file(
+    target: &LocalFileSystem,
+    key: &str,
+    algorithm: ChecksumAlgorithm,
+    counters: &Counters,
+    buf: &mut [u8],
+) -> object_store::Result<String> {
+    let location = crate::transfer::key_path(key);
+    let path = target.path_to_filesystem(&location)?;
+    let io = |e: std::io::Error| {
+        if e.kind() == ErrorKind::NotFound {
+            object_store::Error::NotFound {
+                path: path.display().to_string(),
+                source: Box::new(e),
+            }
+        } else {
+            object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: format!("{}: {e}", path.display()).into(),
+            }
+        }
+    };
+    let mut file = File::open(&path).map_err(io)?;
+    let mut hasher = ObjectHasher::new(algorithm);
+    loop {
+        match file.read(buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                Counters::add(&counters.transferred_bytes, n as u64);
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    Ok(hasher.finish_hex())
+}
+
