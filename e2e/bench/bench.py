@@ -133,6 +133,14 @@ class S3:
         return "A:bench-src", f"B:{bucket}", env
 
 
+def settle():
+    """Start every timed run with no writeback pending from the one before (the removed
+    target, the previous tool's writes): without this, run times on this disk varied 4×
+    depending on what the previous run had left dirty."""
+    os.sync()
+    time.sleep(1)
+
+
 def run_relocate(case, run, scratch):
     dst = case.fresh_target("relocate", run)
     plan = os.path.join(scratch, "plan.yaml")
@@ -140,6 +148,7 @@ def run_relocate(case, run, scratch):
         f.write(case.relocate_plan(dst))
     state = tempfile.mkdtemp(prefix="state-", dir=scratch)
     log = os.path.join(scratch, f"relocate-{run}.log")
+    settle()
     result = timed([os.environ["RELOCATE_BIN"], "run", plan, "--state-dir", state, "--output", "json"], log=log)
     shutil.rmtree(state, ignore_errors=True)
     return result
@@ -149,6 +158,7 @@ def run_rclone(case, run, scratch):
     src, dst, env = case.rclone_paths(case.fresh_target("rclone", run))
     env.setdefault("RCLONE_CONFIG", os.path.join(scratch, "rclone.conf"))
     log = os.path.join(scratch, f"rclone-{run}.log")
+    settle()
     ok1, wall1, rss1 = timed(["rclone", "copy", src, dst, "--transfers", "16", "--checkers", "16"], env, log)
     ok2, wall2, rss2 = timed(["rclone", "check", src, dst, "--download", "--checkers", "16"], env, log)
     return ok1 and ok2, wall1 + wall2, max(rss1, rss2)

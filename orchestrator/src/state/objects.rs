@@ -157,10 +157,14 @@ impl Db {
             "SELECT size, etag, modified, status, source_hash IS NOT NULL
              FROM objects WHERE workload = ?1 AND key = ?2",
         )?;
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
+        // Looked up in key order, so consecutive lookups land on the same B-tree pages
+        // (a directory's listing comes in the file system's hash order).
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_unstable_by_key(|&i| keys[i]);
+        let mut out: Vec<Option<Known>> = vec![None; keys.len()];
+        for i in order {
             let found = stmt
-                .query_row(params![workload, key], |r| {
+                .query_row(params![workload, keys[i]], |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
                         r.get::<_, Option<String>>(1)?,
@@ -170,16 +174,15 @@ impl Db {
                     ))
                 })
                 .optional()?;
-            out.push(match found {
-                Some((size, etag, modified, status, hashed)) => Some(Known {
+            if let Some((size, etag, modified, status, hashed)) = found {
+                out[i] = Some(Known {
                     size: size as u64,
                     etag,
                     modified,
                     status: ObjectStatus::parse(&status)?,
                     hashed,
-                }),
-                None => None,
-            });
+                });
+            }
         }
         drop(stmt);
         tx.finish()?;
@@ -381,6 +384,30 @@ mod tests {
         );
         let counts = db.workload_counts("w").unwrap();
         assert_eq!((counts.manifest_objects, counts.copying), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn known_answers_in_the_order_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("state.db")).unwrap();
+        let w = db.object_writer();
+        for key in ["a", "c"] {
+            w.send(intent(key, 1));
+        }
+        w.send(ObjectUpdate::Copied {
+            workload: "w".into(),
+            key: "c".into(),
+            algorithm: "sha256".into(),
+            source_hash: "ab".into(),
+        });
+        w.flush().await.unwrap();
+        let known = db.known("w", &["c", "x", "a"]).unwrap();
+        let c = known[0].as_ref().unwrap();
+        assert!(c.trusted() && c.size == 3 && c.etag.as_deref() == Some("e"));
+        assert!(known[1].is_none());
+        let a = known[2].as_ref().unwrap();
+        assert!(!a.trusted(), "an intent alone is not a copy");
+        assert_eq!(db.live_objects("w").unwrap(), 2);
     }
 
     #[tokio::test]
