@@ -74,11 +74,18 @@ stages:
 class Local:
     """file:// → file:// on this machine's disk."""
 
-    def __init__(self, name, src, scratch):
+    def __init__(self, name, src, scratch, count):
         self.name, self.src, self.scratch = name, src, scratch
+        # ext4 skips inodes freed in the last 30 s when it allocates new ones: a run that
+        # followed the removal of 20,000 files spent most of its time scanning for free
+        # inodes (`recently_deleted` in the kernel profile), whichever tool it was. So sets
+        # of many files give every run a new directory and remove them when the set ends.
+        # Sets of few large files remove the previous target instead: keeping gigabytes of
+        # old targets in the page cache made later runs pay for reclaiming it.
+        self.keep = count >= 10_000
 
     def fresh_target(self, tool, run):
-        dst = os.path.join(self.scratch, f"dst-{tool}")
+        dst = os.path.join(self.scratch, f"dst-{tool}-{run}" if self.keep else f"dst-{tool}")
         shutil.rmtree(dst, ignore_errors=True)
         return dst
 
@@ -143,6 +150,13 @@ def warm(src):
                     pass
 
 
+def forget_deletions():
+    """Let freed inodes age past ext4's 30 s before the next runs allocate (see
+    `Local.fresh_target`)."""
+    os.sync()
+    time.sleep(31)
+
+
 def settle():
     """Start every timed run with no writeback pending from the one before (the removed
     target, the previous tool's writes): without this, run times on this disk varied 4×
@@ -176,10 +190,12 @@ def run_rclone(case, run, scratch):
 
 def measure(kind, name, src, runs, bench_dir):
     scratch = os.path.join(bench_dir, f"scratch-{name}")
-    shutil.rmtree(scratch, ignore_errors=True)
+    if os.path.exists(scratch):
+        shutil.rmtree(scratch, ignore_errors=True)
+        forget_deletions()
     os.makedirs(scratch)
-    case = (Local if kind == "local" else S3)(name, src, scratch)
     size, count = dataset_size(src)
+    case = Local(name, src, scratch, count) if kind == "local" else S3(name, src, scratch)
     warm(src)
     tools = [("relocate", run_relocate), ("rclone", run_rclone)]
     for run in range(runs):
@@ -188,6 +204,10 @@ def measure(kind, name, src, runs, bench_dir):
             ok, wall, rss = fn(case, run, scratch)
             print(f"{name}\t{tool}\t{run}\t{int(ok)}\t{wall:.3f}\t{rss}\t{size}\t{count}", flush=True)
             print(f"bench.py: {name} {tool} run {run}: {'ok' if ok else 'FAILED'} {wall:.2f}s {rss // 1024} MiB", file=sys.stderr)
+    for entry in os.listdir(scratch):
+        if entry.startswith("dst-"):
+            shutil.rmtree(os.path.join(scratch, entry), ignore_errors=True)
+    forget_deletions()
 
 
 def report(path):
