@@ -188,6 +188,12 @@ def run_rclone(case, run, scratch):
     return ok1 and ok2, wall1 + wall2, max(rss1, rss2)
 
 
+def run_cp(case, run, scratch):
+    dst = case.fresh_target("cp", run)
+    settle()
+    return timed(["cp", "-r", case.src, dst], log=os.path.join(scratch, f"cp-{run}.log"))
+
+
 def measure(kind, name, src, runs, bench_dir):
     scratch = os.path.join(bench_dir, f"scratch-{name}")
     if os.path.exists(scratch):
@@ -198,6 +204,9 @@ def measure(kind, name, src, runs, bench_dir):
     case = Local(name, src, scratch, count) if kind == "local" else S3(name, src, scratch)
     warm(src)
     tools = [("relocate", run_relocate), ("rclone", run_rclone)]
+    if kind == "local":
+        # The floor: a plain copy, no hashing, no verify.
+        tools.append(("cp -r", run_cp))
     for run in range(runs):
         # Alternate who goes first so neither always meets a warm (or cold) cache.
         for tool, fn in tools if run % 2 == 0 else tools[::-1]:
@@ -232,6 +241,9 @@ def report(path):
         if (name, "relocate") in medians and (name, "rclone") in medians:
             ratio = medians[(name, "rclone")] / medians[(name, "relocate")]
             print(f"{name:<12} rclone/relocate median wall ratio: {ratio:.2f} (>1: relocate faster)")
+        if (name, "relocate") in medians and (name, "cp -r") in medians:
+            ratio = medians[(name, "relocate")] / medians[(name, "cp -r")]
+            print(f"{name:<12} relocate/cp -r median wall ratio: {ratio:.2f} (copy+verify against a plain copy)")
 
 
 if __name__ == "__main__":

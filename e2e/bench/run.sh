@@ -23,8 +23,10 @@
 #             `cargo build --release -p orchestrator` (target/release/relocate)
 #   rclone:   `rclone copy SRC DST --transfers 16 --checkers 16` then `rclone check SRC DST
 #             --download` (wall = sum, RSS = max of the two)
+#   cp -r:    the floor on local sets (a plain copy: no hash, no verify)
 # Printed: per data set and tool the median, min and max wall time, peak RSS, MB/s and objects/s,
-# and the ratio rclone/relocate of the median wall times (>1: relocate is faster).
+# the ratio rclone/relocate of the median wall times (>1: relocate is faster), and on local
+# sets the ratio relocate/cp -r.
 # Installs rclone and GNU time with apt-get when missing (needs root).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
