@@ -138,7 +138,7 @@ impl Harness {
             filter: KeyFilter::all(),
             concurrency: 8,
             shard: None,
-        local: None,
+            local: None,
         };
         verify_workload(
             &job,

@@ -228,7 +228,9 @@ pub async fn copy_workload(
                     drop(permit);
                     outcomes
                         .into_iter()
-                        .filter_map(|(meta, result)| result.map(|result| ObjectOutcome { meta, result }))
+                        .filter_map(|(meta, result)| {
+                            result.map(|result| ObjectOutcome { meta, result })
+                        })
                         .collect()
                 });
             }
@@ -334,7 +336,11 @@ fn source_listing(job: &CopyJob) -> futures::stream::BoxStream<'static, super::l
     }
 }
 
-fn batch_context(job: &CopyJob, counters: &Arc<Counters>, cancel: &CancellationToken) -> BatchContext {
+fn batch_context(
+    job: &CopyJob,
+    counters: &Arc<Counters>,
+    cancel: &CancellationToken,
+) -> BatchContext {
     BatchContext {
         source_name: job.source_name.clone(),
         target_name: job.target_name.clone(),

@@ -41,8 +41,9 @@ fn copy_object(
     let reading = |e: &dyn std::fmt::Display| {
         CopyFailure::Failed(format!("reading from {}: {e}", cx.source_name))
     };
-    let writing =
-        |e: &dyn std::fmt::Display| CopyFailure::Failed(format!("writing to {}: {e}", cx.target_name));
+    let writing = |e: &dyn std::fmt::Display| {
+        CopyFailure::Failed(format!("writing to {}: {e}", cx.target_name))
+    };
     let from = ends
         .source
         .path_to_filesystem(&meta.location)
@@ -86,8 +87,7 @@ fn copy_object(
         })
         .and_then(|()| {
             drop(dst);
-            std::fs::rename(&staging, &to)
-                .map_err(|e| writing(&format!("{}: {e}", to.display())))
+            std::fs::rename(&staging, &to).map_err(|e| writing(&format!("{}: {e}", to.display())))
         });
     match published {
         Ok(()) => Ok(hasher.finish_hex()),
@@ -223,7 +223,10 @@ mod tests {
         );
         match &out[0].1 {
             Some(Err(CopyFailure::Failed(m))) => {
-                assert!(m.contains("read 3 bytes but the source announced 10"), "{m}")
+                assert!(
+                    m.contains("read 3 bytes but the source announced 10"),
+                    "{m}"
+                )
             }
             other => panic!("{other:?}"),
         }

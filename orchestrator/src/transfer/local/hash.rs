@@ -71,4 +71,3 @@ fn hash_file(
     }
     Ok(hasher.finish_hex())
 }
-

@@ -84,7 +84,9 @@ pub(super) struct BatchContext {
 }
 
 /// Every file of a local store, a page at a time (see [`list`]).
-pub fn list_store(fs: &LocalFileSystem) -> futures::stream::BoxStream<'static, super::listing::Page> {
+pub fn list_store(
+    fs: &LocalFileSystem,
+) -> futures::stream::BoxStream<'static, super::listing::Page> {
     use futures::StreamExt;
     match root(fs) {
         Ok(root) => list(root),
@@ -109,10 +111,7 @@ mod tests {
     fn batches_bound_objects_and_bytes_and_keep_order() {
         let sizes: Vec<u64> = vec![1; 130];
         let b = batches(sizes, |s| *s);
-        assert_eq!(
-            b.iter().map(Vec::len).collect::<Vec<_>>(),
-            [64, 64, 2]
-        );
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), [64, 64, 2]);
         let sizes = vec![1u64, 10 << 20, 1, 2 << 20, 3 << 20];
         let b = batches(sizes, |s| *s);
         assert_eq!(
