@@ -173,17 +173,7 @@ pub async fn copy_workload(
         c = listing.next() => c,
         () = cancel.cancelled() => None,
     } {
-        let mut listed = Vec::with_capacity(page.len());
-        for item in page {
-            let meta = item.map_err(|source| TransferError::List {
-                store: job.source_name.clone(),
-                source,
-            })?;
-            let key = meta.location.as_ref();
-            if job.filter.matches(key) && job.shard.is_none_or(|s| s.contains(key)) {
-                listed.push(meta);
-            }
-        }
+        let listed = super::listing::owned(page, &job.source_name, &job.filter, job.shard)?;
         let keys: Vec<&str> = listed.iter().map(|m| m.location.as_ref()).collect();
         let known = db.known(&job.workload, &keys)?;
         let mut to_copy = Vec::new();
@@ -308,19 +298,12 @@ async fn mark_listed(
         c = listing.next() => c,
         () = cancel.cancelled() => None,
     } {
-        for item in page {
-            let meta = item.map_err(|source| TransferError::List {
-                store: job.source_name.clone(),
-                source,
-            })?;
-            let key = meta.location.as_ref();
-            if job.filter.matches(key) {
-                writer.send(ObjectUpdate::Seen {
-                    workload: job.workload.clone(),
-                    key: key.to_owned(),
-                    epoch,
-                });
-            }
+        for meta in super::listing::owned(page, &job.source_name, &job.filter, None)? {
+            writer.send(ObjectUpdate::Seen {
+                workload: job.workload.clone(),
+                key: meta.location.as_ref().to_owned(),
+                epoch,
+            });
         }
     }
     writer.flush().await?;

@@ -12,6 +12,8 @@ use futures::stream::BoxStream;
 use object_store::ObjectMeta;
 use tokio::sync::mpsc;
 
+use super::{KeyFilter, Shard, TransferError};
+
 /// Objects per page handed to the consumer (one state lookup round per page).
 pub const PAGE: usize = 1024;
 
@@ -20,6 +22,28 @@ const AHEAD: usize = 4;
 
 /// One page of a listing; an error ends the listing after it.
 pub type Page = Vec<object_store::Result<ObjectMeta>>;
+
+/// The objects of a page that belong to the workload (its filter and shard). A listing
+/// error stops the step, naming the store.
+pub fn owned(
+    page: Page,
+    store: &str,
+    filter: &KeyFilter,
+    shard: Option<Shard>,
+) -> Result<Vec<ObjectMeta>, TransferError> {
+    let mut out = Vec::with_capacity(page.len());
+    for item in page {
+        let meta = item.map_err(|source| TransferError::List {
+            store: store.to_owned(),
+            source,
+        })?;
+        let key = meta.location.as_ref();
+        if filter.matches(key) && shard.is_none_or(|s| s.contains(key)) {
+            out.push(meta);
+        }
+    }
+    Ok(out)
+}
 
 /// Drive `listing` on its own task, `PAGE` objects per page, up to `AHEAD` pages ahead.
 /// Dropping the returned stream stops the task at its next page.

@@ -304,17 +304,7 @@ async fn find_unexpected(
         p = listing.next() => p,
         () = cancel.cancelled() => None,
     } {
-        let mut listed = Vec::with_capacity(page.len());
-        for item in page {
-            let meta = item.map_err(|source| TransferError::List {
-                store: job.target_name.clone(),
-                source,
-            })?;
-            let key = meta.location.as_ref();
-            if job.filter.matches(key) && job.shard.is_none_or(|s| s.contains(key)) {
-                listed.push(meta);
-            }
-        }
+        let listed = super::listing::owned(page, &job.target_name, &job.filter, job.shard)?;
         let keys: Vec<&str> = listed.iter().map(|m| m.location.as_ref()).collect();
         let known = db.known(&job.workload, &keys)?;
         for (meta, known) in listed.iter().zip(known) {
