@@ -15,8 +15,9 @@
 #   large     256 MiB objects           8                          2 × 64 MiB
 #   s3        many-1m, S3 → S3 on a loopback s3s-fs (scripts/servers.sh), two buckets
 #
-# The source is read once before the runs (both tools meet it cached); each run starts
-# after `sync` (no writeback pending from the run before) and is measured
+# Each run starts from the same memory state: after `sync` (no writeback pending from the
+# run before) and, as root, with the page cache dropped and refilled with the source only
+# (both tools meet the source cached and the same free memory). Each run is measured
 # with /usr/bin/time -v (wall time, peak RSS):
 #   relocate: `relocate run PLAN --state-dir FRESH --output json` with a generated plan of one
 #             stage `[ { copy: w }, { verify: w } ]` (no sign-off); binary from
