@@ -1,6 +1,7 @@
 //! `copy` and `verify` steps: open the workload's stores and hand them to the
 //! transfer engine, then turn its report into a summary and per-key problem events.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use connectors::store::{Access, StoreHandle, open_store};
@@ -10,7 +11,7 @@ use super::{StepResult, missing_workload};
 use crate::engine::{Context, EngineError};
 use crate::progress::{Event, StepSummary};
 use crate::transfer::copy::{Multipart, ServerSide};
-use crate::transfer::local::LocalEnds;
+use crate::transfer::local::{LocalEnds, is_staging_file_of};
 use crate::transfer::ratelimit::RateLimiter;
 use crate::transfer::{CopyJob, Counters, KeyFilter, VerifyJob, copy_workload, verify_workload};
 
@@ -61,33 +62,40 @@ fn sweep_staging_files(
     workload: &str,
     dir: &std::path::Path,
 ) -> Result<(), EngineError> {
+    // In-flight objects by directory, so each directory is read once however many of
+    // its objects were in flight (a page of intents is 1,024 keys).
+    let mut by_dir: BTreeMap<std::path::PathBuf, BTreeSet<String>> = BTreeMap::new();
     for key in ctx.db.in_flight_keys(workload, 100_000)? {
         let path = dir.join(&key);
-        let (Some(parent), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
-        else {
-            continue;
-        };
-        let Ok(entries) = std::fs::read_dir(parent) else {
+        if let (Some(parent), Some(name)) =
+            (path.parent(), path.file_name().and_then(|n| n.to_str()))
+        {
+            by_dir
+                .entry(parent.to_path_buf())
+                .or_default()
+                .insert(name.to_owned());
+        }
+    }
+    for (parent, names) in by_dir {
+        let Ok(entries) = std::fs::read_dir(&parent) else {
             continue;
         };
         for entry in entries.flatten() {
             let file = entry.file_name();
-            let Some(suffix) = file
+            let leftover = file
                 .to_str()
-                .and_then(|f| f.strip_prefix(name))
-                .and_then(|r| r.strip_prefix('#'))
-            else {
+                .and_then(|f| f.rsplit_once('#').map(|(object, _)| (f, object)))
+                .is_some_and(|(f, object)| names.contains(object) && is_staging_file_of(f, object));
+            if !leftover {
                 continue;
-            };
-            if !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()) {
-                match std::fs::remove_file(entry.path()) {
-                    Ok(()) => tracing::info!(
-                        "removed staging file {} left by an interrupted run",
-                        entry.path().display()
-                    ),
-                    Err(e) => {
-                        tracing::warn!("cannot remove staging file {}: {e}", entry.path().display())
-                    }
+            }
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::info!(
+                    "removed staging file {} left by an interrupted run",
+                    entry.path().display()
+                ),
+                Err(e) => {
+                    tracing::warn!("cannot remove staging file {}: {e}", entry.path().display())
                 }
             }
         }

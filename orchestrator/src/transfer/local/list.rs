@@ -146,22 +146,29 @@ fn read_some(mut dir: Dir) -> Listed {
             return out;
         };
         let key = format!("{}{name}", dir.key);
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        let metadata = if kind.is_symlink() {
-            match fs::metadata(&path) {
-                Ok(m) => m,
-                // A dangling link is not a file.
-                Err(_) => continue,
+        // Gone since the directory was read (or a dangling link): not a file, as in
+        // object_store's walk. Any other error stops the listing, naming the path.
+        let failed = |e: std::io::Error| generic(format!("{}: {e}", path.display()));
+        let kind = match entry.file_type() {
+            Ok(kind) => kind,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                out.files.push(Err(failed(e)));
+                return out;
             }
-        } else if kind.is_file() {
-            match entry.metadata() {
+        };
+        let metadata = if kind.is_symlink() || kind.is_file() {
+            // `fs::metadata` follows a link; the entry's own is one `fstatat` in its directory.
+            let found = if kind.is_symlink() {
+                fs::metadata(&path)
+            } else {
+                entry.metadata()
+            };
+            match found {
                 Ok(m) => m,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => {
-                    out.files
-                        .push(Err(generic(format!("{}: {e}", path.display()))));
+                    out.files.push(Err(failed(e)));
                     return out;
                 }
             }
@@ -194,7 +201,7 @@ fn read_some(mut dir: Dir) -> Listed {
             });
             continue;
         }
-        if !metadata.is_file() || is_staging_name(&name) {
+        if !metadata.is_file() || super::is_staging_name(&name) {
             continue;
         }
         match Path::parse(&key) {
@@ -209,14 +216,6 @@ fn read_some(mut dir: Dir) -> Listed {
     dir.entries = Some(entries);
     out.rest = Some(dir);
     out
-}
-
-/// object_store's staging files (`name#digits`), which its listing hides too.
-fn is_staging_name(name: &str) -> bool {
-    match name.split_once('#') {
-        Some((_, suffix)) => !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()),
-        None => false,
-    }
 }
 
 /// The listing entry object_store would give for this file.

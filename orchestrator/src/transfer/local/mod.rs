@@ -83,6 +83,25 @@ pub(super) struct BatchContext {
     pub cancel: CancellationToken,
 }
 
+/// Whether a file name is one object_store's listing hides as a staging file: digits
+/// after its first `#` (its own rule, so both listings agree).
+pub fn is_staging_name(name: &str) -> bool {
+    name.split_once('#').is_some_and(|(_, n)| all_digits(n))
+}
+
+/// Whether `file` is a staging file (`object#N`) written for `object` in the same
+/// directory: the copy writes one and renames it over the object, so only a killed run
+/// leaves one behind.
+pub fn is_staging_file_of(file: &str, object: &str) -> bool {
+    file.strip_prefix(object)
+        .and_then(|rest| rest.strip_prefix('#'))
+        .is_some_and(all_digits)
+}
+
+fn all_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Every file of a local store, a page at a time (see [`list`]).
 pub fn list_store(
     fs: &LocalFileSystem,
@@ -106,6 +125,16 @@ pub fn root(fs: &LocalFileSystem) -> object_store::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn staging_names_follow_object_stores_rule() {
+        assert!(is_staging_name("k#12") && !is_staging_name("k#") && !is_staging_name("k#1a"));
+        assert!(
+            !is_staging_name("a#b#1"),
+            "object_store looks after the first #"
+        );
+        assert!(is_staging_file_of("a#b#1", "a#b") && !is_staging_file_of("a#b#1", "a"));
+    }
 
     #[test]
     fn batches_bound_objects_and_bytes_and_keep_order() {
