@@ -12,7 +12,7 @@ use crate::transfer::Counters;
 use crate::transfer::hash::ObjectHasher;
 
 /// Hash a batch of target files: `(key, result)` per key, in order; `None` for the keys
-/// not read because the run is stopping.
+/// not read (or not read to the end) because the run is stopping.
 pub(in crate::transfer) fn hash_batch<T>(
     target: &LocalFileSystem,
     batch: Vec<T>,
@@ -28,8 +28,15 @@ pub(in crate::transfer) fn hash_batch<T>(
             if cancel.is_cancelled() {
                 return (item, None);
             }
-            let result = hash_file(target, key(&item), algorithm(&item), counters, &mut buf);
-            (item, Some(result))
+            let result = hash_file(
+                target,
+                key(&item),
+                algorithm(&item),
+                counters,
+                cancel,
+                &mut buf,
+            );
+            (item, result)
         })
         .collect()
 }
@@ -39,10 +46,14 @@ fn hash_file(
     key: &str,
     algorithm: ChecksumAlgorithm,
     counters: &Counters,
+    cancel: &CancellationToken,
     buf: &mut [u8],
-) -> object_store::Result<String> {
+) -> Option<object_store::Result<String>> {
     let location = crate::transfer::key_path(key);
-    let path = target.path_to_filesystem(&location)?;
+    let path = match target.path_to_filesystem(&location) {
+        Ok(p) => p,
+        Err(e) => return Some(Err(e)),
+    };
     let io = |e: std::io::Error| {
         if e.kind() == ErrorKind::NotFound {
             object_store::Error::NotFound {
@@ -56,7 +67,10 @@ fn hash_file(
             }
         }
     };
-    let mut file = File::open(&path).map_err(io)?;
+    let mut file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) => return Some(Err(io(e))),
+    };
     let mut hasher = ObjectHasher::new(algorithm);
     loop {
         match file.read(buf) {
@@ -64,10 +78,14 @@ fn hash_file(
             Ok(n) => {
                 hasher.update(&buf[..n]);
                 Counters::add(&counters.transferred_bytes, n as u64);
+                // A stop need not wait for the end of a large file.
+                if cancel.is_cancelled() {
+                    return None;
+                }
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(io(e)),
+            Err(e) => return Some(Err(io(e))),
         }
     }
-    Ok(hasher.finish_hex())
+    Some(Ok(hasher.finish_hex()))
 }
