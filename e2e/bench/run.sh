@@ -15,13 +15,17 @@
 #   large     256 MiB objects           8                          2 × 64 MiB
 #   s3        many-1m, S3 → S3 on a loopback s3s-fs (scripts/servers.sh), two buckets
 #
+# On local sets every run writes into a new directory and the targets are removed when the
+# set ends, then the script waits 61 s: ext4 without a journal skips inodes freed in the
+# last 60 s, and a run right after a removal paid for it (see bench.py, `Local`).
 # Each run starts from the same memory state: after `sync` (no writeback pending from the
 # run before) and, as root, with the page cache dropped and refilled with the source only
 # (both tools meet the source cached and the same free memory). Each run is measured
 # with /usr/bin/time -v (wall time, peak RSS):
 #   relocate: `relocate run PLAN --state-dir FRESH --output json` with a generated plan of one
-#             stage `[ { copy: w }, { verify: w } ]` (no sign-off); binary from
-#             `cargo build --release -p orchestrator` (target/release/relocate)
+#             stage `[ { copy: w }, { verify: w } ]` (no sign-off, `checksum: sha256`, the
+#             default); binary from `cargo build --release -p orchestrator`
+#   relocate-b3: the same with `checksum: blake3` (local sets)
 #   rclone:   `rclone copy SRC DST --transfers 16 --checkers 16` then `rclone check SRC DST
 #             --download` (wall = sum, RSS = max of the two)
 #   cp -r:    the floor on local sets (a plain copy: no hash, no verify)
@@ -40,7 +44,7 @@ while (($#)); do
         --runs) RUNS="$2"; shift ;;
         --sets) SETS="$2"; shift ;;
         --no-s3) SETS="${SETS//,s3/}"; SETS="${SETS//s3,/}" ;;
-        -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
