@@ -74,32 +74,23 @@ stages:
 class Local:
     """file:// → file:// on this machine's disk."""
 
-    def __init__(self, name, src, scratch, size, runs, tools):
+    def __init__(self, name, src, scratch):
         self.name, self.src, self.scratch = name, src, scratch
-        # Every run writes into a directory of its own, and nothing is removed until the set
-        # ends: ext4 without a journal (this machine's root) skips inodes freed in the last
-        # 60 s when it allocates new ones, so a run that followed the removal of the previous
-        # target spent its time scanning for free inodes (`recently_deleted` in the kernel
-        # profile; 2,000 × 1 MiB took 2.5–3.3 s to copy instead of 1.6), whichever tool it
-        # was. When the disk cannot hold every target, the previous one is removed and the
-        # run waits out the 60 s (slower, same result).
-        free = shutil.disk_usage(scratch).free
-        self.keep = size * runs * tools + (2 << 30) < free
-        if not self.keep:
-            print(f"bench.py: {name}: not enough disk to keep every target; removing each "
-                  "and waiting 61 s before the next run", file=sys.stderr)
 
     def fresh_target(self, tool, run):
-        dst = os.path.join(self.scratch, f"dst-{tool.replace(' ', '')}-{run}")
-        if not self.keep:
-            removed = False
-            for entry in os.listdir(self.scratch):
-                if entry.startswith("dst-"):
-                    shutil.rmtree(os.path.join(self.scratch, entry), ignore_errors=True)
-                    removed = True
-            if removed:
-                forget_deletions()
-        return dst
+        # Every run writes into a directory of its own. Once measured, a target's files are
+        # emptied (`done`), which gives the space back without freeing inodes: ext4 without
+        # a journal (this machine's root) skips inodes freed in the last 60 s, or 360 s while
+        # their inode table block is dirty, when it allocates, so a run that followed the
+        # removal of the previous target spent its time scanning for free inodes
+        # (`recently_deleted` in the kernel profile), whichever tool it was. Targets are
+        # removed when the set ends, and the next set waits that out.
+        return os.path.join(self.scratch, f"dst-{tool.replace(' ', '')}-{run}")
+
+    def done(self, dst):
+        for root, _, files in os.walk(dst):
+            for f in files:
+                os.truncate(os.path.join(root, f), 0)
 
     def relocate_plan(self, dst, checksum="sha256"):
         return plan_yaml(self.name, f"file://{self.src}", f"file://{dst}", {}, {}, checksum)
@@ -132,6 +123,9 @@ class S3:
         os.makedirs(os.path.join(self.root, bucket))
         return bucket
 
+    def done(self, bucket):
+        pass
+
     def relocate_plan(self, bucket, checksum="sha256"):
         return plan_yaml(self.name, "s3://bench-src", f"s3://{bucket}", self.opts(), self.opts(), checksum)
 
@@ -162,12 +156,33 @@ def warm(src):
                     pass
 
 
-def forget_deletions():
-    """Let freed inodes age past ext4's 60 s (`RECENTCY_MIN` in fs/ext4/ialloc.c, once the
-    inode table is written back: hence the `sync`) before the next run allocates (see
-    `Local`)."""
+# ext4's window for "recently deleted" inodes: `RECENTCY_MIN` (60 s) plus `RECENTCY_DIRTY`
+# (300 s) while the inode table block is dirty, which new allocations in the same block
+# make it (fs/ext4/ialloc.c). 100,000 small files took 32–52 s to copy 61 s after the
+# previous 100,000 were removed, 17 s after 362 s.
+RECENTCY = 361
+
+
+def removed(bench_dir):
+    """Note that files were just removed (see `forget_deletions`)."""
+    with open(os.path.join(bench_dir, ".last-removal"), "w") as f:
+        f.write(str(time.time()))
+
+
+def forget_deletions(bench_dir):
+    """Before a set allocates, let the inodes the previous set freed age past ext4's
+    window (see `RECENTCY` and `Local.fresh_target`); a set after a long pause waits for
+    nothing."""
+    try:
+        with open(os.path.join(bench_dir, ".last-removal")) as f:
+            last = float(f.read())
+    except (OSError, ValueError):
+        return
     os.sync()
-    time.sleep(61)
+    wait = last + RECENTCY - time.time()
+    if wait > 0:
+        print(f"bench.py: waiting {wait:.0f} s for ext4 to forget the removed targets", file=sys.stderr)
+        time.sleep(wait)
 
 
 def settle(src):
@@ -195,6 +210,7 @@ def run_relocate(case, run, scratch, checksum="sha256", tool="relocate"):
     settle(case.src)
     result = timed([os.environ["RELOCATE_BIN"], "run", plan, "--state-dir", state, "--output", "json"], log=log)
     shutil.rmtree(state, ignore_errors=True)
+    case.done(dst)
     return result
 
 
@@ -204,26 +220,32 @@ def run_relocate_blake3(case, run, scratch):
 
 
 def run_rclone(case, run, scratch):
-    src, dst, env = case.rclone_paths(case.fresh_target("rclone", run))
+    target = case.fresh_target("rclone", run)
+    src, dst, env = case.rclone_paths(target)
     env.setdefault("RCLONE_CONFIG", os.path.join(scratch, "rclone.conf"))
     log = os.path.join(scratch, f"rclone-{run}.log")
     settle(case.src)
     ok1, wall1, rss1 = timed(["rclone", "copy", src, dst, "--transfers", "16", "--checkers", "16"], env, log)
     ok2, wall2, rss2 = timed(["rclone", "check", src, dst, "--download", "--checkers", "16"], env, log)
+    case.done(target)
     return ok1 and ok2, wall1 + wall2, max(rss1, rss2)
 
 
 def run_cp(case, run, scratch):
     dst = case.fresh_target("cp", run)
     settle(case.src)
-    return timed(["cp", "-r", case.src, dst], log=os.path.join(scratch, f"cp-{run}.log"))
+    result = timed(["cp", "-r", case.src, dst], log=os.path.join(scratch, f"cp-{run}.log"))
+    case.done(dst)
+    return result
 
 
 def measure(kind, name, src, runs, bench_dir):
     scratch = os.path.join(bench_dir, f"scratch-{name}")
     if os.path.exists(scratch):
+        had_targets = any(e.startswith("dst-") for e in os.listdir(scratch))
         shutil.rmtree(scratch, ignore_errors=True)
-        forget_deletions()
+        if had_targets:
+            removed(bench_dir)
     os.makedirs(scratch)
     size, count = dataset_size(src)
     tools = [("relocate", run_relocate), ("rclone", run_rclone)]
@@ -232,7 +254,8 @@ def measure(kind, name, src, runs, bench_dir):
         # floor: a plain copy, no hashing, no verify.
         tools.insert(1, ("relocate-b3", run_relocate_blake3))
         tools.append(("cp -r", run_cp))
-    case = Local(name, src, scratch, size, runs, len(tools)) if kind == "local" else S3(name, src, scratch)
+    case = Local(name, src, scratch) if kind == "local" else S3(name, src, scratch)
+    forget_deletions(bench_dir)
     warm(src)
     for run in range(runs):
         # Alternate who goes first so neither always meets a warm (or cold) cache.
@@ -243,7 +266,7 @@ def measure(kind, name, src, runs, bench_dir):
     for entry in os.listdir(scratch):
         if entry.startswith("dst-"):
             shutil.rmtree(os.path.join(scratch, entry), ignore_errors=True)
-    forget_deletions()
+    removed(bench_dir)
 
 
 def report(path):

@@ -15,9 +15,10 @@
 #   large     256 MiB objects           8                          2 × 64 MiB
 #   s3        many-1m, S3 → S3 on a loopback s3s-fs (scripts/servers.sh), two buckets
 #
-# On local sets every run writes into a new directory and the targets are removed when the
-# set ends, then the script waits 61 s: ext4 without a journal skips inodes freed in the
-# last 60 s, and a run right after a removal paid for it (see bench.py, `Local`).
+# On local sets every run writes into a new directory, emptied (not removed) once measured;
+# targets are removed when the set ends, and the next set waits up to 361 s: ext4 without a
+# journal skips inodes freed in the last 60–360 s, and a run right after a removal paid
+# for it whichever tool it was (see bench.py, `RECENTCY`).
 # Each run starts from the same memory state: after `sync` (no writeback pending from the
 # run before) and, as root, with the page cache dropped and refilled with the source only
 # (both tools meet the source cached and the same free memory). Each run is measured

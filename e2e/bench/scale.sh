@@ -52,13 +52,14 @@ stages:
     steps: [ { copy: data }, { verify: data } ]
 YAML
 if [[ -e "$DIR/dst" || -e "$DIR/state" ]]; then
-    # ext4 without a journal skips inodes freed in the last 60 s when it allocates: right
-    # after removing the previous run's N files the seed copy spent most of its time in the
-    # kernel's `recently_deleted` (100k objects: 33–43 s instead of 9.4 s).
-    echo "scale.sh: removing the previous run's target, then waiting 61 s (see the script)" >&2
+    # ext4 without a journal skips inodes freed in the last 60 s, or 360 s while their inode
+    # table block is dirty (new allocations make it so), when it allocates: right after
+    # removing the previous run's N files the seed copy spent most of its time in the
+    # kernel's `recently_deleted` (100k objects: 32–52 s after a 61 s wait, 17 s after 362 s).
+    echo "scale.sh: removing the previous run's target, then waiting 361 s (see the script)" >&2
     rm -rf "$DIR/dst" "$DIR/state"
     sync
-    sleep 61
+    sleep 361
 fi
 start=$(date +%s.%N)
 /usr/bin/time -v "$BIN" run "$DIR/plan.yaml" --state-dir "$DIR/state" --output json \

@@ -89,3 +89,41 @@ fn hash_file(
     }
     Some(Ok(hasher.finish_hex()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopping_run_abandons_a_file_part_way() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k"), vec![5u8; CHUNK * 8]).unwrap();
+        let fs = LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+        let counters = Counters::default();
+        let cancel = CancellationToken::new();
+        let mut buf = vec![0u8; CHUNK];
+        let whole = hash_file(
+            &fs,
+            "k",
+            ChecksumAlgorithm::Sha256,
+            &counters,
+            &cancel,
+            &mut buf,
+        );
+        assert!(matches!(whole, Some(Ok(_))));
+        let read = counters.snapshot().transferred_bytes;
+        assert_eq!(read, (CHUNK * 8) as u64);
+        cancel.cancel();
+        // Started while the run stops: one chunk, then no outcome.
+        let stopped = hash_file(
+            &fs,
+            "k",
+            ChecksumAlgorithm::Sha256,
+            &counters,
+            &cancel,
+            &mut buf,
+        );
+        assert!(stopped.is_none());
+        assert_eq!(counters.snapshot().transferred_bytes - read, CHUNK as u64);
+    }
+}
