@@ -77,8 +77,17 @@ fn sweep_staging_files(
         }
     }
     for (parent, names) in by_dir {
-        let Ok(entries) = std::fs::read_dir(&parent) else {
-            continue;
+        let entries = match std::fs::read_dir(&parent) {
+            Ok(entries) => entries,
+            // Nothing was ever written there.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot look for staging files left in {}: {e}",
+                    parent.display()
+                );
+                continue;
+            }
         };
         for entry in entries.flatten() {
             let file = entry.file_name();

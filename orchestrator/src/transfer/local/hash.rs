@@ -1,13 +1,13 @@
 //! Hash files of a local target directory, for verify.
 
 use std::fs::File;
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 
 use object_store::local::LocalFileSystem;
 use plans::ChecksumAlgorithm;
 use tokio_util::sync::CancellationToken;
 
-use super::CHUNK;
+use super::{CHUNK, ReadError, read_hashing};
 use crate::transfer::Counters;
 use crate::transfer::hash::ObjectHasher;
 
@@ -72,20 +72,10 @@ fn hash_file(
         Err(e) => return Some(Err(io(e))),
     };
     let mut hasher = ObjectHasher::new(algorithm);
-    loop {
-        match file.read(buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                hasher.update(&buf[..n]);
-                Counters::add(&counters.transferred_bytes, n as u64);
-                // A stop need not wait for the end of a large file.
-                if cancel.is_cancelled() {
-                    return None;
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Some(Err(io(e))),
-        }
+    match read_hashing(&mut file, &mut hasher, buf, counters, cancel, |_| Ok(())) {
+        Ok(_) => {}
+        Err(ReadError::Stopped) => return None,
+        Err(ReadError::Read(e) | ReadError::Each(e)) => return Some(Err(io(e))),
     }
     Some(Ok(hasher.finish_hex()))
 }
@@ -102,27 +92,23 @@ mod tests {
         let counters = Counters::default();
         let cancel = CancellationToken::new();
         let mut buf = vec![0u8; CHUNK];
-        let whole = hash_file(
-            &fs,
-            "k",
-            ChecksumAlgorithm::Sha256,
-            &counters,
-            &cancel,
-            &mut buf,
-        );
+        let mut hash = |cancel: &CancellationToken| {
+            hash_file(
+                &fs,
+                "k",
+                ChecksumAlgorithm::Sha256,
+                &counters,
+                cancel,
+                &mut buf,
+            )
+        };
+        let whole = hash(&cancel);
         assert!(matches!(whole, Some(Ok(_))));
         let read = counters.snapshot().transferred_bytes;
         assert_eq!(read, (CHUNK * 8) as u64);
         cancel.cancel();
         // Started while the run stops: one chunk, then no outcome.
-        let stopped = hash_file(
-            &fs,
-            "k",
-            ChecksumAlgorithm::Sha256,
-            &counters,
-            &cancel,
-            &mut buf,
-        );
+        let stopped = hash(&cancel);
         assert!(stopped.is_none());
         assert_eq!(counters.snapshot().transferred_bytes - read, CHUNK as u64);
     }

@@ -83,6 +83,52 @@ pub(super) struct BatchContext {
     pub cancel: CancellationToken,
 }
 
+/// Where reading a file through [`read_hashing`] stopped short.
+pub(super) enum ReadError {
+    /// Reading the file failed.
+    Read(std::io::Error),
+    /// The `each` callback failed (for a copy: writing the staging file).
+    Each(std::io::Error),
+    /// The run is stopping: the file was abandoned part-way.
+    Stopped,
+}
+
+/// Read `src` to its end one buffer at a time, hash each chunk and hand it to `each` (a
+/// copy writes it out; the buffer is still in cache for all three), counting the bytes.
+/// Returns the bytes read. A stop is noticed after every chunk, so it does not wait for
+/// the end of a large file.
+///
+/// Tried and measured: handing the writes of a large object to a second thread (256 KiB
+/// hand-offs, 32 KiB writes). On a 2 GiB object the copy step did not get faster (3.0–4.6 s
+/// against 2.8–5.4 s) and system time rose (2.8–4.9 s against 1.7–4.2 s): the kernel's copy
+/// from a buffer last touched by another core costs more than the overlap saves here.
+pub(super) fn read_hashing(
+    src: &mut std::fs::File,
+    hasher: &mut super::hash::ObjectHasher,
+    buf: &mut [u8],
+    counters: &Counters,
+    cancel: &CancellationToken,
+    mut each: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<u64, ReadError> {
+    use std::io::Read;
+    let mut read = 0u64;
+    loop {
+        let n = match src.read(buf) {
+            Ok(0) => return Ok(read),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ReadError::Read(e)),
+        };
+        hasher.update(&buf[..n]);
+        each(&buf[..n]).map_err(ReadError::Each)?;
+        read += n as u64;
+        Counters::add(&counters.transferred_bytes, n as u64);
+        if cancel.is_cancelled() {
+            return Err(ReadError::Stopped);
+        }
+    }
+}
+
 /// Whether a file name is one object_store's listing hides as a staging file: digits
 /// after its first `#` (its own rule, so both listings agree).
 pub fn is_staging_name(name: &str) -> bool {
