@@ -1,12 +1,13 @@
 //! Streaming object hashes: SHA-256 (default) or BLAKE3.
 
 use plans::ChecksumAlgorithm;
-use sha2::{Digest, Sha256};
+
+use sha256x2::Sha256Stream;
 
 /// A hash computed incrementally as an object's bytes flow past.
 pub enum ObjectHasher {
-    /// SHA-256 (uses SHA-NI where the CPU has it).
-    Sha256(Sha256),
+    /// SHA-256 (uses the SHA extensions where the CPU has them).
+    Sha256(Sha256Stream),
     /// BLAKE3.
     Blake3(Box<blake3::Hasher>),
 }
@@ -24,7 +25,7 @@ impl ObjectHasher {
     /// A fresh hasher for the algorithm.
     pub fn new(algorithm: ChecksumAlgorithm) -> Self {
         match algorithm {
-            ChecksumAlgorithm::Sha256 => ObjectHasher::Sha256(Sha256::new()),
+            ChecksumAlgorithm::Sha256 => ObjectHasher::Sha256(Sha256Stream::default()),
             ChecksumAlgorithm::Blake3 => ObjectHasher::Blake3(Box::new(blake3::Hasher::new())),
         }
     }
@@ -39,10 +40,24 @@ impl ObjectHasher {
         }
     }
 
+    /// Feed `x` to `a` and `y` to `b`. Two SHA-256 hashes run side by side, which is
+    /// about 1.5× faster per core than one after the other (see [`Sha256Stream`]).
+    pub fn update_pair(a: &mut Self, x: &[u8], b: &mut Self, y: &[u8]) {
+        match (a, b) {
+            (ObjectHasher::Sha256(a), ObjectHasher::Sha256(b)) => {
+                Sha256Stream::update_pair(a, x, b, y);
+            }
+            (a, b) => {
+                a.update(x);
+                b.update(y);
+            }
+        }
+    }
+
     /// Lowercase hex digest.
     pub fn finish_hex(self) -> String {
         match self {
-            ObjectHasher::Sha256(h) => hex::encode(h.finalize()),
+            ObjectHasher::Sha256(h) => hex::encode(h.finish()),
             ObjectHasher::Blake3(h) => h.finalize().to_hex().to_string(),
         }
     }

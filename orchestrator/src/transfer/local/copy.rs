@@ -7,7 +7,8 @@ use std::path::{Path as FsPath, PathBuf};
 
 use object_store::ObjectMeta;
 
-use super::{BatchContext, CHUNK, LocalEnds, ReadError, read_hashing};
+use super::lanes::{Lane, Opened, two_lanes};
+use super::{BatchContext, LocalEnds, ReadError};
 use crate::transfer::copy::CopyFailure;
 use crate::transfer::hash::ObjectHasher;
 
@@ -18,85 +19,131 @@ pub(in crate::transfer) fn copy_batch(
     batch: Vec<ObjectMeta>,
     cx: &BatchContext,
 ) -> Vec<(ObjectMeta, Option<Result<String, CopyFailure>>)> {
-    let mut buf = vec![0u8; CHUNK];
-    batch
-        .into_iter()
-        .map(|meta| {
-            if cx.cancel.is_cancelled() {
-                return (meta, None);
-            }
-            let result = copy_object(ends, &meta, cx, &mut buf);
-            (meta, result)
-        })
-        .collect()
+    two_lanes(
+        batch,
+        &cx.counters,
+        &cx.cancel,
+        |meta| open(ends, meta, cx),
+        |meta| (meta, None),
+    )
 }
 
-/// Copy one object; `None` when the run stopped part-way (nothing is left behind).
-fn copy_object(
-    ends: &LocalEnds,
-    meta: &ObjectMeta,
-    cx: &BatchContext,
-    buf: &mut [u8],
-) -> Option<Result<String, CopyFailure>> {
-    let reading = |e: &dyn std::fmt::Display| {
-        CopyFailure::Failed(format!("reading from {}: {e}", cx.source_name))
-    };
-    let writing = |e: &dyn std::fmt::Display| {
-        CopyFailure::Failed(format!("writing to {}: {e}", cx.target_name))
-    };
+/// One object being copied: read from `from`, written to `staging`, renamed to `to`.
+struct CopyLane<'a> {
+    meta: ObjectMeta,
+    from: PathBuf,
+    to: PathBuf,
+    src: File,
+    dst: File,
+    staging: PathBuf,
+    hasher: ObjectHasher,
+    cx: &'a BatchContext,
+}
+
+type Outcome = (ObjectMeta, Option<Result<String, CopyFailure>>);
+
+fn reading(cx: &BatchContext, e: &dyn std::fmt::Display) -> CopyFailure {
+    CopyFailure::Failed(format!("reading from {}: {e}", cx.source_name))
+}
+
+fn writing(cx: &BatchContext, e: &dyn std::fmt::Display) -> CopyFailure {
+    CopyFailure::Failed(format!("writing to {}: {e}", cx.target_name))
+}
+
+/// Open the source and a staging file for one object, or say why it cannot be copied.
+fn open<'a>(ends: &LocalEnds, meta: ObjectMeta, cx: &'a BatchContext) -> Opened<CopyLane<'a>> {
     let paths = ends
         .source
         .path_to_filesystem(&meta.location)
-        .map_err(|e| reading(&e))
+        .map_err(|e| reading(cx, &e))
         .and_then(|from| {
             let to = ends
                 .target
                 .path_to_filesystem(&meta.location)
-                .map_err(|e| writing(&e))?;
+                .map_err(|e| writing(cx, &e))?;
             Ok((from, to))
         });
     let (from, to) = match paths {
         Ok(p) => p,
-        Err(e) => return Some(Err(e)),
+        Err(e) => return Opened::Done((meta, Some(Err(e)))),
     };
-    let mut src = match File::open(&from) {
+    let src = match File::open(&from) {
         Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Some(Err(CopyFailure::Vanished)),
-        Err(e) => return Some(Err(reading(&format!("{}: {e}", from.display())))),
-    };
-    let (mut dst, staging) = match staging_file(&to) {
-        Ok(f) => f,
-        Err(e) => return Some(Err(writing(&e))),
-    };
-    let mut hasher = ObjectHasher::new(cx.algorithm);
-    let streamed = read_hashing(
-        &mut src,
-        &mut hasher,
-        buf,
-        &cx.counters,
-        &cx.cancel,
-        |chunk| dst.write_all(chunk),
-    );
-    let published = match streamed {
-        Err(ReadError::Stopped) => None,
-        Err(ReadError::Read(e)) => Some(Err(reading(&format!("{}: {e}", from.display())))),
-        Err(ReadError::Each(e)) => Some(Err(writing(&format!("{}: {e}", to.display())))),
-        Ok(read) if read != meta.size => Some(Err(reading(&format!(
-            "{}: read {read} bytes but the source announced {}",
-            meta.location, meta.size
-        )))),
-        Ok(_) => {
-            drop(dst);
-            Some(
-                std::fs::rename(&staging, &to)
-                    .map_err(|e| writing(&format!("{}: {e}", to.display()))),
-            )
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Opened::Done((meta, Some(Err(CopyFailure::Vanished))));
+        }
+        Err(e) => {
+            let failure = reading(cx, &format!("{}: {e}", from.display()));
+            return Opened::Done((meta, Some(Err(failure))));
         }
     };
-    if !matches!(published, Some(Ok(()))) {
-        let _ = std::fs::remove_file(&staging);
+    let (dst, staging) = match staging_file(&to) {
+        Ok(f) => f,
+        Err(e) => return Opened::Done((meta, Some(Err(writing(cx, &e))))),
+    };
+    Opened::Lane(CopyLane {
+        hasher: ObjectHasher::new(cx.algorithm),
+        meta,
+        from,
+        to,
+        src,
+        dst,
+        staging,
+        cx,
+    })
+}
+
+impl Lane for CopyLane<'_> {
+    type Outcome = Outcome;
+
+    fn source(&mut self) -> &mut File {
+        &mut self.src
     }
-    published.map(|r| r.map(|()| hasher.finish_hex()))
+
+    fn hasher(&mut self) -> &mut ObjectHasher {
+        &mut self.hasher
+    }
+
+    fn each(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.dst.write_all(chunk)
+    }
+
+    /// Publish the staging file when the whole object was read; remove it otherwise.
+    /// `None` when the run stopped part-way (nothing is left behind).
+    fn finish(self, read: Result<u64, ReadError>) -> Outcome {
+        let CopyLane {
+            meta,
+            from,
+            to,
+            dst,
+            staging,
+            hasher,
+            cx,
+            ..
+        } = self;
+        drop(dst);
+        let published = match read {
+            Err(ReadError::Stopped) => None,
+            Err(ReadError::Read(e)) => Some(Err(reading(cx, &format!("{}: {e}", from.display())))),
+            Err(ReadError::Each(e)) => Some(Err(writing(cx, &format!("{}: {e}", to.display())))),
+            Ok(read) if read != meta.size => Some(Err(reading(
+                cx,
+                &format!(
+                    "{}: read {read} bytes but the source announced {}",
+                    meta.location, meta.size
+                ),
+            ))),
+            Ok(_) => Some(
+                std::fs::rename(&staging, &to)
+                    .map_err(|e| writing(cx, &format!("{}: {e}", to.display()))),
+            ),
+        };
+        if !matches!(published, Some(Ok(()))) {
+            let _ = std::fs::remove_file(&staging);
+        }
+        let outcome = published.map(|r| r.map(|()| hasher.finish_hex()));
+        (meta, outcome)
+    }
 }
 
 /// A new staging file beside `dest`, named like object_store's (`dest#N`), creating the
@@ -140,6 +187,7 @@ mod tests {
 
     use super::*;
     use crate::transfer::Counters;
+    use crate::transfer::local::CHUNK;
     use crate::transfer::local::hash_batch;
 
     fn ctx(counters: Arc<Counters>) -> BatchContext {
@@ -219,10 +267,20 @@ mod tests {
             target: Arc::new(LocalFileSystem::new_with_prefix(t.path()).unwrap()),
         };
         let cx = ctx(Arc::new(Counters::default()));
-        cx.cancel.cancel();
-        let mut buf = vec![0u8; CHUNK];
-        // Started (copy_batch would not start it): stops after its first chunk.
-        let out = copy_object(&ends, &meta("k", (CHUNK * 8) as u64), &cx, &mut buf);
+        // Started, then the run stops: one chunk, then no outcome.
+        let out = two_lanes(
+            vec![meta("k", (CHUNK * 8) as u64)],
+            &cx.counters,
+            &cx.cancel,
+            |m| {
+                let lane = open(&ends, m, &cx);
+                cx.cancel.cancel();
+                lane
+            },
+            |m| (m, None),
+        );
+        assert_eq!(cx.counters.snapshot().transferred_bytes, CHUNK as u64);
+        let out = out.into_iter().next().unwrap().1;
         assert!(out.is_none());
         assert_eq!(
             std::fs::read_dir(t.path()).unwrap().count(),
