@@ -3,7 +3,7 @@
 //! relocate's copy and verify hash every byte twice, and with SHA-256 that hashing is most
 //! of its CPU time on large local moves (2.8 of about 4 CPU-seconds for 8 × 256 MiB,
 //! `perf stat`). `sha2` hashes one stream at a time, and one stream cannot go faster than
-//! the SHA unit's round latency; two streams interleaved run about 1.5× faster per core
+//! the SHA unit's round latency; two streams interleaved run 1.5–1.8× faster per core
 //! (see `sha_ni`). relocate's local copy and verify read two objects side by side and feed
 //! them through [`Sha256Stream::update_pair`].
 //!
