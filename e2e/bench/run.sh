@@ -20,8 +20,9 @@
 # journal skips inodes freed in the last 60–360 s, and a run right after a removal paid
 # for it whichever tool it was (see bench.py, `RECENTCY`).
 # Each run starts from the same memory state: after `sync` (no writeback pending from the
-# run before) and, as root, with the page cache dropped and refilled with the source only
-# (both tools meet the source cached and the same free memory). Each run is measured
+# run before) and, as root, with the page cache dropped and refilled with the source and
+# the tools' own programs (every tool meets the source and its binary cached, and the same
+# free memory). Each run is measured
 # with /usr/bin/time -v (wall time, peak RSS):
 #   relocate: `relocate run PLAN --state-dir FRESH --output json` with a generated plan of one
 #             stage `[ { copy: w }, { verify: w } ]` (no sign-off, `checksum: sha256`, the

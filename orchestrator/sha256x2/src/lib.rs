@@ -134,16 +134,13 @@ enum Engine {
     Portable,
 }
 
-/// Which block function this CPU gets, decided once.
+/// Which block function this CPU gets (std caches the CPU check).
 fn engine() -> Engine {
-    static ENGINE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
-    *ENGINE.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        if crate::sha_ni::available() {
-            return Engine::ShaNi;
-        }
-        Engine::Portable
-    })
+    #[cfg(target_arch = "x86_64")]
+    if crate::sha_ni::available() {
+        return Engine::ShaNi;
+    }
+    Engine::Portable
 }
 
 fn compress(state: &mut [u32; 8], blocks: &[u8]) {
@@ -186,16 +183,11 @@ mod tests {
 
     use super::*;
 
-    /// Deterministic bytes (xorshift), so a failure reproduces.
+    /// Deterministic bytes (the high byte of a Weyl sequence), so a failure reproduces.
     fn bytes(seed: u64, n: usize) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
+        let step = 0x9E37_79B9_7F4A_7C15u64;
+        (1..=n as u64)
+            .map(|i| (seed.wrapping_add(i).wrapping_mul(step) >> 56) as u8)
             .collect()
     }
 
