@@ -5,15 +5,29 @@
 //! `perf stat`). `sha2` hashes one stream at a time, and one stream cannot go faster than
 //! the SHA unit's round latency; two streams interleaved run 1.5–1.8× faster per core
 //! (see `sha_ni`). relocate's local copy and verify read two objects side by side and feed
-//! them through [`Sha256Stream::update_pair`].
+//! them through [`Sha256Stream::update_pair`]; everything else relocate hashes, and all of
+//! what the auditor's `verify` hashes, goes through `sha2`, so a bug here could not hide
+//! from the auditor's check.
 //!
-//! Blocks go through `sha_ni` where the CPU has the SHA extensions and through `sha2`'s
-//! own compression function elsewhere; buffering and padding follow FIPS 180-4 §5.1.1,
-//! and every path is tested against `sha2` below.
+//! How it is built, in three steps:
+//! 1. [`Sha256Stream`] buffers partial blocks and pads the message (FIPS 180-4 §5.1.1);
+//! 2. [`Engine`] picks the block function: the two-stream or one-stream kernel on the x86
+//!    SHA extensions where the CPU has them, `sha2`'s own compression function elsewhere
+//!    (`engine`);
+//! 3. the kernels themselves (`sha_ni`) are safe code: intrinsics on values, message
+//!    words built from byte slices.
+//!
+//! Every engine is checked on every CPU that runs it: NIST's CAVP vectors and a
+//! differential property test against `sha2` (`tests/`), and a fuzz target (`fuzz/`).
 //!
 //! This is the workspace's one crate allowed `unsafe`, for exactly two calls into
-//! `#[target_feature]` functions, each after the CPU check. The kernels themselves are
-//! safe code: intrinsics on values, message words built from byte slices.
+//! `#[target_feature]` functions, each right after the CPU check (`engine`).
+
+mod engine;
+#[cfg(target_arch = "x86_64")]
+mod sha_ni;
+
+pub use engine::Engine;
 
 /// Round constants (FIPS 180-4 §4.2.2).
 pub(crate) const K: [u32; 64] = [
@@ -34,13 +48,12 @@ const H0: [u32; 8] = [
 
 const BLOCK: usize = 64;
 
-#[cfg(target_arch = "x86_64")]
-mod sha_ni;
-
 /// SHA-256 of one stream, fed as its bytes arrive.
 #[derive(Clone)]
 pub struct Sha256Stream {
     state: [u32; 8],
+    /// Available on this CPU (checked when the stream was made).
+    engine: Engine,
     /// Bytes of an incomplete block carried to the next update.
     pending: [u8; BLOCK],
     filled: usize,
@@ -48,9 +61,11 @@ pub struct Sha256Stream {
 }
 
 impl Default for Sha256Stream {
+    /// A stream on the fastest engine this CPU runs ([`Engine::best`]).
     fn default() -> Self {
         Sha256Stream {
             state: H0,
+            engine: Engine::best(),
             pending: [0; BLOCK],
             filled: 0,
             length: 0,
@@ -59,18 +74,36 @@ impl Default for Sha256Stream {
 }
 
 impl Sha256Stream {
+    /// A stream on `engine`, or `None` when this CPU does not run it. For tests and
+    /// fuzzing, which check every engine on a CPU that has them all; use `default()`.
+    #[doc(hidden)]
+    pub fn with_engine(engine: Engine) -> Option<Self> {
+        engine.available().then(|| Sha256Stream {
+            engine,
+            ..Sha256Stream::default()
+        })
+    }
+
+    /// The engine compressing this stream's blocks.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
     /// Feed bytes.
     pub fn update(&mut self, bytes: &[u8]) {
         let rest = self.top_up(bytes);
         self.absorb(rest);
     }
 
-    /// Feed `x` to `a` and `y` to `b`, hashing the blocks they have in common side by side.
+    /// Feed `x` to `a` and `y` to `b`, hashing the blocks they have in common side by side
+    /// when both streams are on [`Engine::Pair`].
     pub fn update_pair(a: &mut Self, x: &[u8], b: &mut Self, y: &[u8]) {
         let (x, y) = (a.top_up(x), b.top_up(y));
         let both = x.len().min(y.len()) / BLOCK * BLOCK;
-        let (x, y) = if both > 0 && engine() == Engine::ShaNi {
-            compress_pair(&mut a.state, &x[..both], &mut b.state, &y[..both]);
+        let paired = a.engine == Engine::Pair && b.engine == Engine::Pair;
+        let (x, y) = if both > 0 && paired {
+            let (sa, sb) = (&mut a.state, &mut b.state);
+            engine::compress_pair(Engine::Pair, sa, &x[..both], sb, &y[..both]);
             (&x[both..], &y[both..])
         } else {
             (x, y)
@@ -107,7 +140,7 @@ impl Sha256Stream {
         self.pending[self.filled..self.filled + take].copy_from_slice(&bytes[..take]);
         self.filled += take;
         if self.filled == BLOCK {
-            compress(&mut self.state, &self.pending);
+            engine::compress(self.engine, &mut self.state, &self.pending);
             self.filled = 0;
         }
         &bytes[take..]
@@ -119,190 +152,74 @@ impl Sha256Stream {
             return;
         }
         let whole = rest.len() / BLOCK * BLOCK;
-        compress(&mut self.state, &rest[..whole]);
+        engine::compress(self.engine, &mut self.state, &rest[..whole]);
         let tail = &rest[whole..];
         self.pending[..tail.len()].copy_from_slice(tail);
         self.filled = tail.len();
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Engine {
-    /// The x86 SHA extensions (`sha_ni`).
-    ShaNi,
-    /// `sha2`'s compression function, one block per call.
-    Portable,
-}
-
-/// Which block function this CPU gets (std caches the CPU check).
-fn engine() -> Engine {
-    #[cfg(target_arch = "x86_64")]
-    if crate::sha_ni::available() {
-        return Engine::ShaNi;
-    }
-    Engine::Portable
-}
-
-fn compress(state: &mut [u32; 8], blocks: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    if engine() == Engine::ShaNi {
-        // SAFETY: `engine()` is `ShaNi` only when `sha_ni::available()` found every
-        // feature the function is compiled for on this CPU.
-        #[allow(unsafe_code)]
-        unsafe {
-            crate::sha_ni::compress(state, blocks)
-        };
-        return;
-    }
-    for block in blocks.chunks_exact(BLOCK) {
-        let block = sha2::digest::generic_array::GenericArray::from_slice(block);
-        sha2::compress256(state, std::slice::from_ref(block));
-    }
-}
-
-/// Both streams' blocks at once; only called when the engine is `ShaNi`.
-fn compress_pair(sa: &mut [u32; 8], a: &[u8], sb: &mut [u32; 8], b: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: as in `compress`: callers check that the engine is `ShaNi`.
-        #[allow(unsafe_code)]
-        unsafe {
-            crate::sha_ni::compress_pair(sa, a, sb, b)
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        compress(sa, a);
-        compress(sb, b);
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use sha2::Digest;
-
     use super::*;
 
-    /// Deterministic bytes (the high byte of a Weyl sequence), so a failure reproduces.
-    fn bytes(seed: u64, n: usize) -> Vec<u8> {
+    /// `sha2`'s block function over whole blocks, the reference for the engines'.
+    fn reference(state: &mut [u32; 8], blocks: &[u8]) {
+        for block in blocks.chunks_exact(BLOCK) {
+            let block = sha2::digest::generic_array::GenericArray::from_slice(block);
+            sha2::compress256(state, std::slice::from_ref(block));
+        }
+    }
+
+    #[test]
+    fn every_engines_block_function_matches_sha2s() {
         let step = 0x9E37_79B9_7F4A_7C15u64;
-        (1..=n as u64)
-            .map(|i| (seed.wrapping_add(i).wrapping_mul(step) >> 56) as u8)
-            .collect()
-    }
-
-    fn reference(data: &[u8]) -> [u8; 32] {
-        sha2::Sha256::digest(data).into()
-    }
-
-    #[test]
-    fn known_answers() {
-        let digest = |data: &[u8]| {
-            let mut h = Sha256Stream::default();
-            h.update(data);
-            hex::encode(h.finish())
-        };
-        assert_eq!(
-            digest(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
-        assert_eq!(
-            digest(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
-            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
-        );
-    }
-
-    #[test]
-    fn every_length_around_the_padding_boundaries_matches_sha2() {
-        for n in 0..=300 {
-            let data = bytes(n as u64, n);
-            let mut h = Sha256Stream::default();
-            h.update(&data);
-            assert_eq!(h.finish(), reference(&data), "length {n}");
-        }
-    }
-
-    #[test]
-    fn any_split_of_the_input_matches_sha2() {
-        let data = bytes(7, 5_000);
-        for step in [1, 3, 63, 64, 65, 127, 1000, 4999] {
-            let mut h = Sha256Stream::default();
-            for part in data.chunks(step) {
-                h.update(part);
-            }
-            assert_eq!(h.finish(), reference(&data), "parts of {step}");
-        }
-    }
-
-    #[test]
-    fn pairs_of_unequal_streams_match_sha2_for_each() {
-        // Different lengths and chunk sizes, so pairs start and end on different offsets:
-        // pending partial blocks on either side, one side running out first.
-        let cases = [
-            (0usize, 0usize, 64usize, 64usize),
-            (1, 200, 32, 32),
-            (100_000, 65_537, 32_768, 32_768),
-            (4_096, 70_000, 1_000, 777),
-            (333, 333, 7, 64),
-            (1 << 20, (1 << 20) + 63, 32_768, 32_768),
-        ];
-        for (i, (na, nb, ca, cb)) in cases.into_iter().enumerate() {
-            let (a, b) = (bytes(i as u64 * 2 + 1, na), bytes(i as u64 * 2 + 2, nb));
-            let (mut ha, mut hb) = (Sha256Stream::default(), Sha256Stream::default());
-            let (mut pa, mut pb) = (a.chunks(ca), b.chunks(cb));
-            loop {
-                match (pa.next(), pb.next()) {
-                    (None, None) => break,
-                    (Some(x), Some(y)) => Sha256Stream::update_pair(&mut ha, x, &mut hb, y),
-                    (Some(x), None) => Sha256Stream::update_pair(&mut ha, x, &mut hb, &[]),
-                    (None, Some(y)) => hb.update(y),
-                }
-            }
-            assert_eq!(ha.finish(), reference(&a), "case {i}: first stream");
-            assert_eq!(hb.finish(), reference(&b), "case {i}: second stream");
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn random_pairs_of_streams_in_random_pieces_match_sha2(
-            a in proptest::collection::vec(proptest::num::u8::ANY, 0..3000),
-            b in proptest::collection::vec(proptest::num::u8::ANY, 0..3000),
-            pieces in proptest::collection::vec((1usize..700, 1usize..700), 1..12),
-        ) {
-            let (mut ha, mut hb) = (Sha256Stream::default(), Sha256Stream::default());
-            let (mut x, mut y) = (&a[..], &b[..]);
-            for (n, m) in pieces.iter().cycle().take(64) {
-                let (px, rx) = x.split_at((*n).min(x.len()));
-                let (py, ry) = y.split_at((*m).min(y.len()));
-                Sha256Stream::update_pair(&mut ha, px, &mut hb, py);
-                (x, y) = (rx, ry);
-            }
-            ha.update(x);
-            hb.update(y);
-            proptest::prop_assert_eq!(ha.finish(), reference(&a));
-            proptest::prop_assert_eq!(hb.finish(), reference(&b));
-        }
-    }
-
-    #[test]
-    fn the_sha_extensions_match_sha2s_block_function() {
-        let portable = |data: &[u8]| {
-            let mut state = H0;
-            for block in data.chunks_exact(BLOCK) {
-                let block = sha2::digest::generic_array::GenericArray::from_slice(block);
-                sha2::compress256(&mut state, std::slice::from_ref(block));
-            }
-            state
-        };
-        let (x, y) = (bytes(11, 64 * 40), bytes(12, 64 * 40));
-        let mut one = H0;
-        compress(&mut one, &x);
-        assert_eq!(one, portable(&x));
-        if engine() == Engine::ShaNi {
+        let x: Vec<u8> = (0..64 * 40u64).map(|i| (i.wrapping_mul(step) >> 56) as u8).collect();
+        let y: Vec<u8> = x.iter().rev().map(|b| b ^ 0x5A).collect();
+        let (mut want_x, mut want_y) = (H0, H0);
+        reference(&mut want_x, &x);
+        reference(&mut want_y, &y);
+        for engine in Engine::ALL.into_iter().filter(|e| e.available()) {
+            let mut one = H0;
+            engine::compress(engine, &mut one, &x);
+            assert_eq!(one, want_x, "{engine:?} alone");
             let (mut a, mut b) = (H0, H0);
-            compress_pair(&mut a, &x, &mut b, &y);
-            assert_eq!((a, b), (portable(&x), portable(&y)));
+            engine::compress_pair(engine, &mut a, &x, &mut b, &y);
+            assert_eq!((a, b), (want_x, want_y), "{engine:?} in pairs");
+        }
+    }
+
+    #[test]
+    fn a_stream_is_made_on_the_engine_asked_for() {
+        assert_eq!(Sha256Stream::default().engine(), Engine::best());
+        for engine in Engine::ALL {
+            let stream = Sha256Stream::with_engine(engine);
+            assert_eq!(stream.is_some(), engine.available(), "{engine:?}");
+            assert!(stream.is_none_or(|s| s.engine() == engine));
+        }
+        assert!(Engine::Portable.available());
+    }
+
+    #[test]
+    fn a_forced_engine_runs_its_own_kernels() {
+        // Unequal lengths: the pair's common blocks, then the longer one's rest alone.
+        let (x, y) = ([7u8; 64 * 5 + 10], [9u8; 64 * 3]);
+        for engine in Engine::ALL.into_iter().filter(|e| e.available()) {
+            let (mut a, mut b) = (Sha256Stream::with_engine(engine), Sha256Stream::with_engine(engine));
+            let (Some(a), Some(b)) = (&mut a, &mut b) else {
+                panic!("{engine:?} is available");
+            };
+            engine::calls::take();
+            Sha256Stream::update_pair(a, &x, b, &y);
+            let want = match engine {
+                Engine::Pair => vec![Engine::Pair, Engine::Single],
+                Engine::Single => vec![Engine::Single],
+                Engine::Portable => vec![Engine::Portable],
+            };
+            assert_eq!(engine::calls::take(), want, "{engine:?}");
+            a.update(&x);
+            let alone = if engine == Engine::Portable { Engine::Portable } else { Engine::Single };
+            assert_eq!(engine::calls::take(), [alone], "{engine:?} alone");
         }
     }
 }

@@ -8,8 +8,8 @@
 //!
 //! The code is safe Rust: the intrinsics are safe inside a `#[target_feature]` function
 //! and the message words are built from byte slices, never loaded through pointers. The
-//! caller (the crate root) checks the CPU before calling. Correctness is pinned by
-//! differential tests against `sha2` there.
+//! caller (`engine`) checks the CPU right before each call. Correctness is pinned by
+//! NIST's vectors and differential tests against `sha2` (`tests/`), on every engine.
 
 use core::arch::x86_64::{
     __m128i, _mm_add_epi32, _mm_alignr_epi8, _mm_extract_epi32, _mm_set_epi32,
