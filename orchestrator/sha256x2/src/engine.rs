@@ -85,7 +85,13 @@ pub(crate) fn compress(engine: Engine, state: &mut [u32; 8], blocks: &[u8]) {
 /// Compress `a`'s blocks into `sa` and `b`'s into `sb` (the same number of whole blocks),
 /// interleaved when `engine` is [`Engine::Pair`] and the CPU has the SHA extensions, one
 /// after the other otherwise.
-pub(crate) fn compress_pair(engine: Engine, sa: &mut [u32; 8], a: &[u8], sb: &mut [u32; 8], b: &[u8]) {
+pub(crate) fn compress_pair(
+    engine: Engine,
+    sa: &mut [u32; 8],
+    a: &[u8],
+    sb: &mut [u32; 8],
+    b: &[u8],
+) {
     debug_assert_eq!(a.len() / BLOCK, b.len() / BLOCK);
     #[cfg(target_arch = "x86_64")]
     if engine == Engine::Pair && crate::sha_ni::available() {

@@ -174,7 +174,9 @@ mod tests {
     #[test]
     fn every_engines_block_function_matches_sha2s() {
         let step = 0x9E37_79B9_7F4A_7C15u64;
-        let x: Vec<u8> = (0..64 * 40u64).map(|i| (i.wrapping_mul(step) >> 56) as u8).collect();
+        let x: Vec<u8> = (0..64 * 40u64)
+            .map(|i| (i.wrapping_mul(step) >> 56) as u8)
+            .collect();
         let y: Vec<u8> = x.iter().rev().map(|b| b ^ 0x5A).collect();
         let (mut want_x, mut want_y) = (H0, H0);
         reference(&mut want_x, &x);
@@ -205,7 +207,10 @@ mod tests {
         // Unequal lengths: the pair's common blocks, then the longer one's rest alone.
         let (x, y) = ([7u8; 64 * 5 + 10], [9u8; 64 * 3]);
         for engine in Engine::ALL.into_iter().filter(|e| e.available()) {
-            let (mut a, mut b) = (Sha256Stream::with_engine(engine), Sha256Stream::with_engine(engine));
+            let (mut a, mut b) = (
+                Sha256Stream::with_engine(engine),
+                Sha256Stream::with_engine(engine),
+            );
             let (Some(a), Some(b)) = (&mut a, &mut b) else {
                 panic!("{engine:?} is available");
             };
@@ -218,7 +223,11 @@ mod tests {
             };
             assert_eq!(engine::calls::take(), want, "{engine:?}");
             a.update(&x);
-            let alone = if engine == Engine::Portable { Engine::Portable } else { Engine::Single };
+            let alone = if engine == Engine::Portable {
+                Engine::Portable
+            } else {
+                Engine::Single
+            };
             assert_eq!(engine::calls::take(), [alone], "{engine:?} alone");
         }
     }

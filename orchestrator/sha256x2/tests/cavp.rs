@@ -33,7 +33,10 @@ fn parse(rsp: &str) -> Vec<Vector> {
         let mut message = hex::decode(message).expect("Msg is hex");
         // CAVP writes the empty message as `00` with `Len = 0`.
         message.truncate(bits / 8);
-        let digest = hex::decode(md).expect("MD is hex").try_into().expect("32 bytes");
+        let digest = hex::decode(md)
+            .expect("MD is hex")
+            .try_into()
+            .expect("32 bytes");
         vectors.push(Vector {
             bits,
             message,
@@ -55,9 +58,17 @@ fn long() -> Vec<Vector> {
 fn the_vector_files_are_read_whole() {
     let (short, long) = (short(), long());
     assert_eq!(short.len(), 65);
-    assert!(short.iter().enumerate().all(|(i, v)| v.bits == 8 * i && v.message.len() == i));
+    assert!(
+        short
+            .iter()
+            .enumerate()
+            .all(|(i, v)| v.bits == 8 * i && v.message.len() == i)
+    );
     assert_eq!(long.len(), 8);
-    assert!(long.iter().all(|v| v.bits == 8 * v.message.len() && v.bits >= 1304));
+    assert!(
+        long.iter()
+            .all(|v| v.bits == 8 * v.message.len() && v.bits >= 1304)
+    );
     assert_eq!(long.last().map(|v| v.message.len()), Some(6400));
 }
 
@@ -65,12 +76,20 @@ fn check_all(vectors: &[Vector]) {
     for engine in engines() {
         for v in vectors {
             let len = v.message.len();
-            assert_eq!(digest(engine, &v.message), v.digest, "{engine:?}, {len} bytes");
+            assert_eq!(
+                digest(engine, &v.message),
+                v.digest,
+                "{engine:?}, {len} bytes"
+            );
             let mut h = stream(engine);
             for byte in &v.message {
                 h.update(std::slice::from_ref(byte));
             }
-            assert_eq!(h.finish(), v.digest, "{engine:?}, {len} bytes one at a time");
+            assert_eq!(
+                h.finish(),
+                v.digest,
+                "{engine:?}, {len} bytes one at a time"
+            );
         }
         // Each vector paired with the next, in pieces that leave partial blocks pending.
         for (v, w) in vectors.iter().zip(vectors.iter().cycle().skip(1)) {

@@ -12,7 +12,11 @@ fn every_length_around_the_padding_boundaries_matches_sha2() {
     for engine in engines() {
         for n in 0..=300 {
             let data = bytes(n as u64, n);
-            assert_eq!(digest(engine, &data), reference(&data), "{engine:?}, {n} bytes");
+            assert_eq!(
+                digest(engine, &data),
+                reference(&data),
+                "{engine:?}, {n} bytes"
+            );
         }
     }
 }
@@ -74,7 +78,11 @@ fn pairs_of_streams_on_different_engines_match_sha2() {
                 Sha256Stream::update_pair(&mut ha, x, &mut hb, y);
             }
             ha.update(&a[b.len().div_ceil(30_000) * 32_768..]);
-            assert_eq!(hb.clone().finish(), reference(&b), "{first:?} with {second:?}");
+            assert_eq!(
+                hb.clone().finish(),
+                reference(&b),
+                "{first:?} with {second:?}"
+            );
             assert_eq!(ha.finish(), reference(&a), "{first:?} with {second:?}");
         }
     }

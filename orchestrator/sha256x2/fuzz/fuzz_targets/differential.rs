@@ -47,7 +47,10 @@ fuzz_target!(|input: &[u8]| {
     let (control, data) = input.split_at(control_len);
     let mut control = Control(control);
     let stretch = usize::from(control.byte() % 16) + 1;
-    let data: Vec<u8> = data.iter().flat_map(|b| std::iter::repeat_n(*b, stretch)).collect();
+    let data: Vec<u8> = data
+        .iter()
+        .flat_map(|b| std::iter::repeat_n(*b, stretch))
+        .collect();
     let (a, b) = data.split_at(data.len() * usize::from(control.byte()) / 255);
     let (mut ha, mut hb) = (
         Sha256Stream::with_engine(control.engine()),
@@ -67,6 +70,12 @@ fuzz_target!(|input: &[u8]| {
         }
     }
     Sha256Stream::update_pair(ha, x, hb, y);
-    assert_eq!(ha.clone().finish(), <[u8; 32]>::from(sha2::Sha256::digest(a)));
-    assert_eq!(hb.clone().finish(), <[u8; 32]>::from(sha2::Sha256::digest(b)));
+    assert_eq!(
+        ha.clone().finish(),
+        <[u8; 32]>::from(sha2::Sha256::digest(a))
+    );
+    assert_eq!(
+        hb.clone().finish(),
+        <[u8; 32]>::from(sha2::Sha256::digest(b))
+    );
 });

@@ -2,10 +2,11 @@
 //!
 //! SHA-256 is sequential within an object, and one object at a time leaves the CPU's SHA
 //! unit waiting between rounds; two objects hashed together go about 1.5× faster per core
-//! (see `transfer::hash::sha_ni`). So a batch is worked through in two lanes: each step
+//! (`sha256x2`, see `transfer::hash`). So a batch is worked through in two lanes: each step
 //! reads a chunk of each lane's object, hashes both chunks together, hands each chunk on
 //! (a copy writes it out), and when a lane's object ends the next object of the batch
-//! takes its place.
+//! takes its place. An object that starts with no partner and none to come (a batch of
+//! one, the last object) is a single stream and hashes with `sha2`.
 //!
 //! Tried and measured: handing the writes of a large object to a second thread (256 KiB
 //! hand-offs, 32 KiB writes). On a 2 GiB object the copy step did not get faster (3.0–4.6 s
@@ -96,10 +97,15 @@ pub(super) fn two_lanes<T, L: Lane>(
         }
         let [first, second] = &buffers;
         let (first, second) = (&first[..got[0]], &second[..got[1]]);
+        // A lane alone while the batch has more objects is between pairs: the next
+        // object joins it at the next step.
+        let more = queue.len() > 0 && !cancel.is_cancelled();
         match &mut lanes {
             [Some(a), Some(b)] => {
                 ObjectHasher::update_pair(a.lane.hasher(), first, b.lane.hasher(), second);
             }
+            [Some(a), None] if more => a.lane.hasher().update_between_pairs(first),
+            [None, Some(b)] if more => b.lane.hasher().update_between_pairs(second),
             [Some(a), None] => a.lane.hasher().update(first),
             [None, Some(b)] => b.lane.hasher().update(second),
             [None, None] => {}
@@ -141,5 +147,84 @@ fn read_some(file: &mut File, buffer: &mut [u8]) -> std::io::Result<usize> {
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use plans::ChecksumAlgorithm;
+    use sha2::Digest;
+
+    use super::*;
+    use crate::transfer::hash::Implementation;
+
+    /// A verify-like lane that reports which implementation hashed its object.
+    struct Probe {
+        file: File,
+        hasher: ObjectHasher,
+    }
+
+    impl Lane for Probe {
+        type Outcome = (Implementation, String);
+
+        fn source(&mut self) -> &mut File {
+            &mut self.file
+        }
+
+        fn hasher(&mut self) -> &mut ObjectHasher {
+            &mut self.hasher
+        }
+
+        fn each(&mut self, _chunk: &[u8]) -> std::io::Result<()> {
+            Ok(())
+        }
+
+        fn finish(self, read: Result<u64, ReadError>) -> Self::Outcome {
+            assert!(read.is_ok());
+            (self.hasher.implementation(), self.hasher.finish_hex())
+        }
+    }
+
+    /// Work a batch of objects of these sizes through the lanes; which implementation
+    /// hashed each, after checking every digest against `sha2`'s.
+    fn implementations(sizes: &[usize]) -> Vec<Implementation> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut expected = Vec::new();
+        for (i, size) in sizes.iter().enumerate() {
+            let data: Vec<u8> = (0..*size).map(|j| (j * 13 + i) as u8).collect();
+            std::fs::write(dir.path().join(i.to_string()), &data).unwrap();
+            expected.push(hex::encode(sha2::Sha256::digest(&data)));
+        }
+        let open = |i: usize| {
+            Opened::Lane(Probe {
+                file: File::open(dir.path().join(i.to_string())).unwrap(),
+                hasher: ObjectHasher::new(ChecksumAlgorithm::Sha256),
+            })
+        };
+        let counters = Counters::default();
+        let cancel = CancellationToken::new();
+        let items = (0..sizes.len()).collect();
+        let out = two_lanes(items, &counters, &cancel, open, |_| unreachable!());
+        let (implementations, digests): (Vec<_>, Vec<_>) = out.into_iter().unzip();
+        assert_eq!(digests, expected);
+        implementations
+    }
+
+    /// Issue 13, "the auditor's verifier is independent of the operator's fast path": only
+    /// objects hashed side by side use `sha256x2`; one hashed alone uses `sha2`.
+    #[test]
+    fn auditor_independence_objects_hashed_alone_use_sha2() {
+        use Implementation::{Sha2, Sha256Unfed, Sha256x2};
+        // One object alone from start to end.
+        assert_eq!(implementations(&[CHUNK * 3 + 1]), [Sha2]);
+        // A pair; the longer finishes alone on the pair's implementation.
+        assert_eq!(implementations(&[1, CHUNK * 3]), [Sha256x2, Sha256x2]);
+        // Two that end together, then a last one with no partner.
+        let three = implementations(&[CHUNK, CHUNK, CHUNK * 2]);
+        assert_eq!(three, [Sha256x2, Sha256x2, Sha2]);
+        // An empty object leaves its partner alone for one step, but the next object
+        // pairs with it: both stay on `sha256x2`.
+        let gap = implementations(&[CHUNK * 4, 0, CHUNK * 4]);
+        assert_eq!(gap, [Sha256x2, Sha256Unfed, Sha256x2]);
     }
 }
