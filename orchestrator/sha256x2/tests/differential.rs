@@ -44,6 +44,12 @@ fn engine() -> impl Strategy<Value = Engine> {
     proptest::sample::select(engines())
 }
 
+/// 24, or `PROPTEST_CASES` (the explicit count would otherwise override it).
+fn cases() -> u32 {
+    let set = std::env::var("PROPTEST_CASES").ok();
+    set.and_then(|n| n.parse().ok()).unwrap_or(24)
+}
+
 /// The first `n` bytes of `rest` (fewer at its end), advancing `rest`.
 fn take<'a>(rest: &mut &'a [u8], n: usize) -> &'a [u8] {
     let (piece, after) = rest.split_at(n.min(rest.len()));
@@ -52,7 +58,7 @@ fn take<'a>(rest: &mut &'a [u8], n: usize) -> &'a [u8] {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn any_engines_and_any_feeding_of_two_large_streams_match_sha2(
