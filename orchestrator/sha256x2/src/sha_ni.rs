@@ -18,7 +18,8 @@ use core::arch::x86_64::{
 
 use crate::K;
 
-/// Whether this CPU has what the functions below need.
+/// Whether this CPU has what the functions below need: every feature of their
+/// `#[target_feature]` list (`sse2` is in every x86-64, `ssse3` comes with `sse4.1`).
 pub(crate) fn available() -> bool {
     std::arch::is_x86_feature_detected!("sha")
         && std::arch::is_x86_feature_detected!("sse4.1")
