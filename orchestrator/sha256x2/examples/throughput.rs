@@ -77,7 +77,9 @@ fn main() {
             });
         }
     }
-    println!("{mib} MiB per stream, {rounds} rounds: GB/s of bytes hashed per CPU-second, median (min–max)");
+    println!(
+        "{mib} MiB per stream, {rounds} rounds: GB/s of bytes hashed per CPU-second, median (min–max)"
+    );
     for ((name, _), times) in contenders.iter().zip(&mut seconds) {
         let streams = if name.starts_with("two") { 2.0 } else { 1.0 };
         let bytes = streams * (mib << 20) as f64;
