@@ -11,6 +11,7 @@
 //! | 6 | another run holds the state directory |
 //! | 7 | `relocate verify` found the record or the target not as attested |
 //! | 130 | interrupted (Ctrl-C / SIGTERM); state saved, rerun to resume |
+//! | 141 | stdout was closed by its reader (e.g. `\| head`); output stopped quietly |
 
 /// Success.
 pub const SUCCESS: u8 = 0;
@@ -28,3 +29,5 @@ pub const LOCKED: u8 = 6;
 pub const VERIFY_FAILED: u8 = 7;
 /// Interrupted.
 pub const INTERRUPTED: u8 = 130;
+/// Stdout closed by its reader (`| head`): output stopped quietly, as after `SIGPIPE`.
+pub const BROKEN_PIPE: u8 = 141;

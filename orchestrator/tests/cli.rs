@@ -275,3 +275,153 @@ fn verify_refuses_a_literal_secret_option_without_echoing_it() {
     );
     assert!(!stderr(&out).contains("hunter2") && !stdout(&out).contains("hunter2"));
 }
+
+/// Pairs of `relocate run` started at the same moment on one fresh state directory:
+/// one runs, the other is refused as locked (6) or finds nothing left to do (0);
+/// never a half-created state ("operator.key already exists", "database is locked").
+/// `RELOCATE_LOCK_PAIRS` sets how many pairs (default 60).
+#[test]
+fn finding_08_simultaneous_runs_on_a_fresh_state_exit_0_or_6() {
+    use std::process::{Command, Stdio};
+    let pairs: usize = std::env::var("RELOCATE_LOCK_PAIRS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(60);
+    let bin = assert_cmd::cargo::cargo_bin("relocate");
+    let mut failures = Vec::new();
+    for batch in (0..pairs).collect::<Vec<_>>().chunks(10) {
+        let runs: Vec<_> = batch
+            .iter()
+            .map(|i| {
+                let ws = Workspace::new();
+                ws.fill("src", 2, 100);
+                ws.write(
+                    "plan.yaml",
+                    header(&format!("race{i}"))
+                        + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n",
+                );
+                let spawn = || {
+                    Command::new(&bin)
+                        .current_dir(ws.path())
+                        .args(["run", "plan.yaml", "--state-dir", "state", "--output", "plain"])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .expect("spawn relocate")
+                };
+                let pair = (spawn(), spawn());
+                (ws, pair)
+            })
+            .collect();
+        for (ws, (a, b)) in runs {
+            let (a, b) = (
+                a.wait_with_output().expect("wait"),
+                b.wait_with_output().expect("wait"),
+            );
+            let codes = (a.status.code(), b.status.code());
+            let ok = |c: Option<i32>| matches!(c, Some(0 | 6));
+            if !ok(codes.0) || !ok(codes.1) || codes == (Some(6), Some(6)) {
+                failures.push(format!(
+                    "{codes:?}: {} | {}",
+                    stderr(&a).trim(),
+                    stderr(&b).trim()
+                ));
+            }
+            drop(ws);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {pairs} pairs did not exit 0 or 6:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Commands whose reader goes away (`relocate status --json | head`) stop quietly:
+/// no panic, exit 141 as after SIGPIPE.
+#[test]
+fn finding_20_a_closed_stdout_ends_a_command_quietly() {
+    use std::process::{Command, Stdio};
+    let ws = Workspace::new();
+    ws.fill("src", 2, 100);
+    ws.write(
+        "plan.yaml",
+        header("pipe")
+            + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n",
+    );
+    assert!(ws.run_plan("plain").status.success());
+    for args in [
+        &["status", "plan.yaml", "--state-dir", "state", "--json"][..],
+        &["status", "plan.yaml", "--state-dir", "state"],
+        &[
+            "plan",
+            "show",
+            "plan.yaml",
+            "--state-dir",
+            "state",
+            "--offline",
+        ],
+        &["plan", "validate", "plan.yaml"],
+        &["plan", "schema"],
+    ] {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("relocate"))
+            .current_dir(ws.path())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn relocate");
+        // The reader is gone before the first line is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?} says nothing: {err}");
+    }
+}
+
+#[test]
+fn finding_14_a_run_step_that_outlives_its_timeout_is_killed_and_fails() {
+    let ws = Workspace::new();
+    ws.fill("src", 2, 100);
+    ws.write(
+        "plan.yaml",
+        header("slow")
+            + r#"stages:
+  - name: seed
+    steps: [ { copy: data }, { verify: data } ]
+  - name: switch
+    steps:
+      - run: { command: ["sh", "-c", "echo started; exec sleep 60"], timeout: 1s }
+"#,
+    );
+    let started = std::time::Instant::now();
+    let out = ws.run_plan("plain");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let err = stderr(&out);
+    assert!(
+        err.contains("still running after the step's timeout of 1s"),
+        "{err}"
+    );
+    assert!(stdout(&out).contains("started"), "{}", stdout(&out));
+    // The old form still reads.
+    let plan = std::fs::read_to_string(ws.join("plan.yaml")).expect("plan");
+    ws.write(
+        "plan.yaml",
+        plan.replace(
+            r#"{ command: ["sh", "-c", "echo started; exec sleep 60"], timeout: 1s }"#,
+            r#"["sh", "-c", "echo done"]"#,
+        ),
+    );
+    let out = ws.relocate(&["plan", "validate", "plan.yaml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -44,11 +44,33 @@ use source_map::SourceMap;
 
 /// Read, parse and validate the plan at `path`.
 pub fn load(path: &Path) -> Result<ValidatedPlan, PlanError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PlanError::Io {
+    let bytes = std::fs::read(path).map_err(|source| PlanError::Io {
         path: path.to_path_buf(),
         source,
     })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| PlanError::Invalid(vec![not_utf8(path, e.as_bytes(), e.utf8_error())]))?;
     parse(&text, path)
+}
+
+/// A plan that is not UTF-8 is an invalid plan (not an unreadable file), positioned at
+/// the first bad byte.
+fn not_utf8(path: &Path, bytes: &[u8], e: std::str::Utf8Error) -> Diagnostic {
+    let valid = String::from_utf8_lossy(&bytes[..e.valid_up_to()]);
+    let line = valid.matches('\n').count() + 1;
+    let column = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Diagnostic {
+        file: path.display().to_string(),
+        line,
+        column,
+        yaml_path: String::new(),
+        message: format!(
+            "the plan is not UTF-8 text (byte {:#04x} at offset {})",
+            bytes[e.valid_up_to()],
+            e.valid_up_to()
+        ),
+        hint: "save the plan as UTF-8".to_owned(),
+    }
 }
 
 /// Parse and validate plan text; `path` names the file in errors and anchors relative paths.
@@ -99,6 +121,24 @@ mod tests {
         match load(missing) {
             Err(PlanError::Io { path, .. }) => assert_eq!(path, missing),
             other => panic!("expected Io error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn finding_09_a_plan_that_is_not_utf8_is_an_invalid_plan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("plan.yaml");
+        let mut bytes = BASE.as_bytes().to_vec();
+        let at = BASE.find("name: demo").expect("name") + "name: de".len();
+        bytes[at] = 0xff;
+        std::fs::write(&path, bytes).expect("write plan");
+        match load(&path) {
+            Err(PlanError::Invalid(d)) => {
+                assert_eq!(d.len(), 1, "{d:#?}");
+                assert_eq!((d[0].line, d[0].column), (3, 9), "{}", d[0]);
+                assert!(d[0].message.contains("not UTF-8"), "{}", d[0]);
+            }
+            other => panic!("expected an invalid plan, got {other:?}"),
         }
     }
 

@@ -2,6 +2,7 @@
 //! with the reason when it does not, printed as they are made so a long target check
 //! shows progress. The exit code follows from whether any check failed.
 
+use crate::cli::output::outln;
 use std::fmt;
 
 /// One check and whether it held.
@@ -69,13 +70,13 @@ impl Report {
     /// An informational line (neither holds nor fails), e.g. a proof's hashes.
     pub fn note(&mut self, text: impl AsRef<str>) {
         if self.echo {
-            println!("  {}", text.as_ref());
+            outln!("  {}", text.as_ref());
         }
     }
 
     fn push(&mut self, check: Check) {
         if self.echo {
-            println!("{check}");
+            outln!("{check}");
         }
         self.checks.push(check);
     }

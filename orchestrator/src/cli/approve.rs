@@ -6,6 +6,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 
+use crate::cli::output::outln;
 use anyhow::Context;
 use connectors::signoff::approval::approve as sign_approval;
 use connectors::signoff::dsse::Envelope;
@@ -101,7 +102,7 @@ pub(crate) fn approve(args: &ApproveArgs) -> anyhow::Result<u8> {
             std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
             eprintln!("approval written to {}", path.display());
         }
-        None => println!("{json}"),
+        None => outln!("{json}"),
     }
     Ok(crate::exit::SUCCESS)
 }

@@ -2,17 +2,18 @@
 
 use std::path::Path;
 
+use crate::cli::output::outln;
 use anyhow::Context;
 
 /// Write NAME.key (0600) and NAME.pub; print the public key for the plan.
 pub(crate) fn generate(out: &Path) -> anyhow::Result<u8> {
     let public = connectors::signoff::keys::generate_keypair(out)
         .with_context(|| format!("generating a key pair at {}", out.display()))?;
-    println!(
+    outln!(
         "wrote {}.key (private, keep it secret) and {}.pub",
         out.display(),
         out.display()
     );
-    println!("publicKey: \"{public}\"");
+    outln!("publicKey: \"{public}\"");
     Ok(crate::exit::SUCCESS)
 }

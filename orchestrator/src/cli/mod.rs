@@ -6,9 +6,11 @@
 
 mod approve;
 mod keys;
+pub(crate) mod output;
 mod plan;
 mod record;
 mod run;
+mod secret_files;
 mod status;
 mod verify;
 
@@ -172,4 +174,11 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
 /// Load and validate a plan, printing nothing (errors carry their positions).
 pub(crate) fn load_plan(path: &std::path::Path) -> anyhow::Result<plans::ValidatedPlan> {
     Ok(plans::load(path)?)
+}
+
+/// Load and validate a plan that is about to be used, warning about its secret files.
+pub(crate) fn load_plan_warning(path: &std::path::Path) -> anyhow::Result<plans::ValidatedPlan> {
+    let plan = load_plan(path)?;
+    secret_files::warn(&plan);
+    Ok(plan)
 }

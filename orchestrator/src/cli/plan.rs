@@ -8,6 +8,7 @@ use futures::StreamExt;
 use plans::{Step, ValidatedPlan};
 
 use super::{StateArgs, load_plan};
+use crate::cli::output::outln;
 use crate::exit;
 use crate::state::{Db, StateDir};
 use crate::transfer::KeyFilter;
@@ -27,9 +28,9 @@ pub struct ShowArgs {
 
 /// Validate and say so.
 pub(crate) fn validate(path: &std::path::Path) -> anyhow::Result<u8> {
-    let plan = load_plan(path)?;
+    let plan = super::load_plan_warning(path)?;
     let p = plan.plan();
-    println!(
+    outln!(
         "{}: valid — plan {} ({}), {} → {}, {} stage(s), {} workload(s), {} approver(s)",
         path.display(),
         p.name,
@@ -45,7 +46,7 @@ pub(crate) fn validate(path: &std::path::Path) -> anyhow::Result<u8> {
 
 /// Print the JSON Schema.
 pub(crate) fn schema() -> anyhow::Result<u8> {
-    println!("{}", serde_json::to_string_pretty(&plans::json_schema())?);
+    outln!("{}", serde_json::to_string_pretty(&plans::json_schema())?);
     Ok(exit::SUCCESS)
 }
 
@@ -59,10 +60,10 @@ pub(crate) async fn show(args: &ShowArgs) -> anyhow::Result<u8> {
             .map(|x| format!("{r} ({})", x.jurisdiction))
             .unwrap_or_else(|| r.to_owned())
     };
-    println!("plan {} ({})", p.name, plan.digest());
-    println!("moves {} → {}", region(&p.source), region(&p.target));
+    outln!("plan {} ({})", p.name, plan.digest());
+    outln!("moves {} → {}", region(&p.source), region(&p.target));
     if let Some(res) = &p.residency {
-        println!(
+        outln!(
             "residency: writes only to {}",
             res.allowed_target_jurisdictions.join(", ")
         );
@@ -80,28 +81,28 @@ pub(crate) async fn show(args: &ShowArgs) -> anyhow::Result<u8> {
             .and_then(|d| d.stage(i).ok().flatten())
             .map(|r| format!(" [{}]", r.status.as_str()))
             .unwrap_or_default();
-        println!("\nstage {}: {}{done}", i + 1, stage.name);
+        outln!("\nstage {}: {}{done}", i + 1, stage.name);
         for (j, step) in stage.steps.iter().enumerate() {
-            println!("  {}. {}", j + 1, describe(&plan, step));
+            outln!("  {}. {}", j + 1, describe(&plan, step));
             if let (Step::Copy(w), false) = (step, args.offline)
                 && listed.insert(w.clone())
             {
                 match dry_run(&plan, w, db.as_ref()).await {
-                    Ok(text) => println!("     {text}"),
-                    Err(e) => println!("     cannot list the stores: {e:#}"),
+                    Ok(text) => outln!("     {text}"),
+                    Err(e) => outln!("     cannot list the stores: {e:#}"),
                 }
             }
             if let (Step::Deploy(w), false) = (step, args.offline)
                 && listed.insert(w.clone())
             {
                 match kube_diff(&plan, w).await {
-                    Ok(text) => println!("{text}"),
-                    Err(e) => println!("     cannot read the source cluster: {e:#}"),
+                    Ok(text) => outln!("{text}"),
+                    Err(e) => outln!("     cannot read the source cluster: {e:#}"),
                 }
             }
         }
         if let Some(s) = &stage.signoff {
-            println!(
+            outln!(
                 "  gate: {} of [{}] must sign the stage's evidence",
                 s.threshold(),
                 s.approvers().join(", ")
@@ -145,7 +146,7 @@ fn describe(plan: &ValidatedPlan, step: &Step) -> String {
         Step::Rollback(w) => {
             format!("rollback {w}: restore the source replica counts, scale the target down")
         }
-        Step::Run(argv) => format!("run {}", argv.join(" ")),
+        Step::Run(run) => format!("run {}", run.argv().join(" ")),
     }
 }
 
@@ -195,10 +196,10 @@ async fn dry_run(plan: &ValidatedPlan, name: &str, db: Option<&Db>) -> anyhow::R
         match open_store(&w.to, t, plan.base_dir(), Access::Read) {
             Ok(target) => {
                 if let Err(e) = preflight(&target).await {
-                    println!("     target {}: {e}", w.to);
+                    outln!("     target {}: {e}", w.to);
                 }
             }
-            Err(e) => println!(
+            Err(e) => outln!(
                 "     target {}: {e} (a local target directory is created by the first copy)",
                 w.to
             ),

@@ -7,6 +7,7 @@ use anyhow::Context;
 
 use super::{StateArgs, load_plan};
 use crate::audit::export_record;
+use crate::cli::output::outln;
 use crate::exit;
 use crate::state::StateDir;
 
@@ -43,7 +44,7 @@ fn export(args: &ExportArgs) -> anyhow::Result<u8> {
     let state = StateDir::for_plan(args.state.state_dir.as_deref(), plan.name());
     let summary = export_record(&plan, &state, &args.out)
         .with_context(|| format!("exporting the record of plan `{}`", plan.name()))?;
-    println!(
+    outln!(
         "record of plan `{}` written to {}: header + {} entries; {} manifests in {}",
         plan.name(),
         summary.path.display(),

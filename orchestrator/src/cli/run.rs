@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{OutputArgs, StateArgs, load_plan};
+use super::{OutputArgs, StateArgs, load_plan, load_plan_warning};
 use crate::engine::{self, EngineError, RunOptions, RunOutcome};
 use crate::exit;
 use crate::progress::{Event, renderer};
@@ -36,7 +36,7 @@ pub struct RunArgs {
 
 /// Run the plan.
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<u8> {
-    let plan = load_plan(&args.plan)?;
+    let plan = load_plan_warning(&args.plan)?;
     let state = StateDir::for_plan(args.state.state_dir.as_deref(), plan.name());
     let events = renderer(args.output.output);
     let cancel = CancellationToken::new();

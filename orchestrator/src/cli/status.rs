@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::{StateArgs, load_plan};
+use crate::cli::output::outln;
 use crate::exit;
 use crate::state::{Db, StageStatus, StateDir};
 
@@ -28,9 +29,9 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<u8> {
     let dir = StateDir::for_plan(args.state.state_dir.as_deref(), plan.name());
     if !dir.exists() {
         if args.json {
-            println!("{}", json!({ "plan": plan.name(), "started": false }));
+            outln!("{}", json!({ "plan": plan.name(), "started": false }));
         } else {
-            println!(
+            outln!(
                 "plan {} ({}): not started (no state in {})",
                 plan.name(),
                 plan.digest(),
@@ -42,7 +43,7 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<u8> {
     let db = Db::open_read_only(&dir.db_path())?;
     let report = build(&plan, &db)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_text(&report);
     }
@@ -110,7 +111,7 @@ fn build(plan: &plans::ValidatedPlan, db: &Db) -> anyhow::Result<serde_json::Val
 }
 
 fn print_text(r: &serde_json::Value) {
-    println!(
+    outln!(
         "plan {} ({})",
         r["plan"].as_str().unwrap_or_default(),
         r["planDigest"].as_str().unwrap_or_default()
@@ -120,13 +121,13 @@ fn print_text(r: &serde_json::Value) {
             .as_u64()
             .map(|a| format!(", attempt {a}"))
             .unwrap_or_default();
-        println!(
+        outln!(
             "stage {}: {}{attempt}",
             s["name"].as_str().unwrap_or_default(),
             s["status"].as_str().unwrap_or_default()
         );
         if let Some(d) = s["detail"].as_str() {
-            println!("    {d}");
+            outln!("    {d}");
         }
         for (j, st) in s["steps"].as_array().into_iter().flatten().enumerate() {
             let w = st["workload"]
@@ -144,14 +145,14 @@ fn print_text(r: &serde_json::Value) {
             } else {
                 String::new()
             };
-            println!(
+            outln!(
                 "  {}. {}{w}: {}{counts}",
                 j + 1,
                 st["kind"].as_str().unwrap_or_default(),
                 st["status"].as_str().unwrap_or_default()
             );
             if let Some(e) = st["error"].as_str() {
-                println!("       error: {e}");
+                outln!("       error: {e}");
             }
         }
         if s["signoff"].is_object() {
@@ -166,7 +167,7 @@ fn print_text(r: &serde_json::Value) {
                     })
                     .unwrap_or_default()
             };
-            println!(
+            outln!(
                 "  sign-off ({} needed): signed [{}], rejected [{}], awaiting [{}]",
                 g["threshold"],
                 list("signed"),
@@ -177,7 +178,7 @@ fn print_text(r: &serde_json::Value) {
     }
     if let Some(w) = r["workloads"].as_object() {
         for (name, c) in w {
-            println!(
+            outln!(
                 "workload {name}: {} objects in manifest ({} bytes), {} verified, {} in flight, {} failed, {} bad at target",
                 c["manifest_objects"],
                 c["manifest_bytes"],

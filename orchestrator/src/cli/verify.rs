@@ -12,6 +12,7 @@ use plans::{ChecksumAlgorithm, ValidatedPlan};
 
 use super::load_plan;
 use crate::audit::{Bundle, Report, check_record, digests, pinning, proof, target};
+use crate::cli::output::outln;
 use crate::exit;
 
 /// `relocate verify` arguments.
@@ -66,7 +67,7 @@ pub(crate) async fn verify(args: &VerifyArgs) -> anyhow::Result<u8> {
     if let (Some(list), Some(url)) = (&args.digests, &args.store) {
         verify_digests(args, list, url, &mut report).await?;
     }
-    println!("{}", report.summary());
+    outln!("{}", report.summary());
     Ok(if report.all_hold() {
         exit::SUCCESS
     } else {

@@ -1,5 +1,6 @@
 //! What stops a run, by meaning: the binary maps each to its own exit code.
 
+use super::steps::StepFailure;
 use crate::state::StateError;
 use crate::transfer::TransferError;
 
@@ -20,16 +21,16 @@ pub enum EngineError {
         source: connectors::store::StoreError,
     },
     /// A step failed; the stage stopped and keeps its state for a rerun.
-    #[error("stage {stage}, step {step} ({kind}) failed: {detail}")]
+    #[error("stage {stage}, step {step} ({kind}) failed: {cause}")]
     StepFailed {
         /// Stage name.
         stage: String,
-        /// Step position (1-based as shown to people).
+        /// Step position (1-based as shown to people; 0 for `rollback --stage`).
         step: usize,
         /// Step kind.
         kind: String,
-        /// What went wrong, with counts.
-        detail: String,
+        /// What went wrong (its own cause chain is kept).
+        cause: StepFailure,
     },
     /// An approver rejected the stage.
     #[error("stage {stage} rejected by {approver}{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
@@ -81,4 +82,35 @@ impl EngineError {
             _ => exit::ERROR,
         }
     }
+}
+
+/// Why an approver's answer did not count at a gate. Reported with the approver's name;
+/// the gate fails (exit 5) when too few answers count.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The gate names an approver the plan does not define (validation prevents it).
+    #[error("approver is not in the plan")]
+    NotInPlan,
+    /// The plan's pinned key cannot be read (validation prevents it).
+    #[error("pinned key unreadable: {0}")]
+    PinnedKey(#[source] connectors::signoff::SignoffError),
+    /// The hook's `timeout` is not a duration (validation prevents it).
+    #[error("hook timeout: {0}")]
+    HookTimeout(String),
+    /// The hook command names no program (validation prevents it).
+    #[error("the hook command names no program")]
+    NoProgram,
+    /// The hook brought back no envelope.
+    #[error(transparent)]
+    Hook(#[from] connectors::signoff::hook::HookError),
+    /// The envelope is not a valid approval of this evidence by the pinned key.
+    #[error(transparent)]
+    Approval(#[from] connectors::signoff::approval::ApprovalRefused),
+    /// The approval was valid but could not be appended to the record.
+    #[error("could not record the approval: {0}")]
+    Record(#[source] StateError),
+    /// Another approver already approved with the same key.
+    #[error("pins the same key as another approver; one key counts once")]
+    SameKey,
 }

@@ -19,7 +19,7 @@ use plans::{Stage, Step};
 
 use super::{Context, EngineError};
 use crate::progress::Event;
-use crate::state::{StateDir, StateError};
+use crate::state::{NewEvidence, StateDir, StateError};
 use crate::transfer::write_manifest;
 
 /// A stage's evidence, as sent to approvers.
@@ -205,18 +205,16 @@ pub(crate) fn write_stage_evidence(
         path: path.clone(),
         source,
     })?;
-    ctx.db.append_record(
-        "evidence",
-        &stage.name,
-        attempt,
-        None,
-        None,
-        None,
-        &digest,
-        &String::from_utf8_lossy(&json),
+    ctx.db.record_stage_evidence(
+        index,
+        &NewEvidence {
+            stage: &stage.name,
+            attempt,
+            digest: &digest,
+            envelope: &String::from_utf8_lossy(&json),
+            path: &path.display().to_string(),
+        },
     )?;
-    ctx.db
-        .stage_evidence(index, &digest, &path.display().to_string())?;
     ctx.emit(Event::EvidenceWritten {
         stage: stage.name.clone(),
         digest: digest.clone(),

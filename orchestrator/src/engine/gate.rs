@@ -19,15 +19,15 @@ use futures::stream::FuturesUnordered;
 use plans::{Signoff, Stage};
 
 use super::evidence::StageEvidence;
-use super::{Context, EngineError};
+use super::{Context, EngineError, Refusal};
 use crate::progress::Event;
-use crate::state::StageStatus;
+use crate::state::{StageStatus, blocking};
 
 /// One approver's answer, checked.
 enum Answer {
     Approved,
     Rejected(Option<String>),
-    Refused(String),
+    Refused(Refusal),
 }
 
 /// Run the gate of a stage; `Ok` when it passed.
@@ -39,7 +39,9 @@ pub(crate) async fn run_gate(
     evidence: &StageEvidence,
 ) -> Result<(), EngineError> {
     let threshold = signoff.threshold();
-    let already: BTreeSet<String> = ctx
+    // The gate counts distinct keys, not names: two approvers pinning one key are one
+    // signer (validation refuses such a plan; this holds even if one gets through).
+    let mut approved_keys: BTreeSet<[u8; 32]> = ctx
         .db
         .record()?
         .into_iter()
@@ -50,14 +52,14 @@ pub(crate) async fn run_gate(
                 && r.decision.as_deref() == Some("approve")
         })
         .filter_map(|r| r.approver)
+        .filter_map(|a| pinned_key(ctx, &a))
         .collect();
     let awaiting: Vec<&String> = signoff
         .approvers()
         .iter()
-        .filter(|a| !already.contains(*a))
+        .filter(|a| pinned_key(ctx, a).is_none_or(|k| !approved_keys.contains(&k)))
         .collect();
-    let mut approved = already.len();
-    if approved >= threshold {
+    if approved_keys.len() >= threshold {
         return Ok(());
     }
     ctx.emit(Event::GateWaiting {
@@ -72,7 +74,7 @@ pub(crate) async fn run_gate(
         .collect();
     let mut refusals = Vec::new();
     let mut remaining = awaiting.len();
-    while approved < threshold && approved + remaining >= threshold {
+    while approved_keys.len() < threshold && approved_keys.len() + remaining >= threshold {
         let next = tokio::select! {
             n = asks.next() => n,
             () = ctx.cancel.cancelled() => {
@@ -85,7 +87,13 @@ pub(crate) async fn run_gate(
         };
         remaining -= 1;
         match answer {
-            Answer::Approved => approved += 1,
+            Answer::Approved => {
+                if let Some(key) = pinned_key(ctx, &approver)
+                    && !approved_keys.insert(key)
+                {
+                    refusals.push(format!("{approver}: {}", Refusal::SameKey));
+                }
+            }
             Answer::Rejected(reason) => {
                 let detail = format!(
                     "rejected by {approver}{}",
@@ -109,6 +117,7 @@ pub(crate) async fn run_gate(
             Answer::Refused(reason) => refusals.push(format!("{approver}: {reason}")),
         }
     }
+    let approved = approved_keys.len();
     if approved >= threshold {
         return Ok(());
     }
@@ -127,37 +136,46 @@ pub(crate) async fn run_gate(
     })
 }
 
+/// The raw bytes of the key the plan pins for `approver` (`None` if unreadable, in
+/// which case [`ask_inner`] refuses the approver's answers).
+fn pinned_key(ctx: &Context, approver: &str) -> Option<[u8; 32]> {
+    let spec = ctx.plan.plan().approvers.get(approver)?;
+    PublicKey::parse(&spec.public_key)
+        .ok()
+        .map(|k| k.verifying_key().to_bytes())
+}
+
 /// The approver's hook; command hooks get `RELOCATE_BIN` so a hook script can call
 /// `"$RELOCATE_BIN" approve …` whichever way relocate was installed.
 fn build_hook(
     ctx: &Context,
     approver: &str,
     spec: &plans::Hook,
-) -> Result<Box<dyn ApprovalHook>, String> {
+) -> Result<Box<dyn ApprovalHook>, Refusal> {
     if let (Some(argv), None, None) = (&spec.command, &spec.webhook, &spec.file) {
         let timeout = spec
             .timeout
             .as_deref()
             .map(plans::units::parse_duration)
-            .transpose()?
+            .transpose()
+            .map_err(Refusal::HookTimeout)?
             .unwrap_or(DEFAULT_TIMEOUT);
-        return Ok(Box::new(CommandHook {
-            argv: argv.clone(),
-            cwd: std::path::absolute(ctx.plan.base_dir())
-                .unwrap_or_else(|_| ctx.plan.base_dir().to_path_buf()),
-            env: vec![
-                (
-                    "RELOCATE_BIN".to_owned(),
-                    ctx.options.relocate_bin.display().to_string(),
-                ),
-                ("RELOCATE_PLAN".to_owned(), ctx.plan.name().to_owned()),
-            ],
-            timeout,
-        }));
+        let cwd = std::path::absolute(ctx.plan.base_dir())
+            .unwrap_or_else(|_| ctx.plan.base_dir().to_path_buf());
+        let env = vec![
+            (
+                "RELOCATE_BIN".to_owned(),
+                ctx.options.relocate_bin.display().to_string(),
+            ),
+            ("RELOCATE_PLAN".to_owned(), ctx.plan.name().to_owned()),
+        ];
+        return CommandHook::from_argv(argv, cwd, env, timeout)
+            .map(|h| Box::new(h) as Box<dyn ApprovalHook>)
+            .ok_or(Refusal::NoProgram);
     }
     let base = std::path::absolute(ctx.plan.base_dir())
         .unwrap_or_else(|_| ctx.plan.base_dir().to_path_buf());
-    hook_for(spec, approver, &base, &ctx.state.approvals_dir()).map_err(|e| e.to_string())
+    Ok(hook_for(spec, approver, &base, &ctx.state.approvals_dir())?)
 }
 
 /// A file left in the drop zone by an earlier attempt would be refused and fail the
@@ -232,7 +250,7 @@ async fn ask(
         Answer::Refused(reason) => ctx.emit(Event::ApprovalRefused {
             stage: stage.name.clone(),
             approver: approver.to_owned(),
-            reason: reason.clone(),
+            reason: reason.to_string(),
         }),
     }
     (approver.to_owned(), answer)
@@ -245,11 +263,11 @@ async fn ask_inner(
     evidence: &StageEvidence,
 ) -> Answer {
     let Some(spec) = ctx.plan.plan().approvers.get(approver) else {
-        return Answer::Refused("approver is not in the plan".into());
+        return Answer::Refused(Refusal::NotInPlan);
     };
     let pinned = match PublicKey::parse(&spec.public_key) {
         Ok(k) => k,
-        Err(e) => return Answer::Refused(format!("pinned key unreadable: {e}")),
+        Err(e) => return Answer::Refused(Refusal::PinnedKey(e)),
     };
     let hook = match build_hook(ctx, approver, &spec.hook) {
         Ok(h) => h,
@@ -264,11 +282,11 @@ async fn ask_inner(
         evidence_path: evidence.path.clone(),
     };
     if spec.hook.file.is_some() {
-        set_aside_stale_file(ctx, stage, approver, spec, &pinned, evidence);
+        blocking(|| set_aside_stale_file(ctx, stage, approver, spec, &pinned, evidence));
     }
     let envelope = match hook.request(&request).await {
         Ok(env) => env,
-        Err(e) => return Answer::Refused(e.to_string()),
+        Err(e) => return Answer::Refused(e.into()),
     };
     let expected = Expected {
         plan_digest: ctx.plan.digest().to_string(),
@@ -277,7 +295,7 @@ async fn ask_inner(
     };
     let checked = match check_approval(&envelope, &expected, approver, &pinned) {
         Ok(c) => c,
-        Err(refused) => return Answer::Refused(refused.to_string()),
+        Err(refused) => return Answer::Refused(refused.into()),
     };
     let decision = match checked.decision {
         Decision::Approve => "approve",
@@ -294,7 +312,7 @@ async fn ask_inner(
         &evidence.digest,
         &json,
     ) {
-        return Answer::Refused(format!("could not record the approval: {e}"));
+        return Answer::Refused(Refusal::Record(e));
     }
     match checked.decision {
         Decision::Approve => Answer::Approved,

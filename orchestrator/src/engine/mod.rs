@@ -16,7 +16,8 @@ mod preflight;
 mod stage;
 pub mod steps;
 
-pub use error::EngineError;
+pub use error::{EngineError, Refusal};
+pub use steps::StepFailure;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -26,7 +27,7 @@ use plans::ValidatedPlan;
 use tokio_util::sync::CancellationToken;
 
 use crate::progress::{Event, EventSink, StepSummary};
-use crate::state::{Db, RunLock, StageStatus, StateDir};
+use crate::state::{Db, RunLock, StageStatus, StateDir, StateError};
 
 /// Options of a run beyond the plan.
 #[derive(Debug, Clone)]
@@ -74,17 +75,29 @@ pub async fn run(
     cancel: CancellationToken,
     options: RunOptions,
 ) -> (Result<RunOutcome, EngineError>, Vec<StepSummary>) {
+    let _lock = match lock(&state) {
+        Ok(l) => l,
+        Err(e) => return (Err(e), Vec::new()),
+    };
     let ctx = match open(plan, state, events, cancel, options) {
         Ok(ctx) => ctx,
         Err(e) => return (Err(e), Vec::new()),
     };
-    let _lock = match RunLock::acquire(&ctx.state.lock_path()) {
-        Ok(l) => l,
-        Err(e) => return (Err(e.into()), Vec::new()),
-    };
     let result = run_stages(&ctx).await;
     let summaries = std::mem::take(&mut *ctx.summaries.lock().unwrap_or_else(|p| p.into_inner()));
     (result, summaries)
+}
+
+/// Take the state directory's run lock before anything in it is created or opened
+/// (database, operator key, subdirectories): a second run started at the same moment
+/// is refused as "locked", never half-way through creating the state.
+fn lock(state: &StateDir) -> Result<RunLock, EngineError> {
+    let root = state.root();
+    std::fs::create_dir_all(root).map_err(|source| StateError::Io {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    Ok(RunLock::acquire(&state.lock_path())?)
 }
 
 fn open(
@@ -118,15 +131,15 @@ pub async fn rollback_stage(
     stage_name: &str,
     options: RunOptions,
 ) -> Result<(), EngineError> {
+    let _lock = lock(&state)?;
     let ctx = open(plan, state, events, CancellationToken::new(), options)?;
-    let _lock = RunLock::acquire(&ctx.state.lock_path())?;
     let stages = &ctx.plan.plan().stages;
     let Some(index) = stages.iter().position(|s| s.name == stage_name) else {
         return Err(EngineError::StepFailed {
             stage: stage_name.to_owned(),
             step: 0,
             kind: "rollback".into(),
-            detail: "no such stage in the plan".into(),
+            cause: StepFailure::Report("no such stage in the plan".into()),
         });
     };
     let ok = stage::roll_back_cutover(&ctx, &stages[index]).await;
@@ -141,7 +154,9 @@ pub async fn rollback_stage(
             stage: stage_name.to_owned(),
             step: 0,
             kind: "rollback".into(),
-            detail: "some workloads could not be rolled back (see above)".into(),
+            cause: StepFailure::Report(
+                "some workloads could not be rolled back (see above)".into(),
+            ),
         })
     }
 }

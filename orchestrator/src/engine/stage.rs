@@ -4,10 +4,10 @@ use std::time::Instant;
 
 use plans::{Stage, Step};
 
-use super::steps::{self, StepResult};
+use super::steps::{self, StepFailure, StepResult};
 use super::{Context, EngineError, evidence, gate};
 use crate::progress::{Event, StepSummary};
-use crate::state::{StageStatus, StepStatus};
+use crate::state::{StageStatus, StepStatus, blocking};
 
 /// Run (or resume) stage `index`.
 pub(crate) async fn run_stage(
@@ -28,9 +28,13 @@ pub(crate) async fn run_stage(
         }
         Some(r) => (r.attempt + 1, false),
     };
-    let awaiting = previous.as_ref().is_some_and(|r| {
-        resumed && r.status == StageStatus::AwaitingSignoff && r.evidence_path.is_some()
-    });
+    // Evidence is written once per attempt, after every step succeeded: a resumed
+    // attempt that has it only waits at its gate again (whatever its status says), so
+    // approvals already given or dropped for that evidence still fit.
+    let awaiting = resumed
+        && previous
+            .as_ref()
+            .is_some_and(|r| r.evidence_digest.is_some() && r.evidence_path.is_some());
     ctx.db.start_stage(index, &stage.name, attempt)?;
     ctx.emit(Event::StageStarted {
         index,
@@ -67,13 +71,14 @@ async fn steps_and_gate(
     resumed: bool,
     awaiting: bool,
 ) -> Result<(), EngineError> {
+    // Evidence is files and a manifest pass over the database: blocking work.
     let evidence = if awaiting {
-        evidence::load_existing(ctx, index, stage)?
+        blocking(|| evidence::load_existing(ctx, index, stage))?
     } else {
         for (step_index, step) in stage.steps.iter().enumerate() {
             run_step(ctx, index, stage, step_index, step, attempt, resumed).await?;
         }
-        evidence::write_stage_evidence(ctx, index, stage, attempt)?
+        blocking(|| evidence::write_stage_evidence(ctx, index, stage, attempt))?
     };
     if let Some(signoff) = &stage.signoff {
         gate::run_gate(ctx, index, stage, signoff, &evidence).await?;
@@ -152,7 +157,10 @@ async fn run_step(
     let seconds = started.elapsed().as_secs_f64();
     let (mut summary, outcome) = match result {
         Ok(r) => r,
-        Err(e) => (StepSummary::default(), StepResult::Failed(e.to_string())),
+        Err(e) => (
+            StepSummary::default(),
+            StepResult::Failed(StepFailure::Report(e.to_string())),
+        ),
     };
     summary.stage = stage.name.clone();
     summary.step = step_index + 1;
@@ -163,14 +171,14 @@ async fn run_step(
     let (status, error, stop) = match outcome {
         StepResult::Succeeded => (StepStatus::Succeeded, None, None),
         StepResult::Interrupted => (StepStatus::Started, None, Some(EngineError::Interrupted)),
-        StepResult::Failed(detail) => (
+        StepResult::Failed(cause) => (
             StepStatus::Failed,
-            Some(detail.clone()),
+            Some(cause.to_string()),
             Some(EngineError::StepFailed {
                 stage: stage.name.clone(),
                 step: step_index + 1,
                 kind: kind.clone(),
-                detail,
+                cause,
             }),
         ),
     };

@@ -155,7 +155,8 @@ pub enum StateError {
 
 /// A handle on the state database, cheap to clone and safe to share between tasks.
 ///
-/// Calls are short and synchronous; the copy pipeline batches its writes (see
+/// Calls are short and synchronous, and announced to the async runtime as blocking
+/// (see [`blocking`]); the copy pipeline batches its writes (see
 /// [`super::ObjectWriter`]) so the lock is never held for long.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -219,21 +220,25 @@ impl Db {
 
     /// Read a meta value.
     pub fn meta(&self, key: &str) -> Result<Option<String>, StateError> {
-        Ok(self
-            .conn()
-            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
-                r.get(0)
-            })
-            .optional()?)
+        blocking(|| {
+            Ok(self
+                .conn()
+                .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                    r.get(0)
+                })
+                .optional()?)
+        })
     }
 
     /// Write a meta value.
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StateError> {
-        self.conn().execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
-            params![key, value],
-        )?;
-        Ok(())
+        blocking(|| {
+            self.conn().execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )?;
+            Ok(())
+        })
     }
 
     /// Bind the state to a plan digest at first use; refuse a different plan later.
@@ -254,23 +259,27 @@ impl Db {
 
     /// Per-workload side-effect state (e.g. frozen replica counts).
     pub fn workload_state(&self, workload: &str, name: &str) -> Result<Option<String>, StateError> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT value FROM workload_state WHERE workload = ?1 AND name = ?2",
-                params![workload, name],
-                |r| r.get(0),
-            )
-            .optional()?)
+        blocking(|| {
+            Ok(self
+                .conn()
+                .query_row(
+                    "SELECT value FROM workload_state WHERE workload = ?1 AND name = ?2",
+                    params![workload, name],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
     }
 
     /// Forget per-workload side-effect state (after it was undone).
     pub fn clear_workload_state(&self, workload: &str, name: &str) -> Result<(), StateError> {
-        self.conn().execute(
-            "DELETE FROM workload_state WHERE workload = ?1 AND name = ?2",
-            params![workload, name],
-        )?;
-        Ok(())
+        blocking(|| {
+            self.conn().execute(
+                "DELETE FROM workload_state WHERE workload = ?1 AND name = ?2",
+                params![workload, name],
+            )?;
+            Ok(())
+        })
     }
 
     /// Record per-workload side-effect state (before the effect).
@@ -280,11 +289,26 @@ impl Db {
         name: &str,
         value: &str,
     ) -> Result<(), StateError> {
-        self.conn().execute(
-            "INSERT OR REPLACE INTO workload_state (workload, name, value) VALUES (?1, ?2, ?3)",
-            params![workload, name, value],
-        )?;
-        Ok(())
+        blocking(|| {
+            self.conn().execute(
+                "INSERT OR REPLACE INTO workload_state (workload, name, value) VALUES (?1, ?2, ?3)",
+                params![workload, name, value],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+/// Run a blocking state call from anywhere, async tasks included: inside the
+/// multi-thread runtime it is announced with `block_in_place`, so the runtime moves its
+/// other tasks off this worker while SQLite (or the mutex, or a full writer queue)
+/// blocks it. Every `Db` method goes through this.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 
@@ -306,6 +330,48 @@ mod tests {
         let err = db.bind_plan(dir.path(), "sha256:bb", "p").unwrap_err();
         assert!(matches!(err, StateError::PlanChanged { .. }), "{err}");
         assert!(err.to_string().contains("sha256:aa"));
+    }
+
+    #[test]
+    fn finding_14_a_blocked_database_call_does_not_stall_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("state.db")).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        // Another thread holds the connection (a long transaction) for 600 ms.
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let holder = {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let _conn = db.conn();
+                held_tx.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(600));
+            })
+        };
+        held_rx.recv().unwrap();
+        let ticked_while_blocked = rt.block_on(async {
+            let blocked = tokio::spawn({
+                let db = db.clone();
+                async move { db.meta("x").map(|_| std::time::Instant::now()) }
+            });
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            // With the only worker stuck in SQLite, this timer could not fire in time.
+            let ticker = tokio::spawn(async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                std::time::Instant::now()
+            });
+            let ticked = ticker.await.unwrap();
+            let done = blocked.await.unwrap().unwrap();
+            ticked < done
+        });
+        holder.join().unwrap();
+        assert!(
+            ticked_while_blocked,
+            "the runtime stalled behind the database"
+        );
     }
 
     #[test]

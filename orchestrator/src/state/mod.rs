@@ -15,11 +15,12 @@ mod record;
 mod stages;
 mod writer;
 
+pub(crate) use db::blocking;
 pub use db::{Db, StateError};
 pub use lock::RunLock;
 pub use objects::{Known, ObjectRow, ObjectStatus, WorkloadCounts};
 pub use record::RecordEntry;
-pub use stages::{StageRecord, StageStatus, StepRecord, StepStatus};
+pub use stages::{NewEvidence, StageRecord, StageStatus, StepRecord, StepStatus};
 pub use writer::{ObjectUpdate, ObjectWriter};
 
 use std::path::{Path, PathBuf};

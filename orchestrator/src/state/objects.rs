@@ -7,6 +7,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use super::db::blocking;
 use super::{Db, StateError};
 
 /// Where one object stands.
@@ -149,73 +150,79 @@ impl Db {
     /// What is recorded for each of `keys`, in their order: one lock and one prepared
     /// statement for a whole listing page instead of a round trip per key.
     pub fn known(&self, workload: &str, keys: &[&str]) -> Result<Vec<Option<Known>>, StateError> {
-        let conn = self.conn();
-        // One read transaction for the page: outside one, every lookup would take and
-        // release the WAL's shared-memory locks (two `fcntl` calls per key).
-        let tx = conn.unchecked_transaction()?;
-        let mut stmt = tx.prepare_cached(
-            "SELECT size, etag, modified, status, source_hash IS NOT NULL
+        blocking(|| {
+            let conn = self.conn();
+            // One read transaction for the page: outside one, every lookup would take and
+            // release the WAL's shared-memory locks (two `fcntl` calls per key).
+            let tx = conn.unchecked_transaction()?;
+            let mut stmt = tx.prepare_cached(
+                "SELECT size, etag, modified, status, source_hash IS NOT NULL
              FROM objects WHERE workload = ?1 AND key = ?2",
-        )?;
-        // Looked up in key order, so consecutive lookups land on the same B-tree pages
-        // (a directory's listing comes in the file system's hash order).
-        let mut order: Vec<usize> = (0..keys.len()).collect();
-        order.sort_unstable_by_key(|&i| keys[i]);
-        let mut out: Vec<Option<Known>> = vec![None; keys.len()];
-        for i in order {
-            let found = stmt
-                .query_row(params![workload, keys[i]], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, Option<String>>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, bool>(4)?,
-                    ))
-                })
-                .optional()?;
-            if let Some((size, etag, modified, status, hashed)) = found {
-                out[i] = Some(Known {
-                    size: size as u64,
-                    etag,
-                    modified,
-                    status: ObjectStatus::parse(&status)?,
-                    hashed,
-                });
+            )?;
+            // Looked up in key order, so consecutive lookups land on the same B-tree pages
+            // (a directory's listing comes in the file system's hash order).
+            let mut order: Vec<usize> = (0..keys.len()).collect();
+            order.sort_unstable_by_key(|&i| keys[i]);
+            let mut out: Vec<Option<Known>> = vec![None; keys.len()];
+            for i in order {
+                let found = stmt
+                    .query_row(params![workload, keys[i]], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, bool>(4)?,
+                        ))
+                    })
+                    .optional()?;
+                if let Some((size, etag, modified, status, hashed)) = found {
+                    out[i] = Some(Known {
+                        size: size as u64,
+                        etag,
+                        modified,
+                        status: ObjectStatus::parse(&status)?,
+                        hashed,
+                    });
+                }
             }
-        }
-        drop(stmt);
-        tx.finish()?;
-        Ok(out)
+            drop(stmt);
+            tx.finish()?;
+            Ok(out)
+        })
     }
 
     /// Rows of a workload that are not pruned: after a copy, every key the source listed
     /// has one, so a count above the listing's means the source deleted something.
     pub fn live_objects(&self, workload: &str) -> Result<u64, StateError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT COUNT(*) FROM objects WHERE workload = ?1 AND status != 'pruned'",
-        )?;
-        Ok(stmt.query_row(params![workload], |r| r.get::<_, i64>(0))? as u64)
+        blocking(|| {
+            let conn = self.conn();
+            let mut stmt = conn.prepare_cached(
+                "SELECT COUNT(*) FROM objects WHERE workload = ?1 AND status != 'pruned'",
+            )?;
+            Ok(stmt.query_row(params![workload], |r| r.get::<_, i64>(0))? as u64)
+        })
     }
 
     /// The row of one object.
     pub fn object(&self, workload: &str, key: &str) -> Result<Option<ObjectRow>, StateError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT key, size, etag, modified, algorithm, source_hash, target_hash, status
+        blocking(|| {
+            let conn = self.conn();
+            let mut stmt = conn.prepare_cached(
+                "SELECT key, size, etag, modified, algorithm, source_hash, target_hash, status
              FROM objects WHERE workload = ?1 AND key = ?2",
-        )?;
-        let row = stmt
-            .query_row(params![workload, key], read_row)
-            .optional()?;
-        row.map(|(row, status)| {
-            Ok(ObjectRow {
-                status: ObjectStatus::parse(&status)?,
-                ..row
+            )?;
+            let row = stmt
+                .query_row(params![workload, key], read_row)
+                .optional()?;
+            row.map(|(row, status)| {
+                Ok(ObjectRow {
+                    status: ObjectStatus::parse(&status)?,
+                    ..row
+                })
             })
+            .transpose()
         })
-        .transpose()
     }
 
     /// Manifest rows (copied, with a source hash) in key order, a page at a time:
@@ -226,26 +233,28 @@ impl Db {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ObjectRow>, StateError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT key, size, etag, modified, algorithm, source_hash, target_hash, status
+        blocking(|| {
+            let conn = self.conn();
+            let mut stmt = conn.prepare_cached(
+                "SELECT key, size, etag, modified, algorithm, source_hash, target_hash, status
              FROM objects WHERE workload = ?1 AND key > ?2
                AND status IN ('copied', 'verified', 'mismatch', 'missing')
              ORDER BY key LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(
-            params![workload, after.unwrap_or(""), limit as i64],
-            read_row,
-        )?;
-        let mut out = Vec::with_capacity(limit.min(4096));
-        for r in rows {
-            let (row, status) = r?;
-            out.push(ObjectRow {
-                status: ObjectStatus::parse(&status)?,
-                ..row
-            });
-        }
-        Ok(out)
+            )?;
+            let rows = stmt.query_map(
+                params![workload, after.unwrap_or(""), limit as i64],
+                read_row,
+            )?;
+            let mut out = Vec::with_capacity(limit.min(4096));
+            for r in rows {
+                let (row, status) = r?;
+                out.push(ObjectRow {
+                    status: ObjectStatus::parse(&status)?,
+                    ..row
+                });
+            }
+            Ok(out)
+        })
     }
 
     /// Keys of rows copied in an earlier listing epoch and not seen in `epoch`:
@@ -256,54 +265,61 @@ impl Db {
         epoch: i64,
         limit: usize,
     ) -> Result<Vec<String>, StateError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
+        blocking(|| {
+            let conn = self.conn();
+            let mut stmt = conn.prepare_cached(
             "SELECT key FROM objects WHERE workload = ?1 AND epoch < ?2 AND status != 'pruned' ORDER BY key LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![workload, epoch, limit as i64], |r| {
-            r.get::<_, String>(0)
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            let rows = stmt.query_map(params![workload, epoch, limit as i64], |r| {
+                r.get::<_, String>(0)
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 
     /// Keys whose copy was started but never confirmed (in flight when a run stopped),
     /// at most `limit`.
     pub fn in_flight_keys(&self, workload: &str, limit: usize) -> Result<Vec<String>, StateError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT key FROM objects WHERE workload = ?1 AND status = 'copying' ORDER BY key LIMIT ?2")?;
-        let rows = stmt.query_map(params![workload, limit as i64], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        blocking(|| {
+            let conn = self.conn();
+            let mut stmt = conn.prepare_cached("SELECT key FROM objects WHERE workload = ?1 AND status = 'copying' ORDER BY key LIMIT ?2")?;
+            let rows =
+                stmt.query_map(params![workload, limit as i64], |r| r.get::<_, String>(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 
     /// Counts for a workload.
     pub fn workload_counts(&self, workload: &str) -> Result<WorkloadCounts, StateError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT status, COUNT(*), COALESCE(SUM(size), 0) FROM objects WHERE workload = ?1 GROUP BY status")?;
-        let mut counts = WorkloadCounts::default();
-        let rows = stmt.query_map(params![workload], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
-        for r in rows {
-            let (status, n, bytes) = r?;
-            let (n, bytes) = (n as u64, bytes as u64);
-            let status = ObjectStatus::parse(&status)?;
-            if status.in_manifest() {
-                counts.manifest_objects += n;
-                counts.manifest_bytes += bytes;
+        blocking(|| {
+            let conn = self.conn();
+            let mut stmt = conn.prepare_cached("SELECT status, COUNT(*), COALESCE(SUM(size), 0) FROM objects WHERE workload = ?1 GROUP BY status")?;
+            let mut counts = WorkloadCounts::default();
+            let rows = stmt.query_map(params![workload], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            for r in rows {
+                let (status, n, bytes) = r?;
+                let (n, bytes) = (n as u64, bytes as u64);
+                let status = ObjectStatus::parse(&status)?;
+                if status.in_manifest() {
+                    counts.manifest_objects += n;
+                    counts.manifest_bytes += bytes;
+                }
+                match status {
+                    ObjectStatus::Verified => counts.verified += n,
+                    ObjectStatus::Copying => counts.copying += n,
+                    ObjectStatus::Failed => counts.failed += n,
+                    ObjectStatus::Mismatch | ObjectStatus::Missing => counts.bad += n,
+                    _ => {}
+                }
             }
-            match status {
-                ObjectStatus::Verified => counts.verified += n,
-                ObjectStatus::Copying => counts.copying += n,
-                ObjectStatus::Failed => counts.failed += n,
-                ObjectStatus::Mismatch | ObjectStatus::Missing => counts.bad += n,
-                _ => {}
-            }
-        }
-        Ok(counts)
+            Ok(counts)
+        })
     }
 
     /// Start a new listing epoch for a workload's copy and return it.

@@ -2,7 +2,7 @@
 
 use rusqlite::params;
 
-use super::db::now;
+use super::db::{blocking, now};
 use super::{Db, StateError};
 
 /// One entry of the record.
@@ -44,34 +44,38 @@ impl Db {
         digest: &str,
         envelope: &str,
     ) -> Result<(), StateError> {
-        self.conn().execute(
+        blocking(|| {
+            self.conn().execute(
             "INSERT INTO record (kind, stage, attempt, approver, decision, reason, digest, envelope, at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![kind, stage, attempt as i64, approver, decision, reason, digest, envelope, now()],
         )?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The whole record in order.
     pub fn record(&self) -> Result<Vec<RecordEntry>, StateError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
+        blocking(|| {
+            let conn = self.conn();
+            let mut stmt = conn.prepare_cached(
             "SELECT seq, kind, stage, attempt, approver, decision, reason, digest, envelope, at FROM record ORDER BY seq",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(RecordEntry {
-                seq: r.get(0)?,
-                kind: r.get(1)?,
-                stage: r.get(2)?,
-                attempt: r.get::<_, i64>(3)? as u32,
-                approver: r.get(4)?,
-                decision: r.get(5)?,
-                reason: r.get(6)?,
-                digest: r.get(7)?,
-                envelope: r.get(8)?,
-                at: r.get(9)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            let rows = stmt.query_map([], |r| {
+                Ok(RecordEntry {
+                    seq: r.get(0)?,
+                    kind: r.get(1)?,
+                    stage: r.get(2)?,
+                    attempt: r.get::<_, i64>(3)? as u32,
+                    approver: r.get(4)?,
+                    decision: r.get(5)?,
+                    reason: r.get(6)?,
+                    digest: r.get(7)?,
+                    envelope: r.get(8)?,
+                    at: r.get(9)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 }

@@ -7,7 +7,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::db::now;
+use super::db::{blocking, now};
 use super::{Db, StateError};
 
 /// Where a stage stands.
@@ -113,6 +113,21 @@ pub struct StageRecord {
     pub detail: Option<String>,
 }
 
+/// A stage attempt's evidence, as [`Db::record_stage_evidence`] journals it.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEvidence<'a> {
+    /// The stage's name.
+    pub stage: &'a str,
+    /// The attempt it attests.
+    pub attempt: u32,
+    /// The evidence digest.
+    pub digest: &'a str,
+    /// The DSSE envelope as JSON.
+    pub envelope: &'a str,
+    /// Where the evidence file was written.
+    pub path: &'a str,
+}
+
 /// A step's row.
 #[derive(Debug, Clone)]
 pub struct StepRecord {
@@ -139,8 +154,9 @@ pub struct StepRecord {
 impl Db {
     /// A stage's row.
     pub fn stage(&self, index: usize) -> Result<Option<StageRecord>, StateError> {
-        let conn = self.conn();
-        let row = conn
+        blocking(|| {
+            let conn = self.conn();
+            let row = conn
             .query_row(
                 "SELECT stage_index, name, attempt, status, evidence_digest, evidence_path, started_at, finished_at, detail
                  FROM stages WHERE stage_index = ?1",
@@ -160,55 +176,86 @@ impl Db {
                 },
             )
             .optional()?;
-        row.map(
-            |(
-                i,
-                name,
-                attempt,
-                status,
-                evidence_digest,
-                evidence_path,
-                started_at,
-                finished_at,
-                detail,
-            )| {
-                Ok(StageRecord {
-                    index: i as usize,
+            row.map(
+                |(
+                    i,
                     name,
-                    attempt: attempt as u32,
-                    status: StageStatus::parse(&status)?,
+                    attempt,
+                    status,
                     evidence_digest,
                     evidence_path,
                     started_at,
                     finished_at,
                     detail,
-                })
-            },
-        )
-        .transpose()
+                )| {
+                    Ok(StageRecord {
+                        index: i as usize,
+                        name,
+                        attempt: attempt as u32,
+                        status: StageStatus::parse(&status)?,
+                        evidence_digest,
+                        evidence_path,
+                        started_at,
+                        finished_at,
+                        detail,
+                    })
+                },
+            )
+            .transpose()
+        })
     }
 
     /// Begin (or re-begin) a stage attempt.
+    ///
+    /// Re-beginning the same attempt keeps its evidence, and an attempt whose evidence
+    /// is written stays `awaiting-signoff`: its steps are done, and a resumed gate wait
+    /// must ask for approvals of that same evidence (never write a second one).
     pub fn start_stage(&self, index: usize, name: &str, attempt: u32) -> Result<(), StateError> {
-        self.conn().execute(
-            "INSERT INTO stages (stage_index, name, attempt, status, started_at)
+        blocking(|| {
+            self.conn().execute(
+                "INSERT INTO stages (stage_index, name, attempt, status, started_at)
              VALUES (?1, ?2, ?3, 'running', ?4)
-             ON CONFLICT (stage_index) DO UPDATE SET name = ?2, attempt = ?3, status = 'running',
+             ON CONFLICT (stage_index) DO UPDATE SET name = ?2, attempt = ?3,
+               status = CASE WHEN attempt = ?3 AND evidence_digest IS NOT NULL
+                             THEN 'awaiting-signoff' ELSE 'running' END,
                evidence_digest = CASE WHEN attempt = ?3 THEN evidence_digest ELSE NULL END,
                evidence_path = CASE WHEN attempt = ?3 THEN evidence_path ELSE NULL END,
                finished_at = NULL, detail = NULL",
-            params![index as i64, name, attempt as i64, now()],
-        )?;
-        Ok(())
+                params![index as i64, name, attempt as i64, now()],
+            )?;
+            Ok(())
+        })
     }
 
-    /// Record the stage's evidence and move it to awaiting sign-off.
-    pub fn stage_evidence(&self, index: usize, digest: &str, path: &str) -> Result<(), StateError> {
-        self.conn().execute(
+    /// Append a stage attempt's evidence to the record and move the stage to awaiting
+    /// sign-off, in one transaction: a crash leaves both or neither, so a resumed run
+    /// never signs a second evidence for the same attempt.
+    pub fn record_stage_evidence(
+        &self,
+        index: usize,
+        evidence: &NewEvidence<'_>,
+    ) -> Result<(), StateError> {
+        blocking(|| {
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO record (kind, stage, attempt, digest, envelope, at)
+             VALUES ('evidence', ?1, ?2, ?3, ?4, ?5)",
+                params![
+                    evidence.stage,
+                    evidence.attempt as i64,
+                    evidence.digest,
+                    evidence.envelope,
+                    now()
+                ],
+            )?;
+            tx.execute(
             "UPDATE stages SET status = 'awaiting-signoff', evidence_digest = ?2, evidence_path = ?3 WHERE stage_index = ?1",
-            params![index as i64, digest, path],
+            params![index as i64, evidence.digest, evidence.path],
         )?;
-        Ok(())
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Close a stage with a final status.
@@ -218,17 +265,20 @@ impl Db {
         status: StageStatus,
         detail: Option<&str>,
     ) -> Result<(), StateError> {
-        self.conn().execute(
+        blocking(|| {
+            self.conn().execute(
             "UPDATE stages SET status = ?2, finished_at = ?3, detail = ?4 WHERE stage_index = ?1",
             params![index as i64, status.as_str(), now(), detail],
         )?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// A step's row.
     pub fn step(&self, stage: usize, step: usize) -> Result<Option<StepRecord>, StateError> {
-        let conn = self.conn();
-        let row = conn
+        blocking(|| {
+            let conn = self.conn();
+            let row = conn
             .query_row(
                 "SELECT step_index, attempt, kind, workload, status, started_at, finished_at, summary, error
                  FROM steps WHERE stage_index = ?1 AND step_index = ?2",
@@ -248,32 +298,33 @@ impl Db {
                 },
             )
             .optional()?;
-        row.map(
-            |(
-                step_index,
-                attempt,
-                kind,
-                workload,
-                status,
-                started_at,
-                finished_at,
-                summary,
-                error,
-            )| {
-                Ok(StepRecord {
-                    step_index: step_index as usize,
-                    attempt: attempt as u32,
+            row.map(
+                |(
+                    step_index,
+                    attempt,
                     kind,
                     workload,
-                    status: StepStatus::parse(&status)?,
+                    status,
                     started_at,
                     finished_at,
                     summary,
                     error,
-                })
-            },
-        )
-        .transpose()
+                )| {
+                    Ok(StepRecord {
+                        step_index: step_index as usize,
+                        attempt: attempt as u32,
+                        kind,
+                        workload,
+                        status: StepStatus::parse(&status)?,
+                        started_at,
+                        finished_at,
+                        summary,
+                        error,
+                    })
+                },
+            )
+            .transpose()
+        })
     }
 
     /// Write a step's intent (`started`) before its effect.
@@ -285,12 +336,14 @@ impl Db {
         kind: &str,
         workload: Option<&str>,
     ) -> Result<(), StateError> {
-        self.conn().execute(
+        blocking(|| {
+            self.conn().execute(
             "INSERT OR REPLACE INTO steps (stage_index, step_index, attempt, kind, workload, status, started_at)
              VALUES (?1, ?2, ?3, ?4, ?5, 'started', ?6)",
             params![stage as i64, step as i64, attempt as i64, kind, workload, now()],
         )?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Write a step's outcome after its effect.
@@ -302,11 +355,13 @@ impl Db {
         summary: Option<&str>,
         error: Option<&str>,
     ) -> Result<(), StateError> {
-        self.conn().execute(
+        blocking(|| {
+            self.conn().execute(
             "UPDATE steps SET status = ?3, finished_at = ?4, summary = ?5, error = ?6 WHERE stage_index = ?1 AND step_index = ?2",
             params![stage as i64, step as i64, status.as_str(), now(), summary, error],
         )?;
-        Ok(())
+            Ok(())
+        })
     }
 }
 
@@ -314,16 +369,28 @@ impl Db {
 mod tests {
     use super::*;
 
+    fn evidence(attempt: u32) -> NewEvidence<'static> {
+        NewEvidence {
+            stage: "seed",
+            attempt,
+            digest: "sha256:1",
+            envelope: "{}",
+            path: "e1",
+        }
+    }
+
     #[test]
     fn a_new_attempt_forgets_the_old_evidence() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("state.db")).unwrap();
         db.start_stage(0, "seed", 1).unwrap();
-        db.stage_evidence(0, "sha256:1", "e1").unwrap();
+        db.record_stage_evidence(0, &evidence(1)).unwrap();
         db.start_stage(0, "seed", 1).unwrap();
+        let s = db.stage(0).unwrap().unwrap();
         assert_eq!(
-            db.stage(0).unwrap().unwrap().evidence_digest.as_deref(),
-            Some("sha256:1")
+            (s.status, s.evidence_digest.as_deref()),
+            (StageStatus::AwaitingSignoff, Some("sha256:1")),
+            "a resumed attempt keeps its evidence and still awaits sign-off"
         );
         db.finish_stage(0, StageStatus::Rejected, Some("no"))
             .unwrap();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rusqlite::params;
 use tokio::sync::oneshot;
 
-use super::db::now;
+use super::db::{blocking, now};
 use super::{Db, ObjectStatus, StateError};
 
 impl Db {
@@ -75,7 +75,7 @@ enum Msg {
 /// pipeline flushes intents before starting the copies they announce.
 #[derive(Debug, Clone)]
 pub struct ObjectWriter {
-    tx: mpsc::Sender<Msg>,
+    tx: mpsc::SyncSender<Msg>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -85,11 +85,14 @@ impl std::fmt::Debug for Msg {
 }
 
 const BATCH_ROWS: usize = 512;
+/// Updates queued ahead of the writer before senders wait: a few batches, so a slow
+/// disk slows the copy down instead of filling memory.
+const QUEUE: usize = 8 * BATCH_ROWS;
 const BATCH_AGE: Duration = Duration::from_millis(50);
 
 impl ObjectWriter {
     fn spawn(db: Db) -> Self {
-        let (tx, rx) = mpsc::channel::<Msg>();
+        let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
         std::thread::Builder::new()
             .name("relocate-state-writer".into())
             .spawn(move || writer_loop(&db, &rx))
@@ -98,11 +101,19 @@ impl ObjectWriter {
         Self { tx }
     }
 
-    /// Queue an update.
+    /// Queue an update; waits while the queue is full (see [`Db::blocking`]).
     pub fn send(&self, update: ObjectUpdate) {
         // The writer only stops when every sender is gone, so a send cannot fail while
         // `self` is alive unless the thread died; the next flush reports that.
-        let _ = self.tx.send(Msg::Update(update));
+        let _ = self.queue(Msg::Update(update));
+    }
+
+    fn queue(&self, msg: Msg) -> Result<(), ()> {
+        match self.tx.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(mpsc::TrySendError::Full(msg)) => blocking(|| self.tx.send(msg)).map_err(|_| ()),
+            Err(mpsc::TrySendError::Disconnected(_)) => Err(()),
+        }
     }
 
     /// Wait until every update sent so far is committed.
@@ -112,7 +123,7 @@ impl ObjectWriter {
             what: "state writer",
             detail: "the writer thread stopped".into(),
         };
-        self.tx.send(Msg::Flush(tx)).map_err(|_| dead())?;
+        self.queue(Msg::Flush(tx)).map_err(|_| dead())?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(detail)) => Err(StateError::Corrupt {

@@ -125,7 +125,47 @@ pub enum Step {
     /// Restore the source from recorded state and scale the target down.
     Rollback(String),
     /// Run an operator command (argv list, no shell); non-zero exit fails the stage.
-    Run(Vec<String>),
+    Run(RunCommand),
+}
+
+/// A `run` step's command: `run: [argv…]`, or `run: { command: [argv…], timeout: 10m }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RunCommand {
+    /// The argv alone; the default timeout applies.
+    Argv(Vec<String>),
+    /// The argv and how long it may run.
+    Spec(RunSpec),
+}
+
+/// `{ command: [argv…], timeout: 10m }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunSpec {
+    /// Program and arguments (no shell).
+    pub command: Vec<String>,
+    /// How long the command may run before it is killed and the step fails, e.g.
+    /// `30m` (default 1h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+impl RunCommand {
+    /// Program and arguments.
+    pub fn argv(&self) -> &[String] {
+        match self {
+            RunCommand::Argv(argv) => argv,
+            RunCommand::Spec(spec) => &spec.command,
+        }
+    }
+
+    /// The timeout as written, if any.
+    pub fn timeout(&self) -> Option<&str> {
+        match self {
+            RunCommand::Argv(_) => None,
+            RunCommand::Spec(spec) => spec.timeout.as_deref(),
+        }
+    }
 }
 
 impl Step {

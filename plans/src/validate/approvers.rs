@@ -11,30 +11,49 @@ use crate::{Hook, Plan};
 pub const PUBLIC_KEY_PREFIX: &str = "ed25519:";
 
 pub(super) fn check(plan: &Plan, report: &mut Report) {
+    let mut pinned: Vec<([u8; 32], &str)> = Vec::new();
     for (name, approver) in &plan.approvers {
         let path = format!("approvers.{name}");
         check_safe_name(report, path.clone(), "approver", name, Anchor::Key);
-        if let Err(why) = decode_public_key(&approver.public_key) {
-            report.value(
+        match decode_public_key(&approver.public_key) {
+            Err(why) => report.value(
                 format!("{path}.publicKey"),
                 format!("public key of approver `{name}` is not valid: {why}"),
                 "paste the `.pub` line `relocate keys generate` wrote: `ed25519:<base64 of 32 bytes>`",
-            );
+            ),
+            // Two names for one key would let one signature count twice at a gate.
+            Ok(key) => match pinned.iter().find(|(k, _)| *k == key) {
+                Some((_, first)) => report.value(
+                    format!("{path}.publicKey"),
+                    format!("approver `{name}` pins the same public key as approver `{first}`"),
+                    "each approver signs with a key of their own: generate one per approver with `relocate keys generate`",
+                ),
+                None => pinned.push((key, name)),
+            },
         }
         check_hook(report, &format!("{path}.hook"), name, &approver.hook);
     }
 }
 
 /// The 32 key bytes of an `ed25519:<base64>` public key, or why it is not one.
+///
+/// Strict, exactly as the gates read it: no whitespace anywhere, standard base64 of
+/// 32 bytes that are a valid Ed25519 point.
 pub fn decode_public_key(text: &str) -> Result<[u8; 32], String> {
+    if text.chars().any(char::is_whitespace) {
+        return Err("it contains whitespace".to_owned());
+    }
     let body = text
         .strip_prefix(PUBLIC_KEY_PREFIX)
         .ok_or_else(|| format!("it does not start with `{PUBLIC_KEY_PREFIX}`"))?;
     let bytes = STANDARD
-        .decode(body.trim())
+        .decode(body)
         .map_err(|e| format!("not base64 ({e})"))?;
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map_err(|_| format!("{} bytes instead of 32", bytes.len()))
+    let key = <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| format!("{} bytes instead of 32", bytes.len()))?;
+    ed25519_dalek::VerifyingKey::from_bytes(&key)
+        .map_err(|_| "the 32 bytes are not an Ed25519 public key".to_owned())?;
+    Ok(key)
 }
 
 fn check_hook(report: &mut Report, path: &str, approver: &str, hook: &Hook) {
@@ -126,6 +145,34 @@ mod tests {
         );
         let text = base_with(KEY, "ed25519:!!!");
         expect_one(&text, 28, 16, "not base64", "ed25519:");
+    }
+
+    /// A second approver `backup` with `key` and a file hook.
+    fn with_backup(key: &str) -> String {
+        base_with(
+            "stages:",
+            &format!("  backup:\n    publicKey: \"{key}\"\n    hook: {{ file: {{}} }}\nstages:"),
+        )
+    }
+
+    #[test]
+    fn finding_07_two_approvers_pinning_one_key_are_refused() {
+        let text = with_backup(KEY);
+        expect_one(
+            &text,
+            31,
+            16,
+            "approver `backup` pins the same public key as approver `auditor`",
+            "a key of their own",
+        );
+    }
+
+    #[test]
+    fn finding_09_a_public_key_with_a_space_is_refused() {
+        let text = base_with(KEY, &KEY.replace("ed25519:", "ed25519: "));
+        expect_one(&text, 28, 16, "it contains whitespace", "ed25519:");
+        let text = base_with(KEY, &format!("{KEY} "));
+        expect_one(&text, 28, 16, "it contains whitespace", "ed25519:");
     }
 
     #[test]

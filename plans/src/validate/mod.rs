@@ -5,7 +5,7 @@
 //! positions them with the source map and sorts them by line. The rules, by section:
 //!
 //! - **Header** — `apiVersion: relocate/v1`, `kind: MigrationPlan`; the plan's name is a
-//!   safe directory name (`[A-Za-z0-9._-]`, not starting with `.`), since it names the
+//!   safe directory name (at most 64 of `[A-Za-z0-9._-]`, not starting with `.`), since it names the
 //!   state directory `.relocate/<name>/`. Stage, workload and approver names follow the
 //!   same rule because they name evidence and approval files.
 //! - **Regions and residency** — `source` and `target` exist and differ; every store's
@@ -112,10 +112,16 @@ impl Report {
     }
 }
 
+/// Longest plan, stage, workload or approver name: they become parts of file names
+/// (`01-<stage>.attempt-N.intoto.json`, `<workload>.sha256sums`), which most file
+/// systems cap at 255 bytes.
+pub const MAX_NAME_LEN: usize = 64;
+
 /// Whether `name` can safely name a directory or file: `[A-Za-z0-9._-]+`, not
-/// starting with `.`.
+/// starting with `.` (so never `.` or `..`), at most [`MAX_NAME_LEN`] characters.
 pub fn is_safe_name(name: &str) -> bool {
     !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
         && !name.starts_with('.')
         && name
             .chars()
@@ -133,8 +139,16 @@ pub(crate) fn check_safe_name(
     if is_safe_name(name) {
         return;
     }
-    let message = format!("{what} `{name}` is not a safe name");
-    let hint = "use letters, digits, `.`, `_` and `-`, not starting with `.`";
+    let shown: String = name.chars().take(MAX_NAME_LEN).collect();
+    let message = if name.len() > MAX_NAME_LEN {
+        format!(
+            "{what} `{shown}…` is not a safe name: {} characters",
+            name.chars().count()
+        )
+    } else {
+        format!("{what} `{name}` is not a safe name")
+    };
+    let hint = "use at most 64 letters, digits, `.`, `_` and `-`, not starting with `.`";
     match anchor {
         Anchor::Key => report.key(path, message, hint),
         Anchor::Value => report.value(path, message, hint),

@@ -4,7 +4,8 @@
 use std::collections::HashSet;
 
 use super::{Anchor, Report, check_safe_name, name_hint};
-use crate::{Plan, Signoff, Step, Workload};
+use crate::units::parse_duration;
+use crate::{Plan, RunCommand, Signoff, Step, Workload};
 
 pub(super) fn check(plan: &Plan, report: &mut Report) {
     if plan.stages.is_empty() {
@@ -55,14 +56,8 @@ fn wants_objects(step: &Step) -> bool {
 fn check_step(plan: &Plan, report: &mut Report, path: &str, step: &Step) {
     let at = format!("{path}.{}", step.kind());
     let Some(name) = step.workload() else {
-        if let Step::Run(argv) = step
-            && argv.first().is_none_or(|program| program.trim().is_empty())
-        {
-            report.value(
-                at,
-                "the run step's command is empty",
-                "write the argv, e.g. `{ run: [\"./switch-dns.sh\", \"zurich\"] }`",
-            );
+        if let Step::Run(run) = step {
+            check_run(report, &at, run);
         }
         return;
     };
@@ -91,6 +86,31 @@ fn check_step(plan: &Plan, report: &mut Report, path: &str, step: &Step) {
             );
         }
         Some(_) => {}
+    }
+}
+
+fn check_run(report: &mut Report, at: &str, run: &RunCommand) {
+    let argv_at = match run {
+        RunCommand::Argv(_) => at.to_owned(),
+        RunCommand::Spec(_) => format!("{at}.command"),
+    };
+    if run
+        .argv()
+        .first()
+        .is_none_or(|program| program.trim().is_empty())
+    {
+        report.value(
+            argv_at,
+            "the run step's command is empty",
+            "write the argv, e.g. `{ run: [\"./switch-dns.sh\", \"zurich\"] }`",
+        );
+    }
+    if let Some(Err(why)) = run.timeout().map(parse_duration) {
+        report.value(
+            format!("{at}.timeout"),
+            "run step timeout is not a duration",
+            why,
+        );
     }
 }
 
@@ -159,6 +179,25 @@ mod tests {
             "stage `cut over` is not a safe name",
             "letters, digits",
         );
+    }
+
+    #[test]
+    fn finding_09_a_stage_name_too_long_for_a_file_name_is_refused() {
+        let long = "s".repeat(300);
+        let text = base_with("name: cutover", &format!("name: {long}"));
+        expect_one(
+            &text,
+            34,
+            11,
+            "is not a safe name: 300 characters",
+            "at most 64",
+        );
+        let text = base_with("name: cutover", &format!("name: {}", "s".repeat(64)));
+        crate::parse(&text, std::path::Path::new("p.yaml")).expect("64 characters fit");
+        for bad in ["\"a/b\"", "\"..\"", "\"a\\nb\"", "\"\""] {
+            let text = base_with("name: cutover", &format!("name: {bad}"));
+            expect_one(&text, 34, 11, "is not a safe name", "letters, digits");
+        }
     }
 
     #[test]

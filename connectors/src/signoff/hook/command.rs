@@ -16,11 +16,16 @@ use crate::signoff::dsse::{Envelope, MAX_ENVELOPE_BYTES};
 /// How much of stderr is kept for the error message.
 const STDERR_TAIL_BYTES: usize = 2048;
 
-/// Runs `argv` and reads the approval from its stdout.
+/// Runs `program` with `args` and reads the approval from its stdout.
+///
+/// Program and arguments are separate fields so that a hook without a program cannot
+/// be built (a plan's `command: []` is refused by validation and by [`super::hook_for`]).
 #[derive(Debug, Clone)]
 pub struct CommandHook {
-    /// Program and arguments; a relative program with a `/` resolves against `cwd`.
-    pub argv: Vec<String>,
+    /// The program; a relative path with a `/` resolves against `cwd`.
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
     /// Working directory (the plan's directory).
     pub cwd: PathBuf,
     /// Extra environment for the program.
@@ -38,9 +43,26 @@ struct Output {
 }
 
 impl CommandHook {
+    /// A hook from a plan's argv; `None` when it names no program.
+    pub fn from_argv(
+        argv: &[String],
+        cwd: PathBuf,
+        env: Vec<(String, String)>,
+        timeout: Duration,
+    ) -> Option<Self> {
+        let (program, args) = argv.split_first()?;
+        Some(Self {
+            program: program.clone(),
+            args: args.to_vec(),
+            cwd,
+            env,
+            timeout,
+        })
+    }
+
     fn program(&self) -> PathBuf {
-        let program = Path::new(&self.argv[0]);
-        if program.is_relative() && self.argv[0].contains('/') {
+        let program = Path::new(&self.program);
+        if program.is_relative() && self.program.contains('/') {
             self.cwd.join(program)
         } else {
             program.to_path_buf()
@@ -49,7 +71,7 @@ impl CommandHook {
 
     fn command(&self, req: &ApprovalRequest) -> Command {
         let mut cmd = Command::new(self.program());
-        cmd.args(&self.argv[1..])
+        cmd.args(&self.args)
             .current_dir(&self.cwd)
             .env("RELOCATE_STAGE", &req.stage)
             .env("RELOCATE_APPROVER", &req.approver)
@@ -59,6 +81,10 @@ impl CommandHook {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group: a Ctrl-C at the terminal reaches relocate, which
+            // stops the gate and kills the hook, instead of killing the hook first and
+            // being read as the approver's failure.
+            .process_group(0)
             .kill_on_drop(true);
         cmd
     }
@@ -164,7 +190,9 @@ impl ApprovalHook for CommandHook {
     }
 
     fn describe(&self) -> String {
-        format!("command `{}`", self.argv.join(" "))
+        let mut argv = vec![self.program.as_str()];
+        argv.extend(self.args.iter().map(String::as_str));
+        format!("command `{}`", argv.join(" "))
     }
 }
 
@@ -175,7 +203,8 @@ mod tests {
 
     fn sh(script: &str, timeout: Duration) -> CommandHook {
         CommandHook {
-            argv: vec!["sh".into(), "-c".into(), script.into()],
+            program: "sh".into(),
+            args: vec!["-c".into(), script.into()],
             cwd: std::env::temp_dir(),
             env: vec![("EXTRA".into(), "yes".into())],
             timeout,
@@ -258,7 +287,8 @@ mod tests {
         assert!(matches!(err, HookError::BadResponse { .. }), "{err:?}");
 
         let hook = CommandHook {
-            argv: vec!["./no-such-hook".into()],
+            program: "./no-such-hook".into(),
+            args: vec![],
             cwd: std::env::temp_dir(),
             env: vec![],
             timeout: Duration::from_secs(5),

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::io::AsyncReadExt;
 
 use super::{ApprovalHook, ApprovalRequest, HookError};
-use crate::signoff::dsse::Envelope;
+use crate::signoff::dsse::{Envelope, MAX_ENVELOPE_BYTES};
 
 /// How often the directory is checked when the plan says nothing.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -38,8 +39,17 @@ impl FileHook {
         let mut failed_parses = 0;
         let mut last_seen: Option<Vec<u8>> = None;
         loop {
-            match tokio::fs::read(path).await {
-                Ok(bytes) => match Envelope::from_json(&bytes) {
+            match read_bounded(path).await {
+                Ok(None) => {
+                    return Err(HookError::BadResponse {
+                        approver: approver.to_owned(),
+                        detail: format!(
+                            "{} is over the {MAX_ENVELOPE_BYTES}-byte limit of an approval",
+                            path.display()
+                        ),
+                    });
+                }
+                Ok(Some(bytes)) => match Envelope::from_json(&bytes) {
                     Ok(envelope) => return Ok(envelope),
                     Err(e) => {
                         // Still being written? Only an unchanging unparseable file counts.
@@ -72,6 +82,17 @@ impl FileHook {
             tokio::time::sleep(self.poll_interval).await;
         }
     }
+}
+
+/// The file's bytes, reading at most one byte past [`MAX_ENVELOPE_BYTES`]: `None` when
+/// it is larger (a huge file dropped in the zone is refused without being loaded).
+async fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    let file = tokio::fs::File::open(path).await?;
+    let mut bytes = Vec::new();
+    file.take(MAX_ENVELOPE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .await?;
+    Ok((bytes.len() <= MAX_ENVELOPE_BYTES).then_some(bytes))
 }
 
 /// Stage and approver names become path components; refuse anything that could leave
@@ -180,6 +201,26 @@ mod tests {
             .await
             .expect_err("garbage");
         assert!(matches!(err, HookError::BadResponse { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn finding_14_an_oversized_approval_file_is_refused_without_loading_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let req = request("copy");
+        std::fs::create_dir_all(dir.path().join("copy")).expect("mkdir");
+        // Sparse: a huge file that costs no disk, and must cost no memory either.
+        let file = std::fs::File::create(dir.path().join("copy/auditor.json")).expect("create");
+        file.set_len(64 << 30).expect("sparse 64 GiB");
+        let err = hook(dir.path(), Some(Duration::from_secs(5)))
+            .request(&req)
+            .await
+            .expect_err("too large");
+        match err {
+            HookError::BadResponse { detail, .. } => {
+                assert!(detail.contains("byte limit"), "{detail}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[tokio::test]

@@ -165,12 +165,14 @@ pub fn hook_for(
             if argv.first().is_none_or(|p| p.is_empty()) {
                 return Err(invalid("`command` needs at least a program".to_owned()));
             }
-            Ok(Box::new(CommandHook {
-                argv: argv.clone(),
-                cwd: base_dir.to_path_buf(),
-                env: Vec::new(),
-                timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
-            }))
+            CommandHook::from_argv(
+                argv,
+                base_dir.to_path_buf(),
+                Vec::new(),
+                timeout.unwrap_or(DEFAULT_TIMEOUT),
+            )
+            .map(|h| Box::new(h) as Box<dyn ApprovalHook>)
+            .ok_or_else(|| invalid("`command` needs at least a program".to_owned()))
         }
         (None, Some(url), None) => {
             let url = WebhookHook::parse_url(url, hook.allow_http, approver)?;

@@ -33,7 +33,7 @@ type StepOutput = Result<(StepSummary, StepResult), EngineError>;
 fn failed(detail: impl std::fmt::Display) -> StepOutput {
     Ok((
         StepSummary::default(),
-        StepResult::Failed(detail.to_string()),
+        StepResult::failed(detail.to_string()),
     ))
 }
 

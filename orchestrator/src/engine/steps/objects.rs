@@ -28,7 +28,7 @@ fn open(ctx: &Context, name: &str, access: Access) -> Result<StoreHandle, Engine
             stage: String::new(),
             step: 0,
             kind: "open".into(),
-            detail: format!("store {name} is not in the plan"),
+            cause: format!("store {name} is not in the plan").into(),
         })?;
     open_store(name, store, ctx.plan.base_dir(), access).map_err(|source| EngineError::Store {
         store: name.to_owned(),
@@ -126,7 +126,7 @@ pub(crate) async fn copy(
     let target = open(ctx, &w.to, Access::Write)?;
     let filter = match filter(w) {
         Ok(f) => f,
-        Err(e) => return Ok((StepSummary::default(), StepResult::Failed(e))),
+        Err(e) => return Ok((StepSummary::default(), StepResult::failed(e))),
     };
     let limiter = match w
         .bandwidth
@@ -135,7 +135,7 @@ pub(crate) async fn copy(
         .transpose()
     {
         Ok(rate) => rate.map(|r| Arc::new(RateLimiter::new(r))),
-        Err(e) => return Ok((StepSummary::default(), StepResult::Failed(e))),
+        Err(e) => return Ok((StepSummary::default(), StepResult::failed(e))),
     };
     let m = target.multipart;
     let job = CopyJob {
@@ -203,7 +203,7 @@ pub(crate) async fn copy(
     let outcome = if report.interrupted {
         StepResult::Interrupted
     } else if report.failed > 0 {
-        StepResult::Failed(format!(
+        StepResult::failed(format!(
             "{} of {} objects failed to copy (first: {}); rerun to retry them",
             report.failed,
             report.listed,
@@ -232,7 +232,7 @@ pub(crate) async fn verify(
     let target = open(ctx, &w.to, Access::Read)?;
     let filter = match filter(w) {
         Ok(f) => f,
-        Err(e) => return Ok((StepSummary::default(), StepResult::Failed(e))),
+        Err(e) => return Ok((StepSummary::default(), StepResult::failed(e))),
     };
     let job = VerifyJob {
         workload: name.to_owned(),
@@ -274,7 +274,7 @@ pub(crate) async fn verify(
     let outcome = if report.interrupted {
         StepResult::Interrupted
     } else if report.failed() > 0 {
-        StepResult::Failed(format!(
+        StepResult::failed(format!(
             "verification failed: {} mismatched, {} missing, {} unexpected, {} unreadable (of {} checked)",
             report.mismatched,
             report.missing,
