@@ -125,10 +125,9 @@ fn replicas(cluster: &FakeCluster, collection: &str, name: &str) -> Value {
 }
 
 fn claims(cluster: &FakeCluster, collection: &str) -> Vec<String> {
-    cluster
-        .objects
-        .lock()
-        .expect("lock")
+    let mut store = cluster.objects.lock().expect("lock");
+    fake_kube::workloads::reconcile(&mut store);
+    store
         .keys()
         .filter(|(c, _)| c == collection)
         .map(|(_, n)| n.clone())
