@@ -111,7 +111,16 @@ const FREEZE: &str = "{ freeze: analyzer }";
 const CUTOVER: &str = "{ freeze: analyzer }, { deploy: analyzer }";
 
 fn rollback(ws: &Workspace, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["rollback", "plan.yaml", "--stage", "cutover", "--state-dir", "state", "--output", "plain"];
+    let mut args = vec![
+        "rollback",
+        "plan.yaml",
+        "--stage",
+        "cutover",
+        "--state-dir",
+        "state",
+        "--output",
+        "plain",
+    ];
     args.extend_from_slice(extra);
     ws.relocate(&args)
 }
@@ -138,15 +147,26 @@ fn claims(cluster: &FakeCluster, collection: &str) -> Vec<String> {
 fn k8s_finding_01_freeze_and_rollback_never_delete_a_statefulsets_claims() {
     let (src, dst) = (FakeCluster::start(), FakeCluster::start());
     src.insert(STATEFULSETS, database());
-    assert_eq!(claims(&src, CLAIMS), ["data-db-0", "data-db-1"], "the controller made the claims");
+    assert_eq!(
+        claims(&src, CLAIMS),
+        ["data-db-0", "data-db-1"],
+        "the controller made the claims"
+    );
     let ws = setup(&src, &dst, "", CUTOVER);
     let out = ws.run_plan("plain");
     assert!(out.status.success(), "{}", both(&out));
 
+    assert_eq!(
+        claims(&src, CLAIMS),
+        ["data-db-0", "data-db-1"],
+        "freeze kept the source's volumes"
+    );
     let frozen = src.get(STATEFULSETS, "db").expect("db");
     assert_eq!(frozen["spec"]["replicas"], 0);
-    assert_eq!(frozen["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"], "Retain");
-    assert_eq!(claims(&src, CLAIMS), ["data-db-0", "data-db-1"], "freeze kept the source's volumes");
+    assert_eq!(
+        frozen["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"],
+        "Retain"
+    );
     let deployed = dst.get(&zrh(STATEFULSETS), "db").expect("deployed");
     assert_eq!(deployed["spec"]["replicas"], 2);
     assert_eq!(
@@ -159,9 +179,16 @@ fn k8s_finding_01_freeze_and_rollback_never_delete_a_statefulsets_claims() {
     assert!(back.status.success(), "{}", both(&back));
     let restored = src.get(STATEFULSETS, "db").expect("db");
     assert_eq!(restored["spec"]["replicas"], 2);
-    assert_eq!(restored["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"], "Delete");
+    assert_eq!(
+        restored["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"],
+        "Delete"
+    );
     assert_eq!(claims(&src, CLAIMS), ["data-db-0", "data-db-1"]);
-    assert_eq!(replicas(&dst, &zrh(STATEFULSETS), "db"), 0, "target stopped");
+    assert_eq!(
+        replicas(&dst, &zrh(STATEFULSETS), "db"),
+        0,
+        "target stopped"
+    );
     assert_eq!(
         claims(&dst, &zrh(CLAIMS)),
         ["data-db-0", "data-db-1"],
@@ -198,7 +225,10 @@ fn k8s_finding_02_jobs_a_cronjob_started_are_suspended_and_resumed() {
     let ws = setup(&src, &dst, "", FREEZE);
     let out = ws.run_plan("plain");
     assert!(out.status.success(), "{}", both(&out));
-    assert_eq!(src.get(CRONJOBS, "report").expect("cron")["spec"]["suspend"], true);
+    assert_eq!(
+        src.get(CRONJOBS, "report").expect("cron")["spec"]["suspend"],
+        true
+    );
     assert_eq!(
         src.get(JOBS, "report-29012340").expect("job")["spec"]["suspend"],
         true,
@@ -206,8 +236,14 @@ fn k8s_finding_02_jobs_a_cronjob_started_are_suspended_and_resumed() {
     );
     let back = rollback(&ws, &[]);
     assert!(back.status.success(), "{}", both(&back));
-    assert_eq!(src.get(JOBS, "report-29012340").expect("job")["spec"]["suspend"], false);
-    assert_eq!(src.get(CRONJOBS, "report").expect("cron")["spec"]["suspend"], false);
+    assert_eq!(
+        src.get(JOBS, "report-29012340").expect("job")["spec"]["suspend"],
+        false
+    );
+    assert_eq!(
+        src.get(CRONJOBS, "report").expect("cron")["spec"]["suspend"],
+        false
+    );
 }
 
 #[test]
@@ -224,16 +260,25 @@ fn k8s_finding_02_a_keda_scaled_object_is_paused_at_zero_and_resumed() {
     let ws = setup(&src, &dst, "", FREEZE);
     let out = ws.run_plan("plain");
     assert!(out.status.success(), "{}", both(&out));
-    assert_eq!(replicas(&src, DEPLOYMENTS, "api"), 0, "KEDA did not bring it back");
+    assert_eq!(
+        replicas(&src, DEPLOYMENTS, "api"),
+        0,
+        "KEDA did not bring it back"
+    );
     let so = src.get(SCALED_OBJECTS, "api").expect("scaled object");
-    assert_eq!(so["metadata"]["annotations"]["autoscaling.keda.sh/paused-replicas"], "0");
+    assert_eq!(
+        so["metadata"]["annotations"]["autoscaling.keda.sh/paused-replicas"],
+        "0"
+    );
 
     let back = rollback(&ws, &[]);
     assert!(back.status.success(), "{}", both(&back));
     assert_eq!(replicas(&src, DEPLOYMENTS, "api"), 3);
     let so = src.get(SCALED_OBJECTS, "api").expect("scaled object");
     assert!(
-        so["metadata"]["annotations"].get("autoscaling.keda.sh/paused-replicas").is_none(),
+        so["metadata"]["annotations"]
+            .get("autoscaling.keda.sh/paused-replicas")
+            .is_none(),
         "{so}"
     );
 }
@@ -244,7 +289,11 @@ fn k8s_finding_02_writers_it_cannot_stop_are_named_before_anything_is_scaled() {
     src.insert(DEPLOYMENTS, deployment("api", 3, json!({})));
     src.insert(
         DEPLOYMENTS,
-        deployment("web", 2, json!({"argocd.argoproj.io/instance": "analysis-prod"})),
+        deployment(
+            "web",
+            2,
+            json!({"argocd.argoproj.io/instance": "analysis-prod"}),
+        ),
     );
     src.insert(
         DAEMONSETS,
@@ -274,13 +323,18 @@ fn k8s_finding_02_writers_it_cannot_stop_are_named_before_anything_is_scaled() {
     assert_eq!(replicas(&src, STATEFULSETS, "db"), 2);
 
     // The operator takes responsibility for each, and the freeze goes ahead.
-    let extra = "      gitopsPaused: true\n      leaveRunning: [DaemonSet/log-shipper, StatefulSet/db]\n";
+    let extra =
+        "      gitopsPaused: true\n      leaveRunning: [DaemonSet/log-shipper, StatefulSet/db]\n";
     let ws = setup(&src, &dst, extra, FREEZE);
     let out = ws.run_plan("plain");
     assert!(out.status.success(), "{}", both(&out));
     assert_eq!(replicas(&src, DEPLOYMENTS, "api"), 0);
     assert_eq!(replicas(&src, DEPLOYMENTS, "web"), 0);
-    assert_eq!(replicas(&src, STATEFULSETS, "db"), 2, "left running, as the plan says");
+    assert_eq!(
+        replicas(&src, STATEFULSETS, "db"),
+        2,
+        "left running, as the plan says"
+    );
 }
 
 #[test]
@@ -290,7 +344,11 @@ fn k8s_finding_02_kinds_choose_what_moves_not_what_freeze_stops() {
     let ws = setup(&src, &dst, "      kinds: [ConfigMap]\n", FREEZE);
     let out = ws.run_plan("plain");
     assert!(out.status.success(), "{}", both(&out));
-    assert_eq!(replicas(&src, DEPLOYMENTS, "api"), 0, "the selected writer is stopped");
+    assert_eq!(
+        replicas(&src, DEPLOYMENTS, "api"),
+        0,
+        "the selected writer is stopped"
+    );
 }
 
 #[test]
@@ -305,10 +363,14 @@ fn k8s_finding_02_a_freeze_that_finds_nothing_to_stop_fails() {
     let ws = setup(&src, &dst, "", FREEZE);
     let out = ws.run_plan("plain");
     assert!(!out.status.success(), "{}", both(&out));
-    assert!(both(&out).contains("freeze found nothing to stop in analysis (selector `app=analyzer`)"), "{}", both(&out));
+    assert!(
+        both(&out).contains("freeze found nothing to stop in analysis (selector `app=analyzer`)"),
+        "{}",
+        both(&out)
+    );
 }
 
-fn finished_job_with_lingering_pod(src: &FakeCluster) {
+fn finished_job(src: &FakeCluster) {
     src.insert(
         JOBS,
         json!({"apiVersion": "batch/v1", "kind": "Job",
@@ -320,6 +382,11 @@ fn finished_job_with_lingering_pod(src: &FakeCluster) {
                "status": {"succeeded": 1, "completionTime": "2025-03-02T09:01:00Z",
                           "conditions": [{"type": "Complete", "status": "True"}]}}),
     );
+}
+
+/// A finished Job whose `Succeeded` pod lingers, matching the api Deployment's selector.
+fn finished_job_with_lingering_pod(src: &FakeCluster) {
+    finished_job(src);
     src.insert(
         PODS,
         json!({"apiVersion": "v1", "kind": "Pod",
@@ -336,12 +403,15 @@ fn finished_job_with_lingering_pod(src: &FakeCluster) {
 fn k8s_finding_03_a_finished_job_is_not_run_again_at_the_target() {
     let (src, dst) = (FakeCluster::start(), FakeCluster::start());
     src.insert(DEPLOYMENTS, deployment("api", 1, json!({})));
-    finished_job_with_lingering_pod(&src);
+    finished_job(&src);
     let ws = setup(&src, &dst, "", CUTOVER);
     let out = ws.run_plan("plain");
     assert!(out.status.success(), "{}", both(&out));
     assert!(dst.get(&zrh(DEPLOYMENTS), "api").is_some());
-    assert!(dst.get(&zrh(JOBS), "seed").is_none(), "the finished Job was applied at the target");
+    assert!(
+        dst.get(&zrh(JOBS), "seed").is_none(),
+        "the finished Job was applied at the target"
+    );
 }
 
 #[test]
@@ -359,13 +429,25 @@ fn k8s_finding_04_an_unreachable_target_does_not_keep_the_source_down() {
     };
     ws.write("kubeconfig.yaml", kubeconfig(&src.url, &dead));
     let back = rollback(&ws, &[]);
-    assert!(!back.status.success(), "the target was not stopped: {}", both(&back));
+    assert!(
+        !back.status.success(),
+        "the target was not stopped: {}",
+        both(&back)
+    );
     assert!(both(&back).contains("target:"), "{}", both(&back));
-    assert_eq!(replicas(&src, DEPLOYMENTS, "api"), 3, "the source is back although the target is down");
+    assert_eq!(
+        replicas(&src, DEPLOYMENTS, "api"),
+        3,
+        "the source is back although the target is down"
+    );
 
     let source_only = rollback(&ws, &["--source-only"]);
     assert!(source_only.status.success(), "{}", both(&source_only));
-    assert!(stdout(&source_only).contains("left as it is (--source-only)"), "{}", both(&source_only));
+    assert!(
+        stdout(&source_only).contains("left as it is (--source-only)"),
+        "{}",
+        both(&source_only)
+    );
 }
 
 #[test]
@@ -383,7 +465,11 @@ fn k8s_finding_04_rollback_goes_past_a_vanished_workload() {
     for attempt in 0..2 {
         let back = rollback(&ws, &[]);
         assert!(back.status.success(), "attempt {attempt}: {}", both(&back));
-        assert_eq!(replicas(&src, DEPLOYMENTS, "worker"), 2, "attempt {attempt}");
+        assert_eq!(
+            replicas(&src, DEPLOYMENTS, "worker"),
+            2,
+            "attempt {attempt}"
+        );
     }
 }
 
@@ -419,9 +505,18 @@ fn k8s_finding_04_rollback_takes_the_target_off_the_air() {
 
     let back = rollback(&ws, &[]);
     assert!(back.status.success(), "{}", both(&back));
-    assert!(dst.get(&zrh(SERVICES), "api").is_none(), "the target's load balancer is still up");
-    assert!(dst.get(&zrh(INGRESSES), "api").is_none(), "the target's ingress still routes");
-    assert!(dst.get(&zrh(SERVICES), "api-internal").is_some(), "a ClusterIP Service serves no one outside");
+    assert!(
+        dst.get(&zrh(SERVICES), "api").is_none(),
+        "the target's load balancer is still up"
+    );
+    assert!(
+        dst.get(&zrh(INGRESSES), "api").is_none(),
+        "the target's ingress still routes"
+    );
+    assert!(
+        dst.get(&zrh(SERVICES), "api-internal").is_some(),
+        "a ClusterIP Service serves no one outside"
+    );
     assert_eq!(replicas(&dst, &zrh(DEPLOYMENTS), "api"), 0);
     assert_eq!(replicas(&src, DEPLOYMENTS, "api"), 3);
 }
@@ -435,5 +530,8 @@ fn k8s_finding_05_a_finished_jobs_lingering_pod_does_not_hold_up_the_freeze() {
     let out = ws.run_plan("plain");
     assert!(out.status.success(), "{}", both(&out));
     assert_eq!(replicas(&src, DEPLOYMENTS, "api"), 0);
-    assert!(src.get(PODS, "seed-x7k2p").is_some(), "the pod lingers, as on a real cluster");
+    assert!(
+        src.get(PODS, "seed-x7k2p").is_some(),
+        "the pod lingers, as on a real cluster"
+    );
 }

@@ -102,7 +102,9 @@ pub enum KubeError {
         writers: Vec<String>,
     },
     /// `freeze` found no workload to stop: a freeze that stops nothing protects nothing.
-    #[error("freeze found nothing to stop in {namespace} (selector `{selector}`): no Deployment, StatefulSet, ReplicaSet, CronJob or running Job is selected")]
+    #[error(
+        "freeze found nothing to stop in {namespace} (selector `{selector}`): no Deployment, StatefulSet, ReplicaSet, CronJob or running Job is selected"
+    )]
     NothingToFreeze {
         /// Namespace at the source.
         namespace: String,

@@ -196,7 +196,11 @@ fn controller_listed(object: &Value, uids: &BTreeSet<&str>) -> bool {
         .into_iter()
         .flatten()
         .filter(|o| o.get("controller").and_then(Value::as_bool) == Some(true))
-        .any(|o| o.get("uid").and_then(Value::as_str).is_some_and(|u| uids.contains(u)))
+        .any(|o| {
+            o.get("uid")
+                .and_then(Value::as_str)
+                .is_some_and(|u| uids.contains(u))
+        })
 }
 
 /// Whether a Job has finished (succeeded or failed): it runs nothing any more, and applied
@@ -208,7 +212,9 @@ pub(crate) fn job_finished(job: &Value) -> bool {
         .as_array()
         .into_iter()
         .flatten()
-        .any(|c| matches!(c["type"].as_str(), Some("Complete" | "Failed")) && c["status"] == "True");
+        .any(|c| {
+            matches!(c["type"].as_str(), Some("Complete" | "Failed")) && c["status"] == "True"
+        });
     let succeeded = status["succeeded"].as_i64().unwrap_or(0);
     let wanted = job["spec"]["completions"].as_i64().unwrap_or(1);
     let active = status["active"].as_i64().unwrap_or(0);
@@ -218,7 +224,10 @@ pub(crate) fn job_finished(job: &Value) -> bool {
 /// Whether a Pod has stopped for good (`Succeeded` or `Failed`): such pods linger until
 /// garbage-collected but write nothing.
 pub(crate) fn pod_finished(pod: &Value) -> bool {
-    matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+    matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    )
 }
 
 fn has_controller(object: &Value) -> bool {

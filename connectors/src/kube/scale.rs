@@ -187,7 +187,10 @@ async fn restore_entry(client: &Client, entry: &FrozenEntry) -> Result<Option<St
 }
 
 /// Where the API serves `id`'s kind; KEDA's ScaledObject without a discovery call.
-pub(crate) async fn api_for(client: &Client, id: &ResourceId) -> Result<Api<DynamicObject>, KubeError> {
+pub(crate) async fn api_for(
+    client: &Client,
+    id: &ResourceId,
+) -> Result<Api<DynamicObject>, KubeError> {
     let kind = if id.api_version == KEDA_API_VERSION && id.kind == "ScaledObject" {
         keda_scaled_objects()
     } else {
@@ -215,7 +218,11 @@ pub(crate) async fn get_live(client: &Client, id: &ResourceId) -> Result<Value, 
     })
 }
 
-pub(crate) async fn patch_scale(client: &Client, id: &ResourceId, replicas: i32) -> Result<(), KubeError> {
+pub(crate) async fn patch_scale(
+    client: &Client,
+    id: &ResourceId,
+    replicas: i32,
+) -> Result<(), KubeError> {
     let patch = Patch::Merge(json!({"spec": {"replicas": replicas}}));
     api_for(client, id)
         .await?
@@ -225,20 +232,36 @@ pub(crate) async fn patch_scale(client: &Client, id: &ResourceId, replicas: i32)
     Ok(())
 }
 
-pub(crate) async fn patch_merge(client: &Client, id: &ResourceId, patch: Value) -> Result<(), KubeError> {
+pub(crate) async fn patch_merge(
+    client: &Client,
+    id: &ResourceId,
+    patch: Value,
+) -> Result<(), KubeError> {
     api_for(client, id)
         .await?
-        .patch(&id.name, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(patch))
+        .patch(
+            &id.name,
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Merge(patch),
+        )
         .await
         .map_err(|e| KubeError::from_api(id, e))?;
     Ok(())
 }
 
-pub(crate) async fn patch_suspend(client: &Client, id: &ResourceId, suspend: bool) -> Result<(), KubeError> {
+pub(crate) async fn patch_suspend(
+    client: &Client,
+    id: &ResourceId,
+    suspend: bool,
+) -> Result<(), KubeError> {
     patch_merge(client, id, json!({"spec": {"suspend": suspend}})).await
 }
 
-pub(crate) async fn patch_when_scaled(client: &Client, id: &ResourceId, policy: &str) -> Result<(), KubeError> {
+pub(crate) async fn patch_when_scaled(
+    client: &Client,
+    id: &ResourceId,
+    policy: &str,
+) -> Result<(), KubeError> {
     let patch = json!({"spec": {"persistentVolumeClaimRetentionPolicy": {"whenScaled": policy}}});
     patch_merge(client, id, patch).await
 }
@@ -250,7 +273,12 @@ pub(crate) async fn patch_annotation(
     key: &str,
     value: Option<&str>,
 ) -> Result<(), KubeError> {
-    patch_merge(client, id, json!({"metadata": {"annotations": {key: value}}})).await
+    patch_merge(
+        client,
+        id,
+        json!({"metadata": {"annotations": {key: value}}}),
+    )
+    .await
 }
 
 pub(crate) async fn delete(client: &Client, id: &ResourceId) -> Result<(), KubeError> {
@@ -339,6 +367,9 @@ mod tests {
         // A record written before uids and claim policies were kept still reads.
         let old = r#"{"entries":[{"apiVersion":"apps/v1","kind":"Deployment","namespace":"analysis","name":"analyzer","replicas":3,"podSelector":"app=analyzer"}]}"#;
         let old: FrozenState = serde_json::from_str(old).expect("old record");
-        assert_eq!((old.entries[0].uid.as_deref(), old.entries[0].replicas), (None, Some(3)));
+        assert_eq!(
+            (old.entries[0].uid.as_deref(), old.entries[0].replicas),
+            (None, Some(3))
+        );
     }
 }

@@ -106,14 +106,24 @@ fn statefulset_claims(store: &mut Store) {
         let ns = namespace_of(coll);
         let claims = format!("/api/v1/namespaces/{ns}/persistentvolumeclaims");
         let replicas = sts["spec"]["replicas"].as_i64().unwrap_or(1);
-        let delete_on_scale = sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Delete";
-        for template in sts["spec"]["volumeClaimTemplates"].as_array().into_iter().flatten() {
-            let prefix = format!("{}-{name}-", template["metadata"]["name"].as_str().unwrap_or("data"));
+        let delete_on_scale =
+            sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Delete";
+        for template in sts["spec"]["volumeClaimTemplates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let prefix = format!(
+                "{}-{name}-",
+                template["metadata"]["name"].as_str().unwrap_or("data")
+            );
             let existing = store
                 .keys()
                 .filter(|(c, n)| *c == claims && n.starts_with(&prefix));
             for (c, claim) in existing {
-                if let Some(ordinal) = claim.strip_prefix(&prefix).and_then(|o| o.parse::<i64>().ok())
+                if let Some(ordinal) = claim
+                    .strip_prefix(&prefix)
+                    .and_then(|o| o.parse::<i64>().ok())
                     && ordinal >= replicas
                     && delete_on_scale
                 {
@@ -196,10 +206,15 @@ fn labels_of(object: &Value) -> Value {
 fn job_runs(job: &Value) -> bool {
     let status = &job["status"];
     let finished = status.get("completionTime").is_some()
-        || status["conditions"].as_array().into_iter().flatten().any(|c| {
-            matches!(c["type"].as_str(), Some("Complete" | "Failed")) && c["status"] == "True"
-        })
-        || status["succeeded"].as_i64().unwrap_or(0) >= job["spec"]["completions"].as_i64().unwrap_or(1);
+        || status["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                matches!(c["type"].as_str(), Some("Complete" | "Failed")) && c["status"] == "True"
+            })
+        || status["succeeded"].as_i64().unwrap_or(0)
+            >= job["spec"]["completions"].as_i64().unwrap_or(1);
     job["spec"]["suspend"] != true && !finished
 }
 

@@ -289,5 +289,9 @@ async fn k8s_finding_03_finished_jobs_are_not_exported_running_ones_are() {
         .into_iter()
         .map(|r| r.name)
         .collect();
-    assert_eq!(names, ["migrate"], "a finished Job applied at the target runs again");
+    assert_eq!(
+        names,
+        ["migrate"],
+        "a finished Job applied at the target runs again"
+    );
 }

@@ -4,8 +4,8 @@ use serde_json::{Value, json};
 
 use super::{Exchange, finished, mock, serve};
 use crate::kube::{
-    FrozenState, KubeError, ResourceId, WaitOptions, apply_freeze, fixtures, plan_freeze,
-    restore, stop_target, wait_scaled_down,
+    FrozenState, KubeError, ResourceId, WaitOptions, apply_freeze, fixtures, plan_freeze, restore,
+    stop_target, wait_scaled_down,
 };
 
 const MERGE: &str = "application/merge-patch+json";
@@ -60,7 +60,11 @@ fn list_uri(group_version: &str, plural: &str, selector: bool) -> String {
 }
 
 fn list(kind: &str, group_version: &str, plural: &str, items: Vec<Value>) -> Exchange {
-    Exchange::get(&list_uri(group_version, plural, true)).ok(fixtures::list(kind, group_version, items))
+    Exchange::get(&list_uri(group_version, plural, true)).ok(fixtures::list(
+        kind,
+        group_version,
+        items,
+    ))
 }
 
 /// The freeze's reads: every writer kind with the selector, then the CronJob's Jobs by owner,
@@ -74,9 +78,24 @@ fn freeze_reads(statefulset: Value, pods: Vec<Value>) -> Vec<Exchange> {
         DEPLOY_UID,
     );
     vec![
-        list("CronJob", "batch/v1", "cronjobs", vec![fixtures::cronjob("analysis", "report", false)]),
-        list("Job", "batch/v1", "jobs", vec![fixtures::job("analysis", "seed")]),
-        list("Deployment", "apps/v1", "deployments", vec![fixtures::deployment("analysis", "analyzer", 3)]),
+        list(
+            "CronJob",
+            "batch/v1",
+            "cronjobs",
+            vec![fixtures::cronjob("analysis", "report", false)],
+        ),
+        list(
+            "Job",
+            "batch/v1",
+            "jobs",
+            vec![fixtures::job("analysis", "seed")],
+        ),
+        list(
+            "Deployment",
+            "apps/v1",
+            "deployments",
+            vec![fixtures::deployment("analysis", "analyzer", 3)],
+        ),
         list("ReplicaSet", "apps/v1", "replicasets", vec![rs]),
         list("StatefulSet", "apps/v1", "statefulsets", vec![statefulset]),
         list("DaemonSet", "apps/v1", "daemonsets", vec![]),
@@ -84,11 +103,18 @@ fn freeze_reads(statefulset: Value, pods: Vec<Value>) -> Vec<Exchange> {
         Exchange::get(&list_uri("batch/v1", "jobs", false)).ok(fixtures::list(
             "Job",
             "batch/v1",
-            vec![running_job("report-29012340", "job-1"), fixtures::job("analysis", "seed")],
+            vec![
+                running_job("report-29012340", "job-1"),
+                fixtures::job("analysis", "seed"),
+            ],
         )),
         Exchange::get(&list_uri("keda.sh/v1alpha1", "scaledobjects", false)).fail(
             404,
-            fixtures::status(404, "NotFound", "the server could not find the requested resource"),
+            fixtures::status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ),
         ),
     ]
 }
@@ -131,12 +157,20 @@ async fn k8s_finding_01_freeze_retains_statefulset_claims_before_scaling_to_zero
     let mut script = freeze_reads(
         deleting_statefulset(),
         vec![
-            pod("analyzer-7d9f8b6c5-x2x9k", "Running", Some(("ReplicaSet", "rs-1"))),
+            pod(
+                "analyzer-7d9f8b6c5-x2x9k",
+                "Running",
+                Some(("ReplicaSet", "rs-1")),
+            ),
             pod("seed-abcde", "Succeeded", Some(("Job", "e3b0c442"))),
         ],
     );
     script.extend([
-        merge_patch(CRON, suspend(true), fixtures::cronjob("analysis", "report", true)),
+        merge_patch(
+            CRON,
+            suspend(true),
+            fixtures::cronjob("analysis", "report", true),
+        ),
         scale_patch(DEPLOY, "analyzer", 0),
         merge_patch(STS, retention("Retain"), deleting_statefulset()),
         scale_patch(STS, "db", 0),
@@ -154,7 +188,12 @@ async fn k8s_finding_01_freeze_retains_statefulset_claims_before_scaling_to_zero
     let recorded: Vec<String> = state
         .entries
         .iter()
-        .map(|e| format!("{} {} {:?} {:?} {:?}", e.kind, e.name, e.replicas, e.suspended, e.when_scaled))
+        .map(|e| {
+            format!(
+                "{} {} {:?} {:?} {:?}",
+                e.kind, e.name, e.replicas, e.suspended, e.when_scaled
+            )
+        })
         .collect();
     assert_eq!(
         recorded,
@@ -180,8 +219,10 @@ async fn k8s_finding_02_every_writer_that_cannot_be_stopped_is_named_before_anyt
         "DaemonSet",
         "apps/v1",
         "daemonsets",
-        vec![json!({"metadata": {"name": "log-shipper", "namespace": "analysis", "uid": "ds-1",
-                                 "labels": {"app": "analyzer"}}, "spec": {}})],
+        vec![
+            json!({"metadata": {"name": "log-shipper", "namespace": "analysis", "uid": "ds-1",
+                                 "labels": {"app": "analyzer"}}, "spec": {}}),
+        ],
     );
     script.pop(); // no scaled workload is left to pause, so KEDA is not asked
     let server = serve(handle, script);
@@ -208,7 +249,12 @@ async fn k8s_finding_02_a_freeze_that_finds_nothing_fails() {
     let empty = |kind: &str, gv: &str, plural: &str| list(kind, gv, plural, vec![]);
     let script = vec![
         empty("CronJob", "batch/v1", "cronjobs"),
-        list("Job", "batch/v1", "jobs", vec![fixtures::job("analysis", "seed")]),
+        list(
+            "Job",
+            "batch/v1",
+            "jobs",
+            vec![fixtures::job("analysis", "seed")],
+        ),
         empty("Deployment", "apps/v1", "deployments"),
         empty("ReplicaSet", "apps/v1", "replicasets"),
         empty("StatefulSet", "apps/v1", "statefulsets"),
@@ -299,11 +345,21 @@ async fn k8s_finding_04_the_target_is_stopped_claims_kept_and_what_serves_delete
         Exchange::get(&zrh(STS)).ok(sts.clone()),
         merge_patch(&zrh(STS), retention("Retain"), sts),
         scale_patch(&zrh(STS), "db", 0),
-        Exchange::new(http::Method::DELETE, "/apis/apps/v1/namespaces/analysis-zrh/daemonsets/log-shipper")
-            .ok(json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}})),
-        merge_patch("/apis/batch/v1/namespaces/analysis-zrh/jobs/seed", suspend(true), fixtures::job("analysis-zrh", "seed")),
-        Exchange::new(http::Method::DELETE, "/apis/networking.k8s.io/v1/namespaces/analysis-zrh/ingresses/analyzer")
-            .ok(json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}})),
+        Exchange::new(
+            http::Method::DELETE,
+            "/apis/apps/v1/namespaces/analysis-zrh/daemonsets/log-shipper",
+        )
+        .ok(json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}})),
+        merge_patch(
+            "/apis/batch/v1/namespaces/analysis-zrh/jobs/seed",
+            suspend(true),
+            fixtures::job("analysis-zrh", "seed"),
+        ),
+        Exchange::new(
+            http::Method::DELETE,
+            "/apis/networking.k8s.io/v1/namespaces/analysis-zrh/ingresses/analyzer",
+        )
+        .ok(json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}})),
     ];
     let (client, handle) = mock();
     let server = serve(handle, script);
@@ -323,14 +379,25 @@ async fn k8s_finding_05_only_running_pods_the_frozen_workload_owns_are_waited_fo
     ]}))
     .expect("state");
     let (client, handle) = mock();
-    let rs_uri = "/apis/apps/v1/namespaces/analysis/replicasets?labelSelector=app%3Danalyzer&limit=500";
+    let rs_uri =
+        "/apis/apps/v1/namespaces/analysis/replicasets?labelSelector=app%3Danalyzer&limit=500";
     let pods_uri = "/api/v1/namespaces/analysis/pods?labelSelector=app%3Danalyzer&limit=500";
     let replica_sets = fixtures::list(
         "ReplicaSet",
         "apps/v1",
         vec![
-            owned_by(json!({"metadata": {"name": "analyzer-7d9f8b6c5", "uid": "rs-1"}}), "Deployment", "analyzer", DEPLOY_UID),
-            owned_by(json!({"metadata": {"name": "other-55f", "uid": "rs-2"}}), "Deployment", "other", "other-uid"),
+            owned_by(
+                json!({"metadata": {"name": "analyzer-7d9f8b6c5", "uid": "rs-1"}}),
+                "Deployment",
+                "analyzer",
+                DEPLOY_UID,
+            ),
+            owned_by(
+                json!({"metadata": {"name": "other-55f", "uid": "rs-2"}}),
+                "Deployment",
+                "other",
+                "other-uid",
+            ),
         ],
     );
     // Pods the selector matches but the Deployment does not run: a finished Job's pods that
@@ -343,7 +410,11 @@ async fn k8s_finding_05_only_running_pods_the_frozen_workload_owns_are_waited_fo
         ]
     };
     let mut first = leftovers();
-    first.push(pod("analyzer-7d9f8b6c5-q8p4d", "Running", Some(("ReplicaSet", "rs-1"))));
+    first.push(pod(
+        "analyzer-7d9f8b6c5-q8p4d",
+        "Running",
+        Some(("ReplicaSet", "rs-1")),
+    ));
     let script = vec![
         Exchange::get(rs_uri).ok(replica_sets.clone()),
         Exchange::get(pods_uri).ok(fixtures::list("Pod", "v1", first)),

@@ -54,12 +54,17 @@ async fn running_pods(client: &Client, entry: &FrozenEntry) -> Result<Vec<String
     let owners: Option<BTreeSet<String>> = match (&entry.uid, entry.kind.as_str()) {
         (None, _) => None,
         (Some(uid), "Deployment") => Some(
-            list_all(client, &entry.namespace, &core("apps", "ReplicaSet", "replicasets"), selector)
-                .await?
-                .iter()
-                .filter(|rs| controller_uid(rs) == Some(uid.as_str()))
-                .filter_map(|rs| rs["metadata"]["uid"].as_str().map(str::to_owned))
-                .collect(),
+            list_all(
+                client,
+                &entry.namespace,
+                &core("apps", "ReplicaSet", "replicasets"),
+                selector,
+            )
+            .await?
+            .iter()
+            .filter(|rs| controller_uid(rs) == Some(uid.as_str()))
+            .filter_map(|rs| rs["metadata"]["uid"].as_str().map(str::to_owned))
+            .collect(),
         ),
         (Some(uid), _) => Some(BTreeSet::from([uid.clone()])),
     };

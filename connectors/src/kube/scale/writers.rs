@@ -160,7 +160,10 @@ fn verdict(object: &Value, selected: &BTreeSet<&str>, gitops_paused: bool) -> Ve
 fn entry(object: &Value, namespace: &str) -> FrozenEntry {
     let id = describe(object, namespace);
     let spec = &object["spec"];
-    let scaled = matches!(id.kind.as_str(), "Deployment" | "StatefulSet" | "ReplicaSet");
+    let scaled = matches!(
+        id.kind.as_str(),
+        "Deployment" | "StatefulSet" | "ReplicaSet"
+    );
     let when_scaled = spec
         .pointer("/persistentVolumeClaimRetentionPolicy/whenScaled")
         .and_then(Value::as_str)
@@ -175,7 +178,9 @@ fn entry(object: &Value, namespace: &str) -> FrozenEntry {
         suspended: (!scaled).then(|| spec["suspend"].as_bool().unwrap_or(false)),
         pod_selector: spec.get("selector").and_then(selector_string),
         uid: uid(object).map(str::to_owned),
-        when_scaled: when_scaled.filter(|_| id.kind == "StatefulSet").map(str::to_owned),
+        when_scaled: when_scaled
+            .filter(|_| id.kind == "StatefulSet")
+            .map(str::to_owned),
         paused_replicas: None,
         api_version: id.api_version,
         kind: id.kind,
@@ -186,8 +191,16 @@ fn entry(object: &Value, namespace: &str) -> FrozenEntry {
 
 /// Jobs a frozen CronJob started after [`plan_freeze`] read the source but before the
 /// CronJob was suspended; call after [`super::apply_freeze`], record, and freeze them too.
-pub async fn late_jobs(client: &Client, state: &FrozenState) -> Result<Vec<FrozenEntry>, KubeError> {
-    let Some(namespace) = state.entries.iter().find(|e| e.kind == "CronJob").map(|e| e.namespace.clone()) else {
+pub async fn late_jobs(
+    client: &Client,
+    state: &FrozenState,
+) -> Result<Vec<FrozenEntry>, KubeError> {
+    let Some(namespace) = state
+        .entries
+        .iter()
+        .find(|e| e.kind == "CronJob")
+        .map(|e| e.namespace.clone())
+    else {
         return Ok(Vec::new());
     };
     started_jobs(client, &namespace, &state.entries).await
@@ -212,8 +225,14 @@ async fn started_jobs(
     Ok(jobs
         .iter()
         .filter(|job| !job_finished(job))
-        .filter(|job| matches!(controller(job), Some((_, _, Some(owner))) if cron_uids.contains(owner)))
-        .filter(|job| !entries.iter().any(|e| e.kind == "Job" && e.name == name(job)))
+        .filter(
+            |job| matches!(controller(job), Some((_, _, Some(owner))) if cron_uids.contains(owner)),
+        )
+        .filter(|job| {
+            !entries
+                .iter()
+                .any(|e| e.kind == "Job" && e.name == name(job))
+        })
         .map(|job| entry(job, namespace))
         .collect())
 }
@@ -333,28 +352,38 @@ mod tests {
     fn gitops_owners_are_named_from_their_labels() {
         let with = |meta: Value| json!({"metadata": meta});
         assert_eq!(
-            gitops_owner(&with(json!({"labels": {"argocd.argoproj.io/instance": "analysis-prod"}}))),
+            gitops_owner(&with(
+                json!({"labels": {"argocd.argoproj.io/instance": "analysis-prod"}})
+            )),
             Some("Argo CD application `analysis-prod`".into())
         );
         assert_eq!(
-            gitops_owner(&with(json!({"labels": {"app.kubernetes.io/instance": "analyzer"},
-                "annotations": {"argocd.argoproj.io/tracking-id": "analysis-prod:apps/Deployment:analysis/api"}}))),
+            gitops_owner(&with(
+                json!({"labels": {"app.kubernetes.io/instance": "analyzer"},
+                "annotations": {"argocd.argoproj.io/tracking-id": "analysis-prod:apps/Deployment:analysis/api"}})
+            )),
             Some("Argo CD application `analysis-prod`".into())
         );
         assert_eq!(
-            gitops_owner(&with(json!({"labels": {"kustomize.toolkit.fluxcd.io/name": "apps",
-                "kustomize.toolkit.fluxcd.io/namespace": "flux-system"}}))),
+            gitops_owner(&with(
+                json!({"labels": {"kustomize.toolkit.fluxcd.io/name": "apps",
+                "kustomize.toolkit.fluxcd.io/namespace": "flux-system"}})
+            )),
             Some("Flux Kustomization `flux-system/apps`".into())
         );
         assert_eq!(
-            gitops_owner(&with(json!({"labels": {"helm.toolkit.fluxcd.io/name": "db",
-                "helm.toolkit.fluxcd.io/namespace": "analysis"}}))),
+            gitops_owner(&with(
+                json!({"labels": {"helm.toolkit.fluxcd.io/name": "db",
+                "helm.toolkit.fluxcd.io/namespace": "analysis"}})
+            )),
             Some("Flux HelmRelease `analysis/db`".into())
         );
         // A Helm release alone (no Argo tracking) is not a reconciler.
         assert_eq!(
-            gitops_owner(&with(json!({"labels": {"app.kubernetes.io/instance": "analyzer",
-                "app.kubernetes.io/managed-by": "Helm"}}))),
+            gitops_owner(&with(
+                json!({"labels": {"app.kubernetes.io/instance": "analyzer",
+                "app.kubernetes.io/managed-by": "Helm"}})
+            )),
             None
         );
     }

@@ -15,8 +15,7 @@ use std::time::Duration;
 
 use connectors::kube::{
     Applied, FrozenState, KubeError, Resource, ResourceId, WaitOptions, apply, apply_freeze,
-    connect, export, late_jobs, mask_secrets, plan_freeze, transform, wait_ready,
-    wait_scaled_down,
+    connect, export, late_jobs, mask_secrets, plan_freeze, transform, wait_ready, wait_scaled_down,
 };
 use plans::{KubernetesWorkload, Stage};
 

@@ -130,13 +130,18 @@ pub(crate) async fn rollback_workload(
                 ));
                 absorb(&mut done, &mut failures, "source", report);
                 if complete {
-                    ctx.db.clear_workload_state(name, FROZEN).map_err(EngineError::from)?;
+                    ctx.db
+                        .clear_workload_state(name, FROZEN)
+                        .map_err(EngineError::from)?;
                 }
             }
         }
     }
     if ctx.options.rollback_source_only {
-        done.push(format!("{name}: target {} left as it is (--source-only)", w.to));
+        done.push(format!(
+            "{name}: target {} left as it is (--source-only)",
+            w.to
+        ));
     } else if let Some(ids) = load::<Vec<ResourceId>>(ctx, name, DEPLOYING)? {
         match client(ctx, &w.to).await {
             Err(source) => failures.push(Failure::Unreachable {
@@ -163,8 +168,18 @@ pub(crate) async fn rollback_workload(
     Ok(done)
 }
 
-fn absorb(done: &mut Vec<String>, failures: &mut Vec<Failure>, side: &'static str, report: UndoReport) {
-    done.extend(report.done.into_iter().map(|line| format!("  {side} {line}")));
+fn absorb(
+    done: &mut Vec<String>,
+    failures: &mut Vec<Failure>,
+    side: &'static str,
+    report: UndoReport,
+) {
+    done.extend(
+        report
+            .done
+            .into_iter()
+            .map(|line| format!("  {side} {line}")),
+    );
     done.extend(
         report
             .gone
