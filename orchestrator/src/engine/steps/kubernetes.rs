@@ -328,8 +328,8 @@ pub(crate) async fn deploy(
     ))
 }
 
-/// A frozen source exports with zero replicas, suspended and with its claims retained; the
-/// target must get the recorded counts, suspension and claim retention policy.
+/// A frozen source exports with zero replicas, suspended, with its claims retained and its
+/// autoscalers paused; the target must get the state recorded before the freeze.
 fn restore_recorded_scale(resources: &mut [Resource], frozen: &FrozenState) {
     for r in resources.iter_mut() {
         let Some(entry) = frozen
@@ -359,5 +359,72 @@ fn restore_recorded_scale(resources: &mut [Resource], frozen: &FrozenState) {
         ) {
             retention.insert("whenScaled".into(), policy.clone().into());
         }
+        if entry.kind == "ScaledObject"
+            && let Some(annotations) = r
+                .object
+                .pointer_mut("/metadata/annotations")
+                .and_then(|a| a.as_object_mut())
+        {
+            match &entry.paused_replicas {
+                Some(before) => annotations.insert(KEDA_PAUSED.into(), before.clone().into()),
+                None => annotations.remove(KEDA_PAUSED),
+            };
+        }
+    }
+}
+
+/// KEDA's pause annotation, which the freeze sets on the source's ScaledObjects.
+const KEDA_PAUSED: &str = "autoscaling.keda.sh/paused-replicas";
+
+#[cfg(test)]
+mod tests {
+    use connectors::kube::FrozenEntry;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_target_gets_the_state_recorded_before_the_freeze() {
+        let frozen_source = [
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": "analysis"},
+                   "spec": {"replicas": 0, "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"}}}),
+            json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+                   "metadata": {"name": "api", "namespace": "analysis",
+                                "annotations": {"autoscaling.keda.sh/paused-replicas": "0", "team": "data"}},
+                   "spec": {"scaleTargetRef": {"name": "api"}}}),
+        ];
+        let mut resources: Vec<Resource> = frozen_source
+            .into_iter()
+            .map(|o| Resource::from_object(o, "analysis").expect("manifest"))
+            .collect();
+        let entry = |kind: &str, name: &str| FrozenEntry {
+            api_version: String::new(),
+            kind: kind.into(),
+            namespace: "analysis".into(),
+            name: name.into(),
+            ..FrozenEntry::default()
+        };
+        let state = FrozenState {
+            entries: vec![
+                entry("ScaledObject", "api"),
+                FrozenEntry {
+                    replicas: Some(2),
+                    when_scaled: Some("Delete".into()),
+                    ..entry("StatefulSet", "db")
+                },
+            ],
+        };
+        restore_recorded_scale(&mut resources, &state);
+        let db = &resources[0].object["spec"];
+        assert_eq!(db["replicas"], 2);
+        assert_eq!(
+            db["persistentVolumeClaimRetentionPolicy"]["whenScaled"],
+            "Delete"
+        );
+        assert_eq!(
+            resources[1].object["metadata"]["annotations"],
+            json!({"team": "data"}),
+            "the target's autoscaler is not born paused"
+        );
     }
 }
