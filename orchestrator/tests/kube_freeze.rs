@@ -434,7 +434,13 @@ fn k8s_finding_04_an_unreachable_target_does_not_keep_the_source_down() {
         "the target was not stopped: {}",
         both(&back)
     );
-    assert!(both(&back).contains("target:"), "{}", both(&back));
+    assert!(
+        both(&back).contains("target: Kubernetes API call for Deployment analysis-zrh/api failed")
+            && both(&back).contains("Connection refused")
+            && both(&back).contains("--source-only"),
+        "{}",
+        both(&back)
+    );
     assert_eq!(
         replicas(&src, DEPLOYMENTS, "api"),
         3,

@@ -102,7 +102,8 @@ async fn selected_writers(
         }
     }
     for wanted in &workload.resources {
-        if !WRITERS.iter().any(|w| w.kind == wanted.kind) {
+        let written = wanted.kind.rsplit('/').next().unwrap_or_default();
+        if !WRITERS.iter().any(|w| w.kind == written) {
             continue;
         }
         let kind: ApiResource = resolve_kind(client, &wanted.kind).await?;

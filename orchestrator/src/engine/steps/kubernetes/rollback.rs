@@ -25,7 +25,7 @@ pub(crate) enum RollbackError {
     #[error(transparent)]
     State(#[from] EngineError),
     /// Some of the rollback failed; the rest was done.
-    #[error("rollback of {workload} incomplete, {} failure(s): {}{}", failures.len(), join(failures), done_note(done))]
+    #[error("rollback of {workload} incomplete, {} failure(s): {}{}{}", failures.len(), join(failures), target_hint(failures), done_note(done))]
     Incomplete {
         /// The workload.
         workload: String,
@@ -49,7 +49,7 @@ pub(crate) enum Failure {
         source: ClusterError,
     },
     /// One resource could not be put back or stopped.
-    #[error("{side}: {source}")]
+    #[error("{side}: {}", with_causes(source))]
     Resource {
         /// `source` or `target`.
         side: &'static str,
@@ -65,6 +65,32 @@ fn join(failures: &[Failure]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// An error and its causes on one line: a step's failure is kept as text, and "API call
+/// failed" alone does not say that the connection was refused.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(&format!(": {e}"));
+        cause = e.source();
+    }
+    text
+}
+
+fn target_hint(failures: &[Failure]) -> &'static str {
+    let target = failures.iter().any(|f| {
+        matches!(
+            f,
+            Failure::Unreachable { side: "target", .. } | Failure::Resource { side: "target", .. }
+        )
+    });
+    if target {
+        " (the source is restored first regardless; `relocate rollback --source-only` leaves the target alone)"
+    } else {
+        ""
+    }
 }
 
 fn done_note(done: &[String]) -> String {
@@ -123,10 +149,11 @@ pub(crate) async fn rollback_workload(
                 let report = restore(&src, &frozen).await;
                 let complete = report.failed.is_empty();
                 done.push(format!(
-                    "{name}: source replica counts restored in {}: {} of {} writer(s) back as recorded",
+                    "{name}: source replica counts restored in {}: {} of {} writer(s) back as recorded, {} gone",
                     w.from,
                     report.done.len(),
-                    frozen.entries.len()
+                    frozen.entries.len(),
+                    report.gone.len()
                 ));
                 absorb(&mut done, &mut failures, "source", report);
                 if complete {
@@ -150,7 +177,9 @@ pub(crate) async fn rollback_workload(
             }),
             Ok(tgt) => {
                 let report = stop_target(&tgt, &ids).await;
-                done.push(format!("{name}: target workloads in {} stopped", w.to));
+                if report.failed.is_empty() {
+                    done.push(format!("{name}: target workloads in {} stopped", w.to));
+                }
                 absorb(&mut done, &mut failures, "target", report);
             }
         }
