@@ -43,6 +43,18 @@ fn failed(detail: impl std::fmt::Display) -> StepOutput {
     ))
 }
 
+/// An error and its causes on one line: a step's failure is kept as text, and "API call
+/// failed" alone does not say that the connection was refused.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(&format!(": {e}"));
+        cause = e.source();
+    }
+    text
+}
+
 fn started(
     ctx: &Context,
     stage: &Stage,
@@ -197,7 +209,7 @@ pub(crate) async fn freeze(
             keep_manifests(ctx, name, "source", &resources)?;
             let state = match plan_freeze(&src, w).await {
                 Ok(s) => s,
-                Err(e) => return failed(e),
+                Err(e) => return failed(with_causes(&e)),
             };
             save(ctx, name, FROZEN, &state)?;
             state
@@ -205,7 +217,7 @@ pub(crate) async fn freeze(
     };
     let mut frozen = frozen;
     if let Err(e) = apply_freeze(&src, &frozen).await {
-        return failed(e);
+        return failed(with_causes(&e));
     }
     match late_jobs(&src, &frozen).await {
         Ok(late) if late.is_empty() => {}
@@ -213,10 +225,10 @@ pub(crate) async fn freeze(
             frozen.entries.extend(late);
             save(ctx, name, FROZEN, &frozen)?;
             if let Err(e) = apply_freeze(&src, &frozen).await {
-                return failed(e);
+                return failed(with_causes(&e));
             }
         }
-        Err(e) => return failed(e),
+        Err(e) => return failed(with_causes(&e)),
     }
     let stopped: Vec<String> = frozen.entries.iter().map(|e| e.id().to_string()).collect();
     say(
@@ -231,7 +243,7 @@ pub(crate) async fn freeze(
     if let Err(e) =
         wait_scaled_down(&src, &frozen, WaitOptions::with_timeout(wait_timeout(w))).await
     {
-        return failed(e);
+        return failed(with_causes(&e));
     }
     Ok((StepSummary::default(), StepResult::Succeeded))
 }

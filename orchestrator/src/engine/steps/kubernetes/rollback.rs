@@ -10,7 +10,9 @@
 use connectors::kube::{FrozenState, KubeError, ResourceId, UndoReport, restore, stop_target};
 use plans::Stage;
 
-use super::{ClusterError, DEPLOYING, FROZEN, StepOutput, client, failed, load, say, started};
+use super::{
+    ClusterError, DEPLOYING, FROZEN, StepOutput, client, failed, load, say, started, with_causes,
+};
 use crate::engine::steps::StepResult;
 use crate::engine::{Context, EngineError};
 use crate::progress::StepSummary;
@@ -65,18 +67,6 @@ fn join(failures: &[Failure]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-/// An error and its causes on one line: a step's failure is kept as text, and "API call
-/// failed" alone does not say that the connection was refused.
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text.push_str(&format!(": {e}"));
-        cause = e.source();
-    }
-    text
 }
 
 fn target_hint(failures: &[Failure]) -> &'static str {
