@@ -53,6 +53,7 @@ pub async fn plan_freeze(
     let uids: BTreeSet<&str> = objects.iter().filter_map(uid).collect();
     let mut entries = Vec::new();
     let mut cannot = Vec::new();
+    let mut left_running = BTreeSet::new();
     for object in &objects {
         match verdict(object, &uids, workload.gitops_paused) {
             Verdict::Stop => entries.push(entry(object, namespace)),
@@ -64,11 +65,19 @@ pub async fn plan_freeze(
                 let listed = format!("{}/{}", id.kind, id.name);
                 if workload.leave_running.contains(&listed) {
                     tracing::warn!(resource = %id, why, "left running, as the plan says (leaveRunning)");
+                    left_running.insert(listed);
                 } else {
                     cannot.push(format!("{id}: {why}"));
                 }
             }
         }
+    }
+    for unused in workload
+        .leave_running
+        .iter()
+        .filter(|w| !left_running.contains(*w))
+    {
+        tracing::warn!(entry = %unused, "leaveRunning names no writer that freeze cannot stop (expected Kind/name)");
     }
     entries.extend(started_jobs(client, namespace, &entries).await?);
     let paused = scaled_objects(client, namespace, &entries).await?;
