@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use connectors::kube::{
-    Resource, WaitOptions, apply, apply_freeze, export, plan_freeze, restore, scale_target,
+    Resource, WaitOptions, apply, apply_freeze, export, plan_freeze, restore, stop_target,
     transform, wait_ready, wait_scaled_down,
 };
 use k8s_openapi::api::apps::v1::Deployment;
@@ -95,16 +95,19 @@ async fn flow(client: &Client, src: &str, dst: &str) -> Result<(), Failure> {
     .await?;
     assert_eq!(replicas(client, dst, "e2e").await?, Some(1));
 
-    let state = plan_freeze(client, &exported).await?;
+    let state = plan_freeze(client, &workload).await?;
     let persisted = serde_json::to_string(&state)?;
     apply_freeze(client, &state).await?;
     apply_freeze(client, &state).await?; // idempotent
     wait_scaled_down(client, &state, wait).await?;
     assert_eq!(replicas(client, src, "e2e").await?, Some(0));
 
-    restore(client, &serde_json::from_str(&persisted)?).await?;
+    let restored = restore(client, &serde_json::from_str(&persisted)?).await;
+    assert!(restored.failed.is_empty(), "{:?}", restored.failed);
     assert_eq!(replicas(client, src, "e2e").await?, Some(2));
-    scale_target(client, &target, 0).await?;
+    let ids: Vec<_> = target.iter().map(Resource::id).collect();
+    let stopped = stop_target(client, &ids).await;
+    assert!(stopped.failed.is_empty(), "{:?}", stopped.failed);
     assert_eq!(replicas(client, dst, "e2e").await?, Some(0));
     Ok(())
 }

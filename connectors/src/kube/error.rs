@@ -92,6 +92,25 @@ pub enum KubeError {
         #[source]
         source: kube::Error,
     },
+    /// `freeze` found writers it cannot stop (DaemonSets, workloads an operator or a GitOps
+    /// tool would put back, bare Pods); nothing was scaled.
+    #[error("freeze refused, nothing was scaled: {} cannot be stopped by relocate in {namespace} ({}); stop them yourself, list them in `leaveRunning`, or narrow the selector", writers.len(), writers.join("; "))]
+    Unstoppable {
+        /// Namespace at the source.
+        namespace: String,
+        /// Each writer as `Kind namespace/name: why`.
+        writers: Vec<String>,
+    },
+    /// `freeze` found no workload to stop: a freeze that stops nothing protects nothing.
+    #[error(
+        "freeze found nothing to stop in {namespace} (selector `{selector}`): no Deployment, StatefulSet, ReplicaSet, CronJob or running Job is selected"
+    )]
+    NothingToFreeze {
+        /// Namespace at the source.
+        namespace: String,
+        /// The label selector used, empty for the whole namespace.
+        selector: String,
+    },
     /// A JSON patch rule from the plan could not be applied.
     #[error("patch rule #{rule} for {resource} failed: {message}")]
     Patch {

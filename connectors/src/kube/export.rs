@@ -4,8 +4,12 @@
 //! pages, so a namespace with thousands of ConfigMaps does not arrive in one answer), the
 //! plan's explicit resources are fetched by name, and what belongs to the cluster rather
 //! than to the workload is skipped: service-account token Secrets, the `kube-root-ca.crt`
-//! ConfigMap, the `default` ServiceAccount, and objects another object controls (a
-//! CronJob's Jobs) — the controller is exported instead and recreates them.
+//! ConfigMap, the `default` ServiceAccount, finished Jobs (applied at the target they would
+//! run again), and objects another object controls (a CronJob's Jobs), since the controller
+//! is exported instead and recreates them. A controlled object whose controller is not
+//! exported is skipped with a warning: nothing would recreate it at the target.
+
+use std::collections::BTreeSet;
 
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::ApiResource;
@@ -30,14 +34,29 @@ pub async fn export(
     let mut exported: Vec<Resource> = Vec::new();
     if !workload.selector.is_empty() || workload.resources.is_empty() {
         let selector = label_selector(workload.selector.iter());
+        let mut listed = Vec::new();
         for kind in kinds(client, &workload.kinds).await? {
-            for object in list_all(client, namespace, &kind, &selector).await? {
-                if let Some(reason) = skip_reason(&object, true) {
-                    tracing::debug!(kind = %kind.kind, name = %object_name(&object), reason, "not exported");
-                    continue;
+            listed.extend(list_all(client, namespace, &kind, &selector).await?);
+        }
+        let uids: BTreeSet<&str> = listed
+            .iter()
+            .filter_map(|o| o.pointer("/metadata/uid").and_then(Value::as_str))
+            .collect();
+        let mut kept = Vec::new();
+        for object in &listed {
+            let kind = object["kind"].as_str().unwrap_or_default();
+            match skip_reason(object, true) {
+                Some(reason) if reason == CONTROLLED && !controller_listed(object, &uids) => {
+                    tracing::warn!(kind, name = %object_name(object), "not exported: its controller is not part of this workload, so nothing will recreate it at the target");
                 }
-                exported.push(Resource::from_object(object, namespace)?);
+                Some(reason) => {
+                    tracing::info!(kind, name = %object_name(object), reason, "not exported");
+                }
+                None => kept.push(object.clone()),
             }
+        }
+        for object in kept {
+            exported.push(Resource::from_object(object, namespace)?);
         }
     }
     for wanted in &workload.resources {
@@ -80,7 +99,7 @@ async fn kinds(client: &Client, configured: &[String]) -> Result<Vec<ApiResource
     Ok(resolved)
 }
 
-async fn list_all(
+pub(crate) async fn list_all(
     client: &Client,
     namespace: &str,
     kind: &ApiResource,
@@ -107,7 +126,7 @@ async fn list_all(
     }
 }
 
-async fn get_named(
+pub(crate) async fn get_named(
     client: &Client,
     namespace: &str,
     kind: &ApiResource,
@@ -159,9 +178,56 @@ fn skip_reason(object: &Value, listed: bool) -> Option<&'static str> {
         (Some("ServiceAccount"), "default") => {
             Some("default ServiceAccount, created per namespace")
         }
-        _ if listed && has_controller(object) => Some("controlled by another exported object"),
+        (Some("Job"), _) if job_finished(object) => {
+            Some("finished Job (applied at the target it would run again)")
+        }
+        _ if listed && has_controller(object) => Some(CONTROLLED),
         _ => None,
     }
+}
+
+const CONTROLLED: &str = "controlled by another exported object, which recreates it";
+
+/// Whether the object's controller is among the listed objects (by uid).
+fn controller_listed(object: &Value, uids: &BTreeSet<&str>) -> bool {
+    object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|o| o.get("controller").and_then(Value::as_bool) == Some(true))
+        .any(|o| {
+            o.get("uid")
+                .and_then(Value::as_str)
+                .is_some_and(|u| uids.contains(u))
+        })
+}
+
+/// Whether a Job has finished (succeeded or failed): it runs nothing any more, and applied
+/// elsewhere it would run again. Follows the Job controller: a `Complete` or `Failed`
+/// condition, a `completionTime`, or as many successes as `completions` with none active.
+pub(crate) fn job_finished(job: &Value) -> bool {
+    let status = &job["status"];
+    let terminal = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            matches!(c["type"].as_str(), Some("Complete" | "Failed")) && c["status"] == "True"
+        });
+    let succeeded = status["succeeded"].as_i64().unwrap_or(0);
+    let wanted = job["spec"]["completions"].as_i64().unwrap_or(1);
+    let active = status["active"].as_i64().unwrap_or(0);
+    terminal || status.get("completionTime").is_some() || (succeeded >= wanted && active == 0)
+}
+
+/// Whether a Pod has stopped for good (`Succeeded` or `Failed`): such pods linger until
+/// garbage-collected but write nothing.
+pub(crate) fn pod_finished(pod: &Value) -> bool {
+    matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    )
 }
 
 fn has_controller(object: &Value) -> bool {

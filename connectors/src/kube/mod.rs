@@ -4,7 +4,7 @@
 //! [`kube::Client`] so the orchestrator can journal intent before every effect:
 //! [`export`] reads and [`clean`]s the source's manifests, [`transform`] rewrites them for
 //! the target (pure), [`apply`] server-side-applies them and [`wait_ready`] waits for the
-//! rollout; [`plan_freeze`] / [`apply_freeze`] / [`restore`] / [`scale_target`] stop and
+//! rollout; [`plan_freeze`] / [`apply_freeze`] / [`restore`] / [`stop_target`] stop and
 //! restart the source and target around the cutover. Digests ([`manifest_digest`]) bind
 //! what was deployed to the evidence; [`mask_secrets`] and [`render_diff`] are what a human
 //! reads, never Secret values.
@@ -39,7 +39,8 @@ pub use kinds::{DEFAULT_KINDS, KindSpec, resolve_kind};
 pub use mask::mask_secrets;
 pub use resource::{Resource, ResourceId};
 pub use scale::{
-    FrozenEntry, FrozenState, apply_freeze, plan_freeze, restore, scale_target, wait_scaled_down,
+    FrozenEntry, FrozenState, UndoReport, apply_freeze, late_jobs, plan_freeze, restore,
+    stop_target, wait_scaled_down,
 };
 pub use transform::transform;
 pub use wait::{Readiness, ReadyProgress, WaitOptions, readiness, wait_ready};

@@ -45,6 +45,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<u8> {
         skip_preflight: args.skip_preflight,
         relocate_bin: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("relocate")),
         operator: args.operator.clone().unwrap_or_else(default_operator),
+        rollback_source_only: false,
     };
     let (result, steps) = engine::run(plan, state, events.clone(), cancel, options).await;
     let (outcome, error, code) = match &result {
@@ -122,6 +123,9 @@ pub struct RollbackArgs {
     /// The cutover stage to undo.
     #[arg(long)]
     pub stage: String,
+    /// Restore the source only; leave the target untouched (when it is unreachable).
+    #[arg(long)]
+    pub source_only: bool,
     /// State directory.
     #[command(flatten)]
     pub state: StateArgs,
@@ -139,6 +143,7 @@ pub(crate) async fn rollback(args: RollbackArgs) -> anyhow::Result<u8> {
         skip_preflight: true,
         relocate_bin: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("relocate")),
         operator: default_operator(),
+        rollback_source_only: args.source_only,
     };
     let result = engine::rollback_stage(plan, state, events.clone(), &args.stage, options).await;
     events.finish();

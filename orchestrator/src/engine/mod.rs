@@ -38,6 +38,9 @@ pub struct RunOptions {
     pub relocate_bin: PathBuf,
     /// Who runs the move (goes into evidence).
     pub operator: String,
+    /// A Kubernetes rollback restores the source only and leaves the target untouched
+    /// (`relocate rollback --source-only`, for an unreachable target).
+    pub rollback_source_only: bool,
 }
 
 /// How a run ended without error.

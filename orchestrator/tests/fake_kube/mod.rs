@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub mod workloads;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -64,11 +66,11 @@ impl FakeCluster {
             .insert((collection.to_owned(), name), object);
     }
 
-    /// An object, if present.
+    /// An object, if present (after the cluster's controllers have acted).
     pub fn get(&self, collection: &str, name: &str) -> Option<Value> {
-        self.objects
-            .lock()
-            .expect("lock")
+        let mut store = self.objects.lock().expect("lock");
+        workloads::reconcile(&mut store);
+        store
             .get(&(collection.to_owned(), name.to_owned()))
             .cloned()
     }
@@ -79,7 +81,7 @@ fn settle(object: &mut Value) {
     if object["kind"] == "Deployment" || object["kind"] == "StatefulSet" {
         let replicas = object["spec"]["replicas"].as_i64().unwrap_or(1);
         object["metadata"]["generation"] = json!(1);
-        object["metadata"]["uid"] = json!("0d9e1f9c-6d1e-4a55-9a3c-5f7f2b1f8e11");
+        workloads::ensure_uid(object);
         object["metadata"]["resourceVersion"] = json!("4711");
         object["status"] = json!({
             "observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas,
@@ -145,22 +147,14 @@ async fn handle(
     let name = parts.get(ns_at + 3).map(|s| (*s).to_owned());
     let sub = parts.get(ns_at + 4).copied();
     let mut store = objects.lock().expect("lock");
+    workloads::reconcile(&mut store);
     match (method, name, sub) {
+        (Method::DELETE, Some(name), None) => workloads::delete(&mut store, &collection, &name),
         (Method::GET, None, None) => {
-            let items: Vec<Value> = if collection.ends_with("/pods") {
-                pods(&store, &namespace)
-                    .into_iter()
-                    .filter(|p| matches(p, query.get("labelSelector")))
-                    .collect()
-            } else {
-                store
-                    .iter()
-                    .filter(|((c, _), o)| {
-                        *c == collection && matches(o, query.get("labelSelector"))
-                    })
-                    .map(|(_, o)| o.clone())
-                    .collect()
-            };
+            let items: Vec<Value> = workloads::listed(&store, &collection)
+                .into_iter()
+                .filter(|o| matches(o, query.get("labelSelector")))
+                .collect();
             axum::Json(json!({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": "4711"}, "items": items})).into_response()
         }
         (Method::GET, Some(name), None) => match store.get(&(collection.clone(), name.clone())) {

@@ -47,6 +47,14 @@ pub struct KubernetesWorkload {
     /// How long `deploy` waits for readiness, e.g. `10m` (default 5m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_timeout: Option<String>,
+    /// Writers `freeze` cannot stop but may leave running at the source, as `Kind/name`
+    /// (e.g. `DaemonSet/log-shipper`); any other writer it cannot stop makes it refuse.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leave_running: Vec<String>,
+    /// Argo CD or Flux no longer reconciles these workloads (auto-sync off, `flux suspend`),
+    /// so `freeze` may scale them although they carry the GitOps owner's labels.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gitops_paused: bool,
 }
 
 /// One named resource.

@@ -117,7 +117,6 @@ async fn export_lists_every_kind_skips_cluster_objects_and_cleans() {
             "Deployment analyzer",
             "Deployment worker",
             "CronJob report",
-            "Job seed",
         ]
     );
     for r in &exported {
@@ -254,5 +253,45 @@ async fn unknown_custom_kind_is_refused_with_the_kind() {
     assert!(
         matches!(&result, Err(KubeError::UnknownKind { kind, .. }) if kind == "nope.example.com/v1/Widget"),
         "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn k8s_finding_03_finished_jobs_are_not_exported_running_ones_are() {
+    let ns = "analysis";
+    let succeeded = fixtures::job(ns, "seed");
+    let mut failed = fixtures::job(ns, "backfill");
+    failed["status"] = json!({"failed": 3, "conditions": [
+        {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded"},
+        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+         "message": "Job has reached the specified backoff limit"}]});
+    let mut complete = fixtures::job(ns, "warmup");
+    complete["status"] = json!({"succeeded": 1, "completionTime": "2025-03-02T09:01:00Z",
+        "conditions": [{"type": "SuccessCriteriaMet", "status": "True"}, {"type": "Complete", "status": "True"}]});
+    let mut running = fixtures::job(ns, "migrate");
+    running["status"] = json!({"active": 1, "startTime": "2025-03-02T09:00:00Z"});
+    let (client, handle) = mock();
+    let uri = collection("batch", "v1", "jobs");
+    let script = vec![list_step(&uri, &[]).ok(fixtures::list(
+        "Job",
+        "batch/v1",
+        vec![succeeded, failed, complete, running],
+    ))];
+    let server = serve(handle, script);
+    let result = export(
+        &client,
+        &workload(json!({"selector": {"app": "analyzer"}, "kinds": ["Job"]})),
+    )
+    .await;
+    finished(server).await;
+    let names: Vec<String> = result
+        .expect("export succeeds")
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["migrate"],
+        "a finished Job applied at the target runs again"
     );
 }

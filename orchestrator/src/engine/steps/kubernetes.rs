@@ -1,21 +1,27 @@
 //! `freeze`, `deploy` and `rollback` steps on Kubernetes workloads.
 //!
 //! Every effect is preceded by its intent in the state (`workload_state`):
-//! - `freeze` records the source's replica counts (`frozen`) before scaling to zero, and
-//!   reuses an existing record when resumed, so a second freeze never records zeros;
+//! - `freeze` records every writer it will stop and how it stood (`frozen`: replicas,
+//!   suspension, claim policy, KEDA pause) before stopping any, and reuses an existing
+//!   record when resumed, so a second freeze never records zeros;
 //! - `deploy` records the resources it is about to apply (`deploying`) before applying,
 //!   then their digests (`applied`) for the evidence;
-//! - `rollback` works only from those records, so it also works after a crash.
+//! - `rollback` (in `rollback`) works only from those records, so it also works after a
+//!   crash: source first, best effort, then the target.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use connectors::kube::{
-    Applied, FrozenState, Resource, ResourceId, WaitOptions, apply, apply_freeze, connect, export,
-    mask_secrets, plan_freeze, restore, scale_target, transform, wait_ready, wait_scaled_down,
+    Applied, FrozenState, KubeError, Resource, ResourceId, WaitOptions, apply, apply_freeze,
+    connect, export, late_jobs, mask_secrets, plan_freeze, transform, wait_ready, wait_scaled_down,
 };
 use plans::{KubernetesWorkload, Stage};
+
+mod rollback;
+
+pub(crate) use rollback::{rollback, rollback_workload};
 
 use super::{StepResult, missing_workload};
 use crate::engine::{Context, EngineError};
@@ -35,6 +41,18 @@ fn failed(detail: impl std::fmt::Display) -> StepOutput {
         StepSummary::default(),
         StepResult::failed(detail.to_string()),
     ))
+}
+
+/// An error and its causes on one line: a step's failure is kept as text, and "API call
+/// failed" alone does not say that the connection was refused.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(&format!(": {e}"));
+        cause = e.source();
+    }
+    text
 }
 
 fn started(
@@ -62,16 +80,36 @@ fn say(ctx: &Context, stage: &Stage, line: String) {
     });
 }
 
-async fn client(ctx: &Context, cluster: &str) -> Result<kube::Client, String> {
+/// Why a step could not reach a cluster.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ClusterError {
+    /// The workload names a cluster the plan does not define.
+    #[error("cluster {0} is not in the plan")]
+    NotInPlan(String),
+    /// The cluster's client could not be built.
+    #[error("cluster {cluster}: {source}")]
+    Connect {
+        /// The plan's name for the cluster.
+        cluster: String,
+        /// Why.
+        #[source]
+        source: KubeError,
+    },
+}
+
+async fn client(ctx: &Context, cluster: &str) -> Result<kube::Client, ClusterError> {
     let spec = ctx
         .plan
         .plan()
         .clusters
         .get(cluster)
-        .ok_or_else(|| format!("cluster {cluster} is not in the plan"))?;
+        .ok_or_else(|| ClusterError::NotInPlan(cluster.to_owned()))?;
     connect(spec, ctx.plan.base_dir())
         .await
-        .map_err(|e| format!("cluster {cluster}: {e}"))
+        .map_err(|source| ClusterError::Connect {
+            cluster: cluster.to_owned(),
+            source,
+        })
 }
 
 fn wait_timeout(w: &KubernetesWorkload) -> Duration {
@@ -138,7 +176,8 @@ fn keep_manifests(
     Ok(dir)
 }
 
-/// Record the source's replica counts, then scale the source to zero and wait for its pods to go.
+/// Record every writer at the source and how it stood, then stop them and wait for their
+/// pods to go. A writer that cannot be stopped fails the step before anything is changed.
 pub(crate) async fn freeze(
     ctx: &Context,
     stage: &Stage,
@@ -154,7 +193,7 @@ pub(crate) async fn freeze(
         step_index,
         "freeze",
         name,
-        format!("{name}: scale {}/{} to zero", w.from, w.namespace),
+        format!("{name}: stop the writers in {}/{}", w.from, w.namespace),
     );
     let src = match client(ctx, &w.from).await {
         Ok(c) => c,
@@ -168,29 +207,43 @@ pub(crate) async fn freeze(
                 Err(e) => return failed(format!("export from {}: {e}", w.from)),
             };
             keep_manifests(ctx, name, "source", &resources)?;
-            let state = match plan_freeze(&src, &resources).await {
+            let state = match plan_freeze(&src, w).await {
                 Ok(s) => s,
-                Err(e) => return failed(e),
+                Err(e) => return failed(with_causes(&e)),
             };
             save(ctx, name, FROZEN, &state)?;
             state
         }
     };
+    let mut frozen = frozen;
     if let Err(e) = apply_freeze(&src, &frozen).await {
-        return failed(e);
+        return failed(with_causes(&e));
     }
+    match late_jobs(&src, &frozen).await {
+        Ok(late) if late.is_empty() => {}
+        Ok(late) => {
+            frozen.entries.extend(late);
+            save(ctx, name, FROZEN, &frozen)?;
+            if let Err(e) = apply_freeze(&src, &frozen).await {
+                return failed(with_causes(&e));
+            }
+        }
+        Err(e) => return failed(with_causes(&e)),
+    }
+    let stopped: Vec<String> = frozen.entries.iter().map(|e| e.id().to_string()).collect();
     say(
         ctx,
         stage,
         format!(
-            "{name}: {} workload(s) scaled to zero; waiting for their pods to stop",
-            frozen.entries.len()
+            "{name}: stopped {} writer(s) ({}); waiting for their pods to stop",
+            stopped.len(),
+            stopped.join(", ")
         ),
     );
     if let Err(e) =
         wait_scaled_down(&src, &frozen, WaitOptions::with_timeout(wait_timeout(w))).await
     {
-        return failed(e);
+        return failed(with_causes(&e));
     }
     Ok((StepSummary::default(), StepResult::Succeeded))
 }
@@ -287,7 +340,8 @@ pub(crate) async fn deploy(
     ))
 }
 
-/// A frozen source exports with zero replicas; the target must get the recorded counts.
+/// A frozen source exports with zero replicas, suspended, with its claims retained and its
+/// autoscalers paused; the target must get the state recorded before the freeze.
 fn restore_recorded_scale(resources: &mut [Resource], frozen: &FrozenState) {
     for r in resources.iter_mut() {
         let Some(entry) = frozen
@@ -309,80 +363,80 @@ fn restore_recorded_scale(resources: &mut [Resource], frozen: &FrozenState) {
         ) {
             spec.insert("suspend".into(), suspended.into());
         }
-    }
-}
-
-/// Restore the source from the recorded counts and scale the target down.
-pub(crate) async fn rollback(
-    ctx: &Context,
-    stage: &Stage,
-    step_index: usize,
-    name: &str,
-) -> StepOutput {
-    started(
-        ctx,
-        stage,
-        step_index,
-        "rollback",
-        name,
-        format!("{name}: restore the source, scale the target down"),
-    );
-    match rollback_workload(ctx, name).await {
-        Ok(lines) => {
-            for l in lines {
-                say(ctx, stage, l);
-            }
-            Ok((StepSummary::default(), StepResult::Succeeded))
+        if let (Some(policy), Some(retention)) = (
+            &entry.when_scaled,
+            r.object
+                .pointer_mut("/spec/persistentVolumeClaimRetentionPolicy")
+                .and_then(|p| p.as_object_mut()),
+        ) {
+            retention.insert("whenScaled".into(), policy.clone().into());
         }
-        Err(e) => failed(e),
+        if entry.kind == "ScaledObject"
+            && let Some(annotations) = r
+                .object
+                .pointer_mut("/metadata/annotations")
+                .and_then(|a| a.as_object_mut())
+        {
+            match &entry.paused_replicas {
+                Some(before) => annotations.insert(KEDA_PAUSED.into(), before.clone().into()),
+                None => annotations.remove(KEDA_PAUSED),
+            };
+        }
     }
 }
 
-/// Undo a workload's cutover from the recorded state; returns what was done.
-pub(crate) async fn rollback_workload(ctx: &Context, name: &str) -> Result<Vec<String>, String> {
-    let w = ctx
-        .plan
-        .kubernetes_workload(name)
-        .ok_or_else(|| format!("{name} is not a Kubernetes workload"))?;
-    let mut done = Vec::new();
-    let deployed: Option<Vec<ResourceId>> =
-        load(ctx, name, DEPLOYING).map_err(|e| e.to_string())?;
-    if let Some(ids) = deployed {
-        let tgt = client(ctx, &w.to).await?;
-        let targets: Vec<Resource> = ids
-            .iter()
-            .map(|id| Resource {
-                kind: id.kind.clone(),
-                api_version: id.api_version.clone(),
-                namespace: id.namespace.clone(),
-                name: id.name.clone(),
-                object: serde_json::Value::Null,
-            })
+/// KEDA's pause annotation, which the freeze sets on the source's ScaledObjects.
+const KEDA_PAUSED: &str = "autoscaling.keda.sh/paused-replicas";
+
+#[cfg(test)]
+mod tests {
+    use connectors::kube::FrozenEntry;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_target_gets_the_state_recorded_before_the_freeze() {
+        let frozen_source = [
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": "analysis"},
+                   "spec": {"replicas": 0, "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"}}}),
+            json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+                   "metadata": {"name": "api", "namespace": "analysis",
+                                "annotations": {"autoscaling.keda.sh/paused-replicas": "0", "team": "data"}},
+                   "spec": {"scaleTargetRef": {"name": "api"}}}),
+        ];
+        let mut resources: Vec<Resource> = frozen_source
+            .into_iter()
+            .map(|o| Resource::from_object(o, "analysis").expect("manifest"))
             .collect();
-        scale_target(&tgt, &targets, 0)
-            .await
-            .map_err(|e| format!("scale down at {}: {e}", w.to))?;
-        done.push(format!(
-            "{name}: target workloads in {} scaled to zero",
-            w.to
-        ));
+        let entry = |kind: &str, name: &str| FrozenEntry {
+            api_version: String::new(),
+            kind: kind.into(),
+            namespace: "analysis".into(),
+            name: name.into(),
+            ..FrozenEntry::default()
+        };
+        let state = FrozenState {
+            entries: vec![
+                entry("ScaledObject", "api"),
+                FrozenEntry {
+                    replicas: Some(2),
+                    when_scaled: Some("Delete".into()),
+                    ..entry("StatefulSet", "db")
+                },
+            ],
+        };
+        restore_recorded_scale(&mut resources, &state);
+        let db = &resources[0].object["spec"];
+        assert_eq!(db["replicas"], 2);
+        assert_eq!(
+            db["persistentVolumeClaimRetentionPolicy"]["whenScaled"],
+            "Delete"
+        );
+        assert_eq!(
+            resources[1].object["metadata"]["annotations"],
+            json!({"team": "data"}),
+            "the target's autoscaler is not born paused"
+        );
     }
-    let frozen: Option<FrozenState> = load(ctx, name, FROZEN).map_err(|e| e.to_string())?;
-    if let Some(frozen) = frozen {
-        let src = client(ctx, &w.from).await?;
-        restore(&src, &frozen)
-            .await
-            .map_err(|e| format!("restore at {}: {e}", w.from))?;
-        done.push(format!(
-            "{name}: source replica counts restored in {}",
-            w.from
-        ));
-        ctx.db
-            .clear_workload_state(name, FROZEN)
-            .map_err(|e| e.to_string())?;
-    }
-    if done.is_empty() {
-        done.push(format!("{name}: nothing recorded to roll back"));
-    }
-    Ok(done)
 }
