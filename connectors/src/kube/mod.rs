@@ -11,13 +11,19 @@
 
 mod apply;
 mod clean;
+mod clean_service;
 mod connect;
 mod diff;
+mod dry_run;
 mod digest;
 mod error;
 mod export;
 mod kinds;
 mod mask;
+mod ownership;
+mod pod_reasons;
+mod readiness;
+mod rename;
 mod resource;
 mod scale;
 mod transform;
@@ -28,10 +34,11 @@ mod fixtures;
 #[cfg(test)]
 mod mock_tests;
 
-pub use apply::{Applied, apply};
+pub use apply::{Applied, ApplyOptions, FIELD_MANAGER, apply};
 pub use clean::clean;
 pub use connect::connect;
 pub use diff::render_diff;
+pub use dry_run::{DryRunReport, dry_run};
 pub use digest::{canonical_json, manifest_digest};
 pub use error::KubeError;
 pub use export::export;
@@ -42,4 +49,6 @@ pub use scale::{
     FrozenEntry, FrozenState, apply_freeze, plan_freeze, restore, scale_target, wait_scaled_down,
 };
 pub use transform::transform;
-pub use wait::{Readiness, ReadyProgress, WaitOptions, readiness, wait_ready};
+pub use readiness::{Readiness, readiness};
+pub use rename::unrewritten as namespace_rename_warnings;
+pub use wait::{CALL_TIMEOUT, ReadyProgress, WaitOptions, wait_ready};

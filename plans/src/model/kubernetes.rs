@@ -47,6 +47,13 @@ pub struct KubernetesWorkload {
     /// How long `deploy` waits for readiness, e.g. `10m` (default 5m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_timeout: Option<String>,
+    /// Take over objects of the same name at the target that relocate did not create
+    /// (default: refuse them, naming who manages them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
+    /// Create the target namespace when it is missing (default: report it missing).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_namespace: bool,
 }
 
 /// One named resource.
