@@ -90,10 +90,15 @@ workloads:
 }
 
 fn run(ws: &Workspace) -> std::process::Output {
+    run_in(ws, "state")
+}
+
+/// Run with its own state directory (a changed plan cannot reuse another plan's state).
+fn run_in(ws: &Workspace, state: &str) -> std::process::Output {
     assert_cmd::Command::cargo_bin("relocate")
         .expect("binary")
         .current_dir(ws.path())
-        .args(["run", "plan.yaml", "--state-dir", "state", "--output", "plain"])
+        .args(["run", "plan.yaml", "--state-dir", state, "--output", "plain"])
         .timeout(Duration::from_secs(90))
         .output()
         .expect("run relocate")
@@ -237,7 +242,7 @@ fn k8s_finding_11_a_missing_target_namespace_is_named_or_created() {
     assert_eq!(source_replicas(&src), 3, "the source must not be frozen");
 
     plan(&ws, &src, &dst, "      createNamespace: true\n");
-    let out = run(&ws);
+    let out = run_in(&ws, "state-create");
     assert!(out.status.success(), "{}", both(&out));
     assert!(dst.get(TARGET_CONFIGMAPS, "api-config").is_some());
     assert!(dst.api.requests().iter().any(|r| r.starts_with("PATCH /api/v1/namespaces/analysis-zrh?")));
@@ -271,7 +276,7 @@ fn k8s_finding_13_an_unrelated_object_at_the_target_is_not_taken_over() {
     );
 
     plan(&ws, &src, &dst, "      adopt: true\n");
-    let out = run(&ws);
+    let out = run_in(&ws, "state-adopt");
     assert!(out.status.success(), "{}", both(&out));
     let adopted = dst.get(TARGET_CONFIGMAPS, "api-config").expect("adopted");
     assert_eq!(adopted["data"]["region"], "moscow");
