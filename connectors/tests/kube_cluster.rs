@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use connectors::kube::{
-    ApplyOptions, Resource, WaitOptions, apply, apply_freeze, export, plan_freeze, restore, scale_target,
-    transform, wait_ready, wait_scaled_down,
+    ApplyOptions, Resource, WaitOptions, apply, apply_freeze, export, plan_freeze, restore,
+    scale_target, transform, wait_ready, wait_scaled_down,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;

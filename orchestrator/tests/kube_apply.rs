@@ -98,7 +98,14 @@ fn run_in(ws: &Workspace, state: &str) -> std::process::Output {
     assert_cmd::Command::cargo_bin("relocate")
         .expect("binary")
         .current_dir(ws.path())
-        .args(["run", "plan.yaml", "--state-dir", state, "--output", "plain"])
+        .args([
+            "run",
+            "plan.yaml",
+            "--state-dir",
+            state,
+            "--output",
+            "plain",
+        ])
         .timeout(Duration::from_secs(90))
         .output()
         .expect("run relocate")
@@ -123,7 +130,13 @@ fn k8s_finding_06_a_missing_storage_class_stops_the_run_before_the_freeze() {
                "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "ssd-msk",
                         "resources": {"requests": {"storage": "10Gi"}}}}),
     );
-    plan_with(&ws, &src, &dst, "", "        storageClasses: { ssd-msk: ssd-zrh }\n");
+    plan_with(
+        &ws,
+        &src,
+        &dst,
+        "",
+        "        storageClasses: { ssd-msk: ssd-zrh }\n",
+    );
 
     let show = ws.relocate(&["plan", "show", "plan.yaml"]);
     let shown = both(&show);
@@ -139,7 +152,10 @@ fn k8s_finding_06_a_missing_storage_class_stops_the_run_before_the_freeze() {
     assert!(text.contains("pre-flight of deploy analyzer"), "{text}");
     assert!(text.contains("StorageClass ssd-zrh"), "{text}");
     assert_eq!(source_replicas(&src), 3, "the source must not be frozen");
-    assert!(dst.get(TARGET_CONFIGMAPS, "api-config").is_none(), "nothing applied");
+    assert!(
+        dst.get(TARGET_CONFIGMAPS, "api-config").is_none(),
+        "nothing applied"
+    );
 
     dst.api.insert_cluster_scoped(
         "storageclasses",
@@ -163,9 +179,15 @@ fn k8s_finding_06_an_auto_allocated_node_port_is_not_carried_to_the_target() {
                         "selector": {"app": "analyzer"},
                         "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP", "nodePort": node_port}]}})
     };
-    src.insert("/api/v1/namespaces/analysis/services", service("analysis", "api", 30080));
+    src.insert(
+        "/api/v1/namespaces/analysis/services",
+        service("analysis", "api", 30080),
+    );
     // Another team's Service at the target already holds 30080.
-    dst.insert("/api/v1/namespaces/payments/services", service("payments", "gateway", 30080));
+    dst.insert(
+        "/api/v1/namespaces/payments/services",
+        service("payments", "gateway", 30080),
+    );
     plan(&ws, &src, &dst, "");
 
     let out = run(&ws);
@@ -176,7 +198,10 @@ fn k8s_finding_06_an_auto_allocated_node_port_is_not_carried_to_the_target() {
     let port = &applied["spec"]["ports"][0];
     assert_eq!(port["port"], 80);
     assert_ne!(port["nodePort"], 30080, "{applied}");
-    assert!(port["nodePort"].as_i64().is_some(), "the target allocated its own: {applied}");
+    assert!(
+        port["nodePort"].as_i64().is_some(),
+        "the target allocated its own: {applied}"
+    );
     assert!(
         dst.api.requests().iter().any(|r| r.contains("dryRun=All")),
         "a dry run came first"
@@ -202,7 +227,10 @@ fn k8s_finding_07_a_500_during_the_wait_does_not_end_the_deploy() {
         "{text}"
     );
     // The fake's rollout takes several polls: the first answers show it unobserved.
-    assert!(text.contains("controller has not observed generation"), "{text}");
+    assert!(
+        text.contains("controller has not observed generation"),
+        "{text}"
+    );
     assert_eq!(
         dst.get(TARGET_DEPLOYMENTS, "api").expect("deployed")["status"]["readyReplicas"],
         3
@@ -224,9 +252,16 @@ fn k8s_finding_07_a_get_that_never_answers_ends_at_the_wait_timeout() {
     let out = run(&ws);
     let text = both(&out);
     assert!(!out.status.success(), "{text}");
-    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(text.contains("timed out after 3s"), "{text}");
-    assert!(text.contains("no answer from the API server (the call timed out)"), "{text}");
+    assert!(
+        text.contains("no answer from the API server (the call timed out)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -237,15 +272,26 @@ fn k8s_finding_11_a_missing_target_namespace_is_named_or_created() {
     let out = run(&ws);
     let text = both(&out);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("namespaces \"analysis-zrh\" not found"), "{text}");
-    assert!(!text.contains("ConfigMap analysis-zrh/api-config not found"), "{text}");
+    assert!(
+        text.contains("namespaces \"analysis-zrh\" not found"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("ConfigMap analysis-zrh/api-config not found"),
+        "{text}"
+    );
     assert_eq!(source_replicas(&src), 3, "the source must not be frozen");
 
     plan(&ws, &src, &dst, "      createNamespace: true\n");
     let out = run_in(&ws, "state-create");
     assert!(out.status.success(), "{}", both(&out));
     assert!(dst.get(TARGET_CONFIGMAPS, "api-config").is_some());
-    assert!(dst.api.requests().iter().any(|r| r.starts_with("PATCH /api/v1/namespaces/analysis-zrh?")));
+    assert!(
+        dst.api
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("PATCH /api/v1/namespaces/analysis-zrh?"))
+    );
 }
 
 #[test]
@@ -286,7 +332,10 @@ fn k8s_finding_13_an_unrelated_object_at_the_target_is_not_taken_over() {
         .iter()
         .map(|e| e["manager"].as_str().unwrap_or_default())
         .collect();
-    assert!(managers.contains(&"relocate") && managers.contains(&"helm"), "{managers:?}");
+    assert!(
+        managers.contains(&"relocate") && managers.contains(&"helm"),
+        "{managers:?}"
+    );
     let entry = adopted["metadata"]["managedFields"]
         .as_array()
         .and_then(|a| a.iter().find(|e| e["manager"] == "relocate"))
@@ -369,8 +418,17 @@ fn k8s_finding_09_clusters_are_reached_through_https_proxy() {
         .expect("run relocate");
     let text = both(&out);
     assert!(out.status.success(), "{text}");
-    assert!(!text.contains("ProxyProtocolDisabled") && !text.contains("kube/http-proxy"), "{text}");
+    assert!(
+        !text.contains("ProxyProtocolDisabled") && !text.contains("kube/http-proxy"),
+        "{text}"
+    );
     assert!(text.contains("2 resource(s) exported from msk"), "{text}");
-    assert!(text.contains("dry run at zrh: 2 manifest(s) accepted"), "{text}");
-    assert!(tunnels.load(Ordering::SeqCst) >= 2, "both clusters through the proxy");
+    assert!(
+        text.contains("dry run at zrh: 2 manifest(s) accepted"),
+        "{text}"
+    );
+    assert!(
+        tunnels.load(Ordering::SeqCst) >= 2,
+        "both clusters through the proxy"
+    );
 }

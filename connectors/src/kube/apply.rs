@@ -105,7 +105,8 @@ pub(crate) async fn ensure_namespace(
         client.clone(),
         &ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
     );
-    let manifest = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
+    let manifest =
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
     let mut params = PatchParams::apply(FIELD_MANAGER);
     if dry_run {
         params = params.dry_run();

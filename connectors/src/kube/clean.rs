@@ -137,7 +137,10 @@ fn clean_token_secret(secret: &mut Value) {
     if secret.get("type").and_then(Value::as_str) != Some("kubernetes.io/service-account-token") {
         return;
     }
-    for (pointer, fields) in [("/data", TOKEN_DATA), ("/metadata/annotations", TOKEN_ANNOTATIONS)] {
+    for (pointer, fields) in [
+        ("/data", TOKEN_DATA),
+        ("/metadata/annotations", TOKEN_ANNOTATIONS),
+    ] {
         if let Some(Value::Object(map)) = secret.pointer_mut(pointer) {
             for field in fields {
                 map.remove(*field);
@@ -154,10 +157,13 @@ pub(crate) fn is_generated_token_secret(secret: &Value) -> bool {
     if text("/type") != Some("kubernetes.io/service-account-token") {
         return false;
     }
-    let account = text("/metadata/annotations/kubernetes.io~1service-account.name").unwrap_or_default();
+    let account =
+        text("/metadata/annotations/kubernetes.io~1service-account.name").unwrap_or_default();
     let name = text("/metadata/name").unwrap_or_default();
     name.strip_prefix(&format!("{account}-token-"))
-        .is_some_and(|suffix| suffix.len() == 5 && suffix.chars().all(|c| c.is_ascii_alphanumeric()))
+        .is_some_and(|suffix| {
+            suffix.len() == 5 && suffix.chars().all(|c| c.is_ascii_alphanumeric())
+        })
 }
 
 fn clean_job(job: &mut Value) {

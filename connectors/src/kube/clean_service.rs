@@ -59,7 +59,9 @@ impl ExplicitNodePorts {
             .flatten()
             .filter(|e| e.get("operation").and_then(Value::as_str) == Some("Apply"))
         {
-            let ports = entry.pointer("/fieldsV1/f:spec/f:ports").and_then(Value::as_object);
+            let ports = entry
+                .pointer("/fieldsV1/f:spec/f:ports")
+                .and_then(Value::as_object);
             for (key, fields) in ports.into_iter().flatten() {
                 // Keys look like `k:{"port":80,"protocol":"TCP"}`.
                 let Some(id) = key.strip_prefix("k:") else {
@@ -82,7 +84,10 @@ impl ExplicitNodePorts {
     fn keeps(&self, port: &Value) -> bool {
         let node_port = port.get("nodePort").and_then(Value::as_i64);
         let number = port.get("port").and_then(Value::as_i64).unwrap_or(0);
-        let protocol = port.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+        let protocol = port
+            .get("protocol")
+            .and_then(Value::as_str)
+            .unwrap_or("TCP");
         let by_last_applied = match port.get("name").and_then(Value::as_str) {
             Some(name) if !name.is_empty() => self.names.contains(name),
             _ => node_port.is_some_and(|n| self.values.contains(&n)),

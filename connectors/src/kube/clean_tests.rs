@@ -132,7 +132,10 @@ fn k8s_finding_06_auto_allocated_node_ports_are_stripped_explicit_ones_kept() {
     // Allocated by the source (kubectl client-side apply did not write it): stripped.
     let mut allocated = fixtures::service("analysis", "analyzer");
     clean(&mut allocated);
-    assert!(allocated["spec"]["ports"][0].get("nodePort").is_none(), "{allocated}");
+    assert!(
+        allocated["spec"]["ports"][0].get("nodePort").is_none(),
+        "{allocated}"
+    );
 
     // Written by the author, as last-applied-configuration records: kept.
     let mut written = fixtures::service("analysis", "analyzer");
@@ -143,7 +146,10 @@ fn k8s_finding_06_auto_allocated_node_ports_are_stripped_explicit_ones_kept() {
         "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"spec\":{\"type\":\"LoadBalancer\",\"ports\":[{\"name\":\"http\",\"port\":80,\"nodePort\":30080}]}}"});
     clean(&mut written);
     assert_eq!(written["spec"]["ports"][0]["nodePort"], 30080);
-    assert!(written["spec"]["ports"][1].get("nodePort").is_none(), "{written}");
+    assert!(
+        written["spec"]["ports"][1].get("nodePort").is_none(),
+        "{written}"
+    );
 
     // Owned by a server-side Apply manager: kept.
     let mut applied = fixtures::service("analysis", "analyzer");
@@ -167,19 +173,36 @@ fn k8s_finding_10_hand_made_token_secret_is_kept_without_its_token() {
     secret["metadata"]["annotations"]["kubernetes.io/service-account.uid"] =
         json!("5a6b7c8d-0000-4000-8000-000000000042");
     assert!(!super::is_generated_token_secret(&secret));
-    assert!(super::is_generated_token_secret(&fixtures::token_secret("analysis")));
+    assert!(super::is_generated_token_secret(&fixtures::token_secret(
+        "analysis"
+    )));
     clean(&mut secret);
     assert_eq!(secret["type"], "kubernetes.io/service-account-token");
-    assert_eq!(secret["metadata"]["annotations"], json!({"kubernetes.io/service-account.name": "analyzer"}));
-    assert!(secret.get("data").is_none_or(|d| d.as_object().is_some_and(|d| d.is_empty())), "{secret}");
+    assert_eq!(
+        secret["metadata"]["annotations"],
+        json!({"kubernetes.io/service-account.name": "analyzer"})
+    );
+    assert!(
+        secret
+            .get("data")
+            .is_none_or(|d| d.as_object().is_some_and(|d| d.is_empty())),
+        "{secret}"
+    );
 }
 
 #[test]
 fn k8s_finding_10_operator_finalizers_and_source_network_fields_are_dropped() {
     let mut cm = fixtures::config_map("analysis", "analyzer-config");
-    cm["metadata"]["finalizers"] = json!(["backup.example.com/snapshot", "kubernetes.io/pvc-protection", "foregroundDeletion"]);
+    cm["metadata"]["finalizers"] = json!([
+        "backup.example.com/snapshot",
+        "kubernetes.io/pvc-protection",
+        "foregroundDeletion"
+    ]);
     clean(&mut cm);
-    assert_eq!(cm["metadata"]["finalizers"], json!(["kubernetes.io/pvc-protection", "foregroundDeletion"]));
+    assert_eq!(
+        cm["metadata"]["finalizers"],
+        json!(["kubernetes.io/pvc-protection", "foregroundDeletion"])
+    );
 
     let mut s = fixtures::service("analysis", "analyzer");
     s["spec"]["externalIPs"] = json!(["198.51.100.7"]);

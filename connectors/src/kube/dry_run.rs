@@ -81,10 +81,13 @@ pub async fn dry_run(
     let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
     for resource in resources {
         let id = resource.id();
-        let kind = match resolve_manifest_kind(client, &resource.api_version, &resource.kind).await {
+        let kind = match resolve_manifest_kind(client, &resource.api_version, &resource.kind).await
+        {
             Ok(kind) => kind,
             Err(e) => {
-                problems.push(format!("{id}: {e} (is its CustomResourceDefinition installed at the target?)"));
+                problems.push(format!(
+                    "{id}: {e} (is its CustomResourceDefinition installed at the target?)"
+                ));
                 continue;
             }
         };
@@ -99,7 +102,10 @@ pub async fn dry_run(
             problems.push(e.to_string());
             continue;
         }
-        match api.patch(&resource.name, &params, &Patch::Apply(&resource.object)).await {
+        match api
+            .patch(&resource.name, &params, &Patch::Apply(&resource.object))
+            .await
+        {
             Ok(_) => report.accepted += 1,
             Err(e) => problems.push(KubeError::from_api(&id, e).to_string()),
         }
@@ -121,7 +127,9 @@ async fn namespace_exists(client: &Client, namespace: &str, report: &mut DryRunR
     match api.get_opt(namespace).await {
         Ok(found) => found.is_some(),
         Err(e) => {
-            report.notices.push(format!("namespace {namespace} not checked: {e}"));
+            report
+                .notices
+                .push(format!("namespace {namespace} not checked: {e}"));
             true
         }
     }
@@ -181,13 +189,29 @@ pub(crate) fn cluster_refs(resources: &[Resource]) -> Vec<ClusterRef> {
         for claim in claims {
             let class = claim
                 .pointer("/spec/storageClassName")
-                .or_else(|| claim.pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class"))
+                .or_else(|| {
+                    claim.pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class")
+                })
                 .and_then(Value::as_str);
-            add("StorageClass", "storage.k8s.io", "storageclasses", class, resource);
+            add(
+                "StorageClass",
+                "storage.k8s.io",
+                "storageclasses",
+                class,
+                resource,
+            );
         }
         if resource.kind == "Ingress" {
-            let class = object.pointer("/spec/ingressClassName").and_then(Value::as_str);
-            add("IngressClass", "networking.k8s.io", "ingressclasses", class, resource);
+            let class = object
+                .pointer("/spec/ingressClassName")
+                .and_then(Value::as_str);
+            add(
+                "IngressClass",
+                "networking.k8s.io",
+                "ingressclasses",
+                class,
+                resource,
+            );
         }
         let mut copy = object.clone();
         for template in pod_templates_mut(&mut copy, &resource.kind) {
@@ -195,7 +219,13 @@ pub(crate) fn cluster_refs(resources: &[Resource]) -> Vec<ClusterRef> {
                 .pointer("/spec/priorityClassName")
                 .and_then(Value::as_str)
                 .filter(|c| !BUILTIN_PRIORITY_CLASSES.contains(c));
-            add("PriorityClass", "scheduling.k8s.io", "priorityclasses", class, resource);
+            add(
+                "PriorityClass",
+                "scheduling.k8s.io",
+                "priorityclasses",
+                class,
+                resource,
+            );
         }
     }
     refs

@@ -60,7 +60,9 @@ pub enum KubeError {
         message: String,
     },
     /// The namespace itself is missing at the cluster (the API server's own message is kept).
-    #[error("{resource}: {message} (create it first, or set `createNamespace: true` on the workload)")]
+    #[error(
+        "{resource}: {message} (create it first, or set `createNamespace: true` on the workload)"
+    )]
     NamespaceNotFound {
         /// `Kind namespace/name` that was being written or read.
         resource: String,

@@ -20,7 +20,12 @@ pub(crate) fn foreign_managers(live: &Value) -> Option<String> {
         .into_iter()
         .flatten()
         .collect();
-    let manager = |e: &Value| e.get("manager").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let manager = |e: &Value| {
+        e.get("manager")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     if entries.iter().any(|e| manager(e) == FIELD_MANAGER) {
         return None;
     }
@@ -50,8 +55,12 @@ mod tests {
             {"manager": "relocate", "operation": "Apply"},
             {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status"}]}});
         assert_eq!(foreign_managers(&ours), None);
-        let helm = json!({"metadata": {"managedFields": [{"manager": "helm", "operation": "Update"}]}});
+        let helm =
+            json!({"metadata": {"managedFields": [{"manager": "helm", "operation": "Update"}]}});
         assert_eq!(foreign_managers(&helm).as_deref(), Some("helm (Update)"));
-        assert_eq!(foreign_managers(&json!({"metadata": {}})).as_deref(), Some("unknown"));
+        assert_eq!(
+            foreign_managers(&json!({"metadata": {}})).as_deref(),
+            Some("unknown")
+        );
     }
 }

@@ -8,9 +8,9 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, ListParams};
-use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
 /// At most this many distinct reasons per workload, so one message stays readable.
@@ -63,7 +63,11 @@ pub(crate) async fn pod_reasons(client: &Client, namespace: &str, live: &Value) 
     };
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     match api.list(&ListParams::default().labels(&selector)).await {
-        Ok(list) => summarize(list.items.iter().filter_map(|p| serde_json::to_value(p).ok())),
+        Ok(list) => summarize(
+            list.items
+                .iter()
+                .filter_map(|p| serde_json::to_value(p).ok()),
+        ),
         Err(e) => {
             tracing::debug!(%selector, error = %e, "pods not listed; no reasons shown");
             Vec::new()
@@ -105,7 +109,11 @@ fn pod_problem(pod: &Value) -> Option<String> {
         });
     if let Some(c) = unscheduled {
         let field = |f: &str| c.get(f).and_then(Value::as_str).unwrap_or_default();
-        return Some(format!("Pending ({}): {}", field("reason"), field("message")));
+        return Some(format!(
+            "Pending ({}): {}",
+            field("reason"),
+            field("message")
+        ));
     }
     for list in ["initContainerStatuses", "containerStatuses"] {
         for status in pod
@@ -142,7 +150,10 @@ fn container_problem(status: &Value) -> Option<String> {
         text.push_str(&format!(": {message}"));
     }
     if let Some(last) = status.pointer("/lastState/terminated") {
-        let why = last.get("reason").and_then(Value::as_str).unwrap_or("exited");
+        let why = last
+            .get("reason")
+            .and_then(Value::as_str)
+            .unwrap_or("exited");
         let code = last.get("exitCode").and_then(Value::as_i64).unwrap_or(0);
         text.push_str(&format!(" (last exit: {why}, code {code})"));
     }

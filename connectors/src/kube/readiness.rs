@@ -172,9 +172,9 @@ fn job(live: &Value) -> Readiness {
     let active = int(live, "/status/active");
     match live.pointer("/spec/completions").and_then(Value::as_i64) {
         Some(completions) if succeeded >= completions => Readiness::Ready,
-        Some(completions) => {
-            Readiness::Pending(format!("{succeeded}/{completions} succeeded, {active} active"))
-        }
+        Some(completions) => Readiness::Pending(format!(
+            "{succeeded}/{completions} succeeded, {active} active"
+        )),
         None => Readiness::Pending(format!(
             "work queue: {succeeded} succeeded, {active} active, waiting for the Complete condition"
         )),

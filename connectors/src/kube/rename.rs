@@ -54,13 +54,16 @@ pub(crate) fn rewrite(object: &mut Value, kind: &str, source: &str, target: &str
     }
     for template in pod_templates_mut(object, kind) {
         for list in ["containers", "initContainers"] {
-            let Some(Value::Array(containers)) = template.pointer_mut(&format!("/spec/{list}")) else {
+            let Some(Value::Array(containers)) = template.pointer_mut(&format!("/spec/{list}"))
+            else {
                 continue;
             };
             for container in containers {
                 for field in ["args", "command"] {
                     if let Some(Value::Array(items)) = container.get_mut(field) {
-                        items.iter_mut().for_each(|v| rewrite_string(v, source, target));
+                        items
+                            .iter_mut()
+                            .for_each(|v| rewrite_string(v, source, target));
                     }
                 }
                 if let Some(Value::Array(env)) = container.get_mut("env") {
@@ -82,7 +85,13 @@ pub fn unrewritten(resources: &[Resource], source: &str, target: &str) -> Vec<St
     for r in resources {
         let id = r.id();
         if r.kind == "Secret" {
-            for (key, value) in r.object.get("data").and_then(Value::as_object).into_iter().flatten() {
+            for (key, value) in r
+                .object
+                .get("data")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
                 let decoded = value
                     .as_str()
                     .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
@@ -115,7 +124,10 @@ pub fn unrewritten(resources: &[Resource], source: &str, target: &str) -> Vec<St
 }
 
 /// Call `f` on the `matchLabels` of every namespaceSelector in a NetworkPolicy's rules.
-fn for_each_namespace_selector(policy: &mut Value, mut f: impl FnMut(&mut serde_json::Map<String, Value>)) {
+fn for_each_namespace_selector(
+    policy: &mut Value,
+    mut f: impl FnMut(&mut serde_json::Map<String, Value>),
+) {
     for (rules, peers) in [("ingress", "from"), ("egress", "to")] {
         let Some(Value::Array(rules)) = policy.pointer_mut(&format!("/spec/{rules}")) else {
             continue;
@@ -125,7 +137,9 @@ fn for_each_namespace_selector(policy: &mut Value, mut f: impl FnMut(&mut serde_
                 continue;
             };
             for peer in peers {
-                if let Some(Value::Object(labels)) = peer.pointer_mut("/namespaceSelector/matchLabels") {
+                if let Some(Value::Object(labels)) =
+                    peer.pointer_mut("/namespaceSelector/matchLabels")
+                {
                     f(labels);
                 }
             }
@@ -170,7 +184,9 @@ mod tests {
 
     #[test]
     fn only_whole_service_addresses_are_rewritten() {
-        let mut v = json!("postgres://db.analysis.svc.cluster.local:5432/x, http://api.analysis.svc/ , x.analysis.svcfoo, .analysis.svc");
+        let mut v = json!(
+            "postgres://db.analysis.svc.cluster.local:5432/x, http://api.analysis.svc/ , x.analysis.svcfoo, .analysis.svc"
+        );
         rewrite_string(&mut v, "analysis", "analysis-zrh");
         assert_eq!(
             v,

@@ -311,20 +311,39 @@ fn k8s_finding_12_namespace_rename_follows_references_inside_objects() {
         json!({"namespace": "analysis-zrh"}),
     );
     let d = &out[0].object;
-    assert_eq!(d["metadata"]["annotations"]["meta.helm.sh/release-namespace"], "analysis-zrh");
+    assert_eq!(
+        d["metadata"]["annotations"]["meta.helm.sh/release-namespace"],
+        "analysis-zrh"
+    );
     let container = &d["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(
         container["env"][0]["value"],
         "postgres://db.analysis-zrh.svc.cluster.local:5432/analysis"
     );
-    assert_eq!(container["args"][0], "--upstream=http://api.analysis-zrh.svc:8080");
-    assert_eq!(out[1].object["data"]["cache"], "redis.analysis-zrh.svc:6379");
-    assert_eq!(out[1].object["data"]["database"], "analysis", "not an address: left alone");
+    assert_eq!(
+        container["args"][0],
+        "--upstream=http://api.analysis-zrh.svc:8080"
+    );
+    assert_eq!(
+        out[1].object["data"]["cache"],
+        "redis.analysis-zrh.svc:6379"
+    );
+    assert_eq!(
+        out[1].object["data"]["database"], "analysis",
+        "not an address: left alone"
+    );
     let from = &out[2].object["spec"]["ingress"][0]["from"];
-    assert_eq!(from[0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], "analysis-zrh");
+    assert_eq!(
+        from[0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "analysis-zrh"
+    );
     let warnings = crate::kube::namespace_rename_warnings(&out, "analysis", "analysis-zrh");
     assert_eq!(warnings.len(), 3, "{warnings:#?}");
     assert!(warnings[0].starts_with("NetworkPolicy analysis-zrh/from-own-namespace: a namespaceSelector matches labels other than"));
-    assert!(warnings[1].contains("Secret analysis-zrh/dsn: data key `url` names a service in analysis"));
-    assert!(warnings[2].contains("ClusterRoleBindings naming system:serviceaccount:analysis:analyzer"));
+    assert!(
+        warnings[1].contains("Secret analysis-zrh/dsn: data key `url` names a service in analysis")
+    );
+    assert!(
+        warnings[2].contains("ClusterRoleBindings naming system:serviceaccount:analysis:analyzer")
+    );
 }

@@ -122,7 +122,9 @@ fn k8s_finding_08_partitioned_statefulset_is_done_when_pods_above_the_partition_
         .as_object_mut()
         .expect("status")
         .remove("observedGeneration");
-    assert!(matches!(readiness("StatefulSet", &s), Readiness::Pending(m) if m.contains("observed")));
+    assert!(
+        matches!(readiness("StatefulSet", &s), Readiness::Pending(m) if m.contains("observed"))
+    );
 }
 
 #[test]
@@ -143,7 +145,10 @@ fn k8s_finding_08_daemonset_waits_for_available_pods_not_ready_ones() {
 fn k8s_finding_08_work_queue_job_waits_for_its_complete_condition() {
     // No `completions`: workers drain a queue; one success means one worker finished.
     let mut j = fixtures::job("a", "drain");
-    j["spec"].as_object_mut().expect("spec").remove("completions");
+    j["spec"]
+        .as_object_mut()
+        .expect("spec")
+        .remove("completions");
     j["spec"]["parallelism"] = json!(3);
     j["status"] = json!({"succeeded": 1, "active": 2, "startTime": "2025-03-02T09:00:00Z"});
     assert_eq!(

@@ -176,7 +176,12 @@ async fn kube_diff(plan: &ValidatedPlan, name: &str) -> anyhow::Result<String> {
         out.push('\n');
         out.push_str(&render_diff(s, t));
     }
-    if let Some(target_ns) = w.transform.namespace.as_deref().filter(|t| *t != w.namespace) {
+    if let Some(target_ns) = w
+        .transform
+        .namespace
+        .as_deref()
+        .filter(|t| *t != w.namespace)
+    {
         for warning in
             connectors::kube::namespace_rename_warnings(&transformed, &w.namespace, target_ns)
         {

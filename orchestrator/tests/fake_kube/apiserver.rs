@@ -81,7 +81,10 @@ impl ApiServer {
 
     /// Put a cluster-scoped object (`storageclasses`, `priorityclasses`, `ingressclasses`).
     pub fn insert_cluster_scoped(&self, plural: &str, object: Value) {
-        let name = object["metadata"]["name"].as_str().expect("name").to_owned();
+        let name = object["metadata"]["name"]
+            .as_str()
+            .expect("name")
+            .to_owned();
         self.with(|b| b.cluster.insert((plural.to_owned(), name), object));
     }
 
@@ -242,7 +245,11 @@ impl ApiServer {
     }
 
     pub(super) fn class(&self, plural: &str, name: &str) -> Option<Value> {
-        self.with(|b| b.cluster.get(&(plural.to_owned(), name.to_owned())).cloned())
+        self.with(|b| {
+            b.cluster
+                .get(&(plural.to_owned(), name.to_owned()))
+                .cloned()
+        })
     }
 
     pub(super) fn start_rollout(&self, key: (String, String)) -> i64 {

@@ -34,20 +34,37 @@ pub fn namespace(
             }
             axum::Json(object).into_response()
         }
-        _ => status(405, "MethodNotAllowed", format!("{method} namespace"), json!({})),
+        _ => status(
+            405,
+            "MethodNotAllowed",
+            format!("{method} namespace"),
+            json!({}),
+        ),
     }
 }
 
 /// `GET /apis/{group}/v1/{plural}/{name}` for cluster-scoped classes.
 pub fn cluster_scoped(server: &ApiServer, method: &Method, plural: &str, name: &str) -> Response {
     if *method != Method::GET {
-        return status(405, "MethodNotAllowed", format!("{method} {plural}"), json!({}));
+        return status(
+            405,
+            "MethodNotAllowed",
+            format!("{method} {plural}"),
+            json!({}),
+        );
     }
     let group = match plural {
         "storageclasses" => "storage.k8s.io",
         "priorityclasses" => "scheduling.k8s.io",
         "ingressclasses" => "networking.k8s.io",
-        _ => return status(404, "NotFound", format!("the server could not find the requested resource ({plural})"), json!({})),
+        _ => {
+            return status(
+                404,
+                "NotFound",
+                format!("the server could not find the requested resource ({plural})"),
+                json!({}),
+            );
+        }
     };
     match server.class(plural, name) {
         Some(object) => axum::Json(object).into_response(),

@@ -42,7 +42,11 @@ pub fn apply(
             return status(
                 409,
                 "Conflict",
-                format!("Apply failed with {} conflict(s): {}", changed.len(), list.join("\n")),
+                format!(
+                    "Apply failed with {} conflict(s): {}",
+                    changed.len(),
+                    list.join("\n")
+                ),
                 json!({"name": name, "kind": kind.to_lowercase() + "s"}),
             );
         }
@@ -50,12 +54,18 @@ pub fn apply(
     if kind == "Service"
         && let Err(response) = node_ports(server, &key, &mut patch)
     {
-        return response;
+        return *response;
     }
     let object = merge_server_fields(server, &key, existing.as_ref(), patch, &manager, &kind);
     if !dry_run {
-        let spec_changed = existing.as_ref().is_none_or(|e| e["spec"] != object["spec"]);
-        server.objects().lock().expect("lock").insert(key.clone(), object.clone());
+        let spec_changed = existing
+            .as_ref()
+            .is_none_or(|e| e["spec"] != object["spec"]);
+        server
+            .objects()
+            .lock()
+            .expect("lock")
+            .insert(key.clone(), object.clone());
         if WORKLOADS.contains(&kind.as_str()) && spec_changed {
             // The controller has not seen the new spec yet; the status catches up over polls.
             return axum::Json(super::rollout::begin(server, &key)).into_response();
@@ -82,9 +92,8 @@ fn changed_fields(patch: &Value, existing: &Value, at: &str, out: &mut Vec<Strin
         (Value::Object(p), Value::Object(e)) => {
             for (k, v) in p {
                 let path = format!("{at}.{k}");
-                match e.get(k) {
-                    Some(old) => changed_fields(v, old, &path, out),
-                    None => {}
+                if let Some(old) = e.get(k) {
+                    changed_fields(v, old, &path, out);
                 }
             }
         }
@@ -98,9 +107,12 @@ fn node_ports(
     server: &ApiServer,
     key: &(String, String),
     service: &mut Value,
-) -> Result<(), Response> {
+) -> Result<(), Box<Response>> {
     let name = key.1.clone();
-    let kind = service["spec"]["type"].as_str().unwrap_or("ClusterIP").to_owned();
+    let kind = service["spec"]["type"]
+        .as_str()
+        .unwrap_or("ClusterIP")
+        .to_owned();
     let taken: BTreeSet<i64> = server
         .objects()
         .lock()
@@ -122,13 +134,19 @@ fn node_ports(
     for (i, port) in ports.iter_mut().enumerate() {
         match port["nodePort"].as_i64() {
             Some(n) if kind == "ClusterIP" => {
-                return Err(invalid(&name, &format!(
-                    "spec.ports[{i}].nodePort: Forbidden: may not be used when `type` is 'ClusterIP' ({n})"
+                return Err(Box::new(invalid(
+                    &name,
+                    &format!(
+                        "spec.ports[{i}].nodePort: Forbidden: may not be used when `type` is 'ClusterIP' ({n})"
+                    ),
                 )));
             }
             Some(n) if taken.contains(&n) => {
-                return Err(invalid(&name, &format!(
-                    "spec.ports[{i}].nodePort: Invalid value: {n}: provided port is already allocated"
+                return Err(Box::new(invalid(
+                    &name,
+                    &format!(
+                        "spec.ports[{i}].nodePort: Invalid value: {n}: provided port is already allocated"
+                    ),
                 )));
             }
             None if kind == "NodePort" || kind == "LoadBalancer" => {

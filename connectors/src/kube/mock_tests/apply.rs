@@ -70,7 +70,8 @@ async fn conflict_names_the_resource_and_the_api_message() {
     let service = target(fixtures::service("analysis-zrh", "analyzer"));
     let (client, handle) = mock();
     let message = "Apply failed with 1 conflict: conflict with \"helm\" using v1: .spec.ports";
-    let script = vec![
+    let script =
+        vec![
         absent("/api/v1/namespaces/analysis-zrh/services/analyzer", "services", "analyzer"),
         Exchange::patch(
             "/api/v1/namespaces/analysis-zrh/services/analyzer?fieldManager=relocate&force=true",
@@ -78,7 +79,12 @@ async fn conflict_names_the_resource_and_the_api_message() {
         .fail(409, fixtures::status(409, "Conflict", message)),
     ];
     let server = serve(handle, script);
-    let result = apply(&client, std::slice::from_ref(&service), ApplyOptions::default()).await;
+    let result = apply(
+        &client,
+        std::slice::from_ref(&service),
+        ApplyOptions::default(),
+    )
+    .await;
     finished(server).await;
     match result {
         Err(KubeError::Conflict {
@@ -133,10 +139,18 @@ async fn k8s_finding_11_a_missing_namespace_keeps_the_servers_message() {
             .fail(404, missing),
     ];
     let server = serve(handle, script);
-    let result = apply(&client, std::slice::from_ref(&config), ApplyOptions::default()).await;
+    let result = apply(
+        &client,
+        std::slice::from_ref(&config),
+        ApplyOptions::default(),
+    )
+    .await;
     finished(server).await;
     let err = result.expect_err("404");
-    assert!(matches!(err, KubeError::NamespaceNotFound { .. }), "{err:?}");
+    assert!(
+        matches!(err, KubeError::NamespaceNotFound { .. }),
+        "{err:?}"
+    );
     assert_eq!(
         err.to_string(),
         "ConfigMap analysis-zrh/analyzer-config: namespaces \"analysis-zrh\" not found \
@@ -148,7 +162,8 @@ async fn k8s_finding_11_a_missing_namespace_keeps_the_servers_message() {
 async fn k8s_finding_11_create_namespace_applies_it_first() {
     let config = target(fixtures::config_map("analysis-zrh", "analyzer-config"));
     let (client, handle) = mock();
-    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "analysis-zrh"}});
+    let namespace =
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "analysis-zrh"}});
     let script = vec![
         Exchange::patch("/api/v1/namespaces/analysis-zrh?fieldManager=relocate")
             .content_type(APPLY)
@@ -159,7 +174,10 @@ async fn k8s_finding_11_create_namespace_applies_it_first() {
             .ok(applied_answer(&config.object)),
     ];
     let server = serve(handle, script);
-    let options = ApplyOptions { create_namespace: true, ..ApplyOptions::default() };
+    let options = ApplyOptions {
+        create_namespace: true,
+        ..ApplyOptions::default()
+    };
     let result = apply(&client, std::slice::from_ref(&config), options).await;
     finished(server).await;
     assert_eq!(result.expect("applied").len(), 1);
@@ -173,18 +191,31 @@ async fn k8s_finding_13_an_existing_object_relocate_did_not_make_is_refused_unle
     theirs["metadata"]["managedFields"] = fixtures::managed_fields("helm");
     let (client, handle) = mock();
     let server = serve(handle, vec![Exchange::get(uri).ok(theirs.clone())]);
-    let result = apply(&client, std::slice::from_ref(&deployment), ApplyOptions::default()).await;
+    let result = apply(
+        &client,
+        std::slice::from_ref(&deployment),
+        ApplyOptions::default(),
+    )
+    .await;
     finished(server).await;
     let err = result.expect_err("refused");
-    assert!(matches!(&err, KubeError::NotOurs { managers, .. } if managers == "helm (Update)"), "{err:?}");
+    assert!(
+        matches!(&err, KubeError::NotOurs { managers, .. } if managers == "helm (Update)"),
+        "{err:?}"
+    );
 
     let (client, handle) = mock();
     let server = serve(
         handle,
-        vec![Exchange::patch(&format!("{uri}?fieldManager=relocate&force=true"))
-            .ok(applied_answer(&deployment.object))],
+        vec![
+            Exchange::patch(&format!("{uri}?fieldManager=relocate&force=true"))
+                .ok(applied_answer(&deployment.object)),
+        ],
     );
-    let options = ApplyOptions { adopt: true, ..ApplyOptions::default() };
+    let options = ApplyOptions {
+        adopt: true,
+        ..ApplyOptions::default()
+    };
     let result = apply(&client, std::slice::from_ref(&deployment), options).await;
     finished(server).await;
     assert_eq!(result.expect("adopted").len(), 1);
@@ -201,7 +232,12 @@ async fn k8s_finding_13_an_existing_object_relocate_did_not_make_is_refused_unle
                 .ok(applied_answer(&deployment.object)),
         ],
     );
-    let result = apply(&client, std::slice::from_ref(&deployment), ApplyOptions::default()).await;
+    let result = apply(
+        &client,
+        std::slice::from_ref(&deployment),
+        ApplyOptions::default(),
+    )
+    .await;
     finished(server).await;
     assert_eq!(result.expect("re-applied").len(), 1);
 }

@@ -166,7 +166,11 @@ async fn k8s_finding_07_a_single_500_during_a_wait_is_still_pending() {
         ),
         Exchange::get(DEPLOYMENT).fail(
             503,
-            fixtures::status(503, "ServiceUnavailable", "the server is currently unable to handle the request"),
+            fixtures::status(
+                503,
+                "ServiceUnavailable",
+                "the server is currently unable to handle the request",
+            ),
         ),
         Exchange::get(DEPLOYMENT).ok(live),
     ];
@@ -182,8 +186,10 @@ async fn k8s_finding_07_a_single_500_during_a_wait_is_still_pending() {
     assert_eq!(seen.len(), 4);
     assert_eq!(
         seen[1].waiting,
-        ["Deployment analysis-zrh/analyzer: no answer from the API server \
-          (500 etcdserver: request timed out)"]
+        [
+            "Deployment analysis-zrh/analyzer: no answer from the API server \
+          (500 etcdserver: request timed out)"
+        ]
     );
 }
 
@@ -207,13 +213,19 @@ async fn k8s_finding_07_a_get_that_never_answers_ends_at_the_wait_timeout() {
     )
     .await
     .expect("the wait must end by itself at its timeout, not hang");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     drop(client);
     finished(server).await;
     match result {
         Err(KubeError::Timeout { unready, .. }) => assert_eq!(
             unready,
-            ["Deployment analysis-zrh/analyzer: no answer from the API server (the call timed out)"]
+            [
+                "Deployment analysis-zrh/analyzer: no answer from the API server (the call timed out)"
+            ]
         ),
         other => panic!("expected Timeout, got {other:?}"),
     }
@@ -246,7 +258,10 @@ async fn k8s_finding_08_pod_reasons_are_shown_while_waiting_and_when_the_wait_fa
         while let Some((request, send)) = handle.next_request().await {
             let reply = if request.uri().path().ends_with("/pods") {
                 assert!(
-                    request.uri().query().is_some_and(|q| q.contains("labelSelector=app%3Danalyzer")),
+                    request
+                        .uri()
+                        .query()
+                        .is_some_and(|q| q.contains("labelSelector=app%3Danalyzer")),
                     "{}",
                     request.uri()
                 );
@@ -272,7 +287,9 @@ async fn k8s_finding_08_pod_reasons_are_shown_while_waiting_and_when_the_wait_fa
             "{text}"
         );
         assert!(
-            text.contains("1 pod(s) Pending (Unschedulable): 0/3 nodes are available: 3 Insufficient cpu."),
+            text.contains(
+                "1 pod(s) Pending (Unschedulable): 0/3 nodes are available: 3 Insufficient cpu."
+            ),
             "{text}"
         );
     }
