@@ -11,6 +11,7 @@
 
 pub mod apiserver;
 mod lifecycle;
+pub mod proxy;
 mod rollout;
 mod ssa;
 
