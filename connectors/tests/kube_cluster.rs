@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use connectors::kube::{
-    Resource, WaitOptions, apply, apply_freeze, export, plan_freeze, restore, stop_target,
-    transform, wait_ready, wait_scaled_down,
+    ApplyOptions, Resource, WaitOptions, apply, apply_freeze, export, plan_freeze, restore,
+    stop_target, transform, wait_ready, wait_scaled_down,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
@@ -69,7 +69,7 @@ async fn flow(client: &Client, src: &str, dst: &str) -> Result<(), Failure> {
         .into_iter()
         .map(|o| Resource::from_object(o, src))
         .collect::<Result<_, _>>()?;
-    apply(client, &seeded).await?;
+    apply(client, &seeded, ApplyOptions::default()).await?;
     let wait = WaitOptions::with_timeout(Duration::from_secs(180));
     wait_ready(client, &seeded, wait, |p| {
         eprintln!("source: {}/{} ready", p.ready, p.total)
@@ -87,7 +87,7 @@ async fn flow(client: &Client, src: &str, dst: &str) -> Result<(), Failure> {
     let mut region = BTreeMap::new();
     region.insert("relocate.io/region".to_owned(), "target".to_owned());
     let target = transform(&exported, &plan, &region)?;
-    let applied = apply(client, &target).await?;
+    let applied = apply(client, &target, ApplyOptions::default()).await?;
     assert_eq!(applied.len(), 3);
     wait_ready(client, &target, wait, |p| {
         eprintln!("target: {}/{} ready", p.ready, p.total)

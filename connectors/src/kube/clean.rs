@@ -3,9 +3,15 @@
 //! What remains is what a person would have written: the API server's bookkeeping (uid,
 //! resourceVersion, managedFields, status…), allocations that the target must make afresh
 //! (clusterIP, PVC volume binding, node placement) and labels the Job controller generated
-//! would all make the apply fail or pin the copy to the old cluster.
+//! would all make the apply fail or pin the copy to the old cluster. Finalizers of operators
+//! (anything outside `kubernetes.io`) are dropped with a warning: an operator the target does
+//! not run would leave the copy undeletable. A hand-made service-account token Secret (the
+//! only kind since 1.24) is kept without `token`, `ca.crt`, `namespace` and the account's uid,
+//! which the target's token controller fills in for its own account.
 
 use serde_json::{Map, Value};
+
+use super::clean_service::{ExplicitNodePorts, clean_service};
 
 /// Server-set metadata fields dropped from every manifest.
 const METADATA_FIELDS: &[&str] = &[
@@ -48,6 +54,7 @@ pub fn clean(object: &mut Value) {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
+    let explicit_node_ports = ExplicitNodePorts::of(object);
     if let Some(root) = object.as_object_mut() {
         root.remove("status");
         if let Some(metadata) = root.get_mut("metadata") {
@@ -55,7 +62,8 @@ pub fn clean(object: &mut Value) {
         }
     }
     match kind.as_str() {
-        "Service" => clean_service(object),
+        "Service" => clean_service(object, &explicit_node_ports),
+        "Secret" => clean_token_secret(object),
         "PersistentVolumeClaim" => remove(object, "/spec", "volumeName"),
         "Job" => clean_job(object),
         "ServiceAccount" => clean_service_account(object),
@@ -89,6 +97,19 @@ fn clean_metadata(metadata: &mut Value) {
     for field in METADATA_FIELDS {
         metadata.remove(*field);
     }
+    if let Some(Value::Array(finalizers)) = metadata.get_mut("finalizers") {
+        finalizers.retain(|f| {
+            let name = f.as_str().unwrap_or_default();
+            let keep = is_kubernetes_finalizer(name);
+            if !keep {
+                tracing::warn!(finalizer = name, "finalizer dropped: an operator the target may not run would block deletion there");
+            }
+            keep
+        });
+        if finalizers.is_empty() {
+            metadata.remove("finalizers");
+        }
+    }
     if let Some(Value::Object(annotations)) = metadata.get_mut("annotations") {
         for annotation in ANNOTATIONS {
             annotations.remove(*annotation);
@@ -99,17 +120,50 @@ fn clean_metadata(metadata: &mut Value) {
     }
 }
 
-fn clean_service(service: &mut Value) {
-    let Some(spec) = service.get_mut("spec").and_then(Value::as_object_mut) else {
-        return;
-    };
-    // A headless Service (clusterIP: None) says so on purpose; any address is an allocation.
-    let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None");
-    if !headless {
-        spec.remove("clusterIP");
-        spec.remove("clusterIPs");
+/// Finalizers Kubernetes itself owns: `kubernetes.io/…`, `*.kubernetes.io/…`, and the
+/// unprefixed built-ins (`foregroundDeletion`, `orphan`, `kubernetes`).
+fn is_kubernetes_finalizer(name: &str) -> bool {
+    match name.split_once('/') {
+        None => true,
+        Some((domain, _)) => domain == "kubernetes.io" || domain.ends_with(".kubernetes.io"),
     }
-    spec.remove("healthCheckNodePort");
+}
+
+/// The data and annotations the token controller writes into a token Secret.
+const TOKEN_DATA: &[&str] = &["token", "ca.crt", "namespace"];
+const TOKEN_ANNOTATIONS: &[&str] = &["kubernetes.io/service-account.uid"];
+
+fn clean_token_secret(secret: &mut Value) {
+    if secret.get("type").and_then(Value::as_str) != Some("kubernetes.io/service-account-token") {
+        return;
+    }
+    for (pointer, fields) in [
+        ("/data", TOKEN_DATA),
+        ("/metadata/annotations", TOKEN_ANNOTATIONS),
+    ] {
+        if let Some(Value::Object(map)) = secret.pointer_mut(pointer) {
+            for field in fields {
+                map.remove(*field);
+            }
+        }
+    }
+}
+
+/// Whether `secret` is a token Secret the token controller generated itself (clusters before
+/// 1.24: `<account>-token-<5 chars>`), as opposed to one made by hand. Generated ones are not
+/// exported: the target makes its own; hand-made ones are, cleaned of their token.
+pub(crate) fn is_generated_token_secret(secret: &Value) -> bool {
+    let text = |p: &str| secret.pointer(p).and_then(Value::as_str);
+    if text("/type") != Some("kubernetes.io/service-account-token") {
+        return false;
+    }
+    let account =
+        text("/metadata/annotations/kubernetes.io~1service-account.name").unwrap_or_default();
+    let name = text("/metadata/name").unwrap_or_default();
+    name.strip_prefix(&format!("{account}-token-"))
+        .is_some_and(|suffix| {
+            suffix.len() == 5 && suffix.chars().all(|c| c.is_ascii_alphanumeric())
+        })
 }
 
 fn clean_job(job: &mut Value) {

@@ -8,10 +8,15 @@ use kube::{Client, Config};
 
 use super::KubeError;
 
+/// Longest silence tolerated while reading an answer or sending a request.
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Build a client for `cluster`. A relative `kubeconfig` path is resolved against
 /// `base_dir` (the plan's directory), so a plan and its kubeconfig can travel together.
 pub async fn connect(cluster: &plans::Cluster, base_dir: &Path) -> Result<Client, KubeError> {
-    let (what, config) = load_config(cluster, base_dir).await?;
+    let (what, mut config) = load_config(cluster, base_dir).await?;
+    // kube sets no read timeout: a connection that drops silently would hang a call forever.
+    config.read_timeout = Some(READ_TIMEOUT);
     tracing::debug!(cluster = %what, "connecting to Kubernetes");
     Client::try_from(config).map_err(|e| KubeError::Connect {
         what,

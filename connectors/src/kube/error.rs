@@ -59,6 +59,35 @@ pub enum KubeError {
         /// The API server's message, naming the offending fields.
         message: String,
     },
+    /// The namespace itself is missing at the cluster (the API server's own message is kept).
+    #[error(
+        "{resource}: {message} (create it first, or set `createNamespace: true` on the workload)"
+    )]
+    NamespaceNotFound {
+        /// `Kind namespace/name` that was being written or read.
+        resource: String,
+        /// The missing namespace.
+        namespace: String,
+        /// The API server's message, e.g. `namespaces "analysis-zrh" not found`.
+        message: String,
+    },
+    /// An object of the same name exists at the target and relocate did not create it.
+    #[error(
+        "{resource} already exists at the target and was not created by relocate (managed by {managers}); \
+         refusing to take it over: remove it, rename it with a transform, or set `adopt: true` on the workload"
+    )]
+    NotOurs {
+        /// `Kind namespace/name`.
+        resource: String,
+        /// The field managers that wrote it, e.g. `helm (Update)`.
+        managers: String,
+    },
+    /// The server-side dry run found problems; nothing was applied.
+    #[error("dry run at the target found {} problem(s): {}", problems.len(), problems.join("; "))]
+    DryRunFailed {
+        /// Each problem, naming its resource.
+        problems: Vec<String>,
+    },
     /// Resources did not become ready (or pods did not go away) within the timeout.
     #[error("timed out after {waited_secs}s waiting for: {}", unready.join("; "))]
     Timeout {
@@ -145,6 +174,13 @@ impl KubeError {
             _ => None,
         };
         match code {
+            Some((404, message)) if namespace_missing(&err, &resource.namespace) => {
+                KubeError::NamespaceNotFound {
+                    resource: resource.to_string(),
+                    namespace: resource.namespace.clone(),
+                    message,
+                }
+            }
             Some((404, _)) => KubeError::NotFound {
                 kind: resource.kind.clone(),
                 namespace: resource.namespace.clone(),
@@ -165,8 +201,58 @@ impl KubeError {
         }
     }
 
+    /// Whether the cluster could not answer (5xx, 429, a dropped or refused connection, a
+    /// timeout) rather than refusing: worth asking again while a wait has time left.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            KubeError::Api { source, .. } => transient(source),
+            _ => false,
+        }
+    }
+
+    /// What went wrong for a transient error, in one line (no credentials in it).
+    pub(crate) fn transient_cause(&self) -> String {
+        match self {
+            KubeError::Api {
+                source: kube::Error::Api(status),
+                ..
+            } => format!("{} {}", status.code, status.message),
+            KubeError::Api { source, .. } => {
+                let mut text = source.to_string();
+                let mut cause = std::error::Error::source(source);
+                while let Some(c) = cause {
+                    text.push_str(&format!(": {c}"));
+                    cause = c.source();
+                }
+                text
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// Whether this error means the resource is absent (rollback treats that as done).
     pub fn is_not_found(&self) -> bool {
         matches!(self, KubeError::NotFound { .. })
     }
+}
+
+/// 5xx and 429 answers and failures to reach or hear from the server; not a refusal.
+fn transient(err: &kube::Error) -> bool {
+    match err {
+        kube::Error::Api(status) => status.code >= 500 || status.code == 429,
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        _ => false,
+    }
+}
+
+/// A 404 about the namespace rather than the object: `namespaces "x" not found`.
+fn namespace_missing(err: &kube::Error, namespace: &str) -> bool {
+    let kube::Error::Api(status) = err else {
+        return false;
+    };
+    let by_details = status
+        .details
+        .as_ref()
+        .is_some_and(|d| d.kind == "namespaces" && d.name == namespace);
+    by_details || status.message == format!("namespaces \"{namespace}\" not found")
 }

@@ -168,11 +168,8 @@ fn skip_reason(object: &Value, listed: bool) -> Option<&'static str> {
     let kind = object.get("kind").and_then(Value::as_str);
     let name = object_name(object);
     match (kind, name) {
-        (Some("Secret"), _)
-            if object.get("type").and_then(Value::as_str)
-                == Some("kubernetes.io/service-account-token") =>
-        {
-            Some("service-account token Secret (the target cluster issues its own)")
+        (Some("Secret"), _) if super::clean::is_generated_token_secret(object) => {
+            Some("generated service-account token Secret (the target cluster issues its own)")
         }
         (Some("ConfigMap"), "kube-root-ca.crt") => Some("cluster CA bundle, published per cluster"),
         (Some("ServiceAccount"), "default") => {

@@ -1,7 +1,7 @@
 //! Rewriting exported manifests for the target cluster, as the plan's `transform` says.
 //!
-//! Pure functions over JSON: namespace remap (including RoleBinding subjects that pointed
-//! at the source namespace), image registry prefixes in every container of every pod
+//! Pure functions over JSON: namespace remap (with the references inside objects that a
+//! rename must follow, see [`rename`](super::rename)), image registry prefixes in every container of every pod
 //! template, storage classes of PVCs and StatefulSet claim templates, label and annotation
 //! additions, replica overrides, and finally the plan's RFC 6902 patches. An override or
 //! patch that names nothing exported is an error: a typo in a reviewed plan must not pass
@@ -64,15 +64,8 @@ fn remap_namespace(object: &mut Value, kind: &str, source: &str, target: &str) {
     if let Some(Value::Object(metadata)) = object.get_mut("metadata") {
         metadata.insert("namespace".to_owned(), Value::String(target.to_owned()));
     }
-    if kind != "RoleBinding" {
-        return;
-    }
-    if let Some(Value::Array(subjects)) = object.get_mut("subjects") {
-        for subject in subjects.iter_mut().filter_map(Value::as_object_mut) {
-            if subject.get("namespace").and_then(Value::as_str) == Some(source) {
-                subject.insert("namespace".to_owned(), Value::String(target.to_owned()));
-            }
-        }
+    if source != target {
+        super::rename::rewrite(object, kind, source, target);
     }
 }
 

@@ -284,3 +284,66 @@ fn malformed_or_unmatched_patch_rules_are_refused() {
         Err(KubeError::Transform { .. })
     ));
 }
+
+#[test]
+fn k8s_finding_12_namespace_rename_follows_references_inside_objects() {
+    let mut deployment = fixtures::deployment("analysis", "analyzer", 3);
+    deployment["metadata"]["annotations"]["meta.helm.sh/release-namespace"] = json!("analysis");
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"] = json!([
+        {"name": "DB_URL", "value": "postgres://db.analysis.svc.cluster.local:5432/analysis"},
+        {"name": "NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]);
+    deployment["spec"]["template"]["spec"]["containers"][0]["args"] =
+        json!(["--upstream=http://api.analysis.svc:8080"]);
+    let mut config = fixtures::config_map("analysis", "analyzer-config");
+    config["data"] = json!({"cache": "redis.analysis.svc:6379", "database": "analysis"});
+    let policy = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "from-own-namespace", "namespace": "analysis"},
+        "spec": {"podSelector": {}, "ingress": [{"from": [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "analysis"}}},
+            {"namespaceSelector": {"matchLabels": {"team": "data"}}}]}]}});
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "dsn", "namespace": "analysis"},
+        "data": {"url": "cG9zdGdyZXM6Ly9kYi5hbmFseXNpcy5zdmM6NTQzMi94"}});
+    let account = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "analyzer", "namespace": "analysis"}});
+    let out = run(
+        vec![deployment, config, policy, secret, account],
+        json!({"namespace": "analysis-zrh"}),
+    );
+    let d = &out[0].object;
+    assert_eq!(
+        d["metadata"]["annotations"]["meta.helm.sh/release-namespace"],
+        "analysis-zrh"
+    );
+    let container = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["env"][0]["value"],
+        "postgres://db.analysis-zrh.svc.cluster.local:5432/analysis"
+    );
+    assert_eq!(
+        container["args"][0],
+        "--upstream=http://api.analysis-zrh.svc:8080"
+    );
+    assert_eq!(
+        out[1].object["data"]["cache"],
+        "redis.analysis-zrh.svc:6379"
+    );
+    assert_eq!(
+        out[1].object["data"]["database"], "analysis",
+        "not an address: left alone"
+    );
+    let from = &out[2].object["spec"]["ingress"][0]["from"];
+    assert_eq!(
+        from[0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "analysis-zrh"
+    );
+    let warnings = crate::kube::namespace_rename_warnings(&out, "analysis", "analysis-zrh");
+    assert_eq!(warnings.len(), 3, "{warnings:#?}");
+    assert!(warnings[0].starts_with("NetworkPolicy analysis-zrh/from-own-namespace: a namespaceSelector matches labels other than"));
+    assert!(
+        warnings[1].contains("Secret analysis-zrh/dsn: data key `url` names a service in analysis")
+    );
+    assert!(
+        warnings[2].contains("ClusterRoleBindings naming system:serviceaccount:analysis:analyzer")
+    );
+}

@@ -1,9 +1,18 @@
 //! Waiting for applied workloads to finish rolling out.
 //!
-//! Readiness is read from each object's status with the same rules as `kubectl rollout
-//! status` ([`readiness`], a pure function); [`wait_ready`] polls with plain GETs at a short
-//! interval, which survives API-server restarts without watch bookkeeping and is simple to
-//! test. Kinds without a rollout (ConfigMap, Service, …) are ready once applied.
+//! Readiness is read from each object's status with the rules of `kubectl rollout status`
+//! ([`readiness`](super::readiness), a pure function); [`wait_ready`] polls with plain GETs,
+//! which survives API-server restarts without watch bookkeeping and is simple to test.
+//! Kinds without a rollout (ConfigMap, Service, …) are ready once applied.
+//!
+//! A wait runs with the source frozen, so it must neither hang nor give up early:
+//! - every call is time-boxed ([`CALL_TIMEOUT`], and never past the wait's deadline), so a
+//!   connection that drops silently cannot hold the wait beyond `waitTimeout`;
+//! - an answer that says nothing about the workload (5xx, 429, a reset or refused connection,
+//!   a call that timed out) counts as "still pending" until the deadline, never as a failure
+//!   that would roll the cutover back; only what the workload itself says (a failed Job, a
+//!   Deployment past its progress deadline) or a definite refusal (404, 403) ends it early;
+//! - while a workload is pending its pods' reasons are shown (`ImagePullBackOff`, …).
 
 use std::time::Duration;
 
@@ -13,39 +22,33 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::kinds::resolve_manifest_kind;
-use super::{KubeError, Resource, ResourceId};
+use super::pod_reasons::pod_reasons;
+use super::readiness::{ROLLOUT_KINDS, conditions};
+use super::{KubeError, Readiness, Resource, ResourceId, readiness};
 
-/// Kinds that have a rollout to wait for.
-const ROLLOUT_KINDS: &[&str] = &["Deployment", "StatefulSet", "DaemonSet", "Job"];
+/// Longest a single API call may take during a wait.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// First pause between polls; doubled up to [`WaitOptions::poll_interval`].
+const FIRST_POLL: Duration = Duration::from_millis(250);
 
 /// How long to wait and how often to look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WaitOptions {
     /// Give up after this long.
     pub timeout: Duration,
-    /// Pause between polls.
+    /// Longest pause between polls (the first polls come sooner).
     pub poll_interval: Duration,
 }
 
 impl WaitOptions {
-    /// Wait up to `timeout`, polling every two seconds.
+    /// Wait up to `timeout`, polling at most every two seconds.
     pub fn with_timeout(timeout: Duration) -> Self {
         WaitOptions {
             timeout,
             poll_interval: Duration::from_secs(2),
         }
     }
-}
-
-/// Where a rollout stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Readiness {
-    /// Rolled out (or nothing to roll out).
-    Ready,
-    /// Still progressing; the text says how far.
-    Pending(String),
-    /// Will not become ready without intervention; the text says why.
-    Failed(String),
 }
 
 /// Progress after each poll, for the orchestrator's event stream.
@@ -59,8 +62,16 @@ pub struct ReadyProgress {
     pub waiting: Vec<String>,
 }
 
+/// What one poll of one resource found.
+enum Poll {
+    Live(Value),
+    /// The API server could not say; try again until the deadline.
+    Unanswered(String),
+}
+
 /// Wait until every rollout-bearing resource is ready. A failed Job or a Deployment past its
-/// progress deadline fails at once; the timeout names each unready resource and its conditions.
+/// progress deadline fails at once; the timeout names each unready resource, its conditions
+/// and its pods' problems.
 pub async fn wait_ready(
     client: &Client,
     resources: &[Resource],
@@ -73,18 +84,36 @@ pub async fn wait_ready(
         .filter(|r| ROLLOUT_KINDS.contains(&r.kind.as_str()))
         .collect();
     let total = pending.len();
+    let mut pause = FIRST_POLL.min(options.poll_interval);
     loop {
         let mut waiting = Vec::new();
         let mut still = Vec::new();
         for resource in pending {
-            let live = get_live(client, resource).await?;
+            let id = resource.id();
+            let live = match poll(client, resource, deadline).await? {
+                Poll::Live(live) => live,
+                Poll::Unanswered(why) => {
+                    tracing::warn!(resource = %id, %why, "no answer; still waiting");
+                    waiting.push(format!("{id}: no answer from the API server ({why})"));
+                    still.push(resource);
+                    continue;
+                }
+            };
             match readiness(&resource.kind, &live) {
-                Readiness::Ready => tracing::info!(resource = %resource.id(), "ready"),
+                Readiness::Ready => tracing::info!(resource = %id, "ready"),
                 Readiness::Pending(detail) => {
-                    waiting.push(describe(&resource.id(), &detail, &live));
+                    let pods = timeboxed(deadline, pod_reasons(client, &resource.namespace, &live))
+                        .await
+                        .unwrap_or_default();
+                    waiting.push(describe(&id, &detail, &live, &pods));
                     still.push(resource);
                 }
-                Readiness::Failed(message) => return Err(failure(resource.id(), message)),
+                Readiness::Failed(message) => {
+                    let pods = timeboxed(deadline, pod_reasons(client, &resource.namespace, &live))
+                        .await
+                        .unwrap_or_default();
+                    return Err(failure(id, with_pods(message, &pods)));
+                }
             }
         }
         on_progress(&ReadyProgress {
@@ -102,22 +131,41 @@ pub async fn wait_ready(
                 unready: waiting,
             });
         }
-        tokio::time::sleep(options.poll_interval.min(deadline - now)).await;
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(options.poll_interval);
         pending = still;
     }
 }
 
-async fn get_live(client: &Client, resource: &Resource) -> Result<Value, KubeError> {
-    let kind = resolve_manifest_kind(client, &resource.api_version, &resource.kind).await?;
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &resource.namespace, &kind);
-    let object = api
-        .get(&resource.name)
+/// Run `call` for at most [`CALL_TIMEOUT`] and never past `deadline`.
+async fn timeboxed<T>(deadline: Instant, call: impl Future<Output = T>) -> Option<T> {
+    let limit = CALL_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
+    tokio::time::timeout(limit.max(Duration::from_millis(1)), call)
         .await
-        .map_err(|e| KubeError::from_api(&resource.id(), e))?;
-    serde_json::to_value(object).map_err(|e| KubeError::Malformed {
-        resource: resource.id().to_string(),
-        message: e.to_string(),
-    })
+        .ok()
+}
+
+async fn poll(client: &Client, resource: &Resource, deadline: Instant) -> Result<Poll, KubeError> {
+    let id = resource.id();
+    let call = async {
+        let kind = resolve_manifest_kind(client, &resource.api_version, &resource.kind).await?;
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), &resource.namespace, &kind);
+        api.get(&resource.name)
+            .await
+            .map_err(|e| KubeError::from_api(&id, e))
+    };
+    let object = match timeboxed(deadline, call).await {
+        None => return Ok(Poll::Unanswered("the call timed out".to_owned())),
+        Some(Err(e)) if e.is_transient() => return Ok(Poll::Unanswered(e.transient_cause())),
+        Some(result) => result?,
+    };
+    serde_json::to_value(object)
+        .map(Poll::Live)
+        .map_err(|e| KubeError::Malformed {
+            resource: id.to_string(),
+            message: e.to_string(),
+        })
 }
 
 fn failure(id: ResourceId, message: String) -> KubeError {
@@ -134,8 +182,16 @@ fn failure(id: ResourceId, message: String) -> KubeError {
     }
 }
 
-/// `Kind ns/name: detail [Type=Status Reason: message; …]`.
-fn describe(id: &ResourceId, detail: &str, live: &Value) -> String {
+fn with_pods(message: String, pods: &[String]) -> String {
+    if pods.is_empty() {
+        message
+    } else {
+        format!("{message}; pods: {}", pods.join("; "))
+    }
+}
+
+/// `Kind ns/name: detail [Type=Status Reason: message; …]; pods: …`.
+fn describe(id: &ResourceId, detail: &str, live: &Value, pods: &[String]) -> String {
     let conditions: Vec<String> = conditions(live)
         .map(|c| {
             let field = |f: &str| c.get(f).and_then(Value::as_str).unwrap_or_default();
@@ -149,133 +205,10 @@ fn describe(id: &ResourceId, detail: &str, live: &Value) -> String {
             text
         })
         .collect();
-    if conditions.is_empty() {
+    let text = if conditions.is_empty() {
         format!("{id}: {detail}")
     } else {
         format!("{id}: {detail} [{}]", conditions.join("; "))
-    }
+    };
+    with_pods(text, pods)
 }
-
-fn conditions(live: &Value) -> impl Iterator<Item = &Value> {
-    live.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-}
-
-fn condition<'a>(live: &'a Value, kind: &str) -> Option<&'a Value> {
-    conditions(live).find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
-}
-
-fn int(live: &Value, pointer: &str) -> i64 {
-    live.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
-}
-
-/// Whether the live object's rollout is complete, by its kind's rules.
-pub fn readiness(kind: &str, live: &Value) -> Readiness {
-    let generation = int(live, "/metadata/generation");
-    let observed = int(live, "/status/observedGeneration");
-    if ["Deployment", "StatefulSet", "DaemonSet"].contains(&kind) && observed < generation {
-        return Readiness::Pending(format!(
-            "controller has not observed generation {generation} yet"
-        ));
-    }
-    match kind {
-        "Deployment" => deployment(live),
-        "StatefulSet" => statefulset(live),
-        "DaemonSet" => daemonset(live),
-        "Job" => job(live),
-        _ => Readiness::Ready,
-    }
-}
-
-fn deployment(live: &Value) -> Readiness {
-    if let Some(progressing) = condition(live, "Progressing")
-        && progressing.get("reason").and_then(Value::as_str) == Some("ProgressDeadlineExceeded")
-    {
-        let message = progressing.get("message").and_then(Value::as_str);
-        return Readiness::Failed(format!(
-            "ProgressDeadlineExceeded: {}",
-            message.unwrap_or("no progress")
-        ));
-    }
-    let wanted = live
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
-    let replicas = int(live, "/status/replicas");
-    let updated = int(live, "/status/updatedReplicas");
-    let available = int(live, "/status/availableReplicas");
-    if updated == wanted && replicas == wanted && available == wanted {
-        Readiness::Ready
-    } else {
-        Readiness::Pending(format!(
-            "{updated}/{wanted} updated, {available} available, {replicas} total"
-        ))
-    }
-}
-
-fn statefulset(live: &Value) -> Readiness {
-    let wanted = live
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
-    let ready = int(live, "/status/readyReplicas");
-    let current = live
-        .pointer("/status/currentRevision")
-        .and_then(Value::as_str);
-    let update = live
-        .pointer("/status/updateRevision")
-        .and_then(Value::as_str);
-    let on_delete = live
-        .pointer("/spec/updateStrategy/type")
-        .and_then(Value::as_str)
-        == Some("OnDelete");
-    if ready != wanted {
-        Readiness::Pending(format!("{ready}/{wanted} ready"))
-    } else if !on_delete && current != update {
-        Readiness::Pending(format!(
-            "revision {} rolling out (current {})",
-            update.unwrap_or("?"),
-            current.unwrap_or("?")
-        ))
-    } else {
-        Readiness::Ready
-    }
-}
-
-fn daemonset(live: &Value) -> Readiness {
-    let desired = int(live, "/status/desiredNumberScheduled");
-    let updated = int(live, "/status/updatedNumberScheduled");
-    let ready = int(live, "/status/numberReady");
-    if updated == desired && ready == desired {
-        Readiness::Ready
-    } else {
-        Readiness::Pending(format!("{updated}/{desired} updated, {ready} ready"))
-    }
-}
-
-fn job(live: &Value) -> Readiness {
-    let is_true = |c: &Value| c.get("status").and_then(Value::as_str) == Some("True");
-    if let Some(failed) = condition(live, "Failed").filter(|c| is_true(c)) {
-        let field = |f: &str| failed.get(f).and_then(Value::as_str).unwrap_or_default();
-        return Readiness::Failed(format!("{}: {}", field("reason"), field("message")));
-    }
-    let completions = live
-        .pointer("/spec/completions")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
-    let succeeded = int(live, "/status/succeeded");
-    if condition(live, "Complete").is_some_and(is_true) || succeeded >= completions.max(1) {
-        Readiness::Ready
-    } else {
-        Readiness::Pending(format!(
-            "{succeeded}/{completions} succeeded, {} active",
-            int(live, "/status/active")
-        ))
-    }
-}
-
-#[cfg(test)]
-#[path = "wait_tests.rs"]
-mod tests;

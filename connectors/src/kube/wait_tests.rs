@@ -64,12 +64,13 @@ fn statefulset_waits_for_ready_replicas_and_revision() {
 fn daemonset_needs_every_node_updated_and_ready() {
     let ds = |updated: i64, ready: i64| {
         json!({"metadata": {"generation": 2}, "status": {"observedGeneration": 2,
-            "desiredNumberScheduled": 3, "updatedNumberScheduled": updated, "numberReady": ready}})
+            "desiredNumberScheduled": 3, "updatedNumberScheduled": updated, "numberReady": 3,
+            "numberAvailable": ready}})
     };
     assert_eq!(readiness("DaemonSet", &ds(3, 3)), Readiness::Ready);
     assert_eq!(
         readiness("DaemonSet", &ds(2, 3)),
-        Readiness::Pending("2/3 updated, 3 ready".into())
+        Readiness::Pending("2/3 updated, 3 available".into())
     );
 }
 
@@ -97,5 +98,76 @@ fn kinds_without_rollout_are_ready() {
     assert_eq!(
         readiness("ConfigMap", &fixtures::config_map("a", "c")),
         Readiness::Ready
+    );
+}
+
+#[test]
+fn k8s_finding_08_partitioned_statefulset_is_done_when_pods_above_the_partition_are_updated() {
+    // A canary: 5 replicas, partition 3, so only ordinals 3 and 4 take the new revision and
+    // the current revision never changes (the old rule waited for it forever).
+    let mut s = fixtures::statefulset("a", "db", 5);
+    s["spec"]["updateStrategy"] =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 3}});
+    s["status"]["currentRevision"] = json!("db-5c7d9");
+    s["status"]["updateRevision"] = json!("db-6f8a1");
+    s["status"]["updatedReplicas"] = json!(1);
+    assert_eq!(
+        readiness("StatefulSet", &s),
+        Readiness::Pending("partitioned rollout: 1/2 pods above partition 3 updated".into())
+    );
+    s["status"]["updatedReplicas"] = json!(2);
+    assert_eq!(readiness("StatefulSet", &s), Readiness::Ready);
+    // A StatefulSet whose controller has written no observedGeneration is not rolled out.
+    s["status"]
+        .as_object_mut()
+        .expect("status")
+        .remove("observedGeneration");
+    assert!(
+        matches!(readiness("StatefulSet", &s), Readiness::Pending(m) if m.contains("observed"))
+    );
+}
+
+#[test]
+fn k8s_finding_08_daemonset_waits_for_available_pods_not_ready_ones() {
+    // minReadySeconds: 30 — all three pods are ready, only one has been ready long enough.
+    let ds = json!({"metadata": {"generation": 4},
+        "spec": {"minReadySeconds": 30, "updateStrategy": {"type": "RollingUpdate"}},
+        "status": {"observedGeneration": 4, "desiredNumberScheduled": 3, "currentNumberScheduled": 3,
+                   "updatedNumberScheduled": 3, "numberReady": 3, "numberAvailable": 1,
+                   "numberUnavailable": 2}});
+    assert_eq!(
+        readiness("DaemonSet", &ds),
+        Readiness::Pending("3/3 updated, 1 available".into())
+    );
+}
+
+#[test]
+fn k8s_finding_08_work_queue_job_waits_for_its_complete_condition() {
+    // No `completions`: workers drain a queue; one success means one worker finished.
+    let mut j = fixtures::job("a", "drain");
+    j["spec"]
+        .as_object_mut()
+        .expect("spec")
+        .remove("completions");
+    j["spec"]["parallelism"] = json!(3);
+    j["status"] = json!({"succeeded": 1, "active": 2, "startTime": "2025-03-02T09:00:00Z"});
+    assert_eq!(
+        readiness("Job", &j),
+        Readiness::Pending(
+            "work queue: 1 succeeded, 2 active, waiting for the Complete condition".into()
+        )
+    );
+    j["status"] = json!({"succeeded": 3, "conditions": [
+        {"type": "SuccessCriteriaMet", "status": "True"}, {"type": "Complete", "status": "True"}]});
+    assert_eq!(readiness("Job", &j), Readiness::Ready);
+}
+
+#[test]
+fn k8s_finding_08_deployment_with_old_replicas_terminating_is_pending() {
+    let mut d = fixtures::deployment("a", "d", 3);
+    d["status"]["replicas"] = json!(4);
+    assert_eq!(
+        readiness("Deployment", &d),
+        Readiness::Pending("3/3 updated, 3 available, 4 total".into())
     );
 }

@@ -177,7 +177,64 @@ async fn kube_diff(plan: &ValidatedPlan, name: &str) -> anyhow::Result<String> {
         out.push('\n');
         out.push_str(&render_diff(s, t));
     }
+    if let Some(target_ns) = w
+        .transform
+        .namespace
+        .as_deref()
+        .filter(|t| *t != w.namespace)
+    {
+        for warning in
+            connectors::kube::namespace_rename_warnings(&transformed, &w.namespace, target_ns)
+        {
+            out.push_str(&format!("\n     rename: {warning}"));
+        }
+    }
+    out.push('\n');
+    out.push_str(&kube_dry_run(plan, w, &transformed).await);
     Ok(out)
+}
+
+/// The server-side dry run at the target, as lines for `plan show` (problems are shown, not fatal).
+async fn kube_dry_run(
+    plan: &ValidatedPlan,
+    w: &plans::KubernetesWorkload,
+    transformed: &[connectors::kube::Resource],
+) -> String {
+    use connectors::kube::{ApplyOptions, connect, dry_run};
+    let Some(cluster) = plan.plan().clusters.get(&w.to) else {
+        return format!("     dry run: no cluster {}", w.to);
+    };
+    let client = match connect(cluster, plan.base_dir()).await {
+        Ok(c) => c,
+        Err(e) => return format!("     dry run at {}: {e}", w.to),
+    };
+    match dry_run(&client, transformed, ApplyOptions::from(w)).await {
+        Ok(report) => {
+            let mut out = format!(
+                "     dry run at {}: {} manifest(s) accepted",
+                w.to, report.accepted
+            );
+            if !report.found.is_empty() {
+                out.push_str(&format!("; found {}", report.found.join(", ")));
+            }
+            for notice in report.notices {
+                out.push_str(&format!("\n     note: {notice}"));
+            }
+            out
+        }
+        Err(connectors::kube::KubeError::DryRunFailed { problems }) => {
+            let mut out = format!(
+                "     dry run at {} FAILED ({} problem(s); deploy would be refused):",
+                w.to,
+                problems.len()
+            );
+            for p in problems {
+                out.push_str(&format!("\n       - {p}"));
+            }
+            out
+        }
+        Err(e) => format!("     dry run at {}: {e}", w.to),
+    }
 }
 
 /// List source (and compare with the state) to say what a copy would move.

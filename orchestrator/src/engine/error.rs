@@ -20,6 +20,14 @@ pub enum EngineError {
         #[source]
         source: connectors::store::StoreError,
     },
+    /// A Kubernetes deploy failed its pre-flight dry run; nothing was frozen or applied.
+    #[error("pre-flight of deploy {workload}: {detail}")]
+    DeployPreflight {
+        /// The workload's name in the plan.
+        workload: String,
+        /// Every problem the dry run found.
+        detail: String,
+    },
     /// A step failed; the stage stopped and keeps its state for a rerun.
     #[error("stage {stage}, step {step} ({kind}) failed: {cause}")]
     StepFailed {

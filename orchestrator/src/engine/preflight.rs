@@ -1,6 +1,8 @@
 //! Pre-flight: every store the remaining stages touch is opened and asked for one
 //! listing page before anything moves, so a wrong credential or an unreachable
-//! endpoint stops the run at the start instead of halfway.
+//! endpoint stops the run at the start instead of halfway. Each Kubernetes workload a
+//! pending stage deploys is dry-run at its target cluster ([`check_deploys`]) before any
+//! stage runs, so a manifest the target would refuse stops the run before `freeze`.
 
 use std::collections::BTreeSet;
 
@@ -39,6 +41,30 @@ pub(crate) async fn check_stores(ctx: &Context, pending: &[usize]) -> Result<(),
                 store: name.clone(),
                 source,
             })?;
+    }
+    Ok(())
+}
+
+/// Dry-run every workload the pending stages deploy, before anything is frozen.
+pub(crate) async fn check_deploys(ctx: &Context, pending: &[usize]) -> Result<(), EngineError> {
+    let mut seen = BTreeSet::new();
+    for &i in pending {
+        for step in &ctx.plan.plan().stages[i].steps {
+            if let Step::Deploy(w) = step
+                && seen.insert(w.clone())
+            {
+                let report = super::steps::kubernetes::dry_run_deploy(ctx, w)
+                    .await
+                    .map_err(|detail| EngineError::DeployPreflight {
+                        workload: w.clone(),
+                        detail,
+                    })?;
+                tracing::info!(workload = %w, accepted = report.accepted, "deploy dry run passed");
+                for notice in report.notices {
+                    tracing::warn!(workload = %w, %notice, "deploy dry run");
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -10,6 +10,11 @@
 #![allow(dead_code)]
 
 pub mod workloads;
+pub mod apiserver;
+mod lifecycle;
+pub mod proxy;
+mod rollout;
+mod ssa;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +34,8 @@ pub type Objects = Arc<Mutex<BTreeMap<(String, String), Value>>>;
 pub struct FakeCluster {
     pub url: String,
     pub objects: Objects,
+    /// Namespaces, server-side apply, rollouts, classes and faults (see `apiserver`).
+    pub api: apiserver::ApiServer,
 }
 
 impl FakeCluster {
@@ -39,6 +46,8 @@ impl FakeCluster {
         listener.set_nonblocking(true).expect("nonblocking");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let state = objects.clone();
+        let api = apiserver::ApiServer::new(objects.clone());
+        let layer = axum::middleware::from_fn_with_state(api.clone(), apiserver::middleware);
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -46,11 +55,14 @@ impl FakeCluster {
                 .expect("runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let app = Router::new().fallback(handle).with_state(state);
+                let app = Router::new()
+                    .fallback(handle)
+                    .with_state(state)
+                    .layer(layer);
                 axum::serve(listener, app).await.expect("serve");
             });
         });
-        Self { url, objects }
+        Self { url, objects, api }
     }
 
     /// Put an object into the cluster (as if created there).

@@ -55,6 +55,13 @@ pub struct KubernetesWorkload {
     /// so `freeze` may scale them although they carry the GitOps owner's labels.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gitops_paused: bool,
+    /// Take over objects of the same name at the target that relocate did not create
+    /// (default: refuse them, naming who manages them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
+    /// Create the target namespace when it is missing (default: report it missing).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_namespace: bool,
 }
 
 /// One named resource.

@@ -14,8 +14,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use connectors::kube::{
-    Applied, FrozenState, KubeError, Resource, ResourceId, WaitOptions, apply, apply_freeze,
-    connect, export, late_jobs, mask_secrets, plan_freeze, transform, wait_ready, wait_scaled_down,
+    Applied, ApplyOptions, DryRunReport, FrozenState, KubeError, Resource, ResourceId,
+    WaitOptions, apply, apply_freeze, connect, dry_run, export, late_jobs, mask_secrets,
+    plan_freeze, transform, wait_ready, wait_scaled_down,
 };
 use plans::{KubernetesWorkload, Stage};
 
@@ -275,25 +276,20 @@ pub(crate) async fn deploy(
         (Ok(s), Ok(t)) => (s, t),
         (Err(e), _) | (_, Err(e)) => return failed(e),
     };
-    let mut resources = match export(&src, w).await {
-        Ok(r) => r,
-        Err(e) => return failed(format!("export from {}: {e}", w.from)),
-    };
-    if let Some(frozen) = load::<FrozenState>(ctx, name, FROZEN)? {
-        restore_recorded_scale(&mut resources, &frozen);
-    }
-    let labels = BTreeMap::from([(
-        "relocate.io/region".to_owned(),
-        ctx.plan.plan().target.clone(),
-    )]);
-    let transformed = match transform(&resources, &w.transform, &labels) {
+    let transformed = match target_manifests(ctx, name, w, &src).await {
         Ok(t) => t,
         Err(e) => return failed(e),
     };
+    let options = ApplyOptions::from(w);
+    // Dry-run again right before applying: the target may have changed since the pre-flight,
+    // and nothing must be half-applied because the third manifest is refused.
+    if let Err(e) = dry_run(&tgt, &transformed, options).await {
+        return failed(format!("dry run at {}: {e}", w.to));
+    }
     keep_manifests(ctx, name, "target", &transformed)?;
     let ids: Vec<ResourceId> = transformed.iter().map(Resource::id).collect();
     save(ctx, name, DEPLOYING, &ids)?;
-    let applied: Vec<Applied> = match apply(&tgt, &transformed).await {
+    let applied: Vec<Applied> = match apply(&tgt, &transformed, options).await {
         Ok(a) => a,
         Err(e) => return failed(format!("apply to {}: {e}", w.to)),
     };
@@ -338,6 +334,42 @@ pub(crate) async fn deploy(
         },
         StepResult::Succeeded,
     ))
+}
+
+/// Export from the source and transform for the target, with the recorded replica counts
+/// when the source is already frozen.
+async fn target_manifests(
+    ctx: &Context,
+    name: &str,
+    w: &KubernetesWorkload,
+    src: &kube::Client,
+) -> Result<Vec<Resource>, String> {
+    let mut resources = export(src, w)
+        .await
+        .map_err(|e| format!("export from {}: {e}", w.from))?;
+    let frozen = load::<FrozenState>(ctx, name, FROZEN).map_err(|e| e.to_string())?;
+    if let Some(frozen) = frozen {
+        restore_recorded_scale(&mut resources, &frozen);
+    }
+    let labels = BTreeMap::from([(
+        "relocate.io/region".to_owned(),
+        ctx.plan.plan().target.clone(),
+    )]);
+    transform(&resources, &w.transform, &labels).map_err(|e| e.to_string())
+}
+
+/// The deploy's server-side dry run at the target (pre-flight, before any freeze).
+pub(crate) async fn dry_run_deploy(ctx: &Context, name: &str) -> Result<DryRunReport, String> {
+    let w = ctx
+        .plan
+        .kubernetes_workload(name)
+        .ok_or_else(|| format!("{name} is not a Kubernetes workload"))?;
+    let src = client(ctx, &w.from).await.map_err(|e| e.to_string())?;
+    let tgt = client(ctx, &w.to).await.map_err(|e| e.to_string())?;
+    let transformed = target_manifests(ctx, name, w, &src).await?;
+    dry_run(&tgt, &transformed, ApplyOptions::from(w))
+        .await
+        .map_err(|e| format!("at {}: {e}", w.to))
 }
 
 /// A frozen source exports with zero replicas, suspended, with its claims retained and its
