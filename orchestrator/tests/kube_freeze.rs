@@ -72,6 +72,8 @@ current-context: src
 /// A workspace whose plan has one stage `cutover` with `steps`, its workload `analyzer`
 /// extended by `extra` (YAML lines indented for the workload's keys).
 fn setup(src: &FakeCluster, dst: &FakeCluster, extra: &str, steps: &str) -> Workspace {
+    // The fake refuses writes into a namespace that does not exist, as a real server does.
+    dst.api.create_namespace("analysis-zrh");
     let ws = Workspace::new();
     ws.write("kubeconfig.yaml", kubeconfig(&src.url, &dst.url));
     ws.write(
