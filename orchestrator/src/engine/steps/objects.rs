@@ -11,9 +11,11 @@ use super::{StepResult, missing_workload};
 use crate::engine::{Context, EngineError};
 use crate::progress::{Event, StepSummary};
 use crate::transfer::copy::{Multipart, ServerSide};
-use crate::transfer::local::{LocalEnds, is_staging_file_of};
+use crate::transfer::local::{LocalSides, is_staging_file_of};
 use crate::transfer::ratelimit::RateLimiter;
-use crate::transfer::{CopyJob, Counters, KeyFilter, VerifyJob, copy_workload, verify_workload};
+use crate::transfer::{
+    CopyJob, Counters, KeyFilter, TransferError, VerifyJob, copy_workload, verify_workload,
+};
 
 /// Default objects in flight per workload.
 pub(crate) const DEFAULT_CONCURRENCY: usize = 16;
@@ -157,13 +159,12 @@ pub(crate) async fn copy(
         prune: true,
         memory_budget: crate::transfer::copy::DEFAULT_MEMORY_BUDGET,
         server_side: server_side(&source, &target),
-        local: match (&source.local, &target.local) {
-            (Some(source), Some(target)) => Some(LocalEnds {
-                source: source.clone(),
-                target: target.clone(),
-            }),
-            _ => None,
+        local: LocalSides {
+            source: source.local.clone(),
+            target: target.local.clone(),
         },
+        symlinks: w.symlinks,
+        existing_target: w.existing_target,
     };
     if let Some(dir) = ctx
         .plan
@@ -182,7 +183,20 @@ pub(crate) async fn copy(
         description: format!("{name}: {} → {}", source.display_url, target.display_url),
         counters: Some(counters.clone()),
     });
-    let report = copy_workload(&job, &ctx.db, &counters, &ctx.cancel).await?;
+    let report = match copy_workload(&job, &ctx.db, &counters, &ctx.cancel).await {
+        Ok(report) => report,
+        Err(e @ TransferError::ExistingTarget { .. }) => {
+            return Ok((StepSummary::default(), StepResult::Failed(e.to_string())));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if report.skipped_links > 0 {
+        tracing::warn!(
+            "{name}: {} symbolic link(s) in {} left out (`symlinks: skip`; set `symlinks: follow` to copy what they point to inside the source)",
+            report.skipped_links,
+            source.display_url
+        );
+    }
     for (key, reason) in &report.failures {
         ctx.emit(Event::ObjectProblem {
             stage: stage.name.clone(),
@@ -198,10 +212,24 @@ pub(crate) async fn copy(
         failed: report.failed,
         pruned: report.pruned,
         bytes: report.bytes,
+        adopted: (report.adopted > 0).then_some(report.adopted),
+        symlinks_skipped: source.local.is_some().then_some(report.skipped_links),
+        prune_failed: (report.prune_failed > 0).then_some(report.prune_failed),
         ..Default::default()
     };
     let outcome = if report.interrupted {
         StepResult::Interrupted
+    } else if report.prune_failed > 0 {
+        StepResult::Failed(format!(
+            "{} object(s) the source deleted could not be removed from the target (first: {}); rerun to retry them",
+            report.prune_failed,
+            report
+                .failures
+                .iter()
+                .find(|(_, r)| r.starts_with("could not remove"))
+                .map(|(k, r)| format!("{k:?}: {}", target.redact(&source.redact(r))))
+                .unwrap_or_default()
+        ))
     } else if report.failed > 0 {
         StepResult::Failed(format!(
             "{} of {} objects failed to copy (first: {}); rerun to retry them",
