@@ -179,6 +179,25 @@ fn finding_06_source_links_are_skipped_counted_or_refused() {
     assert_eq!(std::fs::read(ws2.join("dst/alias")).expect("followed"), b"a");
 }
 
+/// Finding 6: the setting is checked like every plan key: a misspelled value is refused
+/// by `plan validate`, naming it.
+#[test]
+fn finding_06_a_misspelled_symlinks_value_is_refused() {
+    let ws = Workspace::new();
+    ws.write("plan.yaml", plan("links", "symlinks: folow"));
+    let out = ws.relocate(&["plan", "validate", "plan.yaml"]);
+    assert_eq!(out.status.code(), Some(3), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("`folow`") && stderr(&out).contains("`follow`"),
+        "{}",
+        both(&out)
+    );
+    ws.write("plan.yaml", plan("links", "existingTarget: overwrite"));
+    let out = ws.relocate(&["plan", "validate", "plan.yaml"]);
+    assert_eq!(out.status.code(), Some(3), "{}", both(&out));
+    assert!(stderr(&out).contains("`overwrite`"), "{}", both(&out));
+}
+
 /// Finding 10: a prune the target refused was counted as pruned (and signed as such).
 /// Here the object's path at the target has become a directory: the delete fails, the
 /// step fails, and the count of pruned objects stays at 0.

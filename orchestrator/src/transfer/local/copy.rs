@@ -382,4 +382,40 @@ mod tests {
         assert!(out[0].1.is_none());
         assert!(!t.path().join("k").exists());
     }
+
+    /// Issue 13, finding 13: a failure was a `String`, so callers parsed text. It is a
+    /// typed error now, naming the side, with the I/O error as its source.
+    #[test]
+    fn finding_13_copy_failures_keep_their_cause() {
+        let (s, t) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::create_dir_all(s.path().join("d")).unwrap();
+        std::fs::write(s.path().join("d/k"), b"abc").unwrap();
+        // A file where the target needs a directory.
+        std::fs::write(t.path().join("d"), b"in the way").unwrap();
+        let ends = LocalEnds {
+            source: Arc::new(LocalFileSystem::new_with_prefix(s.path()).unwrap()),
+            target: Arc::new(LocalFileSystem::new_with_prefix(t.path()).unwrap()),
+        };
+        let out = copy_batch(
+            &ends,
+            vec![meta("d/k", 3)],
+            &ctx(Arc::new(Counters::default())),
+        );
+        let Some(Err(failure)) = &out[0].1 else {
+            panic!("{:?}", out[0].1)
+        };
+        assert!(
+            matches!(failure, CopyFailure::Write { store, .. } if store == "dst"),
+            "{failure:?}"
+        );
+        let cause = std::error::Error::source(failure).expect("a cause");
+        let io = cause
+            .downcast_ref::<crate::transfer::failure::Cause>()
+            .and_then(|c| match c {
+                crate::transfer::failure::Cause::File(e) => Some(e),
+                _ => None,
+            })
+            .expect("an I/O cause");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotADirectory, "{io}");
+    }
 }
