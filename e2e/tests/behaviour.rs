@@ -272,7 +272,12 @@ async fn fresh_state_over_a_filled_target(source: &Backend, target: &Backend, pa
         "{pair}: {err}"
     );
 
-    put(&target.object_store, "plain.txt", Bytes::from_static(b"differs")).await;
+    put(
+        &target.object_store,
+        "plain.txt",
+        Bytes::from_static(b"differs"),
+    )
+    .await;
     let mut job = fresh.copy_job(source, target);
     job.existing_target = plans::ExistingTarget::Adopt;
     let adopted = copy_workload(

@@ -604,8 +604,15 @@ async fn finding_10_a_failed_prune_is_not_counted_and_is_retried() {
         reason.contains("could not remove") && reason.contains("injected outage"),
         "{reason}"
     );
-    let row = h.db.object(WORKLOAD, gone.as_ref()).expect("row").expect("kept");
-    assert_ne!(row.status, ObjectStatus::Pruned, "the row is not marked pruned");
+    let row =
+        h.db.object(WORKLOAD, gone.as_ref())
+            .expect("row")
+            .expect("kept");
+    assert_ne!(
+        row.status,
+        ObjectStatus::Pruned,
+        "the row is not marked pruned"
+    );
     assert!(
         contents(dst.as_ref()).await.contains_key(gone.as_ref()),
         "still at the target"
@@ -615,7 +622,10 @@ async fn finding_10_a_failed_prune_is_not_counted_and_is_retried() {
     let again = h.copy(src.clone(), dst.clone(), small()).await;
     assert_eq!((again.pruned, again.prune_failed), (1, 0), "{again:?}");
     assert!(!contents(dst.as_ref()).await.contains_key(gone.as_ref()));
-    let row = h.db.object(WORKLOAD, gone.as_ref()).expect("row").expect("kept");
+    let row =
+        h.db.object(WORKLOAD, gone.as_ref())
+            .expect("row")
+            .expect("kept");
     assert_eq!(row.status, ObjectStatus::Pruned);
 }
 
@@ -627,7 +637,10 @@ async fn finding_14_verify_commits_its_findings_as_it_goes() {
     let src = source(2_500, 8).await;
     let dst = Arc::new(InMemory::new());
     let h = Harness::new();
-    assert_eq!(h.copy(src.clone(), dst.clone(), small()).await.copied, 2_500);
+    assert_eq!(
+        h.copy(src.clone(), dst.clone(), small()).await.copied,
+        2_500
+    );
 
     // From here on, every write of a verify finding fails (reads still work).
     let blocker = rusqlite::Connection::open(h._dir.path().join("state.db")).expect("open");

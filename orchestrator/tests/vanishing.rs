@@ -11,7 +11,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use util::{Workspace, count, header, stderr, stdout, summary, tree};
 
-const COPY_VERIFY: &str = "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n";
+const COPY_VERIFY: &str =
+    "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n";
 
 /// A plan whose workload carries `extra` keys (e.g. `symlinks: follow`).
 fn plan(name: &str, extra: &str) -> String {
@@ -146,7 +147,11 @@ fn finding_06_source_links_are_skipped_counted_or_refused() {
     let out = ws.run_plan("json");
     assert!(out.status.success(), "{}", both(&out));
     assert_eq!(count(&summary(&out), "copy", "symlinks_skipped"), 2);
-    assert!(stderr(&out).contains("skipping symbolic link"), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("skipping symbolic link"),
+        "{}",
+        both(&out)
+    );
     assert_eq!(
         tree(&ws.join("dst")).keys().collect::<Vec<_>>(),
         ["a.txt"],
@@ -170,13 +175,19 @@ fn finding_06_source_links_are_skipped_counted_or_refused() {
         "{}",
         both(&out)
     );
-    assert!(!ws2.join("dst/passwd").exists(), "nothing outside the root copied");
+    assert!(
+        !ws2.join("dst/passwd").exists(),
+        "nothing outside the root copied"
+    );
 
     std::fs::remove_file(ws2.join("src/passwd")).expect("rm");
     symlink(ws2.join("src/a.txt"), ws2.join("src/alias")).expect("link");
     let out = ws2.relocate(&["run", "plan.yaml", "--state-dir", "s3", "--output", "plain"]);
     assert!(out.status.success(), "{}", both(&out));
-    assert_eq!(std::fs::read(ws2.join("dst/alias")).expect("followed"), b"a");
+    assert_eq!(
+        std::fs::read(ws2.join("dst/alias")).expect("followed"),
+        b"a"
+    );
 }
 
 /// Finding 6: the setting is checked like every plan key: a misspelled value is refused
@@ -264,7 +275,14 @@ fn finding_19_a_fresh_state_over_a_filled_target_refuses_or_adopts() {
     assert!(out.status.success(), "{}", both(&out));
     let before = tree(&ws.join("dst"));
 
-    let out = ws.relocate(&["run", "plan.yaml", "--state-dir", "other", "--output", "plain"]);
+    let out = ws.relocate(&[
+        "run",
+        "plan.yaml",
+        "--state-dir",
+        "other",
+        "--output",
+        "plain",
+    ]);
     assert!(!out.status.success(), "{}", both(&out));
     let text = both(&out);
     assert!(
@@ -276,7 +294,14 @@ fn finding_19_a_fresh_state_over_a_filled_target_refuses_or_adopts() {
     // One object differs at the target: adopt keeps the 9 that match, copies it.
     ws.write("dst/d3/f00003.bin", "tampered");
     ws.write("plan.yaml", plan("again", "existingTarget: adopt"));
-    let out = ws.relocate(&["run", "plan.yaml", "--state-dir", "third", "--output", "json"]);
+    let out = ws.relocate(&[
+        "run",
+        "plan.yaml",
+        "--state-dir",
+        "third",
+        "--output",
+        "json",
+    ]);
     assert!(out.status.success(), "{}", both(&out));
     let s = summary(&out);
     assert_eq!(count(&s, "copy", "adopted"), 9, "{s}");

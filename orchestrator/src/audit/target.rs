@@ -222,7 +222,8 @@ async fn find_extras(
     // files, and follows links.
     let mut listing = match &handle.local {
         Some(fs) => {
-            let walk = crate::transfer::local::list_store(fs, crate::transfer::local::Links::Target);
+            let walk =
+                crate::transfer::local::list_store(fs, crate::transfer::local::Links::Target);
             walk.pages.flat_map(futures::stream::iter).boxed()
         }
         None => handle.store.list(None),

@@ -222,7 +222,10 @@ pub async fn copy_workload(
             let key = meta.location.as_ref();
             if reserved && meta.location.filename().is_some_and(is_staging_name) {
                 refused.push(meta);
-            } else if adopt.as_ref().is_some_and(|at_target| at_target.contains(key)) {
+            } else if adopt
+                .as_ref()
+                .is_some_and(|at_target| at_target.contains(key))
+            {
                 one_by_one.push((meta, true));
             } else {
                 to_copy.push(meta);
@@ -236,7 +239,13 @@ pub async fn copy_workload(
         for meta in refused {
             let key = meta.location.to_string();
             let result = Err(CopyFailure::StagingName { key });
-            record_one(ObjectOutcome { meta, result }, &mut report, &writer, job, counters);
+            record_one(
+                ObjectOutcome { meta, result },
+                &mut report,
+                &writer,
+                job,
+                counters,
+            );
         }
         match &local {
             Some(ends) => {

@@ -28,8 +28,8 @@ pub mod read;
 pub mod verify;
 
 pub use copy::{CopyJob, CopyReport, copy_workload};
-pub use failure::CopyFailure;
 pub use counters::Counters;
+pub use failure::CopyFailure;
 pub use filter::KeyFilter;
 pub use manifest::{ManifestSummary, write_manifest};
 pub use verify::{Problem, ProblemKind, VerifyJob, VerifyReport, verify_workload};

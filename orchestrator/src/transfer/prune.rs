@@ -32,10 +32,12 @@ pub(super) async fn prune(
     counters: &Counters,
 ) -> Result<(), TransferError> {
     let root = match &job.local.target {
-        Some(fs) => Some(super::local::root(fs).map_err(|source| TransferError::List {
-            store: job.target_name.clone(),
-            source,
-        })?),
+        Some(fs) => Some(
+            super::local::root(fs).map_err(|source| TransferError::List {
+                store: job.target_name.clone(),
+                source,
+            })?,
+        ),
         None => None,
     };
     loop {
@@ -91,7 +93,10 @@ async fn delete(job: &CopyJob, root: Option<&PathBuf>, key: &str) -> Result<(), 
     let location = super::key_path(key);
     if let (Some(root), Some(fs)) = (root, &job.local.target) {
         // A `name#digits` key was refused by the copy: relocate never wrote it there.
-        if location.filename().is_some_and(super::local::is_staging_name) {
+        if location
+            .filename()
+            .is_some_and(super::local::is_staging_name)
+        {
             return Ok(());
         }
         let path = fs.path_to_filesystem(&location).map_err(|e| failed(&e))?;

@@ -110,7 +110,8 @@ fn with_path(e: io::Error, path: &Path) -> io::Error {
 impl Parent {
     /// Create `name` in this directory; it must not exist (not even as a link).
     pub(crate) fn create_new(&self, name: &OsStr) -> io::Result<File> {
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(0o666))
             .map(File::from)
             .map_err(io::Error::from)

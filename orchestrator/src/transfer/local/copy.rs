@@ -47,7 +47,10 @@ pub(in crate::transfer) fn copy_batch(
                 Ok(root) => open(ends, root, meta, cx, &renamed, index - 1),
                 Err(e) => Opened::Done((
                     meta,
-                    Some(Err(CopyFailure::write(&cx.target_name, std::io::Error::other(e.to_string())))),
+                    Some(Err(CopyFailure::write(
+                        &cx.target_name,
+                        std::io::Error::other(e.to_string()),
+                    ))),
                 )),
             }
         },
@@ -58,7 +61,10 @@ pub(in crate::transfer) fn copy_batch(
     for (_, (parent, objects)) in renamed.into_inner() {
         if let Err(e) = parent.sync() {
             for i in objects {
-                let failure = CopyFailure::write(&cx.target_name, std::io::Error::new(e.kind(), e.to_string()));
+                let failure = CopyFailure::write(
+                    &cx.target_name,
+                    std::io::Error::new(e.kind(), e.to_string()),
+                );
                 outcomes[i].1 = Some(Err(failure));
             }
         }
@@ -319,7 +325,10 @@ mod tests {
             target: Arc::new(LocalFileSystem::new_with_prefix(t.path()).unwrap()),
         };
         let cx = ctx(Arc::new(Counters::default()));
-        let (renamed, root) = (Renamed::default(), super::super::root(&ends.target).unwrap());
+        let (renamed, root) = (
+            Renamed::default(),
+            super::super::root(&ends.target).unwrap(),
+        );
         // Started, then the run stops: one chunk, then no outcome.
         let out = two_lanes(
             vec![meta("k", (CHUNK * 8) as u64)],
