@@ -11,7 +11,7 @@ use super::{StepResult, missing_workload};
 use crate::engine::{Context, EngineError};
 use crate::progress::{Event, StepSummary};
 use crate::transfer::copy::{Multipart, ServerSide};
-use crate::transfer::local::{LocalSides, is_staging_file_of};
+use crate::transfer::local::{LocalSides, confine, is_staging_file_of};
 use crate::transfer::ratelimit::RateLimiter;
 use crate::transfer::{
     CopyJob, Counters, KeyFilter, TransferError, VerifyJob, copy_workload, verify_workload,
@@ -57,8 +57,9 @@ fn server_side(source: &StoreHandle, target: &StoreHandle) -> Option<ServerSide>
 }
 
 /// A local target killed mid-write keeps object_store's staging file (`name#N`) beside
-/// the object; the listing hides it, so nothing else would ever remove it. Only the
-/// objects that were in flight can have one, so only their directories are looked at.
+/// the object; verify would then report it as an unexpected object, and nothing else
+/// would remove it. Only the objects that were in flight can have one, so only their
+/// directories are looked at.
 fn sweep_staging_files(
     ctx: &Context,
     workload: &str,
@@ -79,6 +80,19 @@ fn sweep_staging_files(
         }
     }
     for (parent, names) in by_dir {
+        // Opened from the target's root without following a link (a link planted in the
+        // target must not lead the sweep to delete elsewhere); removals go through it.
+        let opened = match confine::parent(dir, &parent.join("_"), false) {
+            Ok((opened, _)) => opened,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot look for staging files left in {}: {e}",
+                    parent.display()
+                );
+                continue;
+            }
+        };
         let entries = match std::fs::read_dir(&parent) {
             Ok(entries) => entries,
             // Nothing was ever written there.
@@ -100,7 +114,7 @@ fn sweep_staging_files(
             if !leftover {
                 continue;
             }
-            match std::fs::remove_file(entry.path()) {
+            match opened.remove(&file) {
                 Ok(()) => tracing::info!(
                     "removed staging file {} left by an interrupted run",
                     entry.path().display()
