@@ -309,3 +309,66 @@ fn finding_19_a_fresh_state_over_a_filled_target_refuses_or_adopts() {
     assert_eq!(count(&s, "verify", "verified"), 10, "{s}");
     assert_eq!(tree(&ws.join("src")), tree(&ws.join("dst")));
 }
+
+/// Finding 4, the run's own verify: a `name#digits` file planted at a local target is an
+/// unexpected object (object_store's listing hid it, so verify passed).
+#[tokio::test]
+async fn finding_04_the_verify_step_sees_a_planted_hash_digit_file() {
+    use std::sync::Arc;
+
+    use object_store::local::LocalFileSystem;
+    use orchestrator::state::Db;
+    use orchestrator::transfer::local::LocalSides;
+    use orchestrator::transfer::{
+        CopyJob, Counters, KeyFilter, ProblemKind, VerifyJob, copy_workload, verify_workload,
+    };
+    use tokio_util::sync::CancellationToken;
+
+    let ws = Workspace::new();
+    ws.write("src/a.txt", "a");
+    std::fs::create_dir_all(ws.join("dst")).expect("mkdir");
+    let db = Db::open(&ws.join("state.db")).expect("db");
+    let src = Arc::new(LocalFileSystem::new_with_prefix(ws.join("src")).expect("src"));
+    let dst = Arc::new(LocalFileSystem::new_with_prefix(ws.join("dst")).expect("dst"));
+    let job = CopyJob {
+        workload: "w".into(),
+        source_name: "src".into(),
+        target_name: "dst".into(),
+        source: src.clone(),
+        target: dst.clone(),
+        filter: KeyFilter::all(),
+        algorithm: plans::ChecksumAlgorithm::Sha256,
+        concurrency: 4,
+        multipart: Default::default(),
+        limiter: None,
+        shard: None,
+        prune: true,
+        server_side: None,
+        memory_budget: orchestrator::transfer::copy::DEFAULT_MEMORY_BUDGET,
+        local: LocalSides {
+            source: Some(src),
+            target: Some(dst.clone()),
+        },
+        symlinks: Default::default(),
+        existing_target: Default::default(),
+    };
+    let (counters, cancel) = (Arc::new(Counters::default()), CancellationToken::new());
+    let copied = copy_workload(&job, &db, &counters, &cancel).await.expect("copy");
+    assert_eq!(copied.copied, 1);
+    ws.write("dst/sub/x#123", "planted");
+    let verify = VerifyJob {
+        workload: "w".into(),
+        target_name: "dst".into(),
+        target: dst.clone(),
+        filter: KeyFilter::all(),
+        concurrency: 4,
+        shard: None,
+        local: Some(dst),
+    };
+    let report = verify_workload(&verify, &db, &counters, &cancel)
+        .await
+        .expect("verify");
+    assert_eq!(report.unexpected, 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].key, "sub/x#123");
+    assert_eq!(report.problems[0].kind, ProblemKind::Unexpected);
+}
