@@ -353,7 +353,9 @@ async fn finding_04_the_verify_step_sees_a_planted_hash_digit_file() {
         existing_target: Default::default(),
     };
     let (counters, cancel) = (Arc::new(Counters::default()), CancellationToken::new());
-    let copied = copy_workload(&job, &db, &counters, &cancel).await.expect("copy");
+    let copied = copy_workload(&job, &db, &counters, &cancel)
+        .await
+        .expect("copy");
     assert_eq!(copied.copied, 1);
     ws.write("dst/sub/x#123", "planted");
     let verify = VerifyJob {
