@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use super::failure::CopyFailure;
 use super::local::{BatchContext, Links, LocalSides, is_staging_name};
+pub(crate) use super::outcome::error_chain;
+use super::outcome::{Done, ObjectOutcome, record, record_one};
 use super::ratelimit::RateLimiter;
 use super::{Counters, KeyFilter, Shard, TransferError};
 use crate::state::{Db, Known, ObjectUpdate, ObjectWriter};
@@ -338,7 +340,7 @@ pub(crate) fn unchanged(known: Option<&Known>, meta: &ObjectMeta) -> bool {
         && known.modified.as_deref() == Some(meta.last_modified.to_rfc3339().as_str())
 }
 
-/// List the source again and stamp every listed key with `epoch`, so [`prune`] can
+/// List the source again and stamp every listed key with `epoch`, so the prune can
 /// tell what it no longer has.
 async fn mark_listed(
     job: &CopyJob,
@@ -396,109 +398,6 @@ fn batch_context(
         counters: counters.clone(),
         cancel: cancel.clone(),
     }
-}
-
-struct ObjectOutcome {
-    meta: ObjectMeta,
-    result: Result<Done, CopyFailure>,
-}
-
-/// An object at the target with the source's hash (hex).
-pub(super) enum Done {
-    /// Copied by this run.
-    Copied(String),
-    /// Found at the target with the source's hash and kept (`existingTarget: adopt`).
-    Adopted(String),
-}
-
-fn record(
-    done: Result<Vec<ObjectOutcome>, tokio::task::JoinError>,
-    report: &mut CopyReport,
-    writer: &ObjectWriter,
-    job: &CopyJob,
-    counters: &Counters,
-) -> Result<u64, TransferError> {
-    let mut vanished = 0;
-    for outcome in done.map_err(|e| TransferError::Task(e.to_string()))? {
-        vanished += record_one(outcome, report, writer, job, counters);
-    }
-    Ok(vanished)
-}
-
-/// Record one object's outcome; 1 when it vanished from the source.
-fn record_one(
-    outcome: ObjectOutcome,
-    report: &mut CopyReport,
-    writer: &ObjectWriter,
-    job: &CopyJob,
-    counters: &Counters,
-) -> u64 {
-    let ObjectOutcome { meta, result } = outcome;
-    let key = meta.location.as_ref().to_owned();
-    Counters::add(&counters.done_objects, 1);
-    Counters::add(&counters.done_bytes, meta.size);
-    match result {
-        Ok(done) => {
-            let source_hash = match done {
-                Done::Copied(hash) => {
-                    report.copied += 1;
-                    report.bytes += meta.size;
-                    Counters::add(&counters.copied, 1);
-                    hash
-                }
-                Done::Adopted(hash) => {
-                    report.adopted += 1;
-                    Counters::add(&counters.skipped, 1);
-                    hash
-                }
-            };
-            writer.send(ObjectUpdate::Copied {
-                workload: job.workload.clone(),
-                key,
-                algorithm: job.algorithm.as_str().to_owned(),
-                source_hash,
-            });
-        }
-        Err(CopyFailure::Vanished) => {
-            tracing::warn!(workload = %job.workload, key = %key, "object vanished from the source during the copy");
-            writer.send(ObjectUpdate::Pruned {
-                workload: job.workload.clone(),
-                key,
-            });
-            return 1;
-        }
-        Err(failure) => {
-            let reason = error_chain(&failure);
-            report.failed += 1;
-            Counters::add(&counters.failed, 1);
-            tracing::warn!(workload = %job.workload, key = %key, "copy failed: {reason}");
-            if report.failures.len() < MAX_REPORTED {
-                report.failures.push((key.clone(), reason.clone()));
-            }
-            writer.send(ObjectUpdate::Failed {
-                workload: job.workload.clone(),
-                key,
-                error: reason,
-            });
-        }
-    }
-    0
-}
-
-/// An error and its causes, each once: `a: b: c` (a cause already in its parent's
-/// message is not repeated).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -15,8 +15,9 @@ use object_store::ObjectMeta;
 use plans::ExistingTarget;
 use tokio_util::sync::CancellationToken;
 
-use super::copy::{CopyFailure, CopyJob, Done};
+use super::copy::{CopyFailure, CopyJob};
 use super::local::Links;
+use super::outcome::Done;
 use super::verify::hash_target;
 use super::{Counters, TransferError};
 use crate::state::Db;

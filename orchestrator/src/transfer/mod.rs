@@ -22,6 +22,7 @@ pub mod listing;
 pub mod local;
 pub mod manifest;
 mod object;
+mod outcome;
 mod prune;
 pub mod ratelimit;
 pub mod read;
