@@ -97,6 +97,8 @@ impl Harness {
             prune: true,
             memory_budget: DEFAULT_MEMORY_BUDGET,
             local: local_ends(&source.handle, &target.handle),
+            symlinks: Default::default(),
+            existing_target: Default::default(),
             server_side: None,
         }
     }
@@ -247,6 +249,63 @@ async fn suite(source: Backend, target: Backend) {
         .expect("delete");
     let v = h.verify(&target).await;
     assert_eq!(v.failed(), 0, "{pair}: {:?}", v.problems);
+
+    fresh_state_over_a_filled_target(&source, &target, &pair).await;
+}
+
+/// Issue 13, finding 19: a fresh state over a target that already holds the workload's
+/// objects refuses to copy over them, naming the count; with `existingTarget: adopt` it
+/// keeps what matches by hash and copies the rest.
+async fn fresh_state_over_a_filled_target(source: &Backend, target: &Backend, pair: &str) {
+    let objects = contents(&target.object_store).await.len() as u64;
+    let fresh = Harness::new();
+    let err = copy_workload(
+        &fresh.copy_job(source, target),
+        &fresh.db,
+        &Arc::new(Counters::default()),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect_err("a fresh state over a filled target is refused");
+    assert!(
+        matches!(err, orchestrator::transfer::TransferError::ExistingTarget { objects: n, .. } if n == objects),
+        "{pair}: {err}"
+    );
+
+    put(
+        &target.object_store,
+        "plain.txt",
+        Bytes::from_static(b"differs"),
+    )
+    .await;
+    let mut job = fresh.copy_job(source, target);
+    job.existing_target = plans::ExistingTarget::Adopt;
+    let adopted = copy_workload(
+        &job,
+        &fresh.db,
+        &Arc::new(Counters::default()),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("adopt");
+    assert_eq!(
+        (adopted.adopted, adopted.copied, adopted.failed),
+        (objects - 1, 1, 0),
+        "{pair}: {:?}",
+        adopted.failures
+    );
+    assert_eq!(
+        contents(&source.object_store).await,
+        contents(&target.object_store).await,
+        "{pair}: adopt converges"
+    );
+    let v = fresh.verify(target).await;
+    assert_eq!(
+        (v.verified, v.failed()),
+        (objects, 0),
+        "{pair}: {:?}",
+        v.problems
+    );
 }
 
 #[tokio::test]
@@ -341,6 +400,8 @@ async fn same_bucket_copies_server_side_and_still_verifies() {
         prune: true,
         memory_budget: DEFAULT_MEMORY_BUDGET,
         local: local_ends(&src, &dst),
+        symlinks: Default::default(),
+        existing_target: Default::default(),
         server_side: Some(ServerSide {
             root: dst.root.clone(),
             source_prefix: src.prefix.clone(),
@@ -387,14 +448,14 @@ async fn same_bucket_copies_server_side_and_still_verifies() {
     );
 }
 
-/// Both ends as local directories when they are, so local pairs take the engine's
-/// direct-file path exactly as `relocate run` would.
+/// The ends that are local directories, as `relocate run` passes them: local pairs
+/// take the engine's direct-file path, a local end alone its walk and its guards.
 fn local_ends(
     source: &connectors::store::StoreHandle,
     target: &connectors::store::StoreHandle,
-) -> Option<orchestrator::transfer::local::LocalEnds> {
-    Some(orchestrator::transfer::local::LocalEnds {
-        source: source.local.clone()?,
-        target: target.local.clone()?,
-    })
+) -> orchestrator::transfer::local::LocalSides {
+    orchestrator::transfer::local::LocalSides {
+        source: source.local.clone(),
+        target: target.local.clone(),
+    }
 }

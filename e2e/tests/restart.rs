@@ -143,7 +143,9 @@ async fn a_server_killed_and_restarted_mid_copy_loses_nothing() {
         shard: None,
         prune: true,
         memory_budget: DEFAULT_MEMORY_BUDGET,
-        local: None,
+        local: Default::default(),
+        symlinks: Default::default(),
+        existing_target: Default::default(),
         server_side: None,
     };
     let counters = Arc::new(Counters::default());

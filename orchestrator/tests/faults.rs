@@ -98,7 +98,9 @@ fn job(
         prune: true,
         server_side: None,
         memory_budget: orchestrator::transfer::copy::DEFAULT_MEMORY_BUDGET,
-        local: None,
+        local: Default::default(),
+        symlinks: Default::default(),
+        existing_target: Default::default(),
     }
 }
 
@@ -573,4 +575,103 @@ async fn a_dead_store_fails_the_copy_by_name_and_key_and_a_later_copy_completes(
     assert_eq!((report.copied, report.failed), (15, 0), "{report:?}");
     assert_eq!(contents(src.as_ref()).await, contents(dst.as_ref()).await);
     assert_eq!(h.verify(dst).await.verified, 15);
+}
+
+/// Issue 13, finding 10: a delete the target refused was counted as pruned and its row
+/// marked pruned, and that count went into the signed evidence. Now only a confirmed
+/// delete counts; the failure is counted apart, kept on the row, and retried.
+#[tokio::test]
+async fn finding_10_a_failed_prune_is_not_counted_and_is_retried() {
+    let src = source(6, 100).await;
+    let dst = Arc::new(InMemory::new());
+    let h = Harness::new();
+    let first = h.copy(src.clone(), dst.clone(), small()).await;
+    assert_eq!(first.copied, 6, "{first:?}");
+
+    let gone = Path::from("d1/f0001.bin");
+    src.delete(&gone).await.expect("delete at the source");
+    let dead_dst = FaultyStore::new(dst.clone(), Faults::default());
+    dead_dst.kill(true);
+    let report = h.copy(src.clone(), dead_dst.clone(), small()).await;
+    assert_eq!(
+        (report.pruned, report.prune_failed),
+        (0, 1),
+        "a refused delete is not a prune: {report:?}"
+    );
+    let (key, reason) = report.failures.first().expect("the failure is reported");
+    assert_eq!(key, gone.as_ref());
+    assert!(
+        reason.contains("could not remove") && reason.contains("injected outage"),
+        "{reason}"
+    );
+    let row =
+        h.db.object(WORKLOAD, gone.as_ref())
+            .expect("row")
+            .expect("kept");
+    assert_ne!(
+        row.status,
+        ObjectStatus::Pruned,
+        "the row is not marked pruned"
+    );
+    assert!(
+        contents(dst.as_ref()).await.contains_key(gone.as_ref()),
+        "still at the target"
+    );
+
+    // The target is back: the next copy removes it, and only then counts it.
+    let again = h.copy(src.clone(), dst.clone(), small()).await;
+    assert_eq!((again.pruned, again.prune_failed), (1, 0), "{again:?}");
+    assert!(!contents(dst.as_ref()).await.contains_key(gone.as_ref()));
+    let row =
+        h.db.object(WORKLOAD, gone.as_ref())
+            .expect("row")
+            .expect("kept");
+    assert_eq!(row.status, ObjectStatus::Pruned);
+}
+
+/// Issue 14 (part): verify committed its findings only at its very end, so a state that
+/// could not be written was noticed after every object had been read. Now each page
+/// is committed as the verify goes, and a write failure stops it at the next page.
+#[tokio::test]
+async fn finding_14_verify_commits_its_findings_as_it_goes() {
+    let src = source(2_500, 8).await;
+    let dst = Arc::new(InMemory::new());
+    let h = Harness::new();
+    assert_eq!(
+        h.copy(src.clone(), dst.clone(), small()).await.copied,
+        2_500
+    );
+
+    // From here on, every write of a verify finding fails (reads still work).
+    let blocker = rusqlite::Connection::open(h._dir.path().join("state.db")).expect("open");
+    blocker
+        .execute_batch(
+            "CREATE TRIGGER no_findings BEFORE UPDATE OF target_hash ON objects
+             BEGIN SELECT RAISE(ABORT, 'injected: disk full'); END;",
+        )
+        .expect("trigger");
+    let counted = FaultyStore::new(dst.clone(), Faults::default());
+    let job = VerifyJob {
+        workload: WORKLOAD.into(),
+        target_name: "dst".into(),
+        target: counted.clone(),
+        filter: KeyFilter::all(),
+        concurrency: 8,
+        shard: None,
+        local: None,
+    };
+    let err = verify_workload(
+        &job,
+        &h.db,
+        &Arc::new(Counters::default()),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect_err("a state that cannot be written stops the verify");
+    assert!(err.to_string().contains("disk full"), "{err}");
+    let reads = counted.requests.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        reads < 2_500,
+        "stopped at the first page it could not commit, not after reading all: {reads} reads"
+    );
 }

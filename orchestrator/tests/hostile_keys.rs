@@ -127,7 +127,9 @@ async fn hostile_keys_never_write_outside_the_target_and_fail_per_key() {
         prune: true,
         server_side: None,
         memory_budget: orchestrator::transfer::copy::DEFAULT_MEMORY_BUDGET,
-        local: None,
+        local: Default::default(),
+        symlinks: Default::default(),
+        existing_target: Default::default(),
     };
     let report = copy_workload(
         &job,

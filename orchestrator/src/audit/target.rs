@@ -218,7 +218,16 @@ async fn find_extras(
     tally: &mut Tally,
     report: &mut Report,
 ) {
-    let mut listing = handle.store.list(None);
+    // A local target through relocate's own walk: object_store's hides `name#digits`
+    // files, and follows links.
+    let mut listing = match &handle.local {
+        Some(fs) => {
+            let walk =
+                crate::transfer::local::list_store(fs, crate::transfer::local::Links::Target);
+            walk.pages.flat_map(futures::stream::iter).boxed()
+        }
+        None => handle.store.list(None),
+    };
     while let Some(item) = listing.next().await {
         match item {
             Ok(meta) => {

@@ -32,6 +32,17 @@ pub struct StepSummary {
     pub pruned: u64,
     /// Bytes copied or verified.
     pub bytes: u64,
+    /// Objects found at the target with the source's hash and kept
+    /// (`existingTarget: adopt`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<u64>,
+    /// Symbolic links left out of a local source (`symlinks: skip`); present for every
+    /// copy from a local directory, so the evidence says 0 when there were none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symlinks_skipped: Option<u64>,
+    /// Objects the source deleted that could not be removed from the target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prune_failed: Option<u64>,
     /// Wall time in seconds.
     pub seconds: f64,
 }

@@ -56,10 +56,22 @@ pub fn progress_text(s: &Snapshot) -> String {
 /// One line describing a finished step.
 pub fn summary_text(s: &StepSummary) -> String {
     let what = match s.kind.as_str() {
-        "copy" => format!(
-            "{} copied, {} unchanged, {} pruned, {} failed",
-            s.copied, s.skipped, s.pruned, s.failed
-        ),
+        "copy" => {
+            let mut line = format!(
+                "{} copied, {} unchanged, {} pruned, {} failed",
+                s.copied, s.skipped, s.pruned, s.failed
+            );
+            for (n, what) in [
+                (s.adopted, "adopted"),
+                (s.prune_failed, "not pruned"),
+                (s.symlinks_skipped, "symlinks skipped"),
+            ] {
+                if let Some(n) = n.filter(|n| *n > 0) {
+                    line.push_str(&format!(", {n} {what}"));
+                }
+            }
+            line
+        }
         "verify" => format!("{} verified, {} failed", s.verified, s.failed),
         _ => String::new(),
     };

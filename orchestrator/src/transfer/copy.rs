@@ -5,18 +5,26 @@
 //! byte moves; the `copied` row (with the source hash) is written only after the
 //! target confirmed the put. A crash therefore leaves every object either trusted with
 //! its hash or marked for a re-copy.
+//!
+//! Nothing leaves the listing without a word: a key a local store cannot hold fails by
+//! name ([`CopyFailure::StagingName`]), a skipped source link is counted, a first copy
+//! over a target that already holds objects asks for `existingTarget:` (`existing`),
+//! and a prune counts only what it removed (`prune`).
 
 use std::sync::Arc;
 
 use futures::StreamExt;
 use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
-use plans::ChecksumAlgorithm;
+use object_store::{ObjectMeta, ObjectStore};
+use plans::{ChecksumAlgorithm, ExistingTarget, SymlinkPolicy};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::local::{BatchContext, LocalEnds};
+pub use super::failure::CopyFailure;
+use super::local::{BatchContext, Links, LocalSides, is_staging_name};
+pub(crate) use super::outcome::error_chain;
+use super::outcome::{Done, ObjectOutcome, record, record_one};
 use super::ratelimit::RateLimiter;
 use super::{Counters, KeyFilter, Shard, TransferError};
 use crate::state::{Db, Known, ObjectUpdate, ObjectWriter};
@@ -75,9 +83,15 @@ pub struct CopyJob {
     /// Bytes of object data buffered at once across all transfers (bounds memory
     /// whatever the object sizes and concurrency).
     pub memory_budget: u64,
-    /// Both stores are local directories: copy files directly, whole objects (and
-    /// batches of small ones) per blocking call (see [`super::local`]).
-    pub local: Option<LocalEnds>,
+    /// The ends that are local directories. A local source is listed by relocate's
+    /// own walk (links per `symlinks`, no name hidden); a local target is written and
+    /// pruned without following links; both local: files are copied directly, whole
+    /// objects (and batches of small ones) per blocking call (see [`super::local`]).
+    pub local: LocalSides,
+    /// Symbolic links in a local source.
+    pub symlinks: SymlinkPolicy,
+    /// What the first copy does when the target already holds objects.
+    pub existing_target: ExistingTarget,
 }
 
 /// Two prefixes of one bucket/account, for server-side copies.
@@ -135,8 +149,16 @@ pub struct CopyReport {
     pub skipped: u64,
     /// Objects whose copy failed.
     pub failed: u64,
-    /// Objects pruned from the target.
+    /// Objects pruned from the target (confirmed gone).
     pub pruned: u64,
+    /// Objects the source deleted that could not be removed from the target (the step
+    /// fails; the rerun tries again).
+    pub prune_failed: u64,
+    /// Objects already at the target with the source's hash, kept and recorded
+    /// (`existingTarget: adopt`).
+    pub adopted: u64,
+    /// Symbolic links in a local source left out (`symlinks: skip`).
+    pub skipped_links: u64,
     /// Bytes copied.
     pub bytes: u64,
     /// The first failures (key and reason), at most [`MAX_REPORTED`].
@@ -157,6 +179,7 @@ pub async fn copy_workload(
     cancel: &CancellationToken,
 ) -> Result<CopyReport, TransferError> {
     let writer = db.object_writer();
+    let adopt = super::existing::first_copy(job, db, cancel).await?;
     let epoch = db.next_epoch(&job.workload)?;
     let sem = Arc::new(Semaphore::new(job.concurrency.max(1)));
     let budget = Arc::new(Semaphore::new(
@@ -164,11 +187,13 @@ pub async fn copy_workload(
     ));
     let mut tasks: JoinSet<Vec<ObjectOutcome>> = JoinSet::new();
     // A bandwidth cap needs the async path's pacing.
-    let local = job.local.as_ref().filter(|_| job.limiter.is_none());
+    let local = job.local.both().filter(|_| job.limiter.is_none());
+    // object_store's local store neither reads nor writes `name#digits`.
+    let reserved = job.local.source.is_some() || job.local.target.is_some();
     let mut report = CopyReport::default();
 
     let mut vanished = 0u64;
-    let mut listing = source_listing(job);
+    let (mut listing, skipped_links) = source_listing(job);
     while let Some(page) = tokio::select! {
         c = listing.next() => c,
         () = cancel.cancelled() => None,
@@ -176,7 +201,7 @@ pub async fn copy_workload(
         let listed = super::listing::owned(page, &job.source_name, &job.filter, job.shard)?;
         let keys: Vec<&str> = listed.iter().map(|m| m.location.as_ref()).collect();
         let known = db.known(&job.workload, &keys)?;
-        let mut to_copy = Vec::new();
+        let (mut to_copy, mut refused, mut one_by_one) = (Vec::new(), Vec::new(), Vec::new());
         for (meta, known) in listed.into_iter().zip(known) {
             report.listed += 1;
             Counters::add(&counters.discovered_objects, 1);
@@ -196,37 +221,63 @@ pub async fn copy_workload(
                 modified: Some(meta.last_modified.to_rfc3339()),
                 epoch,
             });
-            to_copy.push(meta);
+            let key = meta.location.as_ref();
+            if reserved && meta.location.filename().is_some_and(is_staging_name) {
+                refused.push(meta);
+            } else if adopt
+                .as_ref()
+                .is_some_and(|at_target| at_target.contains(key))
+            {
+                one_by_one.push((meta, true));
+            } else {
+                to_copy.push(meta);
+            }
         }
         // Intents must be committed before the copies they announce start; a page of
         // unchanged objects writes nothing and needs no wait.
-        if !to_copy.is_empty() {
+        if !(to_copy.is_empty() && refused.is_empty() && one_by_one.is_empty()) {
             writer.flush().await?;
         }
-        if let Some(ends) = local {
-            for batch in super::local::batches(to_copy, |m| m.size) {
-                let permit = tokio::select! {
-                    p = sem.clone().acquire_owned() => p.map_err(|e| TransferError::Task(e.to_string()))?,
-                    () = cancel.cancelled() => break,
-                };
-                while let Some(done) = tasks.try_join_next() {
-                    vanished += record(done, &mut report, &writer, job, counters)?;
-                }
-                let (ends, cx) = (ends.clone(), batch_context(job, counters, cancel));
-                tasks.spawn_blocking(move || {
-                    let outcomes = super::local::copy_batch(&ends, batch, &cx);
-                    drop(permit);
-                    outcomes
-                        .into_iter()
-                        .filter_map(|(meta, result)| {
-                            result.map(|result| ObjectOutcome { meta, result })
-                        })
-                        .collect()
-                });
-            }
-            continue;
+        for meta in refused {
+            let key = meta.location.to_string();
+            let result = Err(CopyFailure::StagingName { key });
+            record_one(
+                ObjectOutcome { meta, result },
+                &mut report,
+                &writer,
+                job,
+                counters,
+            );
         }
-        for meta in to_copy {
+        match &local {
+            Some(ends) => {
+                for batch in super::local::batches(to_copy, |m| m.size) {
+                    let permit = tokio::select! {
+                        p = sem.clone().acquire_owned() => p.map_err(|e| TransferError::Task(e.to_string()))?,
+                        () = cancel.cancelled() => break,
+                    };
+                    while let Some(done) = tasks.try_join_next() {
+                        vanished += record(done, &mut report, &writer, job, counters)?;
+                    }
+                    let (ends, cx) = (ends.clone(), batch_context(job, counters, cancel));
+                    tasks.spawn_blocking(move || {
+                        let outcomes = super::local::copy_batch(&ends, batch, &cx);
+                        drop(permit);
+                        outcomes
+                            .into_iter()
+                            .filter_map(|(meta, result)| {
+                                result.map(|result| ObjectOutcome {
+                                    meta,
+                                    result: result.map(Done::Copied),
+                                })
+                            })
+                            .collect()
+                    });
+                }
+            }
+            None => one_by_one.extend(to_copy.into_iter().map(|m| (m, false))),
+        }
+        for (meta, adopting) in one_by_one {
             let permit = tokio::select! {
                 p = sem.clone().acquire_owned() => p.map_err(|e| TransferError::Task(e.to_string()))?,
                 () = cancel.cancelled() => break,
@@ -241,12 +292,15 @@ pub async fn copy_workload(
             }
             let (job2, counters2) = (job.clone(), counters.clone());
             tasks.spawn(async move {
-                let outcome = super::object::copy_one(&job2, &meta, &counters2).await;
+                let result = if adopting {
+                    super::existing::adopt_or_copy(&job2, &meta, &counters2).await
+                } else {
+                    super::object::copy_one(&job2, &meta, &counters2)
+                        .await
+                        .map(Done::Copied)
+                };
                 drop((permit, memory));
-                vec![ObjectOutcome {
-                    meta,
-                    result: outcome,
-                }]
+                vec![ObjectOutcome { meta, result }]
             });
         }
     }
@@ -255,6 +309,7 @@ pub async fn copy_workload(
         vanished += record(done, &mut report, &writer, job, counters)?;
     }
     writer.flush().await?;
+    report.skipped_links = skipped_links.load(std::sync::atomic::Ordering::Relaxed);
     if job.prune && !report.interrupted && job.shard.is_none() {
         // Every listed key now has a live row (unchanged, copied or failed) except the
         // ones that vanished mid-copy; more live rows than that are objects the source
@@ -263,7 +318,7 @@ pub async fn copy_workload(
         if db.live_objects(&job.workload)? > report.listed - vanished {
             mark_listed(job, &writer, epoch, cancel).await?;
             if !cancel.is_cancelled() {
-                prune(job, db, &writer, epoch, &mut report, counters).await?;
+                super::prune::prune(job, db, &writer, epoch, &mut report, counters).await?;
             }
         }
         writer.flush().await?;
@@ -285,7 +340,7 @@ pub(crate) fn unchanged(known: Option<&Known>, meta: &ObjectMeta) -> bool {
         && known.modified.as_deref() == Some(meta.last_modified.to_rfc3339().as_str())
 }
 
-/// List the source again and stamp every listed key with `epoch`, so [`prune`] can
+/// List the source again and stamp every listed key with `epoch`, so the prune can
 /// tell what it no longer has.
 async fn mark_listed(
     job: &CopyJob,
@@ -293,7 +348,7 @@ async fn mark_listed(
     epoch: i64,
     cancel: &CancellationToken,
 ) -> Result<(), TransferError> {
-    let mut listing = source_listing(job);
+    let (mut listing, _) = source_listing(job);
     while let Some(page) = tokio::select! {
         c = listing.next() => c,
         () = cancel.cancelled() => None,
@@ -310,12 +365,24 @@ async fn mark_listed(
     Ok(())
 }
 
-/// The source's listing, a page at a time: local directories through the parallel
-/// walk, anything else through its client.
-fn source_listing(job: &CopyJob) -> futures::stream::BoxStream<'static, super::listing::Page> {
-    match &job.local {
-        Some(ends) => super::local::list_store(&ends.source),
-        None => super::listing::read_ahead(job.source.list(None)),
+/// The source's listing, a page at a time, and the count of links it skipped: a local
+/// directory through relocate's own walk (object_store's would hide `name#digits` files
+/// and follow every link, out of the tree too), anything else through its client.
+fn source_listing(
+    job: &CopyJob,
+) -> (
+    futures::stream::BoxStream<'static, super::listing::Page>,
+    Arc<std::sync::atomic::AtomicU64>,
+) {
+    match &job.local.source {
+        Some(fs) => {
+            let walk = super::local::list_store(fs, Links::Source(job.symlinks));
+            (walk.pages, walk.skipped_links)
+        }
+        None => (
+            super::listing::read_ahead(job.source.list(None)),
+            Arc::default(),
+        ),
     }
 }
 
@@ -333,117 +400,9 @@ fn batch_context(
     }
 }
 
-struct ObjectOutcome {
-    meta: ObjectMeta,
-    result: Result<String, CopyFailure>,
-}
-
-/// Why one object did not copy.
-#[derive(Debug)]
-pub(super) enum CopyFailure {
-    /// The source no longer has it (deleted between listing and reading).
-    Vanished,
-    /// Anything else, with the message to report.
-    Failed(String),
-}
-
-fn record(
-    done: Result<Vec<ObjectOutcome>, tokio::task::JoinError>,
-    report: &mut CopyReport,
-    writer: &ObjectWriter,
-    job: &CopyJob,
-    counters: &Counters,
-) -> Result<u64, TransferError> {
-    let mut vanished = 0;
-    for outcome in done.map_err(|e| TransferError::Task(e.to_string()))? {
-        vanished += record_one(outcome, report, writer, job, counters);
-    }
-    Ok(vanished)
-}
-
-/// Record one object's outcome; 1 when it vanished from the source.
-fn record_one(
-    outcome: ObjectOutcome,
-    report: &mut CopyReport,
-    writer: &ObjectWriter,
-    job: &CopyJob,
-    counters: &Counters,
-) -> u64 {
-    let ObjectOutcome { meta, result } = outcome;
-    let key = meta.location.as_ref().to_owned();
-    Counters::add(&counters.done_objects, 1);
-    Counters::add(&counters.done_bytes, meta.size);
-    match result {
-        Ok(source_hash) => {
-            report.copied += 1;
-            report.bytes += meta.size;
-            Counters::add(&counters.copied, 1);
-            writer.send(ObjectUpdate::Copied {
-                workload: job.workload.clone(),
-                key,
-                algorithm: job.algorithm.as_str().to_owned(),
-                source_hash,
-            });
-        }
-        Err(CopyFailure::Vanished) => {
-            tracing::warn!(workload = %job.workload, key = %key, "object vanished from the source during the copy");
-            writer.send(ObjectUpdate::Pruned {
-                workload: job.workload.clone(),
-                key,
-            });
-            return 1;
-        }
-        Err(CopyFailure::Failed(reason)) => {
-            report.failed += 1;
-            Counters::add(&counters.failed, 1);
-            tracing::warn!(workload = %job.workload, key = %key, "copy failed: {reason}");
-            if report.failures.len() < MAX_REPORTED {
-                report.failures.push((key.clone(), reason.clone()));
-            }
-            writer.send(ObjectUpdate::Failed {
-                workload: job.workload.clone(),
-                key,
-                error: reason,
-            });
-        }
-    }
-    0
-}
-
-/// Remove from the target what relocate copied earlier and the source no longer lists.
-async fn prune(
-    job: &CopyJob,
-    db: &Db,
-    writer: &ObjectWriter,
-    epoch: i64,
-    report: &mut CopyReport,
-    counters: &Counters,
-) -> Result<(), TransferError> {
-    loop {
-        let keys = db.unseen_page(&job.workload, epoch, 512)?;
-        if keys.is_empty() {
-            return Ok(());
-        }
-        for key in keys {
-            match job.target.delete(&super::key_path(&key)).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => {
-                    tracing::warn!(workload = %job.workload, key = %key, "could not remove from the target: {e}");
-                }
-            }
-            report.pruned += 1;
-            Counters::add(&counters.pruned, 1);
-            writer.send(ObjectUpdate::Pruned {
-                workload: job.workload.clone(),
-                key,
-            });
-        }
-        writer.flush().await?;
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use object_store::ObjectStoreExt;
     use object_store::memory::InMemory;
 
     use super::*;
@@ -464,7 +423,9 @@ mod tests {
             prune: true,
             server_side: None,
             memory_budget: DEFAULT_MEMORY_BUDGET,
-            local: None,
+            local: LocalSides::default(),
+            symlinks: SymlinkPolicy::default(),
+            existing_target: ExistingTarget::default(),
         }
     }
 

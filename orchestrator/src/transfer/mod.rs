@@ -14,18 +14,23 @@
 
 pub mod copy;
 pub mod counters;
+mod existing;
+pub mod failure;
 pub mod filter;
 pub mod hash;
 pub mod listing;
 pub mod local;
 pub mod manifest;
 mod object;
+mod outcome;
+mod prune;
 pub mod ratelimit;
 pub mod read;
 pub mod verify;
 
 pub use copy::{CopyJob, CopyReport, copy_workload};
 pub use counters::Counters;
+pub use failure::CopyFailure;
 pub use filter::KeyFilter;
 pub use manifest::{ManifestSummary, write_manifest};
 pub use verify::{Problem, ProblemKind, VerifyJob, VerifyReport, verify_workload};
@@ -83,6 +88,21 @@ pub enum TransferError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// The first copy of a workload found its target already holding objects under the
+    /// workload's keys, and the plan does not say to adopt them.
+    #[error(
+        "{store} already holds {objects} object(s) under this workload's keys, and this state \
+         never copied there: relocate does not overwrite them silently. Set \
+         `existingTarget: adopt` on the workload to keep the objects whose hash matches the \
+         source's and copy the rest, empty the target, or run from the state directory \
+         that copied them"
+    )]
+    ExistingTarget {
+        /// The target store, for messages.
+        store: String,
+        /// Objects found there.
+        objects: u64,
     },
     /// A worker task panicked or was cancelled unexpectedly.
     #[error("a transfer task stopped unexpectedly: {0}")]

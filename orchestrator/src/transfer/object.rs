@@ -34,6 +34,13 @@ impl Side {
             Side::Target(e) => format!("writing to {}: {e}", job.target_name),
         }
     }
+
+    fn into_failure(self, job: &CopyJob) -> CopyFailure {
+        match self {
+            Side::Source(e) => CopyFailure::read(&job.source_name, e),
+            Side::Target(e) => CopyFailure::write(&job.target_name, e),
+        }
+    }
 }
 
 /// Copy one object with a few retries; returns the hex hash of the bytes read.
@@ -55,7 +62,7 @@ pub(super) async fn copy_one(
                 tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                 attempt += 1;
             }
-            Err(e) => return Err(CopyFailure::Failed(e.describe(job))),
+            Err(e) => return Err(e.into_failure(job)),
         }
     }
 }
@@ -117,6 +124,7 @@ async fn hash_source(
 /// Stream one object from source to target, hashing as the bytes pass.
 async fn stream_through(job: &CopyJob, key: &Path, counters: &Counters) -> Result<String, Side> {
     let got = job.source.get(key).await.map_err(Side::Source)?;
+    guard_local_target(job, key).await.map_err(Side::Target)?;
     let size = got.meta.size;
     let mut hasher = ObjectHasher::new(job.algorithm);
     let mut stream = super::read::body_stream(got);
@@ -160,6 +168,36 @@ async fn stream_through(job: &CopyJob, key: &Path, counters: &Counters) -> Resul
         }
     }
     Ok(hasher.finish_hex())
+}
+
+/// At a local target (written here through object_store, which follows links), make
+/// sure no directory on the object's way is a symbolic link, creating the missing ones
+/// without following any (see `local::confine`). object_store then writes into that
+/// tree; a link planted between this check and the write is the one case left open,
+/// and the copy between two local directories, which writes relative to the directories
+/// opened here, does not have it.
+async fn guard_local_target(job: &CopyJob, key: &Path) -> object_store::Result<()> {
+    let Some(fs) = &job.local.target else {
+        return Ok(());
+    };
+    let root = super::local::root(fs)?;
+    let path = fs.path_to_filesystem(key)?;
+    let checked = tokio::task::spawn_blocking(move || {
+        super::local::confine::parent(&root, &path, true).map(drop)
+    })
+    .await;
+    let failed = |message: String| object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: message.into(),
+    };
+    match checked {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(e),
+        }),
+        Err(e) => Err(failed(e.to_string())),
+    }
 }
 
 async fn take(job: &CopyJob, chunk: &Bytes, hasher: &mut ObjectHasher, counters: &Counters) {

@@ -2,7 +2,10 @@
 //! taken at the source; then list the target for objects the manifest does not know.
 //!
 //! Every problem is reported per key (to the state, the log and the report); the step
-//! fails once at the end with the counts, like `rclone check`.
+//! fails once at the end with the counts, like `rclone check`. Findings are committed to
+//! the state a page at a time as the verify goes. A local target is listed by relocate's
+//! own walk: files object_store hides (`name#digits`) are seen, and a symbolic link in
+//! the target is an error, never followed.
 
 use std::sync::Arc;
 
@@ -131,6 +134,9 @@ pub async fn verify_workload(
             Counters::add(&counters.discovered_objects, 1);
             Counters::add(&counters.discovered_bytes, row.size);
         }
+        // The findings so far are committed as the verify goes, a page at a time: an
+        // interrupted verify keeps them, and the writer's queue stays short.
+        writer.flush().await?;
         if let Some(fs) = &job.local {
             for batch in super::local::batches(rows, |r| r.size) {
                 let permit = tokio::select! {
@@ -297,7 +303,9 @@ async fn find_unexpected(
     cancel: &CancellationToken,
 ) -> Result<(), TransferError> {
     let mut listing = match &job.local {
-        Some(fs) => super::local::list_store(fs),
+        // Never follow a link in a target, and see the `name#digits` files object_store
+        // would hide.
+        Some(fs) => super::local::list_store(fs, super::local::Links::Target).pages,
         None => super::listing::read_ahead(job.target.list(None)),
     };
     while let Some(page) = tokio::select! {

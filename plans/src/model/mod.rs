@@ -10,7 +10,10 @@ mod objects;
 mod signoff;
 
 pub use kubernetes::{Cluster, JsonPatchRule, KubernetesWorkload, ResourceRef, Transform};
-pub use objects::{ChecksumAlgorithm, Multipart, ObjectWorkload, RetrySettings, Store};
+pub use objects::{
+    ChecksumAlgorithm, ExistingTarget, Multipart, ObjectWorkload, RetrySettings, Store,
+    SymlinkPolicy,
+};
 pub use signoff::{Approver, FileHook, Hook, Signoff, SignoffRule};
 
 use indexmap::IndexMap;

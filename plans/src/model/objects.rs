@@ -74,6 +74,63 @@ pub struct ObjectWorkload {
     /// Bandwidth cap across all transfers of this workload, e.g. `200MiB/s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bandwidth: Option<String>,
+    /// Symbolic links in a local source: `skip` (default: left behind with a notice and
+    /// counted in the step summary and the evidence), `follow` (links that resolve inside
+    /// the source's root; a link leading out of it fails the step) or `error`.
+    #[serde(default, skip_serializing_if = "SymlinkPolicy::is_default")]
+    pub symlinks: SymlinkPolicy,
+    /// What the first copy does when the target already holds objects under this
+    /// workload's keys: `refuse` (default: the step fails naming the count) or `adopt`
+    /// (objects whose hash matches the source's are kept and recorded, the rest copied).
+    #[serde(default, skip_serializing_if = "ExistingTarget::is_default")]
+    pub existing_target: ExistingTarget,
+}
+
+/// What a copy does with a symbolic link in a local source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SymlinkPolicy {
+    /// Leave links behind, with a notice; their count is in the summary and the evidence.
+    #[default]
+    Skip,
+    /// Copy what a link points to, when it resolves inside the source's root; a link
+    /// that leads out of the root fails the step, naming it.
+    Follow,
+    /// Any link fails the step, naming it.
+    Error,
+}
+
+impl SymlinkPolicy {
+    /// Name as written in plans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SymlinkPolicy::Skip => "skip",
+            SymlinkPolicy::Follow => "follow",
+            SymlinkPolicy::Error => "error",
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// What the first copy of a workload does when its target already holds objects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExistingTarget {
+    /// Fail the step, naming how many objects are there and how to proceed.
+    #[default]
+    Refuse,
+    /// Keep the objects whose hash matches the source's (recorded as copied) and copy
+    /// over the rest.
+    Adopt,
+}
+
+impl ExistingTarget {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 fn default_include() -> Vec<String> {

@@ -11,9 +11,11 @@ use super::{StepResult, missing_workload};
 use crate::engine::{Context, EngineError};
 use crate::progress::{Event, StepSummary};
 use crate::transfer::copy::{Multipart, ServerSide};
-use crate::transfer::local::{LocalEnds, is_staging_file_of};
+use crate::transfer::local::{LocalSides, confine, is_staging_file_of};
 use crate::transfer::ratelimit::RateLimiter;
-use crate::transfer::{CopyJob, Counters, KeyFilter, VerifyJob, copy_workload, verify_workload};
+use crate::transfer::{
+    CopyJob, Counters, KeyFilter, TransferError, VerifyJob, copy_workload, verify_workload,
+};
 
 /// Default objects in flight per workload.
 pub(crate) const DEFAULT_CONCURRENCY: usize = 16;
@@ -55,8 +57,9 @@ fn server_side(source: &StoreHandle, target: &StoreHandle) -> Option<ServerSide>
 }
 
 /// A local target killed mid-write keeps object_store's staging file (`name#N`) beside
-/// the object; the listing hides it, so nothing else would ever remove it. Only the
-/// objects that were in flight can have one, so only their directories are looked at.
+/// the object; verify would then report it as an unexpected object, and nothing else
+/// would remove it. Only the objects that were in flight can have one, so only their
+/// directories are looked at.
 fn sweep_staging_files(
     ctx: &Context,
     workload: &str,
@@ -77,6 +80,19 @@ fn sweep_staging_files(
         }
     }
     for (parent, names) in by_dir {
+        // Opened from the target's root without following a link (a link planted in the
+        // target must not lead the sweep to delete elsewhere); removals go through it.
+        let opened = match confine::parent(dir, &parent.join("_"), false) {
+            Ok((opened, _)) => opened,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot look for staging files left in {}: {e}",
+                    parent.display()
+                );
+                continue;
+            }
+        };
         let entries = match std::fs::read_dir(&parent) {
             Ok(entries) => entries,
             // Nothing was ever written there.
@@ -98,7 +114,7 @@ fn sweep_staging_files(
             if !leftover {
                 continue;
             }
-            match std::fs::remove_file(entry.path()) {
+            match opened.remove(&file) {
                 Ok(()) => tracing::info!(
                     "removed staging file {} left by an interrupted run",
                     entry.path().display()
@@ -157,13 +173,12 @@ pub(crate) async fn copy(
         prune: true,
         memory_budget: crate::transfer::copy::DEFAULT_MEMORY_BUDGET,
         server_side: server_side(&source, &target),
-        local: match (&source.local, &target.local) {
-            (Some(source), Some(target)) => Some(LocalEnds {
-                source: source.clone(),
-                target: target.clone(),
-            }),
-            _ => None,
+        local: LocalSides {
+            source: source.local.clone(),
+            target: target.local.clone(),
         },
+        symlinks: w.symlinks,
+        existing_target: w.existing_target,
     };
     if let Some(dir) = ctx
         .plan
@@ -182,7 +197,20 @@ pub(crate) async fn copy(
         description: format!("{name}: {} → {}", source.display_url, target.display_url),
         counters: Some(counters.clone()),
     });
-    let report = copy_workload(&job, &ctx.db, &counters, &ctx.cancel).await?;
+    let report = match copy_workload(&job, &ctx.db, &counters, &ctx.cancel).await {
+        Ok(report) => report,
+        Err(e @ TransferError::ExistingTarget { .. }) => {
+            return Ok((StepSummary::default(), StepResult::Failed(e.to_string())));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if report.skipped_links > 0 {
+        tracing::warn!(
+            "{name}: {} symbolic link(s) in {} left out (`symlinks: skip`; set `symlinks: follow` to copy what they point to inside the source)",
+            report.skipped_links,
+            source.display_url
+        );
+    }
     for (key, reason) in &report.failures {
         ctx.emit(Event::ObjectProblem {
             stage: stage.name.clone(),
@@ -198,10 +226,24 @@ pub(crate) async fn copy(
         failed: report.failed,
         pruned: report.pruned,
         bytes: report.bytes,
+        adopted: (report.adopted > 0).then_some(report.adopted),
+        symlinks_skipped: source.local.is_some().then_some(report.skipped_links),
+        prune_failed: (report.prune_failed > 0).then_some(report.prune_failed),
         ..Default::default()
     };
     let outcome = if report.interrupted {
         StepResult::Interrupted
+    } else if report.prune_failed > 0 {
+        StepResult::Failed(format!(
+            "{} object(s) the source deleted could not be removed from the target (first: {}); rerun to retry them",
+            report.prune_failed,
+            report
+                .failures
+                .iter()
+                .find(|(_, r)| r.starts_with("could not remove"))
+                .map(|(k, r)| format!("{k:?}: {}", target.redact(&source.redact(r))))
+                .unwrap_or_default()
+        ))
     } else if report.failed > 0 {
         StepResult::failed(format!(
             "{} of {} objects failed to copy (first: {}); rerun to retry them",

@@ -12,7 +12,8 @@
 //!
 //! Keys map to paths through object_store's own `LocalFileSystem::path_to_filesystem`
 //! (same encoding, same refusals), and staging files follow its `name#N` scheme, so both
-//! paths write the same tree and the crash sweep finds the same leftovers.
+//! paths write the same tree and the crash sweep finds the same leftovers. Below a
+//! target's root no symbolic link is ever followed (`confine`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Counters;
 
+pub(crate) mod confine;
 mod copy;
 mod hash;
 mod lanes;
@@ -31,7 +33,7 @@ mod list;
 
 pub(super) use copy::copy_batch;
 pub(super) use hash::hash_batch;
-pub use list::list;
+pub use list::{Links, Walk, list};
 
 /// Bytes per read. Small on purpose: the buffer is read into, hashed and written out,
 /// and at 32 KiB it stays in the core's cache for all three; at 1 MiB every byte went
@@ -95,6 +97,25 @@ pub struct LocalEnds {
     pub target: Arc<LocalFileSystem>,
 }
 
+/// The ends of a copy that are local directories (either, both or neither).
+#[derive(Debug, Clone, Default)]
+pub struct LocalSides {
+    /// The source, when it is a local directory.
+    pub source: Option<Arc<LocalFileSystem>>,
+    /// The target, when it is a local directory.
+    pub target: Option<Arc<LocalFileSystem>>,
+}
+
+impl LocalSides {
+    /// Both ends, when both are local: the copy then works on files directly.
+    pub fn both(&self) -> Option<LocalEnds> {
+        Some(LocalEnds {
+            source: self.source.clone()?,
+            target: self.target.clone()?,
+        })
+    }
+}
+
 /// Names for messages, the hash and the stop signal of one batch.
 #[derive(Debug, Clone)]
 pub(super) struct BatchContext {
@@ -115,8 +136,9 @@ pub(super) enum ReadError {
     Stopped,
 }
 
-/// Whether a file name is one object_store's listing hides as a staging file: digits
-/// after its first `#` (its own rule, so both listings agree).
+/// Whether a file name is one object_store's local store keeps for its staging files
+/// (digits after its first `#`, its own rule): it neither lists, reads nor writes such
+/// a name, so relocate's own listing shows them and a copy refuses them by name.
 pub fn is_staging_name(name: &str) -> bool {
     name.split_once('#').is_some_and(|(_, n)| all_digits(n))
 }
@@ -134,14 +156,16 @@ fn all_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Every file of a local store, a page at a time (see [`list`]).
-pub fn list_store(
-    fs: &LocalFileSystem,
-) -> futures::stream::BoxStream<'static, super::listing::Page> {
+/// Every file of a local store, a page at a time, links treated as `links` says (see
+/// [`list`]).
+pub fn list_store(fs: &LocalFileSystem, links: Links) -> Walk {
     use futures::StreamExt;
     match root(fs) {
-        Ok(root) => list(root),
-        Err(e) => futures::stream::iter([vec![Err(e)]]).boxed(),
+        Ok(root) => list(root, links),
+        Err(e) => Walk {
+            pages: futures::stream::iter([vec![Err(e)]]).boxed(),
+            skipped_links: Arc::default(),
+        },
     }
 }
 
