@@ -37,6 +37,9 @@ pub struct RunOptions {
     pub relocate_bin: PathBuf,
     /// Who runs the move (goes into evidence).
     pub operator: String,
+    /// `--operator-key FILE`: the operator's secret key, installed into a fresh state
+    /// (required when the plan pins `operator.publicKey`), checked against an existing one.
+    pub operator_key: Option<PathBuf>,
 }
 
 /// How a run ended without error.
@@ -97,6 +100,8 @@ fn open(
     state.create()?;
     let db = Db::open(&state.db_path())?;
     db.bind_plan(state.root(), plan.digest().as_str(), plan.name())?;
+    let pinned = plan.plan().operator.as_ref().map(|o| o.public_key.as_str());
+    crate::state::settle_operator_key(&state, pinned, options.operator_key.as_deref())?;
     let operator_key = evidence::operator_key(&state)?;
     Ok(Context {
         plan,

@@ -11,6 +11,7 @@
 mod db;
 mod lock;
 mod objects;
+mod operator_key;
 mod record;
 mod stages;
 mod writer;
@@ -18,6 +19,7 @@ mod writer;
 pub use db::{Db, StateError};
 pub use lock::RunLock;
 pub use objects::{Known, ObjectRow, ObjectStatus, WorkloadCounts};
+pub use operator_key::settle_operator_key;
 pub use record::RecordEntry;
 pub use stages::{StageRecord, StageStatus, StepRecord, StepStatus};
 pub use writer::{ObjectUpdate, ObjectWriter};

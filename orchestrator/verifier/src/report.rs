@@ -24,6 +24,8 @@ impl fmt::Display for Check {
 #[derive(Debug, Default)]
 pub struct Report {
     checks: Vec<Check>,
+    notes: Vec<String>,
+    limits: Vec<String>,
     echo: bool,
 }
 
@@ -31,8 +33,8 @@ impl Report {
     /// A report that prints each check to stdout as it is made.
     pub fn printing() -> Self {
         Self {
-            checks: Vec::new(),
             echo: true,
+            ..Self::default()
         }
     }
 
@@ -71,6 +73,23 @@ impl Report {
         if self.echo {
             println!("  {}", text.as_ref());
         }
+        self.notes.push(text.as_ref().to_owned());
+    }
+
+    /// The informational lines, in order.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// A limit on what the verdict proves (e.g. "integrity only: operator key not
+    /// pinned"): named in the verdict line itself, so it cannot be overlooked.
+    pub fn limit(&mut self, text: impl Into<String>) {
+        self.limits.push(text.into());
+    }
+
+    /// The limits named in the verdict.
+    pub fn limits(&self) -> &[String] {
+        &self.limits
     }
 
     fn push(&mut self, check: Check) {
@@ -98,7 +117,13 @@ impl Report {
     /// The closing line.
     pub fn summary(&self) -> String {
         let failed = self.failures();
-        if self.all_hold() {
+        if self.all_hold() && !self.limits.is_empty() {
+            format!(
+                "verified ({}): all {} checks hold",
+                self.limits.join("; "),
+                self.checks.len()
+            )
+        } else if self.all_hold() {
             format!("verified: all {} checks hold", self.checks.len())
         } else if self.checks.is_empty() {
             "verification FAILED: nothing was checked".to_owned()
@@ -132,6 +157,17 @@ mod tests {
         assert!(
             !Report::quiet().all_hold(),
             "an empty report proves nothing"
+        );
+    }
+
+    #[test]
+    fn finding_02_a_limit_is_named_in_the_verdict_line() {
+        let mut r = Report::quiet();
+        r.pass("signature");
+        r.limit("integrity only: operator key not pinned");
+        assert_eq!(
+            r.summary(),
+            "verified (integrity only: operator key not pinned): all 1 checks hold"
         );
     }
 }
