@@ -49,10 +49,7 @@ fn finished(pinned: bool) -> Workspace {
     let ws = Workspace::new();
     ws.fill("src", 3, 100);
     let operator = pinned.then(|| ws.keypair("operator"));
-    ws.write(
-        "plan.yaml",
-        plan_text(&ws, "attacked", operator.as_deref()),
-    );
+    ws.write("plan.yaml", plan_text(&ws, "attacked", operator.as_deref()));
     let mut args = vec![
         "run",
         "plan.yaml",
@@ -176,7 +173,11 @@ fn finding_01_one_edited_hash_in_the_exported_sums_fails_without_target() {
         &[RECORD],
         "manifest of workload `data` (3 objects, root",
     );
-    assert_caught(&ws, &[RECORD], "is not the one signed in stage `cutover`'s evidence");
+    assert_caught(
+        &ws,
+        &[RECORD],
+        "is not the one signed in stage `cutover`'s evidence",
+    );
 }
 
 #[test]
@@ -191,7 +192,11 @@ fn finding_01_a_header_forged_to_match_an_edited_manifest_is_not_trusted() {
         st["predicate"]["manifests"][0]["digest"] = Value::String(digest);
     });
     write_lines(&ws, &lines);
-    assert_caught(&ws, &[RECORD], "is not the one signed in stage `cutover`'s evidence");
+    assert_caught(
+        &ws,
+        &[RECORD],
+        "is not the one signed in stage `cutover`'s evidence",
+    );
 }
 
 #[test]
@@ -275,18 +280,25 @@ fn attack_evidence_resigned_to_match_a_forged_manifest_loses_its_approval() {
     });
     let new_digest = format!(
         "sha256:{}",
-        hex_sha256(&STANDARD.decode(
-            serde_json::from_str::<Value>(&lines[3]).expect("json")["payload"]
-                .as_str()
-                .expect("payload")
+        hex_sha256(
+            &STANDARD
+                .decode(
+                    serde_json::from_str::<Value>(&lines[3]).expect("json")["payload"]
+                        .as_str()
+                        .expect("payload")
+                )
+                .expect("base64")
         )
-        .expect("base64"))
     );
     lines[0] = resign(&lines[0], &key, |st| {
         st["predicate"]["entries"][2]["digest"] = Value::String(new_digest);
     });
     write_lines(&ws, &lines);
-    let text = assert_caught(&ws, &[RECORD], "stage `cutover`: sign-off threshold not met");
+    let text = assert_caught(
+        &ws,
+        &[RECORD],
+        "stage `cutover`: sign-off threshold not met",
+    );
     assert!(text.contains("approval is over other evidence"), "{text}");
 }
 
@@ -323,14 +335,22 @@ fn finding_02_a_replaced_operator_key_fails_under_the_plans_pin() {
     replace_operator_everywhere(&ws, &forger);
 
     let (code, text) = verify(&ws, &[RECORD]);
-    assert_eq!(code, Some(0), "the forgery is internally consistent:\n{text}");
+    assert_eq!(
+        code,
+        Some(0),
+        "the forgery is internally consistent:\n{text}"
+    );
     let verdict = verdict_line(&text);
     assert!(
         verdict.contains("integrity only: operator key not pinned"),
         "the verdict names its limit: {verdict}"
     );
 
-    let text = assert_caught(&ws, &[RECORD, "--plan", "plan.yaml"], "not by the pinned key");
+    let text = assert_caught(
+        &ws,
+        &[RECORD, "--plan", "plan.yaml"],
+        "not by the pinned key",
+    );
     let real_id = connectors::signoff::keys::PublicKey::parse(real.trim())
         .expect("key")
         .key_id();
@@ -397,7 +417,14 @@ fn finding_02_run_refuses_a_state_whose_operator_key_is_not_the_pinned_one() {
     ws.keypair("other");
     ws.write("plan.yaml", plan_text(&ws, "pinned", Some(&pinned)));
     let run = |extra: &[&str]| {
-        let mut args = vec!["run", "plan.yaml", "--state-dir", "state", "--output", "plain"];
+        let mut args = vec![
+            "run",
+            "plan.yaml",
+            "--state-dir",
+            "state",
+            "--output",
+            "plain",
+        ];
         args.extend_from_slice(extra);
         ws.relocate(&args)
     };
@@ -415,7 +442,10 @@ fn finding_02_run_refuses_a_state_whose_operator_key_is_not_the_pinned_one() {
         "{}",
         stderr(&out)
     );
-    assert!(!ws.join("state/operator.key").exists(), "no key was invented");
+    assert!(
+        !ws.join("state/operator.key").exists(),
+        "no key was invented"
+    );
 
     let out = run(&["--operator-key", "other.key"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -442,7 +472,11 @@ fn finding_02_run_refuses_a_state_whose_operator_key_is_not_the_pinned_one() {
         std::fs::read(ws.join("operator.key")).expect("given")
     );
     let again = run(&[]);
-    assert!(again.status.success(), "the installed key is used: {}", stderr(&again));
+    assert!(
+        again.status.success(),
+        "the installed key is used: {}",
+        stderr(&again)
+    );
 }
 
 /// `relocate approve` with `args`: exit code, stdout, stderr.
@@ -461,7 +495,9 @@ fn edited_evidence(ws: &Workspace) {
             .expect("json");
     let mut st = statement(&env.to_string());
     st["predicate"]["workloads"][0]["objects"] = Value::from(999_999);
-    env["payload"] = STANDARD.encode(serde_json::to_vec(&st).expect("json")).into();
+    env["payload"] = STANDARD
+        .encode(serde_json::to_vec(&st).expect("json"))
+        .into();
     ws.write("edited.json", env.to_string());
 }
 
@@ -478,8 +514,14 @@ fn finding_17_approve_refuses_evidence_edited_to_claim_999999_objects() {
         let (code, out, err) = approve(&ws, &args);
         assert_eq!(code, Some(5), "{err}");
         assert!(out.trim().is_empty(), "nothing was signed: {out}");
-        assert!(err.contains("changed after the operator signed it"), "{err}");
-        assert!(!err.contains("999999"), "the forged claim is not summarised: {err}");
+        assert!(
+            err.contains("changed after the operator signed it"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("999999"),
+            "the forged claim is not summarised: {err}"
+        );
     }
     let (code, out, err) = approve(&ws, &["--evidence", "edited.json"]);
     assert_eq!(code, Some(5), "{err}");
@@ -488,7 +530,10 @@ fn finding_17_approve_refuses_evidence_edited_to_claim_999999_objects() {
     let (code, out, err) = approve(&ws, &["--evidence", SEED_EVIDENCE, "--plan", "plan.yaml"]);
     assert_eq!(code, Some(0), "the untouched evidence is signed: {err}");
     assert!(out.contains("payloadType"), "{out}");
-    assert!(err.contains("pinned by the plan's operator.publicKey"), "{err}");
+    assert!(
+        err.contains("pinned by the plan's operator.publicKey"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -505,14 +550,23 @@ fn finding_17_approve_refuses_unsigned_and_foreign_evidence() {
 
     let forger = SecretKey::from_seed(&[9; 32]);
     let raw = std::fs::read_to_string(ws.join(SEED_EVIDENCE)).expect("evidence");
-    let forged = resign(&serde_json::from_str::<Value>(&raw).expect("json").to_string(), &forger, |st| {
-        st["predicate"]["workloads"][0]["objects"] = Value::from(999_999);
-    });
+    let forged = resign(
+        &serde_json::from_str::<Value>(&raw)
+            .expect("json")
+            .to_string(),
+        &forger,
+        |st| {
+            st["predicate"]["workloads"][0]["objects"] = Value::from(999_999);
+        },
+    );
     ws.write("forged.json", forged);
     let (code, out, err) = approve(&ws, &["--evidence", "forged.json", "--plan", "plan.yaml"]);
     assert_eq!(code, Some(5), "{err}");
     assert!(out.trim().is_empty(), "{out}");
-    assert!(err.contains("not signed by the pinned operator key"), "{err}");
+    assert!(
+        err.contains("not signed by the pinned operator key"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -532,8 +586,16 @@ fn finding_17_approve_refuses_evidence_of_another_plan_and_shows_the_statement()
         &["--evidence", SEED_EVIDENCE, "--plan", "plan.yaml", "--show"],
     );
     assert_eq!(code, Some(0), "{err}");
-    for needle in ["\"predicateType\"", "\"manifestRoot\"", "\"previousEvidence\"", "\"subject\""] {
-        assert!(err.contains(needle), "--show prints the whole statement ({needle}):\n{err}");
+    for needle in [
+        "\"predicateType\"",
+        "\"manifestRoot\"",
+        "\"previousEvidence\"",
+        "\"subject\"",
+    ] {
+        assert!(
+            err.contains(needle),
+            "--show prints the whole statement ({needle}):\n{err}"
+        );
     }
 }
 

@@ -121,6 +121,8 @@ fn approval_line(ws: &Workspace, key: &str, evidence: &str, reason: &str) -> Str
         evidence,
         "--reason",
         reason,
+        "--operator-key",
+        "state/operator.pub",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let env: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("approval json");
@@ -453,9 +455,18 @@ fn the_auditors_merkle_tree_agrees_with_the_copy_engines() {
     use relocate_verifier::merkle as auditor;
     for n in 0..70u64 {
         let entries: Vec<(String, u64, String)> = (0..n)
-            .map(|i| (format!("d{}/f{i}.bin", i % 7), i * 31, hex_sha256(&i.to_be_bytes())))
+            .map(|i| {
+                (
+                    format!("d{}/f{i}.bin", i % 7),
+                    i * 31,
+                    hex_sha256(&i.to_be_bytes()),
+                )
+            })
             .collect();
-        let (mut a, mut e) = (auditor::MerkleBuilder::default(), engine::MerkleBuilder::default());
+        let (mut a, mut e) = (
+            auditor::MerkleBuilder::default(),
+            engine::MerkleBuilder::default(),
+        );
         for (key, size, hash) in &entries {
             let leaf = auditor::leaf_hash(key, *size, hash);
             assert_eq!(leaf, engine::leaf_hash(key, *size, hash));

@@ -71,8 +71,9 @@ impl std::fmt::Display for PlanDigest {
 
 /// RFC 8785 canonical JSON text of `value` (also what Kubernetes manifest digests use).
 pub fn canonical_json(value: &Value) -> String {
-    serde_json_canonicalizer::to_string(value)
-        .expect("a serde_json Value holds only finite numbers and valid strings, which JCS always writes")
+    serde_json_canonicalizer::to_string(value).expect(
+        "a serde_json Value holds only finite numbers and valid strings, which JCS always writes",
+    )
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ pub use relocate_verifier::approval::{
 use super::SignoffError;
 use super::dsse::Envelope;
 use super::keys::SecretKey;
-use super::statement::{ApprovalPredicate, Decision, SignStatement, evidence_digest, parse_evidence};
+use super::statement::{
+    ApprovalPredicate, Decision, SignStatement, evidence_digest, parse_evidence,
+};
 
 /// Sign `decision` over `evidence`: reads the plan digest and stage from the evidence
 /// and binds the approval to the evidence's digest. The evidence's own signatures are
@@ -38,8 +40,8 @@ pub fn approve(
 mod tests {
     use super::*;
     use crate::signoff::dsse::SignEnvelope;
-    use relocate_verifier::VerifyError;
     use crate::signoff::statement::tests::evidence;
+    use relocate_verifier::VerifyError;
 
     const PLAN: &str = "sha256:1111";
 
@@ -163,16 +165,23 @@ mod tests {
 
         let mut edited = ev.clone();
         let text = String::from_utf8(edited.payload.clone()).expect("utf8");
-        edited.payload = text.replace("\"objects\":3", "\"objects\":999999").into_bytes();
+        edited.payload = text
+            .replace("\"objects\":3", "\"objects\":999999")
+            .into_bytes();
         assert_ne!(edited.payload, ev.payload, "the edit applies");
         assert_eq!(
             check_evidence(&edited, Some(&op)),
-            Err(EvidenceRefused::Edited { key_id: op.key_id() })
+            Err(EvidenceRefused::Edited {
+                key_id: op.key_id()
+            })
         );
 
         let mut unsigned = ev.clone();
         unsigned.signatures.clear();
-        assert_eq!(check_evidence(&unsigned, None), Err(EvidenceRefused::Unsigned));
+        assert_eq!(
+            check_evidence(&unsigned, None),
+            Err(EvidenceRefused::Unsigned)
+        );
 
         let foreign = evidence(PLAN, "copy", 1, &auditor());
         assert!(matches!(

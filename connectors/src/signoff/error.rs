@@ -1,5 +1,6 @@
 //! The error type of the signing side: secret key files, randomness, and everything
-//! the auditor's verifier ([`relocate_verifier::VerifyError`]) refuses. Hook failures ([`super::hook::HookError`]) and refused approvals
+//! the auditor's verifier ([`relocate_verifier::VerifyError`]) refuses. Hook failures
+//! ([`super::hook::HookError`]) and refused approvals
 //! ([`super::approval::ApprovalRefused`]) have their own types because callers act on
 //! them differently. No variant ever carries secret key material.
 
@@ -48,4 +49,3 @@ pub enum SignoffError {
     #[error(transparent)]
     Verify(#[from] relocate_verifier::VerifyError),
 }
-

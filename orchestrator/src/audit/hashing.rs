@@ -17,7 +17,10 @@ pub async fn hash_object(
     key: &str,
     algorithm: ChecksumAlgorithm,
 ) -> object_store::Result<String> {
-    let mut stream = store.get(&crate::transfer::key_path(key)).await?.into_stream();
+    let mut stream = store
+        .get(&crate::transfer::key_path(key))
+        .await?
+        .into_stream();
     match algorithm {
         ChecksumAlgorithm::Blake3 => {
             let mut hasher = blake3::Hasher::new();

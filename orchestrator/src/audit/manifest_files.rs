@@ -39,4 +39,3 @@ pub fn export(
         root: summary.root,
     })
 }
-

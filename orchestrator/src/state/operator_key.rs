@@ -40,14 +40,13 @@ pub fn settle_operator_key(
                 })
         })
         .transpose()?;
-    let mismatch = |found: &PublicKey, by: String, wanted: &PublicKey| {
-        StateError::OperatorKeyMismatch {
+    let mismatch =
+        |found: &PublicKey, by: String, wanted: &PublicKey| StateError::OperatorKeyMismatch {
             dir: state.root().to_path_buf(),
             found: found.key_id(),
             by,
             wanted: wanted.key_id(),
-        }
-    };
+        };
     let plan_pin = "the plan's `operator.publicKey`".to_owned();
     if key_path.exists() {
         let current = SecretKey::load(&key_path)
@@ -75,7 +74,11 @@ pub fn settle_operator_key(
             if let Some(pin) = pin.filter(|p| *p != key.public()) {
                 return Err(StateError::OperatorKeyMismatch {
                     dir: state.root().to_path_buf(),
-                    found: format!("{} (--operator-key {})", key.public().key_id(), path.display()),
+                    found: format!(
+                        "{} (--operator-key {})",
+                        key.public().key_id(),
+                        path.display()
+                    ),
                     by: plan_pin,
                     wanted: pin.key_id(),
                 });

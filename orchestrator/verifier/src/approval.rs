@@ -250,4 +250,3 @@ fn check_binding(
     }
     Ok(())
 }
-

@@ -105,9 +105,7 @@ mod tests {
 
     #[test]
     fn text_roundtrips_and_key_id_is_a_sha256_prefix() {
-        let key = PublicKey::from(
-            ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key(),
-        );
+        let key = PublicKey::from(ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key());
         assert_eq!(PublicKey::parse(&key.to_string()).expect("parses"), key);
         let expected = hex::encode(&Sha256::digest(key.verifying_key().as_bytes())[..8]);
         assert_eq!(key.key_id(), expected);

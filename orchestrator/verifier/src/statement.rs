@@ -277,4 +277,3 @@ pub fn parse_evidence(envelope: &Envelope) -> Result<(Statement, EvidencePredica
 pub fn parse_approval(envelope: &Envelope) -> Result<(Statement, ApprovalPredicate), VerifyError> {
     Statement::parse_with(envelope, APPROVAL_PREDICATE_TYPE)
 }
-

@@ -63,18 +63,18 @@ mod tests {
     #[test]
     fn finding_02_a_malformed_operator_key_is_refused_at_its_position() {
         for (bad, why) in [
-            ("ed25519: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "whitespace"),
-            ("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "does not start with"),
+            (
+                "ed25519: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                "whitespace",
+            ),
+            (
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                "does not start with",
+            ),
             ("ed25519:AAAA", "3 bytes instead of 32"),
             ("ed25519:!!", "not base64"),
         ] {
-            expect_one(
-                &with_operator(bad),
-                31,
-                14,
-                why,
-                "relocate keys generate",
-            );
+            expect_one(&with_operator(bad), 31, 14, why, "relocate keys generate");
         }
     }
 }
