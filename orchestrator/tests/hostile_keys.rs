@@ -176,8 +176,17 @@ async fn hostile_keys_never_write_outside_the_target_and_fail_per_key() {
     );
 }
 
+/// `approve` pinned to the run's operator key, as an auditor handed a file would run it.
 fn approve(ws: &Workspace, evidence: &str) -> std::process::Output {
-    ws.relocate(&["approve", "--key", "auditor.key", "--evidence", evidence])
+    ws.relocate(&[
+        "approve",
+        "--key",
+        "auditor.key",
+        "--evidence",
+        evidence,
+        "--operator-key",
+        "state/operator.pub",
+    ])
 }
 
 /// A refusal with a message and a non-zero exit, never a panic.

@@ -59,6 +59,8 @@ fn an_approval_by_the_pinned_key_passes_every_gate() {
         "auditor.key",
         "--evidence",
         "state/evidence/01-seed.attempt-1.intoto.json",
+        "--operator-key",
+        "state/operator.pub",
     ]);
     assert!(approve.status.success(), "{}", stderr(&approve));
     let shown = stderr(&approve);

@@ -1,14 +1,16 @@
-//! The plan's canonical digest.
+//! The plan's digest: what every piece of evidence and every approval names the plan
+//! by, and what an auditor pins.
 //!
-//! Every piece of evidence and every approval names the plan it belongs to by this
-//! digest, so it must depend on what the plan *says*, never on how it is written:
-//! the plan is serialised from the model (so defaults are filled in and YAML
-//! formatting, comments, quoting and map order are gone), then written as canonical
-//! JSON in the manner of RFC 8785 (object members sorted by their UTF-16 code units
-//! at every level, no whitespace, serde_json's minimal string escaping, integers
-//! only) and hashed with SHA-256. The sorting is done here, not left to
-//! `serde_json::Map`, whose order depends on whether some crate in the build enables
-//! `preserve_order`.
+//! It must depend on what the plan *says*, never on how it is written, and anyone must
+//! be able to recompute it without relocate. So it is SHA-256 over the **RFC 8785 (JCS)
+//! canonical JSON** of the plan document as written: the YAML read as plain data
+//! (comments, quoting, flow or block style and map order gone), written by
+//! `serde_json_canonicalizer` (members sorted by UTF-16 code units, no whitespace,
+//! ECMAScript number form). Nothing is added or dropped on the way: defaults the
+//! model fills in are not part of the digest, so `yq -o=json plan.yaml | <any JCS
+//! tool> | sha256sum` gives the same digest (see the README).
+//!
+//! A plan built in code has no text: its digest is over the model serialised to JSON.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -21,15 +23,38 @@ use crate::Plan;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PlanDigest(String);
 
+/// Why a plan document has no canonical JSON form.
+#[derive(Debug, thiserror::Error)]
+#[error("the plan cannot be read as JSON data for its digest: {reason}")]
+pub struct DigestError {
+    /// What is wrong (e.g. a map key that is not a string).
+    pub reason: String,
+}
+
 impl PlanDigest {
-    /// Digest of a plan.
+    /// Digest of the plan document `text` (YAML) as written.
+    pub fn of_document(text: &str) -> Result<Self, DigestError> {
+        let value: Value = serde_saphyr::from_str(text).map_err(|e| DigestError {
+            reason: e.to_string(),
+        })?;
+        Self::of_value(&value)
+    }
+
+    /// Digest of a plan built in code: its model as JSON.
     pub fn of(plan: &Plan) -> Self {
         let value = serde_json::to_value(plan)
             .expect("the plan model has string keys only and serialises to JSON infallibly");
-        Self(format!(
+        Self::of_value(&value).expect("a serialised plan model has no number JCS refuses")
+    }
+
+    fn of_value(value: &Value) -> Result<Self, DigestError> {
+        let canonical = serde_json_canonicalizer::to_string(value).map_err(|e| DigestError {
+            reason: e.to_string(),
+        })?;
+        Ok(Self(format!(
             "sha256:{}",
-            hex::encode(Sha256::digest(canonical_json(&value)))
-        ))
+            hex::encode(Sha256::digest(canonical.as_bytes()))
+        )))
     }
 
     /// `sha256:<hex>`.
@@ -44,41 +69,11 @@ impl std::fmt::Display for PlanDigest {
     }
 }
 
-/// RFC 8785-style canonical JSON text of `value`.
+/// RFC 8785 canonical JSON text of `value` (also what Kubernetes manifest digests use).
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
-}
-
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut members: Vec<(&String, &Value)> = map.iter().collect();
-            members.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
-            out.push('{');
-            for (i, (key, member)) in members.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(member, out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        scalar => out.push_str(&scalar.to_string()),
-    }
+    serde_json_canonicalizer::to_string(value).expect(
+        "a serde_json Value holds only finite numbers and valid strings, which JCS always writes",
+    )
 }
 
 #[cfg(test)]
@@ -106,8 +101,7 @@ stages:
 ";
 
     fn digest_of(text: &str) -> PlanDigest {
-        let plan: Plan = serde_saphyr::from_str(text).expect("parses");
-        PlanDigest::of(&plan)
+        PlanDigest::of_document(text).expect("digest")
     }
 
     #[test]
@@ -116,6 +110,25 @@ stages:
         assert_eq!(
             canonical_json(&v),
             r#"{"a":{"y":2,"z":[true,null],"é":"x\n"},"b":1}"#
+        );
+    }
+
+    /// RFC 8785's own examples: numbers in ECMAScript form, members by UTF-16 units.
+    #[test]
+    fn canonical_json_is_rfc_8785_on_its_test_vectors() {
+        let numbers: Value = serde_json::from_str(
+            "[333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001, 1e21, -0, 1.0]",
+        )
+        .expect("json");
+        assert_eq!(
+            canonical_json(&numbers),
+            "[333333333.3333333,1e+30,4.5,0.002,1e-27,1e+21,0,1]"
+        );
+        let sorted = json!({"\u{20ac}": 1, "\r": 2, "\u{fb33}": 3, "1": 4, "\u{1f600}": 5, "\u{0080}": 6, "\u{00f6}": 7});
+        assert_eq!(
+            canonical_json(&sorted),
+            "{\"\\r\":2,\"1\":4,\"\u{0080}\":6,\"\u{00f6}\":7,\"\u{20ac}\":1,\"\u{1f600}\":5,\"\u{fb33}\":3}",
+            "members sorted by UTF-16 code units (the emoji's surrogates sort before U+FB33)"
         );
     }
 
@@ -136,7 +149,7 @@ stores:
   src: { url: \"file:///src/\", region: a }
 workloads:
   data:
-    objects: { to: dst, from: src, include: [\"**\"], checksum: sha256 }
+    objects: { to: dst, from: src }
 stages:
   - steps: [ { copy: data }, { verify: data } ]
     name: seed
@@ -156,5 +169,20 @@ stages:
             digest_of(PLAN),
             digest_of(&PLAN.replace("name: seed", "name: seed2"))
         );
+    }
+
+    /// The digest is sha256 over exactly the JCS bytes of the document's JSON: what the
+    /// README's recipe recomputes with other tools.
+    #[test]
+    fn the_digest_is_sha256_of_the_documents_jcs_bytes() {
+        let value: Value = serde_saphyr::from_str(PLAN).expect("yaml");
+        let jcs = serde_json_canonicalizer::to_vec(&value).expect("jcs");
+        assert_eq!(
+            digest_of(PLAN).as_str(),
+            format!("sha256:{}", hex::encode(Sha256::digest(&jcs)))
+        );
+        assert!(String::from_utf8(jcs).expect("utf8").starts_with(
+            r#"{"apiVersion":"relocate/v1","kind":"MigrationPlan","name":"digest-demo","regions":"#
+        ));
     }
 }

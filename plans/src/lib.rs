@@ -83,7 +83,18 @@ pub fn parse(text: &str, path: &Path) -> Result<ValidatedPlan, PlanError> {
             &map,
         )])
     })?;
-    ValidatedPlan::check(plan, path, &map)
+    let validated = ValidatedPlan::check(plan, path, &map)?;
+    let digest = PlanDigest::of_document(text).map_err(|e| {
+        PlanError::Invalid(vec![Diagnostic {
+            file: path.display().to_string(),
+            line: 1,
+            column: 1,
+            yaml_path: String::new(),
+            message: e.to_string(),
+            hint: "write every map key as a string".to_owned(),
+        }])
+    })?;
+    Ok(validated.with_digest(digest))
 }
 
 /// The plan's JSON Schema, as `relocate plan schema` prints it (and editors use for
@@ -155,7 +166,11 @@ mod tests {
         );
         assert!(plan.kubernetes_workload("app").is_some());
         assert_eq!(plan.stage("cutover").map(|s| s.steps.len()), Some(4));
-        assert_eq!(plan.digest(), &PlanDigest::of(plan.plan()));
+        assert_eq!(
+            plan.digest(),
+            &PlanDigest::of_document(BASE).expect("digest"),
+            "the digest is of the document as written"
+        );
     }
 
     #[test]

@@ -46,6 +46,12 @@ impl ValidatedPlan {
         Self::check(plan, path, &SourceMap::default())
     }
 
+    /// The same plan with the digest of its document as written (see [`PlanDigest`]).
+    pub(crate) fn with_digest(mut self, digest: PlanDigest) -> Self {
+        self.digest = digest;
+        self
+    }
+
     /// The plan as written.
     pub fn plan(&self) -> &Plan {
         &self.plan

@@ -1,18 +1,22 @@
-//! The approver's side (`relocate approve`: sign a decision over a stage's evidence)
-//! and the gate's side (check that an approval is by the pinned key and binds exactly
-//! this plan, this stage and this evidence). Every refusal names its reason, because an
-//! operator must be able to tell a replayed approval from a tampered one.
+//! The approver's side of an approval (`relocate approve`: sign a decision over a
+//! stage's evidence). Checking evidence and approvals is the auditor's verifier's
+//! ([`relocate_verifier::approval`], re-exported here so a gate and an auditor run the
+//! very same checks).
+
+pub use relocate_verifier::approval::{
+    ApprovalRefused, CheckedApproval, EvidenceRefused, Expected, check_approval, check_evidence,
+};
 
 use super::SignoffError;
 use super::dsse::Envelope;
-use super::keys::{PublicKey, SecretKey};
+use super::keys::SecretKey;
 use super::statement::{
-    ApprovalPredicate, Decision, PAYLOAD_TYPE, evidence_digest, parse_approval, parse_evidence,
+    ApprovalPredicate, Decision, SignStatement, evidence_digest, parse_evidence,
 };
 
 /// Sign `decision` over `evidence`: reads the plan digest and stage from the evidence
 /// and binds the approval to the evidence's digest. The evidence's own signatures are
-/// not checked here: the approver decides whose evidence to trust (`Envelope::verify_with`).
+/// not checked here: callers check them first ([`check_evidence`]).
 pub fn approve(
     key: &SecretKey,
     evidence: &Envelope,
@@ -32,191 +36,12 @@ pub fn approve(
     Ok(approval.to_statement().sign(key))
 }
 
-/// What the gate expects an approval to bind.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expected {
-    /// `sha256:<hex>` of the plan being run.
-    pub plan_digest: String,
-    /// The stage at the gate.
-    pub stage: String,
-    /// `sha256:<hex>` of the evidence just written ([`evidence_digest`]).
-    pub evidence_digest: String,
-}
-
-/// An approval that passed every check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckedApproval {
-    /// Approve or reject; a checked rejection stops the move.
-    pub decision: Decision,
-    /// The approver's reason, if given.
-    pub reason: Option<String>,
-    /// When the approver signed (RFC 3339, as claimed by the approver).
-    pub signed_at: String,
-}
-
-/// Why an approval was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ApprovalRefused {
-    /// The approval is not a well-formed approval statement.
-    #[error("malformed approval: {reason}")]
-    Malformed {
-        /// What is wrong.
-        reason: String,
-    },
-    /// The envelope carries no signature at all.
-    #[error("approval is not signed")]
-    NotSigned,
-    /// Signed, but not by the key the plan pins for this approver.
-    #[error(
-        "approval for `{approver}` is signed by another key than the plan pins \
-         (pinned key id {expected_key_id}, signed by {})",
-        found_key_ids.join(", ")
-    )]
-    WrongKey {
-        /// The approver asked.
-        approver: String,
-        /// Key id of the pinned key.
-        expected_key_id: String,
-        /// Key ids named by the signatures.
-        found_key_ids: Vec<String>,
-    },
-    /// Names the pinned key but the signature does not verify: the approval was edited
-    /// after signing.
-    #[error(
-        "approval signature by the pinned key does not verify: the approval was changed after signing"
-    )]
-    BadSignature,
-    /// An approval for another plan (or another version of this plan).
-    #[error("approval is for another plan: expected plan digest {expected}, approval says {found}")]
-    WrongPlan {
-        /// This plan's digest.
-        expected: String,
-        /// The approval's.
-        found: String,
-    },
-    /// An approval for another stage.
-    #[error("approval is for stage `{found}`, not `{expected}`")]
-    WrongStage {
-        /// The stage at the gate.
-        expected: String,
-        /// The approval's.
-        found: String,
-    },
-    /// An approval over other evidence: replayed from an earlier attempt, or the
-    /// evidence file changed after the approver signed.
-    #[error(
-        "approval is over other evidence (a replay from an earlier attempt, or the evidence \
-         changed): expected {expected}, approval says {found}"
-    )]
-    WrongEvidence {
-        /// Digest of the evidence at the gate.
-        expected: String,
-        /// The digest the approval binds.
-        found: String,
-    },
-    /// The envelope is not an in-toto statement.
-    #[error("approval envelope has payload type other than `{PAYLOAD_TYPE}`")]
-    WrongPayloadType,
-}
-
-/// Check `approval` from `approver` against the plan's `pinned` key and what the gate
-/// `expected`. The signature is checked first; nothing in an unverified payload is
-/// trusted or reported.
-pub fn check_approval(
-    approval: &Envelope,
-    expected: &Expected,
-    approver: &str,
-    pinned: &PublicKey,
-) -> Result<CheckedApproval, ApprovalRefused> {
-    check_signature(approval, approver, pinned)?;
-    let (statement, predicate) = parse_approval(approval).map_err(|e| match e {
-        SignoffError::WrongPayloadType { .. } => ApprovalRefused::WrongPayloadType,
-        other => ApprovalRefused::Malformed {
-            reason: other.to_string(),
-        },
-    })?;
-    check_subject(&statement.subject, &predicate)?;
-    check_binding(&predicate, expected)?;
-    Ok(CheckedApproval {
-        decision: predicate.decision,
-        reason: predicate.reason,
-        signed_at: predicate.signed_at,
-    })
-}
-
-fn check_signature(
-    approval: &Envelope,
-    approver: &str,
-    pinned: &PublicKey,
-) -> Result<(), ApprovalRefused> {
-    if approval.signatures.is_empty() {
-        return Err(ApprovalRefused::NotSigned);
-    }
-    match approval.verify_with(pinned) {
-        Ok(()) => Ok(()),
-        Err(SignoffError::BadSignature { .. }) => Err(ApprovalRefused::BadSignature),
-        Err(_) => Err(ApprovalRefused::WrongKey {
-            approver: approver.to_owned(),
-            expected_key_id: pinned.key_id(),
-            found_key_ids: approval.key_ids(),
-        }),
-    }
-}
-
-/// The subject must name the same stage and evidence digest as the predicate.
-fn check_subject(
-    subject: &[super::statement::Subject],
-    predicate: &ApprovalPredicate,
-) -> Result<(), ApprovalRefused> {
-    let expected_name = format!("evidence:{}", predicate.stage);
-    let hex = predicate
-        .evidence_digest
-        .strip_prefix("sha256:")
-        .unwrap_or(&predicate.evidence_digest);
-    let consistent = matches!(subject, [s] if s.name == expected_name
-        && s.digest.get("sha256").map(String::as_str) == Some(hex));
-    if consistent {
-        Ok(())
-    } else {
-        Err(ApprovalRefused::Malformed {
-            reason: format!(
-                "subject does not match the predicate (expected one subject `{expected_name}` \
-                 with sha256 {hex})"
-            ),
-        })
-    }
-}
-
-fn check_binding(
-    predicate: &ApprovalPredicate,
-    expected: &Expected,
-) -> Result<(), ApprovalRefused> {
-    if predicate.plan_digest != expected.plan_digest {
-        return Err(ApprovalRefused::WrongPlan {
-            expected: expected.plan_digest.clone(),
-            found: predicate.plan_digest.clone(),
-        });
-    }
-    if predicate.stage != expected.stage {
-        return Err(ApprovalRefused::WrongStage {
-            expected: expected.stage.clone(),
-            found: predicate.stage.clone(),
-        });
-    }
-    if predicate.evidence_digest != expected.evidence_digest {
-        return Err(ApprovalRefused::WrongEvidence {
-            expected: expected.evidence_digest.clone(),
-            found: predicate.evidence_digest.clone(),
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signoff::dsse::SignEnvelope;
     use crate::signoff::statement::tests::evidence;
+    use relocate_verifier::VerifyError;
 
     const PLAN: &str = "sha256:1111";
 
@@ -333,9 +158,45 @@ mod tests {
     }
 
     #[test]
+    fn finding_17_edited_unsigned_or_foreign_evidence_is_refused() {
+        let ev = evidence(PLAN, "copy", 1, &operator());
+        let op = operator().public();
+        check_evidence(&ev, Some(&op)).expect("the operator's own evidence passes");
+
+        let mut edited = ev.clone();
+        let text = String::from_utf8(edited.payload.clone()).expect("utf8");
+        edited.payload = text
+            .replace("\"objects\":3", "\"objects\":999999")
+            .into_bytes();
+        assert_ne!(edited.payload, ev.payload, "the edit applies");
+        assert_eq!(
+            check_evidence(&edited, Some(&op)),
+            Err(EvidenceRefused::Edited {
+                key_id: op.key_id()
+            })
+        );
+
+        let mut unsigned = ev.clone();
+        unsigned.signatures.clear();
+        assert_eq!(
+            check_evidence(&unsigned, None),
+            Err(EvidenceRefused::Unsigned)
+        );
+
+        let foreign = evidence(PLAN, "copy", 1, &auditor());
+        assert!(matches!(
+            check_evidence(&foreign, Some(&op)),
+            Err(EvidenceRefused::NotByOperator { .. })
+        ));
+    }
+
+    #[test]
     fn approve_refuses_non_evidence() {
         let not_evidence = Envelope::sign("text/plain", b"hi".to_vec(), &operator());
         let err = approve(&auditor(), &not_evidence, Decision::Approve, None).expect_err("refused");
-        assert!(matches!(err, SignoffError::WrongPayloadType { .. }));
+        assert!(matches!(
+            err,
+            SignoffError::Verify(VerifyError::WrongPayloadType { .. })
+        ));
     }
 }

@@ -1,87 +1,22 @@
 //! Approver and operator key pairs: Ed25519 keys in relocate's one-line text forms,
-//! `ed25519:<base64>` for public keys (what a plan pins) and
+//! `ed25519:<base64>` for public keys (what a plan pins; the type is the auditor's
+//! verifier's, [`relocate_verifier::keys::PublicKey`]) and
 //! `ed25519-secret:<base64 seed>` for secret key files (mode 0600, never overwritten,
 //! never printed). Key ids are short SHA-256 fingerprints used as DSSE `keyid` hints.
 
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
-use sha2::{Digest, Sha256};
+use ed25519_dalek::{Signer, SigningKey};
 
 use super::SignoffError;
 
-const PUBLIC_PREFIX: &str = "ed25519:";
 const SECRET_PREFIX: &str = "ed25519-secret:";
 
-/// An Ed25519 public key, as pinned in a plan.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PublicKey(VerifyingKey);
-
-impl PublicKey {
-    /// Parse `ed25519:<base64-std of 32 bytes>`.
-    pub fn parse(text: &str) -> Result<Self, SignoffError> {
-        let invalid = |reason: &str| SignoffError::InvalidPublicKey {
-            reason: reason.to_owned(),
-        };
-        let b64 = text
-            .trim()
-            .strip_prefix(PUBLIC_PREFIX)
-            .ok_or_else(|| invalid("missing the `ed25519:` prefix"))?;
-        let bytes = STANDARD
-            .decode(b64)
-            .map_err(|e| invalid(&format!("bad base64 ({e})")))?;
-        let bytes: [u8; 32] = bytes
-            .try_into()
-            .map_err(|b: Vec<u8>| invalid(&format!("{} bytes, expected 32", b.len())))?;
-        let key =
-            VerifyingKey::from_bytes(&bytes).map_err(|_| invalid("not a valid Ed25519 point"))?;
-        Ok(Self(key))
-    }
-
-    /// Short fingerprint: the first 16 hex digits of SHA-256 of the raw 32 bytes. It is
-    /// only a hint for choosing keys and for messages, never a security decision.
-    pub fn key_id(&self) -> String {
-        let digest = Sha256::digest(self.0.as_bytes());
-        hex::encode(&digest[..8])
-    }
-
-    /// The underlying verifying key.
-    pub fn verifying_key(&self) -> &VerifyingKey {
-        &self.0
-    }
-
-    /// Verify a raw signature over `message` (strict: rejects malleable signatures).
-    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
-            return false;
-        };
-        self.0.verify_strict(message, &sig).is_ok()
-    }
-}
-
-impl fmt::Display for PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{PUBLIC_PREFIX}{}", STANDARD.encode(self.0.as_bytes()))
-    }
-}
-
-impl fmt::Debug for PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublicKey({self})")
-    }
-}
-
-impl FromStr for PublicKey {
-    type Err = SignoffError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
+pub use relocate_verifier::keys::PublicKey;
 
 /// An Ed25519 signing key. Its `Debug` shows only the key id; it has no `Display`.
 /// The bytes are zeroized on drop by `ed25519-dalek`.
@@ -136,7 +71,7 @@ impl SecretKey {
 
     /// The matching public key.
     pub fn public(&self) -> PublicKey {
-        PublicKey(self.0.verifying_key())
+        PublicKey::from(self.0.verifying_key())
     }
 
     /// Sign raw bytes (callers sign DSSE PAE bytes, never bare payloads).
@@ -186,10 +121,19 @@ pub fn generate_keypair(out: &Path) -> Result<PublicKey, SignoffError> {
         }
     }
     let key = SecretKey::generate()?;
-    let public = key.public();
-    write_new_file(&key_path, key.file_text().as_bytes(), 0o600)?;
-    write_new_file(&pub_path, format!("{public}\n").as_bytes(), 0o644)?;
-    Ok(public)
+    key.save_new(out)?;
+    Ok(key.public())
+}
+
+impl SecretKey {
+    /// Write this key as `<out>.key` (mode 0600) and `<out>.pub`, never replacing
+    /// either file (e.g. to install an operator's key into a fresh state directory).
+    pub fn save_new(&self, out: &Path) -> Result<(), SignoffError> {
+        let key_path = with_suffix(out, ".key");
+        let pub_path = with_suffix(out, ".pub");
+        write_new_file(&key_path, self.file_text().as_bytes(), 0o600)?;
+        write_new_file(&pub_path, format!("{}\n", self.public()).as_bytes(), 0o644)
+    }
 }
 
 fn with_suffix(out: &Path, suffix: &str) -> PathBuf {
@@ -232,28 +176,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn public_key_text_roundtrips_and_key_id_is_sha256_prefix() {
+    fn the_public_key_of_a_secret_key_roundtrips_through_text() {
         let key = SecretKey::from_seed(&[7; 32]);
-        let public = key.public();
-        let text = public.to_string();
+        let text = key.public().to_string();
         assert!(text.starts_with("ed25519:"));
-        assert_eq!(PublicKey::parse(&text).expect("parses"), public);
-        let expected = hex::encode(&Sha256::digest(public.verifying_key().as_bytes())[..8]);
-        assert_eq!(public.key_id(), expected);
-        assert_eq!(public.key_id().len(), 16);
-    }
-
-    #[test]
-    fn public_key_parse_refuses_bad_input() {
-        for bad in ["", "ed25519:", "rsa:AAAA", "ed25519:!!!", "ed25519:AAAA"] {
-            assert!(
-                matches!(
-                    PublicKey::parse(bad),
-                    Err(SignoffError::InvalidPublicKey { .. })
-                ),
-                "{bad:?} accepted"
-            );
-        }
+        assert_eq!(PublicKey::parse(&text).expect("parses"), key.public());
     }
 
     #[test]

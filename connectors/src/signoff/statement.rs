@@ -1,276 +1,22 @@
-//! in-toto Statement v1 and relocate's two predicates: a stage's **evidence** (what was
-//! moved, verified and applied, chained to the previous stage's evidence) and an
-//! **approval** (an approver's decision bound to one plan, stage and evidence digest).
-//! Statements travel as DSSE payloads of type [`PAYLOAD_TYPE`].
+//! in-toto statements, signed. The statement and predicate types, their parsing and
+//! [`evidence_digest`] are the auditor's verifier's ([`relocate_verifier::statement`],
+//! re-exported here so there is one definition); this module adds only signing.
 
-use std::collections::BTreeMap;
+pub use relocate_verifier::statement::*;
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
-use super::SignoffError;
-use super::dsse::Envelope;
+use super::dsse::{Envelope, SignEnvelope};
 use super::keys::SecretKey;
 
-/// DSSE payload type of an in-toto statement.
-pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
-/// `_type` of an in-toto Statement v1.
-pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
-/// Predicate type of a stage's evidence.
-pub const EVIDENCE_PREDICATE_TYPE: &str = "https://relocate.dev/evidence/stage/v1";
-/// Predicate type of an approval.
-pub const APPROVAL_PREDICATE_TYPE: &str = "https://relocate.dev/approval/v1";
-
-/// An in-toto Statement v1.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Statement {
-    /// Always [`STATEMENT_TYPE`].
-    #[serde(rename = "_type")]
-    pub _type: String,
-    /// What the statement is about, by digest.
-    pub subject: Vec<Subject>,
-    /// How to read `predicate`.
-    #[serde(rename = "predicateType")]
-    pub predicate_type: String,
-    /// The claim itself.
-    pub predicate: serde_json::Value,
+/// Signing a [`Statement`] (import this trait to call `statement.sign(key)`).
+pub trait SignStatement {
+    /// Sign this statement into a DSSE envelope of type [`PAYLOAD_TYPE`].
+    fn sign(&self, key: &SecretKey) -> Envelope;
 }
 
-/// A statement's subject: a name and its digests (`{"sha256": "<hex>"}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Subject {
-    /// What is digested, e.g. a manifest or `evidence:<stage>`.
-    pub name: String,
-    /// Algorithm → lowercase hex.
-    pub digest: BTreeMap<String, String>,
-}
-
-impl Subject {
-    /// A subject with one SHA-256 digest, given as `sha256:<hex>` or bare hex.
-    pub fn sha256(name: impl Into<String>, digest: &str) -> Self {
-        let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-        Self {
-            name: name.into(),
-            digest: BTreeMap::from([("sha256".to_owned(), hex.to_owned())]),
-        }
-    }
-}
-
-impl Statement {
-    /// A statement carrying a typed predicate.
-    pub fn new(
-        subject: Vec<Subject>,
-        predicate_type: impl Into<String>,
-        predicate: &impl Serialize,
-    ) -> Self {
-        Self {
-            _type: STATEMENT_TYPE.to_owned(),
-            subject,
-            predicate_type: predicate_type.into(),
-            predicate: serde_json::to_value(predicate)
-                .expect("predicates are plain structs of strings and numbers"),
-        }
-    }
-
-    /// Canonical payload bytes (compact JSON, fields in declaration order).
-    pub fn to_payload(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("a statement of strings and JSON values always serializes")
-    }
-
-    /// Sign this statement into a DSSE envelope.
-    pub fn sign(&self, key: &SecretKey) -> Envelope {
+impl SignStatement for Statement {
+    fn sign(&self, key: &SecretKey) -> Envelope {
         Envelope::sign(PAYLOAD_TYPE, self.to_payload(), key)
     }
-
-    /// Decode the statement in `envelope` (no signature check) and its predicate of
-    /// `predicate_type`.
-    pub fn parse_with<P: DeserializeOwned>(
-        envelope: &Envelope,
-        predicate_type: &str,
-    ) -> Result<(Statement, P), SignoffError> {
-        if envelope.payload_type != PAYLOAD_TYPE {
-            return Err(SignoffError::WrongPayloadType {
-                expected: PAYLOAD_TYPE.to_owned(),
-                found: envelope.payload_type.clone(),
-            });
-        }
-        let statement: Statement = serde_json::from_slice(&envelope.payload).map_err(|e| {
-            SignoffError::MalformedStatement {
-                reason: e.to_string(),
-            }
-        })?;
-        if statement._type != STATEMENT_TYPE {
-            return Err(SignoffError::MalformedStatement {
-                reason: format!(
-                    "_type is `{}`, expected `{STATEMENT_TYPE}`",
-                    statement._type
-                ),
-            });
-        }
-        if statement.predicate_type != predicate_type {
-            return Err(SignoffError::WrongPredicateType {
-                expected: predicate_type.to_owned(),
-                found: statement.predicate_type.clone(),
-            });
-        }
-        let predicate = P::deserialize(&statement.predicate).map_err(|source| {
-            SignoffError::MalformedPredicate {
-                predicate_type: predicate_type.to_owned(),
-                source,
-            }
-        })?;
-        Ok((statement, predicate))
-    }
-}
-
-/// A finished stage's evidence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EvidencePredicate {
-    /// The plan's name.
-    pub plan: String,
-    /// The plan's digest, `sha256:<hex>`.
-    pub plan_digest: String,
-    /// The stage's name.
-    pub stage: String,
-    /// Its position in the plan, from 0.
-    pub stage_index: usize,
-    /// Which run of the stage this is, from 1.
-    pub attempt: u32,
-    /// Region the workloads leave.
-    pub source_region: String,
-    /// Region they arrive in.
-    pub target_region: String,
-    /// Who ran it.
-    pub operator: String,
-    /// RFC 3339.
-    pub started_at: String,
-    /// RFC 3339.
-    pub finished_at: String,
-    /// Each step and its outcome.
-    pub steps: Vec<StepEvidence>,
-    /// What each workload moved.
-    pub workloads: Vec<WorkloadEvidence>,
-    /// `sha256:<hex>` of the previous stage's evidence; `None` for the first.
-    #[serde(default)]
-    pub previous_evidence: Option<String>,
-}
-
-/// One step of a stage.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StepEvidence {
-    /// `copy`, `verify`, `apply`, `cutover`, …
-    pub kind: String,
-    /// The workload it acted on, if one.
-    #[serde(default)]
-    pub workload: Option<String>,
-    /// `succeeded`, `failed`, `skipped`, …
-    pub outcome: String,
-    /// Step-specific counts and details.
-    #[serde(default)]
-    pub detail: serde_json::Value,
-}
-
-/// What one workload moved. Source and target are store or cluster names, never
-/// credentials.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkloadEvidence {
-    /// Workload name.
-    pub name: String,
-    /// `objects` or `kubernetes`.
-    pub kind: String,
-    /// Source store / cluster name.
-    pub source: String,
-    /// Target store / cluster name.
-    pub target: String,
-    /// Checksum algorithm of the manifest (`sha256`, `blake3`).
-    #[serde(default)]
-    pub algorithm: Option<String>,
-    /// Objects copied and verified.
-    pub objects: u64,
-    /// Bytes copied and verified.
-    pub bytes: u64,
-    /// Root hash of the object manifest.
-    #[serde(default)]
-    pub manifest_root: Option<String>,
-    /// `sha256:<hex>` of the manifest file.
-    #[serde(default)]
-    pub manifest_digest: Option<String>,
-    /// Digests of the Kubernetes resources applied.
-    #[serde(default)]
-    pub resources: Vec<ResourceDigest>,
-}
-
-/// A Kubernetes resource as applied to the target cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ResourceDigest {
-    /// Kind, e.g. `Deployment`.
-    pub kind: String,
-    /// Namespace; empty for cluster-scoped resources.
-    #[serde(default)]
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// `sha256:<hex>` of the applied manifest.
-    pub digest: String,
-}
-
-/// An approver's decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    /// The stage may proceed.
-    Approve,
-    /// The move stops here.
-    Reject,
-}
-
-impl std::fmt::Display for Decision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Decision::Approve => "approve",
-            Decision::Reject => "reject",
-        })
-    }
-}
-
-/// An approval: one decision bound to one plan, stage and evidence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ApprovalPredicate {
-    /// `sha256:<hex>` of the plan.
-    pub plan_digest: String,
-    /// The stage approved.
-    pub stage: String,
-    /// `sha256:<hex>` of the evidence payload, see [`evidence_digest`].
-    pub evidence_digest: String,
-    /// Approve or reject.
-    pub decision: Decision,
-    /// Why, in the approver's words.
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// Key id of the signing key (informational; the signature is what counts).
-    pub approver_key_id: String,
-    /// RFC 3339.
-    pub signed_at: String,
-}
-
-impl ApprovalPredicate {
-    /// The approval statement: its subject is `evidence:<stage>` by digest.
-    pub fn to_statement(&self) -> Statement {
-        let subject = Subject::sha256(format!("evidence:{}", self.stage), &self.evidence_digest);
-        Statement::new(vec![subject], APPROVAL_PREDICATE_TYPE, self)
-    }
-}
-
-/// `sha256:<hex>` of the envelope's payload (the statement bytes), independent of
-/// signatures and of how the envelope JSON is formatted.
-pub fn evidence_digest(envelope: &Envelope) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(&envelope.payload)))
 }
 
 /// Sign a stage's evidence statement.
@@ -278,19 +24,12 @@ pub fn sign_evidence(statement: &Statement, key: &SecretKey) -> Envelope {
     statement.sign(key)
 }
 
-/// Decode evidence (checks payload and predicate types; does not verify signatures).
-pub fn parse_evidence(envelope: &Envelope) -> Result<(Statement, EvidencePredicate), SignoffError> {
-    Statement::parse_with(envelope, EVIDENCE_PREDICATE_TYPE)
-}
-
-/// Decode an approval (checks payload and predicate types; does not verify signatures).
-pub fn parse_approval(envelope: &Envelope) -> Result<(Statement, ApprovalPredicate), SignoffError> {
-    Statement::parse_with(envelope, APPROVAL_PREDICATE_TYPE)
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::signoff::dsse::SignEnvelope;
+    use relocate_verifier::VerifyError as SignoffError;
+    use sha2::{Digest, Sha256};
 
     /// Evidence for `stage` of plan `plan_digest`, attempt `attempt`, signed by `key`.
     pub(crate) fn evidence(

@@ -7,17 +7,16 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use connectors::signoff::dsse::Envelope;
-use connectors::signoff::statement::Statement;
 use connectors::store::StoreHandle;
 use futures::StreamExt;
 use plans::ChecksumAlgorithm;
+use relocate_verifier::Report;
+use relocate_verifier::dsse::Envelope;
+use relocate_verifier::manifest::parse_sums_line;
+use relocate_verifier::statement::Statement;
 
 use super::AuditError;
-use super::manifest_files::parse_sums_line;
-use super::report::Report;
-use crate::transfer::Counters;
-use crate::transfer::verify::hash_target;
+use super::hashing::hash_object;
 
 /// Key → expected lowercase hex digest.
 pub type DigestList = BTreeMap<String, String>;
@@ -104,7 +103,7 @@ pub async fn check_digests(
                 (
                     key,
                     expected,
-                    hash_target(&store.store, key, algorithm, &Counters::default()).await,
+                    hash_object(&store.store, key, algorithm).await,
                 )
             })
             .buffered(16)

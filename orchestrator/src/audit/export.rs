@@ -1,5 +1,5 @@
 //! `relocate record export`: the state directory's record written as a self-contained
-//! bundle (see [`super::bundle`]) plus the manifests its evidence names, so that an
+//! bundle (see [`relocate_verifier::record`]) plus the manifests its evidence names, so that an
 //! auditor can check it on any machine with nothing else.
 
 use std::collections::BTreeMap;
@@ -8,13 +8,16 @@ use std::path::{Path, PathBuf};
 
 use connectors::signoff::dsse::Envelope;
 use connectors::signoff::keys::SecretKey;
-use connectors::signoff::statement::{Statement, Subject, evidence_digest, parse_evidence};
+use connectors::signoff::statement::{
+    SignStatement, Statement, Subject, evidence_digest, parse_evidence,
+};
 use plans::ValidatedPlan;
-
-use super::bundle::{
+use relocate_verifier::ReviewedPlan;
+use relocate_verifier::record::{
     EntryRef, GateRule, PinnedKey, RECORD_PREDICATE_TYPE, RecordHeader, StageRule, jsonl_line,
     manifests_dir_for,
 };
+
 use super::{AuditError, manifest_files};
 use crate::state::{Db, RecordEntry, StateDir};
 
@@ -142,6 +145,23 @@ fn pinned_keys(plan: &ValidatedPlan) -> BTreeMap<String, PinnedKey> {
             )
         })
         .collect()
+}
+
+/// What the reviewed `plan` pins, for `relocate verify --plan`.
+pub fn reviewed_plan(plan: &ValidatedPlan) -> ReviewedPlan {
+    ReviewedPlan {
+        path: plan.path().display().to_string(),
+        name: plan.name().to_owned(),
+        digest: plan.digest().to_string(),
+        approvers: plan
+            .plan()
+            .approvers
+            .iter()
+            .map(|(name, a)| (name.clone(), a.public_key.clone()))
+            .collect(),
+        stages: stage_rules(plan),
+        operator_key: plan.plan().operator.as_ref().map(|o| o.public_key.clone()),
+    }
 }
 
 /// Each stage of the plan with its gate, as the header states it.

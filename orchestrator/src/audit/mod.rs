@@ -3,7 +3,7 @@
 //!
 //! **Export format.** `relocate record export PLAN --out FILE` writes:
 //! - `FILE` (conventionally `*.intoto.jsonl`): an in-toto attestation bundle, JSON Lines,
-//!   one DSSE envelope per line. Line 1 is the record header ([`bundle::RecordHeader`],
+//!   one DSSE envelope per line. Line 1 is the record header ([`RecordHeader`],
 //!   predicate type `https://relocate.dev/record/v1`, signed by the operator key): plan
 //!   name and digest, the operator's public key, every approver's pinned public key and
 //!   key id, each stage's approvers and threshold, the digest of every entry that follows
@@ -17,28 +17,23 @@
 //!   workload's latest manifest exists; an earlier stage's superseded manifest is not
 //!   exported.
 //!
-//! **Verification** ([`header`], [`chain`], [`pinning`], [`target`], [`proof`], [`digests`]) prints a
-//! `✔`/`✘` line per check ([`report`]); any `✘` makes `relocate verify` exit 7. Without
-//! `--plan` the keys come from the record itself; pin them with `--plan` (the reviewed
-//! plan) and `--operator-key` for trust that does not rest on the record.
+//! **Verification** is the auditor's own crate, `relocate_verifier` (nested at
+//! `orchestrator/verifier/`): record parsing, signatures, chain, thresholds, manifests
+//! and Merkle proofs, with no engine, state or store code. What needs a store stays
+//! here: [`target`] re-hashes the target's objects and [`digests`] checks a store
+//! against a digest list, both feeding the bytes they read to the verifier's `sha2`
+//! hashing. Any `✘` makes `relocate verify` exit 7.
 
-pub mod bundle;
-pub mod chain;
 pub mod digests;
 pub mod export;
-pub mod header;
+pub mod hashing;
 pub mod manifest_files;
-pub mod pinning;
-pub mod proof;
-pub mod report;
 pub mod target;
 
 use std::path::PathBuf;
 
-pub use bundle::{Bundle, RecordHeader};
-pub use chain::{VerifiedRecord, check_record};
 pub use export::{ExportSummary, export_record};
-pub use report::Report;
+pub use relocate_verifier::{Bundle, RecordHeader, Report, VerifiedRecord, check_record};
 
 use crate::state::StateError;
 
@@ -92,16 +87,9 @@ pub enum AuditError {
         /// What is wrong.
         reason: String,
     },
-    /// An exported manifest file is malformed.
-    #[error("{}:{line}: {reason}", path.display())]
-    BadManifest {
-        /// The manifest file.
-        path: PathBuf,
-        /// The line.
-        line: u64,
-        /// What is wrong.
-        reason: String,
-    },
+    /// A file the verifier reads could not be read or is malformed.
+    #[error(transparent)]
+    Check(#[from] relocate_verifier::CheckError),
     /// A digest list given to `--digests` is malformed.
     #[error("digest list {}: {reason}", path.display())]
     DigestList {

@@ -11,33 +11,32 @@ use futures::StreamExt;
 use object_store::ObjectStore;
 use plans::{ChecksumAlgorithm, ValidatedPlan};
 
+use relocate_verifier::manifest::{Entry, Reader};
+use relocate_verifier::record::ManifestRef;
+use relocate_verifier::{Report, SignedManifest};
+
 use super::AuditError;
-use super::bundle::ManifestRef;
-use super::chain::{EvidenceLine, VerifiedRecord};
-use super::manifest_files::{self, Entry, Reader};
-use super::report::Report;
-use crate::transfer::verify::hash_target;
-use crate::transfer::{Counters, KeyFilter};
+use super::hashing::hash_object;
+use crate::transfer::KeyFilter;
 
 /// Objects hashed at once.
 const CONCURRENCY: usize = 16;
 /// Per-key failures printed per workload before only counting.
 const MAX_LISTED: u64 = 100;
 
-/// Check every exported manifest against its signed evidence, then against the target.
+/// Check the target of every manifest the signed evidence names and the export holds
+/// unchanged (see [`super::signed_manifests`]).
 pub async fn check_target(
-    record: &VerifiedRecord,
+    manifests: &[SignedManifest],
     manifests_dir: &Path,
     plan: &ValidatedPlan,
     report: &mut Report,
 ) -> Result<(), AuditError> {
-    if record.header.manifests.is_empty() {
-        report.note("no object workload in the record: nothing to check at a target");
+    if manifests.is_empty() {
+        report.note("no signed evidence names an object manifest that the export holds: nothing to check at a target");
     }
-    for manifest in &record.header.manifests {
-        let Some(evidence) = check_manifest(record, manifests_dir, manifest, report)? else {
-            continue;
-        };
+    for signed in manifests {
+        let manifest = &signed.manifest;
         let Some(workload) = plan.object_workload(&manifest.workload) else {
             report.fail(format!(
                 "workload `{}` is not an object workload of the plan",
@@ -45,18 +44,10 @@ pub async fn check_target(
             ));
             continue;
         };
-        let signed_target = evidence
-            .predicate
-            .workloads
-            .iter()
-            .find(|w| w.name == manifest.workload)
-            .map(|w| w.target.as_str());
-        if signed_target != Some(workload.to.as_str()) {
+        if signed.target != workload.to {
             report.fail(format!(
                 "workload `{}`: the evidence names target `{}`, the plan `{}`",
-                manifest.workload,
-                signed_target.unwrap_or("?"),
-                workload.to
+                manifest.workload, signed.target, workload.to
             ));
             continue;
         }
@@ -79,51 +70,6 @@ pub async fn check_target(
         check_objects(manifests_dir, manifest, &handle, &filter, report).await?;
     }
     Ok(())
-}
-
-/// The manifest file must be the one the latest evidence of its workload signs.
-fn check_manifest<'r>(
-    record: &'r VerifiedRecord,
-    dir: &Path,
-    manifest: &ManifestRef,
-    report: &mut Report,
-) -> Result<Option<&'r EvidenceLine>, AuditError> {
-    let name = &manifest.workload;
-    let latest = record.evidence.iter().rev().find(|e| {
-        e.predicate
-            .workloads
-            .iter()
-            .any(|w| &w.name == name && w.kind == "objects")
-    });
-    let Some(evidence) = latest else {
-        report.fail(format!(
-            "manifest of workload `{name}`: no signed evidence names this workload"
-        ));
-        return Ok(None);
-    };
-    let signed = evidence
-        .predicate
-        .workloads
-        .iter()
-        .find(|w| &w.name == name)
-        .expect("found above");
-    let (count, root, digest) = manifest_files::summarize(dir, manifest)?;
-    let stage = &evidence.predicate.stage;
-    if signed.manifest_root.as_deref() != Some(root.as_str())
-        || signed.manifest_digest.as_deref() != Some(digest.as_str())
-        || signed.objects != count
-    {
-        report.fail(format!(
-            "manifest of workload `{name}` ({count} objects, root {root}, file {digest}) is not the one signed in stage `{stage}`'s evidence (line {}: {} objects, root {}, file {})",
-            evidence.line,
-            signed.objects,
-            signed.manifest_root.as_deref().unwrap_or("none"),
-            signed.manifest_digest.as_deref().unwrap_or("none")
-        ));
-        return Ok(None);
-    }
-    report.pass(format!("manifest of workload `{name}` ({count} objects) has the root and digest signed in stage `{stage}`'s evidence (line {})", evidence.line));
-    Ok(Some(evidence))
 }
 
 #[derive(Debug, Default)]
@@ -206,7 +152,7 @@ async fn hash_one(
     entry: Entry,
     algorithm: ChecksumAlgorithm,
 ) -> (Entry, object_store::Result<String>) {
-    let result = hash_target(&store, &entry.key, algorithm, &Counters::default()).await;
+    let result = hash_object(&store, &entry.key, algorithm).await;
     (entry, result)
 }
 

@@ -1,17 +1,30 @@
 //! `relocate approve`: the approver's side. Reads a stage's evidence (file or stdin),
-//! shows nothing secret, signs an approval or a rejection with the approver's key and
-//! prints the approval envelope (stdout, or `--out`). Works as a command hook as is:
-//! `relocate approve --key auditor.key --evidence -`.
+//! checks who signed it, shows what it claims (all of it with `--show`), signs an
+//! approval or a rejection with the approver's key and prints the approval envelope
+//! (stdout, or `--out`).
+//!
+//! **Whose evidence.** Evidence handed to an approver may have been edited (to claim
+//! 999999 objects, say). So `approve` checks the operator's signature under a pinned
+//! key: the plan's `operator.publicKey` (`--plan`, which also requires the evidence to
+//! be of that plan) or `--operator-key`. Unsigned evidence, evidence edited after the
+//! operator signed it and evidence signed by another key are refused (exit 5). Without
+//! a pin it refuses, unless `--unpinned` says the approver accepts evidence whose
+//! author is unchecked, or relocate itself runs it as a command hook (`--evidence -`
+//! with `RELOCATE_EVIDENCE` set): the evidence then comes straight from the run over a
+//! pipe, and the approval says so on stderr. That keeps
+//! `relocate approve --key auditor.key --evidence -` working as a hook as is.
 
 use std::io::Read;
 use std::path::PathBuf;
 
 use crate::cli::output::outln;
 use anyhow::Context;
-use connectors::signoff::approval::approve as sign_approval;
+use connectors::signoff::approval::{approve as sign_approval, check_evidence};
 use connectors::signoff::dsse::Envelope;
-use connectors::signoff::keys::SecretKey;
-use connectors::signoff::statement::{Decision, parse_evidence};
+use connectors::signoff::keys::{PublicKey, SecretKey};
+use connectors::signoff::statement::{Decision, EvidencePredicate};
+
+use super::load_plan;
 
 /// `relocate approve` arguments.
 #[derive(Debug, clap::Args)]
@@ -31,13 +44,25 @@ pub struct ApproveArgs {
     /// Write the approval here instead of stdout (e.g. into the file hook's drop zone).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The reviewed plan: pins the operator key (`operator.publicKey`) and requires the
+    /// evidence to be of this plan (same digest).
+    #[arg(long, value_name = "PLAN")]
+    pub plan: Option<PathBuf>,
+    /// Pin the operator key: `ed25519:<base64>`, or a `.pub` file holding it.
+    #[arg(long, value_name = "KEY|FILE")]
+    pub operator_key: Option<String>,
+    /// Sign although the operator key is not pinned (the evidence's author is unchecked).
+    #[arg(long)]
+    pub unpinned: bool,
+    /// Print the whole evidence statement (pretty JSON) on stderr before signing.
+    #[arg(long)]
+    pub show: bool,
 }
 
 /// Show the approver what they are about to sign (on stderr, so stdout stays the
 /// approval envelope a hook returns): plan, stage, attempt, and per workload the counts
 /// and the manifest root or the applied resources.
-fn describe(evidence: &Envelope) -> anyhow::Result<()> {
-    let (_, e) = parse_evidence(evidence).context("the envelope is not stage evidence")?;
+fn describe(e: &EvidencePredicate) {
     let mut text = format!(
         "signing stage {} (attempt {}) of plan {} ({}), {} → {}, run by {}",
         e.stage, e.attempt, e.plan, e.plan_digest, e.source_region, e.target_region, e.operator
@@ -67,10 +92,9 @@ fn describe(evidence: &Envelope) -> anyhow::Result<()> {
         ));
     }
     eprintln!("{text}");
-    Ok(())
 }
 
-/// Sign and print.
+/// Check, sign and print.
 pub(crate) fn approve(args: &ApproveArgs) -> anyhow::Result<u8> {
     let key = SecretKey::load(&args.key)
         .with_context(|| format!("reading key {}", args.key.display()))?;
@@ -82,7 +106,46 @@ pub(crate) fn approve(args: &ApproveArgs) -> anyhow::Result<u8> {
         read_bounded(file).with_context(|| format!("reading evidence {}", args.evidence))?
     };
     let evidence = Envelope::from_json(&raw).context("the evidence is not a DSSE envelope")?;
-    describe(&evidence)?;
+    let plan = args.plan.as_deref().map(load_plan).transpose()?;
+    let pin = operator_pin(args, plan.as_ref())?;
+    let (statement, predicate) = match check_evidence(&evidence, pin.as_ref().map(|(k, _)| k)) {
+        Ok(checked) => checked,
+        Err(refused) => return refuse(&refused.to_string()),
+    };
+    if let Some(plan) = &plan
+        && predicate.plan_digest != plan.digest().as_str()
+    {
+        return refuse(&format!(
+            "the evidence is of plan digest {}, not of {} ({}); refusing to sign",
+            predicate.plan_digest,
+            plan.path().display(),
+            plan.digest()
+        ));
+    }
+    match &pin {
+        Some((k, by)) => eprintln!(
+            "the evidence is signed by operator key {} (pinned by {by})",
+            k.key_id()
+        ),
+        None if args.unpinned => eprintln!(
+            "WARNING: operator key NOT pinned (--unpinned): anyone could have written this evidence"
+        ),
+        None if args.evidence == "-" && std::env::var_os("RELOCATE_EVIDENCE").is_some() => {
+            eprintln!(
+                "operator key not pinned: signing as relocate's command hook (the evidence comes from the run itself)"
+            )
+        }
+        None => {
+            return refuse(
+                "the operator key is not pinned, so nothing shows who wrote this evidence or that it is unedited: pass --plan PLAN (with operator.publicKey) or --operator-key KEY, or --unpinned to sign anyway",
+            );
+        }
+    }
+    if args.show {
+        let json = serde_json::to_string_pretty(&statement)?;
+        eprintln!("{json}");
+    }
+    describe(&predicate);
     let decision = if args.reject {
         Decision::Reject
     } else {
@@ -90,6 +153,52 @@ pub(crate) fn approve(args: &ApproveArgs) -> anyhow::Result<u8> {
     };
     let approval = sign_approval(&key, &evidence, decision, args.reason.clone())
         .context("signing the approval")?;
+    write_approval(args, &approval)?;
+    Ok(crate::exit::SUCCESS)
+}
+
+/// Print why nothing was signed; exit 5.
+fn refuse(why: &str) -> anyhow::Result<u8> {
+    eprintln!("relocate: approve: {why}");
+    Ok(crate::exit::SIGNOFF)
+}
+
+/// The pinned operator key and who pins it: `--plan` and `--operator-key` must agree.
+fn operator_pin(
+    args: &ApproveArgs,
+    plan: Option<&plans::ValidatedPlan>,
+) -> anyhow::Result<Option<(PublicKey, &'static str)>> {
+    let from_plan = plan
+        .and_then(|p| p.plan().operator.as_ref())
+        .map(|o| PublicKey::parse(&o.public_key))
+        .transpose()
+        .context("the plan's operator.publicKey")?;
+    let from_flag = args
+        .operator_key
+        .as_deref()
+        .map(|text| -> anyhow::Result<PublicKey> {
+            let text = if text.trim_start().starts_with("ed25519:") {
+                text.to_owned()
+            } else {
+                std::fs::read_to_string(text).with_context(|| format!("reading {text}"))?
+            };
+            Ok(PublicKey::parse(text.trim())?)
+        })
+        .transpose()
+        .context("--operator-key")?;
+    match (from_plan, from_flag) {
+        (Some(a), Some(b)) if a != b => anyhow::bail!(
+            "--operator-key is key {}, but the plan's operator.publicKey is key {}",
+            b.key_id(),
+            a.key_id()
+        ),
+        (Some(k), _) => Ok(Some((k, "the plan's operator.publicKey"))),
+        (None, Some(k)) => Ok(Some((k, "--operator-key"))),
+        (None, None) => Ok(None),
+    }
+}
+
+fn write_approval(args: &ApproveArgs, approval: &Envelope) -> anyhow::Result<()> {
     let json = String::from_utf8_lossy(&approval.to_json_pretty()).into_owned();
     match &args.out {
         Some(path) => {
@@ -104,7 +213,7 @@ pub(crate) fn approve(args: &ApproveArgs) -> anyhow::Result<u8> {
         }
         None => outln!("{json}"),
     }
-    Ok(crate::exit::SUCCESS)
+    Ok(())
 }
 
 /// Largest evidence accepted: real evidence is a few KiB; anything this big is not it.

@@ -32,6 +32,11 @@ pub struct RunArgs {
     /// Who runs the move, recorded in evidence (default: $USER@hostname).
     #[arg(long)]
     pub operator: Option<String>,
+    /// The operator's secret key file (from `relocate keys generate`): copied into a
+    /// fresh state directory (needed when the plan pins `operator.publicKey`), checked
+    /// against an existing one.
+    #[arg(long, value_name = "FILE")]
+    pub operator_key: Option<PathBuf>,
 }
 
 /// Run the plan.
@@ -46,6 +51,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<u8> {
         relocate_bin: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("relocate")),
         operator: args.operator.clone().unwrap_or_else(default_operator),
         rollback_source_only: false,
+        operator_key: args.operator_key.clone(),
     };
     let (result, steps) = engine::run(plan, state, events.clone(), cancel, options).await;
     let (outcome, error, code) = match &result {
@@ -144,6 +150,7 @@ pub(crate) async fn rollback(args: RollbackArgs) -> anyhow::Result<u8> {
         relocate_bin: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("relocate")),
         operator: default_operator(),
         rollback_source_only: args.source_only,
+        operator_key: None,
     };
     let result = engine::rollback_stage(plan, state, events.clone(), &args.stage, options).await;
     events.finish();

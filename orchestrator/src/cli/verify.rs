@@ -1,17 +1,21 @@
 //! `relocate verify`: check an exported record (and optionally the target store, one
 //! object's proof, or a store against someone else's digest list) on any machine. Prints
 //! a `✔`/`✘` line per check; exits 0 when all hold, 7 ([`crate::exit::VERIFY_FAILED`])
-//! otherwise. The checks live in [`crate::audit`]; this is the glue.
+//! otherwise. What decides the verdict on a record is the auditor's own crate,
+//! `relocate_verifier`; store I/O (`--target`, `--digests`) is [`crate::audit`]'s; this
+//! is the glue.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use connectors::signoff::keys::PublicKey;
 use connectors::store::{Access, open_store};
 use plans::{ChecksumAlgorithm, ValidatedPlan};
 
 use super::load_plan;
-use crate::audit::{Bundle, Report, check_record, digests, pinning, proof, target};
+use relocate_verifier::{Bundle, Outcome, PublicKey, Report, proof, trust};
+
+use crate::audit::export::reviewed_plan;
+use crate::audit::{digests, target};
 use crate::cli::output::outln;
 use crate::exit;
 
@@ -30,9 +34,14 @@ pub struct VerifyArgs {
     /// Print the proof that object KEY belongs to a stage's signed manifest.
     #[arg(long, value_name = "KEY", requires = "record")]
     pub object: Option<String>,
-    /// Pin the operator key (`ed25519:<base64>`) instead of trusting the record's.
-    #[arg(long, value_name = "KEY")]
+    /// Pin the operator key: `ed25519:<base64>`, or a `.pub` file holding it (the plan's
+    /// `operator.publicKey` pins it too).
+    #[arg(long, value_name = "KEY|FILE")]
     pub operator_key: Option<String>,
+    /// Print one JSON document (verdict, limits, pins, per-stage attestations, every
+    /// check) instead of lines.
+    #[arg(long)]
+    pub json: bool,
     /// A digest list (`sha256sum` format, or an in-toto statement's subjects) to check
     /// the store given by `--store` against.
     #[arg(long, value_name = "FILE", requires = "store")]
@@ -59,15 +68,27 @@ pub enum Algorithm {
 
 /// Run the checks asked for.
 pub(crate) async fn verify(args: &VerifyArgs) -> anyhow::Result<u8> {
-    let mut report = Report::printing();
+    let mut report = if args.json {
+        Report::quiet()
+    } else {
+        Report::printing()
+    };
     let plan = args.plan.as_deref().map(load_plan).transpose()?;
+    let mut outcome = None;
     if let Some(path) = &args.record {
-        verify_record(args, path, plan.as_ref(), &mut report).await?;
+        outcome = Some(verify_record(args, path, plan.as_ref(), &mut report).await?);
     }
     if let (Some(list), Some(url)) = (&args.digests, &args.store) {
         verify_digests(args, list, url, &mut report).await?;
     }
-    outln!("{}", report.summary());
+    if args.json {
+        let record = outcome.as_ref().and_then(|o| o.record.as_ref());
+        let pins = outcome.as_ref().map(|o| o.pins.clone()).unwrap_or_default();
+        let doc = trust::to_json(&report, record, &pins);
+        outln!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        outln!("{}", report.summary());
+    }
     Ok(if report.all_hold() {
         exit::SUCCESS
     } else {
@@ -75,40 +96,49 @@ pub(crate) async fn verify(args: &VerifyArgs) -> anyhow::Result<u8> {
     })
 }
 
+/// `--operator-key`: the key itself, or a file holding it.
+fn flag_operator_key(text: &str) -> anyhow::Result<PublicKey> {
+    let text = if text.trim_start().starts_with("ed25519:") {
+        text.to_owned()
+    } else {
+        std::fs::read_to_string(text).with_context(|| format!("reading {text}"))?
+    };
+    Ok(PublicKey::parse(text.trim())?)
+}
+
+/// The record's checks (the verifier crate), then what needs a store: the target.
 async fn verify_record(
     args: &VerifyArgs,
     path: &std::path::Path,
     plan: Option<&ValidatedPlan>,
     report: &mut Report,
-) -> anyhow::Result<()> {
-    let operator = args
+) -> anyhow::Result<Outcome> {
+    let flag = args
         .operator_key
         .as_deref()
-        .map(PublicKey::parse)
+        .map(flag_operator_key)
         .transpose()
         .context("--operator-key")?;
     let bundle =
         Bundle::read(path).with_context(|| format!("reading the record {}", path.display()))?;
-    let Some(record) = check_record(&bundle, operator.as_ref(), report) else {
-        return Ok(());
+    let reviewed = plan.map(reviewed_plan);
+    let outcome = relocate_verifier::verify_record(&bundle, reviewed.as_ref(), flag, report)
+        .context("the plan's operator.publicKey")?;
+    let Some(record) = &outcome.record else {
+        return Ok(outcome);
     };
-    match plan {
-        Some(plan) => pinning::check_plan(&record.header, plan, report),
-        None if operator.is_none() => report.note("keys taken from the record itself: pass --plan (the reviewed plan) to pin the approvers' keys"),
-        None => {}
-    }
-    let manifests = bundle.manifests_dir();
+    let dir = bundle.manifests_dir();
     if let (true, Some(plan)) = (args.target, plan)
-        && let Err(e) = target::check_target(&record, &manifests, plan, report).await
+        && let Err(e) = target::check_target(&outcome.manifests, &dir, plan, report).await
     {
         report.fail(format!("target check could not run: {e}"));
     }
     if let Some(key) = &args.object
-        && let Err(e) = proof::prove_object(&record, &manifests, key, report)
+        && let Err(e) = proof::prove_object(record, &outcome.manifests, &dir, key, report)
     {
         report.fail(format!("proof of `{key}` could not be built: {e}"));
     }
-    Ok(())
+    Ok(outcome)
 }
 
 async fn verify_digests(

@@ -267,7 +267,7 @@ async fn ask_inner(
     };
     let pinned = match PublicKey::parse(&spec.public_key) {
         Ok(k) => k,
-        Err(e) => return Answer::Refused(Refusal::PinnedKey(e)),
+        Err(e) => return Answer::Refused(Refusal::PinnedKey(e.into())),
     };
     let hook = match build_hook(ctx, approver, &spec.hook) {
         Ok(h) => h,

@@ -41,6 +41,9 @@ pub struct RunOptions {
     /// A Kubernetes rollback restores the source only and leaves the target untouched
     /// (`relocate rollback --source-only`, for an unreachable target).
     pub rollback_source_only: bool,
+    /// `--operator-key FILE`: the operator's secret key, installed into a fresh state
+    /// (required when the plan pins `operator.publicKey`), checked against an existing one.
+    pub operator_key: Option<PathBuf>,
 }
 
 /// How a run ended without error.
@@ -113,6 +116,8 @@ fn open(
     state.create()?;
     let db = Db::open(&state.db_path())?;
     db.bind_plan(state.root(), plan.digest().as_str(), plan.name())?;
+    let pinned = plan.plan().operator.as_ref().map(|o| o.public_key.as_str());
+    crate::state::settle_operator_key(&state, pinned, options.operator_key.as_deref())?;
     let operator_key = evidence::operator_key(&state)?;
     Ok(Context {
         plan,

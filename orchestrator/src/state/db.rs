@@ -151,6 +151,41 @@ pub enum StateError {
         /// Why it failed.
         detail: String,
     },
+    /// An operator key (the state's or `--operator-key`) cannot be read or installed.
+    #[error("operator key {}: {source}", path.display())]
+    OperatorKey {
+        /// The key file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: connectors::signoff::SignoffError,
+    },
+    /// The plan or `--operator-key` names another operator key than the state's.
+    #[error(
+        "the state in {} signs with operator key {found}, but {by} is operator key {wanted}: use this operator's state directory (--state-dir) or the matching key",
+        dir.display()
+    )]
+    OperatorKeyMismatch {
+        /// The state directory.
+        dir: PathBuf,
+        /// Key id of the state's (or the given) key.
+        found: String,
+        /// What asks for another key (`the plan's operator.publicKey`, `--operator-key FILE`).
+        by: String,
+        /// Key id of the key asked for.
+        wanted: String,
+    },
+    /// The plan pins an operator key and the state has none yet.
+    #[error(
+        "the plan pins operator key {pinned} (`operator.publicKey`) and the state in {} has no operator key yet: pass `--operator-key FILE` (the secret key whose `.pub` the plan pins), which the first run copies into the state directory",
+        dir.display()
+    )]
+    OperatorKeyMissing {
+        /// The state directory.
+        dir: PathBuf,
+        /// Key id of the pinned key.
+        pinned: String,
+    },
 }
 
 /// A handle on the state database, cheap to clone and safe to share between tasks.

@@ -11,6 +11,7 @@
 mod db;
 mod lock;
 mod objects;
+mod operator_key;
 mod record;
 mod stages;
 mod writer;
@@ -19,6 +20,7 @@ pub(crate) use db::blocking;
 pub use db::{Db, StateError};
 pub use lock::RunLock;
 pub use objects::{Known, ObjectRow, ObjectStatus, WorkloadCounts};
+pub use operator_key::settle_operator_key;
 pub use record::RecordEntry;
 pub use stages::{NewEvidence, StageRecord, StageStatus, StepRecord, StepStatus};
 pub use writer::{ObjectUpdate, ObjectWriter};

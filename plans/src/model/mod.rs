@@ -7,6 +7,7 @@
 
 mod kubernetes;
 mod objects;
+mod operator;
 mod signoff;
 
 pub use kubernetes::{Cluster, JsonPatchRule, KubernetesWorkload, ResourceRef, Transform};
@@ -14,6 +15,7 @@ pub use objects::{
     ChecksumAlgorithm, ExistingTarget, Multipart, ObjectWorkload, RetrySettings, Store,
     SymlinkPolicy,
 };
+pub use operator::Operator;
 pub use signoff::{Approver, FileHook, Hook, Signoff, SignoffRule};
 
 use indexmap::IndexMap;
@@ -59,6 +61,10 @@ pub struct Plan {
     /// Third parties whose signature a stage may require.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub approvers: IndexMap<String, Approver>,
+    /// The operator's pinned public key (optional): the only key allowed to sign this
+    /// move's evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<Operator>,
     /// Stages, run in order.
     pub stages: Vec<Stage>,
 }

@@ -24,6 +24,8 @@
 //! - **Approvers** — the public key is `ed25519:<base64 of 32 bytes>`; the hook has
 //!   exactly one of `command` (non-empty argv), `webhook` (https, or http with
 //!   `allowHttp: true`) and `file`.
+//! - **Operator** — `operator.publicKey`, when given, is exactly
+//!   `ed25519:<base64 of 32 bytes>` (no whitespace anywhere).
 //! - **Stages** — at least one; unique safe names; each has steps; `copy`/`verify` name
 //!   object workloads and `freeze`/`deploy`/`rollback` Kubernetes ones; `run` has a
 //!   non-empty argv; sign-off approvers exist, appear once, threshold in 1..=count.
@@ -35,6 +37,7 @@
 mod approvers;
 mod flow;
 mod header;
+mod operator;
 mod stages;
 mod stores;
 mod workloads;
@@ -70,6 +73,7 @@ pub fn validate(plan: &Plan) -> Vec<Problem> {
     stores::check(plan, &mut report);
     workloads::check(plan, &mut report);
     approvers::check(plan, &mut report);
+    operator::check(plan, &mut report);
     stages::check(plan, &mut report);
     flow::check(plan, &mut report);
     report.problems

@@ -200,7 +200,7 @@ pub(crate) async fn copy(
     let report = match copy_workload(&job, &ctx.db, &counters, &ctx.cancel).await {
         Ok(report) => report,
         Err(e @ TransferError::ExistingTarget { .. }) => {
-            return Ok((StepSummary::default(), StepResult::Failed(e.to_string())));
+            return Ok((StepSummary::default(), StepResult::failed(e.to_string())));
         }
         Err(e) => return Err(e.into()),
     };
@@ -234,7 +234,7 @@ pub(crate) async fn copy(
     let outcome = if report.interrupted {
         StepResult::Interrupted
     } else if report.prune_failed > 0 {
-        StepResult::Failed(format!(
+        StepResult::failed(format!(
             "{} object(s) the source deleted could not be removed from the target (first: {}); rerun to retry them",
             report.prune_failed,
             report

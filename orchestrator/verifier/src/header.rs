@@ -5,11 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use connectors::signoff::keys::PublicKey;
-use connectors::signoff::statement::{Statement, evidence_digest};
-
-use super::bundle::{Bundle, RECORD_PREDICATE_TYPE, RecordHeader};
-use super::report::Report;
+use crate::keys::PublicKey;
+use crate::record::{Bundle, RECORD_PREDICATE_TYPE, RecordHeader};
+use crate::report::Report;
+use crate::statement::{Statement, evidence_digest};
 
 /// The header and the keys it pins: operator, and approver name → key.
 pub(crate) type Keys = (RecordHeader, PublicKey, BTreeMap<String, PublicKey>);

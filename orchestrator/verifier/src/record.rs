@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use connectors::signoff::dsse::Envelope;
 use serde::{Deserialize, Serialize};
 
-use super::AuditError;
+use crate::CheckError;
+use crate::dsse::Envelope;
 
 /// Predicate type of the record header.
 pub const RECORD_PREDICATE_TYPE: &str = "https://relocate.dev/record/v1";
@@ -105,7 +105,7 @@ impl EntryRef {
     }
 }
 
-/// A workload's manifest exported beside the record (see [`super::manifest_files`]).
+/// A workload's manifest exported beside the record (see [`crate::manifest`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ManifestRef {
@@ -132,8 +132,8 @@ pub struct Bundle {
 
 impl Bundle {
     /// Read a `*.intoto.jsonl` file; blank lines are skipped, malformed ones kept as errors.
-    pub fn read(path: &Path) -> Result<Self, AuditError> {
-        let io = |source| AuditError::Io {
+    pub fn read(path: &Path) -> Result<Self, CheckError> {
+        let io = |source| CheckError::Io {
             path: path.to_path_buf(),
             source,
         };

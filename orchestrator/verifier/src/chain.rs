@@ -6,26 +6,43 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use connectors::signoff::SignoffError;
-use connectors::signoff::approval::{ApprovalRefused, Expected, check_approval};
-use connectors::signoff::dsse::Envelope;
-use connectors::signoff::keys::PublicKey;
-use connectors::signoff::statement::{
+use crate::VerifyError;
+use crate::approval::{ApprovalRefused, Expected, check_approval};
+use crate::dsse::Envelope;
+use crate::header::{check_entry_list, check_header};
+use crate::keys::PublicKey;
+use crate::record::{Bundle, RecordHeader};
+use crate::report::Report;
+use crate::statement::{
     APPROVAL_PREDICATE_TYPE, Decision, EVIDENCE_PREDICATE_TYPE, EvidencePredicate, Statement,
-    evidence_digest, parse_evidence,
+    Subject, evidence_digest, parse_evidence,
 };
-
-use super::bundle::{Bundle, RecordHeader};
-use super::header::{check_entry_list, check_header};
-use super::report::Report;
 
 /// What a checked record offers the target and proof checks.
 #[derive(Debug, Clone)]
 pub struct VerifiedRecord {
     /// The signed header.
     pub header: RecordHeader,
+    /// The operator key the header and evidence verified under.
+    pub operator: PublicKey,
     /// Evidence whose operator signature verified, in record order.
     pub evidence: Vec<EvidenceLine>,
+    /// Per stage of the plan, who attests its final evidence.
+    pub stages: Vec<StageAttestation>,
+}
+
+/// Who attests one stage: the operator's signature on its final evidence and the
+/// approvers whose checked approvals bind that evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageAttestation {
+    /// Stage name.
+    pub stage: String,
+    /// Record line of its final valid evidence, if any.
+    pub evidence_line: Option<usize>,
+    /// Approver name and key id of each checked approval of that evidence.
+    pub approved_by: Vec<(String, String)>,
+    /// Approvers who rejected it.
+    pub rejected_by: Vec<String>,
 }
 
 /// One signed evidence line.
@@ -35,6 +52,8 @@ pub struct EvidenceLine {
     pub line: usize,
     /// `sha256:<hex>` of its payload.
     pub digest: String,
+    /// The statement's subjects (each manifest by its Merkle root), as signed.
+    pub subjects: Vec<Subject>,
     /// What it attests.
     pub predicate: EvidencePredicate,
 }
@@ -52,9 +71,15 @@ pub fn check_record(
         walk.line(i + 1, line, report);
     }
     walk.check_gates(report);
+    let stages = walk.attestations();
     check_entry_list(bundle, &header, report);
     let evidence = walk.evidence;
-    Some(VerifiedRecord { header, evidence })
+    Some(VerifiedRecord {
+        header,
+        operator,
+        evidence,
+        stages,
+    })
 }
 
 /// The evidence an approval must refer to: the latest evidence line.
@@ -141,7 +166,7 @@ impl<'a> Walk<'a> {
         envelope.verify_with(self.operator).map_err(|e| {
             format!("line {n}: evidence is not validly signed by the operator key: {e}")
         })?;
-        let (_, p) = parse_evidence(envelope).map_err(|e| format!("line {n}: {e}"))?;
+        let (statement, p) = parse_evidence(envelope).map_err(|e| format!("line {n}: {e}"))?;
         self.broken_at = None;
         self.seen.insert(digest.to_owned(), n);
         let what = format!("evidence of stage `{}` (attempt {})", p.stage, p.attempt);
@@ -176,6 +201,7 @@ impl<'a> Walk<'a> {
         self.evidence.push(EvidenceLine {
             line: n,
             digest: digest.to_owned(),
+            subjects: statement.subject,
             predicate: p,
         });
         if let Some(problem) = order.or(chained) {
@@ -297,11 +323,43 @@ impl<'a> Walk<'a> {
             Decision::Reject => "rejection",
         };
         Ok(format!(
-            "line {n}: {what} of stage `{}` (attempt {}) by {name}, signed by its pinned key {}",
+            "line {n}: {what} of stage `{}` (attempt {}) by {name}, signed by its pinned key {}; signedAt {} (claimed by the signer, not a trusted time)",
             cur.stage,
             cur.attempt,
-            key.key_id()
+            key.key_id(),
+            checked.signed_at
         ))
+    }
+
+    /// Who attests each stage's final evidence.
+    fn attestations(&self) -> Vec<StageAttestation> {
+        self.header
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(index, rule)| {
+                let last = self.last_of_stage[index].as_ref();
+                let tally = last.and_then(|(digest, _)| self.tallies.get(digest));
+                StageAttestation {
+                    stage: rule.name.clone(),
+                    evidence_line: last.map(|(_, line)| *line),
+                    approved_by: tally
+                        .map(|t| {
+                            t.approved
+                                .iter()
+                                .map(|name| {
+                                    let id = self.approvers.get(name).map(PublicKey::key_id);
+                                    (name.clone(), id.unwrap_or_default())
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    rejected_by: tally
+                        .map(|t| t.rejected.iter().map(|(n, _)| n.clone()).collect())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect()
     }
 
     /// The pinned approver whose key signed `envelope`.
@@ -310,7 +368,7 @@ impl<'a> Walk<'a> {
         for (name, key) in self.approvers {
             match envelope.verify_with(key) {
                 Ok(()) => return Ok((name.clone(), key)),
-                Err(SignoffError::BadSignature { .. }) => tampered = Some(name),
+                Err(VerifyError::BadSignature { .. }) => tampered = Some(name),
                 Err(_) => {}
             }
         }

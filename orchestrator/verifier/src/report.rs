@@ -2,8 +2,15 @@
 //! with the reason when it does not, printed as they are made so a long target check
 //! shows progress. The exit code follows from whether any check failed.
 
-use crate::cli::output::outln;
 use std::fmt;
+use std::io::Write;
+
+/// Print one line of the verdict as it is made. A closed stdout (`relocate verify … | head`)
+/// is not an error of the record: the line is dropped and the checks go on, so the exit code
+/// still says whether the record holds.
+fn echo(line: fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
 
 /// One check and whether it held.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +32,8 @@ impl fmt::Display for Check {
 #[derive(Debug, Default)]
 pub struct Report {
     checks: Vec<Check>,
+    notes: Vec<String>,
+    limits: Vec<String>,
     echo: bool,
 }
 
@@ -32,8 +41,8 @@ impl Report {
     /// A report that prints each check to stdout as it is made.
     pub fn printing() -> Self {
         Self {
-            checks: Vec::new(),
             echo: true,
+            ..Self::default()
         }
     }
 
@@ -70,13 +79,30 @@ impl Report {
     /// An informational line (neither holds nor fails), e.g. a proof's hashes.
     pub fn note(&mut self, text: impl AsRef<str>) {
         if self.echo {
-            outln!("  {}", text.as_ref());
+            echo(format_args!("  {}", text.as_ref()));
         }
+        self.notes.push(text.as_ref().to_owned());
+    }
+
+    /// The informational lines, in order.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// A limit on what the verdict proves (e.g. "integrity only: operator key not
+    /// pinned"): named in the verdict line itself, so it cannot be overlooked.
+    pub fn limit(&mut self, text: impl Into<String>) {
+        self.limits.push(text.into());
+    }
+
+    /// The limits named in the verdict.
+    pub fn limits(&self) -> &[String] {
+        &self.limits
     }
 
     fn push(&mut self, check: Check) {
         if self.echo {
-            outln!("{check}");
+            echo(format_args!("{check}"));
         }
         self.checks.push(check);
     }
@@ -99,7 +125,13 @@ impl Report {
     /// The closing line.
     pub fn summary(&self) -> String {
         let failed = self.failures();
-        if self.all_hold() {
+        if self.all_hold() && !self.limits.is_empty() {
+            format!(
+                "verified ({}): all {} checks hold",
+                self.limits.join("; "),
+                self.checks.len()
+            )
+        } else if self.all_hold() {
             format!("verified: all {} checks hold", self.checks.len())
         } else if self.checks.is_empty() {
             "verification FAILED: nothing was checked".to_owned()
@@ -133,6 +165,17 @@ mod tests {
         assert!(
             !Report::quiet().all_hold(),
             "an empty report proves nothing"
+        );
+    }
+
+    #[test]
+    fn finding_02_a_limit_is_named_in_the_verdict_line() {
+        let mut r = Report::quiet();
+        r.pass("signature");
+        r.limit("integrity only: operator key not pinned");
+        assert_eq!(
+            r.summary(),
+            "verified (integrity only: operator key not pinned): all 1 checks hold"
         );
     }
 }

@@ -4,22 +4,25 @@
 
 use std::path::Path;
 
-use super::AuditError;
-use super::bundle::ManifestRef;
-use super::chain::VerifiedRecord;
-use super::manifest_files::{Entry, Reader};
-use super::report::Report;
-use crate::transfer::manifest::{InclusionProofBuilder, audit_path_ranges};
+use crate::CheckError;
+use crate::chain::VerifiedRecord;
+use crate::manifest::{Entry, Reader};
+use crate::merkle::{InclusionProofBuilder, audit_path_ranges};
+use crate::record::ManifestRef;
+use crate::report::Report;
+use crate::signed_manifests::SignedManifest;
 
-/// Find `key` in every exported manifest and prove its membership.
+/// Find `key` in every exported manifest the signed evidence names (and that holds)
+/// and prove its membership.
 pub fn prove_object(
     record: &VerifiedRecord,
+    manifests: &[SignedManifest],
     dir: &Path,
     key: &str,
     report: &mut Report,
-) -> Result<(), AuditError> {
+) -> Result<(), CheckError> {
     let mut found = false;
-    for manifest in &record.header.manifests {
+    for manifest in manifests.iter().map(|m| &m.manifest) {
         let Some((index, size, entry)) = locate(dir, manifest, key)? else {
             continue;
         };
@@ -37,7 +40,7 @@ fn locate(
     dir: &Path,
     manifest: &ManifestRef,
     key: &str,
-) -> Result<Option<(u64, u64, Entry)>, AuditError> {
+) -> Result<Option<(u64, u64, Entry)>, CheckError> {
     let mut reader = Reader::open(dir, manifest)?;
     let (mut size, mut hit) = (0u64, None);
     while let Some(entry) = reader.next_entry()? {
@@ -55,7 +58,7 @@ fn prove_in(
     manifest: &ManifestRef,
     (index, size, entry): (u64, u64, &Entry),
     report: &mut Report,
-) -> Result<(), AuditError> {
+) -> Result<(), CheckError> {
     let mut builder = InclusionProofBuilder::new(index, size);
     let mut reader = Reader::open(dir, manifest)?;
     while let Some(e) = reader.next_entry()? {
