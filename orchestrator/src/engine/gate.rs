@@ -135,12 +135,7 @@ fn build_hook(
     spec: &plans::Hook,
 ) -> Result<Box<dyn ApprovalHook>, String> {
     if let (Some(argv), None, None) = (&spec.command, &spec.webhook, &spec.file) {
-        let timeout = spec
-            .timeout
-            .as_deref()
-            .map(plans::units::parse_duration)
-            .transpose()?
-            .unwrap_or(DEFAULT_TIMEOUT);
+        let timeout = ctx.plan.hook_timeout(approver).unwrap_or(DEFAULT_TIMEOUT);
         return Ok(Box::new(CommandHook {
             argv: argv.clone(),
             cwd: std::path::absolute(ctx.plan.base_dir())

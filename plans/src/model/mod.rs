@@ -10,7 +10,9 @@ mod objects;
 mod signoff;
 
 pub use kubernetes::{Cluster, JsonPatchRule, KubernetesWorkload, ResourceRef, Transform};
-pub use objects::{ChecksumAlgorithm, Multipart, ObjectWorkload, RetrySettings, Store};
+pub use objects::{
+    ChecksumAlgorithm, Credentials, Multipart, ObjectWorkload, RetrySettings, Store,
+};
 pub use signoff::{Approver, FileHook, Hook, Signoff, SignoffRule};
 
 use indexmap::IndexMap;

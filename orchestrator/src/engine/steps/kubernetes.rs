@@ -15,7 +15,7 @@ use connectors::kube::{
     Applied, FrozenState, Resource, ResourceId, WaitOptions, apply, apply_freeze, connect, export,
     mask_secrets, plan_freeze, restore, scale_target, transform, wait_ready, wait_scaled_down,
 };
-use plans::{KubernetesWorkload, Stage};
+use plans::Stage;
 
 use super::{StepResult, missing_workload};
 use crate::engine::{Context, EngineError};
@@ -74,11 +74,9 @@ async fn client(ctx: &Context, cluster: &str) -> Result<kube::Client, String> {
         .map_err(|e| format!("cluster {cluster}: {e}"))
 }
 
-fn wait_timeout(w: &KubernetesWorkload) -> Duration {
-    w.wait_timeout
-        .as_deref()
-        .and_then(|t| plans::units::parse_duration(t).ok())
-        .unwrap_or(DEFAULT_WAIT)
+/// The workload's `waitTimeout` (parsed once by validation), else the default.
+fn wait_timeout(ctx: &Context, workload: &str) -> Duration {
+    ctx.plan.wait_timeout(workload).unwrap_or(DEFAULT_WAIT)
 }
 
 fn load<T: serde::de::DeserializeOwned>(
@@ -188,7 +186,7 @@ pub(crate) async fn freeze(
         ),
     );
     if let Err(e) =
-        wait_scaled_down(&src, &frozen, WaitOptions::with_timeout(wait_timeout(w))).await
+        wait_scaled_down(&src, &frozen, WaitOptions::with_timeout(wait_timeout(ctx, name))).await
     {
         return failed(e);
     }
@@ -271,7 +269,7 @@ pub(crate) async fn deploy(
     if let Err(e) = wait_ready(
         &tgt,
         &transformed,
-        WaitOptions::with_timeout(wait_timeout(w)),
+        WaitOptions::with_timeout(wait_timeout(ctx, name)),
         progress,
     )
     .await
