@@ -60,6 +60,19 @@ fn form_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `%2B` as `%2b`, the rest unchanged: how some servers re-print a URL.
+fn lower_hex_escapes(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '%' {
+            out.extend(chars.by_ref().take(2).map(|h| h.to_ascii_lowercase()));
+        }
+    }
+    out
+}
+
 /// One request as the echo server saw it.
 struct Request {
     method: String,
@@ -176,7 +189,7 @@ fn azure_answer(request: &Request) -> (&'static str, String) {
     let decoded = form_decode(url);
     let body = format!(
         "<Error><Code>AuthenticationFailed</Code><Message>Server failed to authenticate the request. URL: {url} lower: {} decoded: {decoded}</Message></Error>",
-        url.to_ascii_lowercase()
+        lower_hex_escapes(url)
     );
     ("403 Forbidden", body)
 }
@@ -225,7 +238,7 @@ fn forms(secret: &str) -> Vec<String> {
     vec![
         secret.to_owned(),
         form.clone(),
-        form.to_ascii_lowercase(),
+        lower_hex_escapes(&form),
         base64::engine::general_purpose::STANDARD.encode(secret),
     ]
 }

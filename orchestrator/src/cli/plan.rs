@@ -112,7 +112,6 @@ pub(crate) async fn show(args: &ShowArgs) -> anyhow::Result<u8> {
 }
 
 fn describe(plan: &ValidatedPlan, step: &Step) -> String {
-    let p = plan.plan();
     let store = |s: &str| {
         plan.store(s)
             .map(|x| format!("{s} ({})", x.display_url))
