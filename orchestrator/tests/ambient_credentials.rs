@@ -69,7 +69,11 @@ fn finding_18_environment_credentials_are_not_used_unless_the_plan_says_ambient(
         plan(r#"  dst: { region: zurich, url: "s3://bucket/p/", credentials: ambient }"#),
     );
     let out = validate_with_env_credentials(&ws);
-    assert!(out.status.success(), "ambient said explicitly: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "ambient said explicitly: {}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -82,8 +86,14 @@ fn finding_18_credentials_in_a_url_are_refused_without_echoing_them() {
     let out = validate_with_env_credentials(&ws);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("plan.yaml:11:31: credentials in store url"), "{err}");
-    assert!(!err.contains("wJalrInUrlSecret") && !err.contains("AKIAINURL"), "{err}");
+    assert!(
+        err.contains("plan.yaml:11:31: credentials in store url"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("wJalrInUrlSecret") && !err.contains("AKIAINURL"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -157,7 +157,10 @@ fn s3_answer(request: &Request) -> (&'static str, String) {
         return ("200 OK", body.to_owned());
     }
     if matches!(request.method.as_str(), "GET" | "HEAD") {
-        return ("404 Not Found", "<Error><Code>NoSuchKey</Code></Error>".to_owned());
+        return (
+            "404 Not Found",
+            "<Error><Code>NoSuchKey</Code></Error>".to_owned(),
+        );
     }
     let key_id = request
         .header("authorization")
@@ -183,7 +186,10 @@ fn azure_answer(request: &Request) -> (&'static str, String) {
         return ("200 OK", body.to_owned());
     }
     if matches!(request.method.as_str(), "GET" | "HEAD") {
-        return ("404 Not Found", "<Error><Code>BlobNotFound</Code></Error>".to_owned());
+        return (
+            "404 Not Found",
+            "<Error><Code>BlobNotFound</Code></Error>".to_owned(),
+        );
     }
     let url = &request.target;
     let decoded = form_decode(url);
@@ -247,7 +253,10 @@ fn forms(secret: &str) -> Vec<String> {
 fn everything_written(ws: &Workspace, out: &Output) -> String {
     let mut text = format!("{}\n{}", stdout(out), stderr(out));
     for (path, bytes) in util::tree(&ws.join("state")) {
-        text.push_str(&format!("\n--- {path}\n{}", String::from_utf8_lossy(&bytes)));
+        text.push_str(&format!(
+            "\n--- {path}\n{}",
+            String::from_utf8_lossy(&bytes)
+        ));
     }
     text
 }
@@ -255,7 +264,10 @@ fn everything_written(ws: &Workspace, out: &Output) -> String {
 fn assert_no_credential(ws: &Workspace, out: &Output, secrets: &[&str]) {
     assert!(!out.status.success(), "the copy must fail: {}", stderr(out));
     let text = everything_written(ws, out);
-    assert!(text.contains("403"), "the server's refusal is reported: {text}");
+    assert!(
+        text.contains("403"),
+        "the server's refusal is reported: {text}"
+    );
     let db = std::fs::read(ws.join("state/state.db")).expect("state.db");
     assert!(!db.is_empty());
     for secret in secrets {

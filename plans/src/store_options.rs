@@ -35,54 +35,164 @@ const CLIENT: &[&str] = &[
 ];
 
 const S3: &[&str] = &[
-    "aws_access_key_id", "access_key_id", "aws_secret_access_key", "secret_access_key",
-    "aws_default_region", "default_region", "aws_region", "region", "aws_bucket",
-    "aws_bucket_name", "bucket_name", "bucket", "aws_endpoint_url", "aws_endpoint",
-    "endpoint_url", "endpoint", "aws_endpoint_url_s3", "aws_session_token", "aws_token",
-    "session_token", "token", "aws_virtual_hosted_style_request", "virtual_hosted_style_request",
-    "aws_s3_express", "s3_express", "aws_imdsv1_fallback", "imdsv1_fallback",
-    "aws_metadata_endpoint", "metadata_endpoint", "aws_unsigned_payload", "unsigned_payload",
-    "aws_checksum_algorithm", "checksum_algorithm", "aws_container_credentials_relative_uri",
-    "container_credentials_relative_uri", "aws_container_credentials_full_uri",
-    "container_credentials_full_uri", "aws_container_authorization_token_file",
-    "container_authorization_token_file", "aws_web_identity_token_file",
-    "web_identity_token_file", "aws_role_arn", "role_arn", "aws_role_session_name",
-    "role_session_name", "aws_endpoint_url_sts", "endpoint_url_sts", "aws_skip_signature",
-    "skip_signature", "aws_copy_if_not_exists", "copy_if_not_exists", "aws_conditional_put",
-    "conditional_put", "aws_disable_tagging", "disable_tagging", "aws_disable_bulk_delete",
-    "disable_bulk_delete", "aws_request_payer", "request_payer", "aws_server_side_encryption",
-    "server_side_encryption", "aws_sse_kms_key_id", "sse_kms_key_id",
-    "aws_sse_bucket_key_enabled", "sse_bucket_key_enabled", "aws_sse_customer_key_base64",
+    "aws_access_key_id",
+    "access_key_id",
+    "aws_secret_access_key",
+    "secret_access_key",
+    "aws_default_region",
+    "default_region",
+    "aws_region",
+    "region",
+    "aws_bucket",
+    "aws_bucket_name",
+    "bucket_name",
+    "bucket",
+    "aws_endpoint_url",
+    "aws_endpoint",
+    "endpoint_url",
+    "endpoint",
+    "aws_endpoint_url_s3",
+    "aws_session_token",
+    "aws_token",
+    "session_token",
+    "token",
+    "aws_virtual_hosted_style_request",
+    "virtual_hosted_style_request",
+    "aws_s3_express",
+    "s3_express",
+    "aws_imdsv1_fallback",
+    "imdsv1_fallback",
+    "aws_metadata_endpoint",
+    "metadata_endpoint",
+    "aws_unsigned_payload",
+    "unsigned_payload",
+    "aws_checksum_algorithm",
+    "checksum_algorithm",
+    "aws_container_credentials_relative_uri",
+    "container_credentials_relative_uri",
+    "aws_container_credentials_full_uri",
+    "container_credentials_full_uri",
+    "aws_container_authorization_token_file",
+    "container_authorization_token_file",
+    "aws_web_identity_token_file",
+    "web_identity_token_file",
+    "aws_role_arn",
+    "role_arn",
+    "aws_role_session_name",
+    "role_session_name",
+    "aws_endpoint_url_sts",
+    "endpoint_url_sts",
+    "aws_skip_signature",
+    "skip_signature",
+    "aws_copy_if_not_exists",
+    "copy_if_not_exists",
+    "aws_conditional_put",
+    "conditional_put",
+    "aws_disable_tagging",
+    "disable_tagging",
+    "aws_disable_bulk_delete",
+    "disable_bulk_delete",
+    "aws_request_payer",
+    "request_payer",
+    "aws_server_side_encryption",
+    "server_side_encryption",
+    "aws_sse_kms_key_id",
+    "sse_kms_key_id",
+    "aws_sse_bucket_key_enabled",
+    "sse_bucket_key_enabled",
+    "aws_sse_customer_key_base64",
     "sse_customer_key_base64",
 ];
 
 const AZURE: &[&str] = &[
-    "azure_storage_account_key", "azure_storage_access_key", "azure_storage_master_key",
-    "master_key", "account_key", "access_key", "azure_storage_account_name", "account_name",
-    "azure_storage_client_id", "azure_client_id", "client_id", "azure_storage_client_secret",
-    "azure_client_secret", "client_secret", "azure_storage_tenant_id",
-    "azure_storage_authority_id", "azure_tenant_id", "azure_authority_id", "tenant_id",
-    "authority_id", "azure_storage_authority_host", "azure_authority_host", "authority_host",
-    "azure_storage_sas_key", "azure_storage_sas_token", "sas_key", "sas_token",
-    "azure_storage_token", "bearer_token", "token", "azure_storage_use_emulator", "use_emulator",
-    "azure_storage_endpoint", "azure_endpoint", "endpoint", "azure_msi_endpoint",
-    "azure_identity_endpoint", "identity_endpoint", "msi_endpoint", "azure_object_id",
-    "object_id", "azure_msi_resource_id", "msi_resource_id", "azure_federated_token_file",
-    "federated_token_file", "azure_use_fabric_endpoint", "use_fabric_endpoint",
-    "azure_use_azure_cli", "use_azure_cli", "azure_skip_signature", "skip_signature",
-    "azure_container_name", "container_name", "azure_disable_tagging", "disable_tagging",
-    "azure_fabric_token_service_url", "fabric_token_service_url", "azure_fabric_workload_host",
-    "fabric_workload_host", "azure_fabric_session_token", "fabric_session_token",
-    "azure_fabric_cluster_identifier", "fabric_cluster_identifier", "azure_credential_type",
-    "credential_type", "azure_storage_encryption_key", "encryption_key",
+    "azure_storage_account_key",
+    "azure_storage_access_key",
+    "azure_storage_master_key",
+    "master_key",
+    "account_key",
+    "access_key",
+    "azure_storage_account_name",
+    "account_name",
+    "azure_storage_client_id",
+    "azure_client_id",
+    "client_id",
+    "azure_storage_client_secret",
+    "azure_client_secret",
+    "client_secret",
+    "azure_storage_tenant_id",
+    "azure_storage_authority_id",
+    "azure_tenant_id",
+    "azure_authority_id",
+    "tenant_id",
+    "authority_id",
+    "azure_storage_authority_host",
+    "azure_authority_host",
+    "authority_host",
+    "azure_storage_sas_key",
+    "azure_storage_sas_token",
+    "sas_key",
+    "sas_token",
+    "azure_storage_token",
+    "bearer_token",
+    "token",
+    "azure_storage_use_emulator",
+    "use_emulator",
+    "azure_storage_endpoint",
+    "azure_endpoint",
+    "endpoint",
+    "azure_msi_endpoint",
+    "azure_identity_endpoint",
+    "identity_endpoint",
+    "msi_endpoint",
+    "azure_object_id",
+    "object_id",
+    "azure_msi_resource_id",
+    "msi_resource_id",
+    "azure_federated_token_file",
+    "federated_token_file",
+    "azure_use_fabric_endpoint",
+    "use_fabric_endpoint",
+    "azure_use_azure_cli",
+    "use_azure_cli",
+    "azure_skip_signature",
+    "skip_signature",
+    "azure_container_name",
+    "container_name",
+    "azure_disable_tagging",
+    "disable_tagging",
+    "azure_fabric_token_service_url",
+    "fabric_token_service_url",
+    "azure_fabric_workload_host",
+    "fabric_workload_host",
+    "azure_fabric_session_token",
+    "fabric_session_token",
+    "azure_fabric_cluster_identifier",
+    "fabric_cluster_identifier",
+    "azure_credential_type",
+    "credential_type",
+    "azure_storage_encryption_key",
+    "encryption_key",
 ];
 
 const GCS: &[&str] = &[
-    "google_service_account", "service_account", "google_service_account_path",
-    "service_account_path", "google_service_account_key", "service_account_key",
-    "google_bucket", "google_bucket_name", "bucket", "bucket_name", "google_base_url",
-    "base_url", "google_application_credentials", "application_credentials",
-    "google_bearer_token", "bearer_token", "google_skip_signature", "skip_signature",
+    "google_service_account",
+    "service_account",
+    "google_service_account_path",
+    "service_account_path",
+    "google_service_account_key",
+    "service_account_key",
+    "google_bucket",
+    "google_bucket_name",
+    "bucket",
+    "bucket_name",
+    "google_base_url",
+    "base_url",
+    "google_application_credentials",
+    "application_credentials",
+    "google_bearer_token",
+    "bearer_token",
+    "google_skip_signature",
+    "skip_signature",
 ];
 
 fn backend_keys(cloud: Cloud) -> (&'static [&'static str], &'static str) {
@@ -98,7 +208,11 @@ pub fn known_keys(cloud: Cloud) -> Vec<String> {
     let (own, prefix) = backend_keys(cloud);
     own.iter()
         .map(|k| (*k).to_owned())
-        .chain(CLIENT.iter().flat_map(|k| [(*k).to_owned(), format!("{prefix}{k}")]))
+        .chain(
+            CLIENT
+                .iter()
+                .flat_map(|k| [(*k).to_owned(), format!("{prefix}{k}")]),
+        )
         .collect()
 }
 
@@ -151,8 +265,12 @@ fn credential_role(cloud: Cloud, key: &str) -> Option<&'static str> {
             _ => return None,
         },
         Cloud::Azure => match k {
-            "azure_storage_account_key" | "azure_storage_access_key" | "azure_storage_master_key"
-            | "master_key" | "account_key" | "access_key" => "account_key",
+            "azure_storage_account_key"
+            | "azure_storage_access_key"
+            | "azure_storage_master_key"
+            | "master_key"
+            | "account_key"
+            | "access_key" => "account_key",
             "azure_storage_sas_key" | "azure_storage_sas_token" | "sas_key" | "sas_token" => {
                 "sas_key"
             }
@@ -161,14 +279,20 @@ fn credential_role(cloud: Cloud, key: &str) -> Option<&'static str> {
             "azure_storage_client_secret" | "azure_client_secret" | "client_secret" => {
                 "client_secret"
             }
-            "azure_storage_tenant_id" | "azure_storage_authority_id" | "azure_tenant_id"
-            | "azure_authority_id" | "tenant_id" | "authority_id" => "tenant_id",
+            "azure_storage_tenant_id"
+            | "azure_storage_authority_id"
+            | "azure_tenant_id"
+            | "azure_authority_id"
+            | "tenant_id"
+            | "authority_id" => "tenant_id",
             "azure_storage_use_emulator" | "use_emulator" => "use_emulator",
             "azure_skip_signature" | "skip_signature" => "skip_signature",
             _ => return None,
         },
         Cloud::Gcs => match k {
-            "google_service_account" | "service_account" | "google_service_account_path"
+            "google_service_account"
+            | "service_account"
+            | "google_service_account_path"
             | "service_account_path" => "service_account",
             "google_service_account_key" | "service_account_key" => "service_account_key",
             "google_application_credentials" | "application_credentials" => {
@@ -283,12 +407,16 @@ mod tests {
     #[test]
     fn credential_groups_must_be_complete() {
         let s3 = |pairs: &[(&str, &str)]| configures_credentials(Cloud::S3, pairs.iter().copied());
-        assert!(s3(&[("access_key_id", "a"), ("aws_secret_access_key", "b")]));
+        assert!(s3(&[
+            ("access_key_id", "a"),
+            ("aws_secret_access_key", "b")
+        ]));
         assert!(!s3(&[("access_key_id", "a")]));
         assert!(!s3(&[("endpoint", "https://x")]));
         assert!(s3(&[("skip_signature", "true")]));
         assert!(!s3(&[("skip_signature", "false")]));
-        let az = |pairs: &[(&str, &str)]| configures_credentials(Cloud::Azure, pairs.iter().copied());
+        let az =
+            |pairs: &[(&str, &str)]| configures_credentials(Cloud::Azure, pairs.iter().copied());
         assert!(az(&[("access_key", "k")]));
         assert!(az(&[("use_emulator", "true")]));
         assert!(!az(&[("client_id", "c"), ("tenant_id", "t")]));

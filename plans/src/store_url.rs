@@ -192,7 +192,14 @@ fn https_host<'a>(host: &str, path: &'a str) -> Option<(Cloud, &'a str)> {
     if azure.iter().any(|h| host.ends_with(h)) {
         Some((Cloud::Azure, without_bucket()))
     } else if host.ends_with("amazonaws.com") {
-        Some((Cloud::S3, if host.starts_with("s3") { without_bucket() } else { path }))
+        Some((
+            Cloud::S3,
+            if host.starts_with("s3") {
+                without_bucket()
+            } else {
+                path
+            },
+        ))
     } else if host.ends_with("r2.cloudflarestorage.com") {
         Some((Cloud::S3, without_bucket()))
     } else {
@@ -225,7 +232,12 @@ fn refuse_credentials(url: &Url, shown: &str) -> Result<(), UrlProblem> {
 fn prefix(path: &str, shown: &str) -> Result<String, UrlProblem> {
     let decoded = percent_encoding::percent_decode_str(path)
         .decode_utf8()
-        .map_err(|_| problem(format!("store url `{shown}` has a path that is not UTF-8"), EXAMPLES))?;
+        .map_err(|_| {
+            problem(
+                format!("store url `{shown}` has a path that is not UTF-8"),
+                EXAMPLES,
+            )
+        })?;
     let trimmed = decoded.trim_start_matches('/');
     let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
     if trimmed.is_empty() {
@@ -238,7 +250,9 @@ fn prefix(path: &str, shown: &str) -> Result<String, UrlProblem> {
             || segment.chars().any(|c| c.is_ascii_control());
         if bad {
             return Err(problem(
-                format!("store url `{shown}` has an empty, `.`, `..` or control-character path segment"),
+                format!(
+                    "store url `{shown}` has an empty, `.`, `..` or control-character path segment"
+                ),
                 "write the prefix as `a/b/`",
             ));
         }
@@ -250,7 +264,9 @@ fn prefix(path: &str, shown: &str) -> Result<String, UrlProblem> {
 fn local(raw: &str, rest: &str) -> Result<PathBuf, UrlProblem> {
     let path = match rest.strip_prefix("//") {
         Some(abs) if abs.starts_with('/') => PathBuf::from(abs),
-        Some(rel) if rel == "." || rel == ".." || rel.starts_with("./") || rel.starts_with("../") => {
+        Some(rel)
+            if rel == "." || rel == ".." || rel.starts_with("./") || rel.starts_with("../") =>
+        {
             PathBuf::from(rel)
         }
         Some(on_host) if on_host.starts_with("localhost/") => {
@@ -258,7 +274,10 @@ fn local(raw: &str, rest: &str) -> Result<PathBuf, UrlProblem> {
         }
         Some(_) => {
             return Err(problem(
-                format!("file URL `{}` names a host; relocate reads local files only", display_url(raw)),
+                format!(
+                    "file URL `{}` names a host; relocate reads local files only",
+                    display_url(raw)
+                ),
                 "write `file:///absolute/path/` or `file://./path/relative/to/the/plan/`",
             ));
         }

@@ -100,7 +100,14 @@ pub(crate) fn build_cloud(
                 retry: input.retry.clone(),
                 ..*input
             };
-            build_with!(AmazonS3Builder, AmazonS3ConfigKey, cloud, &input, probe, aws_anonymous())
+            build_with!(
+                AmazonS3Builder,
+                AmazonS3ConfigKey,
+                cloud,
+                &input,
+                probe,
+                aws_anonymous()
+            )
         }
         Cloud::S3 => build_with!(
             AmazonS3Builder,

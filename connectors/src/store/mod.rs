@@ -32,9 +32,9 @@ use object_store::prefix::PrefixStore;
 
 pub use error::StoreError;
 pub use location::display_url;
+pub use plans::MultipartSettings;
 pub use preflight::preflight;
 pub use secrets::Redactor;
-pub use plans::MultipartSettings;
 
 use build::{BuildInput, build_cloud, probe_retry};
 use location::same_account_key;
@@ -152,7 +152,12 @@ pub(crate) fn open_store_with_env(
         StoreLocation::Memory { prefix } => {
             reject_options(name, &options.pairs, "memory")?;
             let root: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-            (root.clone(), object_prefix(name, &display, prefix)?, root, display)
+            (
+                root.clone(),
+                object_prefix(name, &display, prefix)?,
+                root,
+                display,
+            )
         }
         StoreLocation::Cloud { cloud, url, prefix } => {
             let input = BuildInput {

@@ -24,8 +24,7 @@ use object_store::client::HttpError;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
-    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
-    UploadPart,
+    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, UploadPart,
 };
 
 use super::Redactor;
@@ -40,7 +39,10 @@ pub(crate) struct RedactingStore {
 
 impl RedactingStore {
     /// Wrap `inner`; every error it returns is rewritten through `redactor`.
-    pub(crate) fn wrap(inner: Arc<dyn ObjectStore>, redactor: Arc<Redactor>) -> Arc<dyn ObjectStore> {
+    pub(crate) fn wrap(
+        inner: Arc<dyn ObjectStore>,
+        redactor: Arc<Redactor>,
+    ) -> Arc<dyn ObjectStore> {
         Arc::new(Self { inner, redactor })
     }
 
@@ -52,7 +54,11 @@ impl RedactingStore {
 // object_store's own `Debug` and `Display` of cloud clients print the access key id.
 impl fmt::Debug for RedactingStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RedactingStore({})", self.redactor.redact(&format!("{:?}", self.inner)))
+        write!(
+            f,
+            "RedactingStore({})",
+            self.redactor.redact(&format!("{:?}", self.inner))
+        )
     }
 }
 
@@ -159,7 +165,9 @@ impl fmt::Display for RedactedError {
 
 impl StdError for RedactedError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source.as_deref().map(|s| s as &(dyn StdError + 'static))
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn StdError + 'static))
     }
 }
 

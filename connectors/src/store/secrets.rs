@@ -325,7 +325,11 @@ mod tests {
             "Fwo%2fToken%2bPart%3dend",
             "RndvL1Rva2VuK1BhcnQ9ZW5k",
         ] {
-            assert_eq!(r.redact(&format!("<T>{shown}</T>")), "<T>***</T>", "{shown}");
+            assert_eq!(
+                r.redact(&format!("<T>{shown}</T>")),
+                "<T>***</T>",
+                "{shown}"
+            );
         }
     }
 
@@ -342,7 +346,11 @@ mod tests {
             let out = r.redact(shown);
             assert!(!out.contains("12345"), "{shown} -> {out}");
         }
-        assert_eq!(r.redact("sv=2022-11-02"), "sv=2022-11-02", "public fields stay");
+        assert_eq!(
+            r.redact("sv=2022-11-02"),
+            "sv=2022-11-02",
+            "public fields stay"
+        );
     }
 
     #[test]
@@ -350,6 +358,9 @@ mod tests {
         let mut r = Redactor::default();
         r.remember("hidden-value");
         let debug = format!("{r:?}");
-        assert!(debug.starts_with("Redactor(") && !debug.contains("hidden"), "{debug}");
+        assert!(
+            debug.starts_with("Redactor(") && !debug.contains("hidden"),
+            "{debug}"
+        );
     }
 }

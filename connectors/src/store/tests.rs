@@ -344,8 +344,8 @@ stages:
 "#;
     let plan = plans::parse(text, &plan_dir.join("plan.yaml")).expect("the plan validates");
     let spec = plan.store("dst").expect("dst");
-    let handle = open_store("dst", spec, plan.base_dir(), Access::Write)
-        .expect("what validated also opens");
+    let handle =
+        open_store("dst", spec, plan.base_dir(), Access::Write).expect("what validated also opens");
     handle
         .store
         .put(&ObjectPath::from("k"), PutPayload::from_static(b"v"))

@@ -11,13 +11,25 @@ fn local_at(raw: &str) -> PathBuf {
 fn local_urls_resolve_against_the_plan_directory() {
     assert_eq!(local_at("file:///srv/data/"), PathBuf::from("/srv/data"));
     assert_eq!(local_at("file:/srv/data"), PathBuf::from("/srv/data"));
-    assert_eq!(local_at("file://localhost/srv/data"), PathBuf::from("/srv/data"));
-    assert_eq!(local_at("file://./data/in"), PathBuf::from("/plans/dir/data/in"));
+    assert_eq!(
+        local_at("file://localhost/srv/data"),
+        PathBuf::from("/srv/data")
+    );
+    assert_eq!(
+        local_at("file://./data/in"),
+        PathBuf::from("/plans/dir/data/in")
+    );
     assert_eq!(local_at("file:./data"), PathBuf::from("/plans/dir/data"));
     assert_eq!(local_at("file:data"), PathBuf::from("/plans/dir/data"));
     assert_eq!(local_at("file://."), PathBuf::from("/plans/dir"));
-    assert_eq!(local_at("file://../target/"), PathBuf::from("/plans/target"));
-    assert_eq!(local_at("file:///srv/my%20data"), PathBuf::from("/srv/my%20data"));
+    assert_eq!(
+        local_at("file://../target/"),
+        PathBuf::from("/plans/target")
+    );
+    assert_eq!(
+        local_at("file:///srv/my%20data"),
+        PathBuf::from("/srv/my%20data")
+    );
 }
 
 #[test]
@@ -53,7 +65,9 @@ fn cloud_urls_keep_their_decoded_prefix() {
     );
     assert_eq!(
         parse("memory:///p/").expect("parses"),
-        StoreLocation::Memory { prefix: "p".to_owned() }
+        StoreLocation::Memory {
+            prefix: "p".to_owned()
+        }
     );
 }
 

@@ -8,8 +8,8 @@ use indexmap::IndexMap;
 use super::{Report, name_hint};
 use crate::secret::{OptionValue, check_reference, is_secret_key};
 use crate::store_options::{
-    closest_key, configures_credentials, credentials_example, is_ambient_key,
-    is_credential_option, is_known,
+    closest_key, configures_credentials, credentials_example, is_ambient_key, is_credential_option,
+    is_known,
 };
 use crate::store_spec::{MIN_PART_SIZE, MultipartSettings, RetryPolicy, StoreSpec};
 use crate::store_url::{self, StoreLocation};
@@ -54,8 +54,7 @@ pub(crate) fn check_store(report: &mut Report, name: &str, store: &Store) -> Opt
         .unwrap_or_default();
     let retry = check_retry(report, &path, store);
     let location = location?;
-    (report.len() == before)
-        .then(|| StoreSpec::typed(name, store, location, multipart, retry))
+    (report.len() == before).then(|| StoreSpec::typed(name, store, location, multipart, retry))
 }
 
 fn check_region(plan: &Plan, report: &mut Report, path: &str, region: &str) {
@@ -148,7 +147,10 @@ fn check_backend_options(
             };
             report.key(
                 format!("{path}.options.{key}"),
-                format!("unknown option `{key}` for the {} store `{name}`", cloud.name()),
+                format!(
+                    "unknown option `{key}` for the {} store `{name}`",
+                    cloud.name()
+                ),
                 hint,
             );
         } else if store.credentials == Credentials::Options && is_ambient_key(key) {
@@ -173,7 +175,11 @@ fn check_backend_options(
             ),
         ),
         Credentials::Ambient => {
-            if let Some(key) = store.options.keys().find(|k| is_credential_option(cloud, k)) {
+            if let Some(key) = store
+                .options
+                .keys()
+                .find(|k| is_credential_option(cloud, k))
+            {
                 report.value(
                     format!("{path}.credentials"),
                     format!(
@@ -404,10 +410,16 @@ mod tests {
 
     #[test]
     fn finding_18_credentials_in_a_store_url_are_refused_where_written() {
-        let text = base_with("s3://bucket/archive/", "s3://AKIAXMPL:wJalrXUtnFEMI@bucket/archive/");
+        let text = base_with(
+            "s3://bucket/archive/",
+            "s3://AKIAXMPL:wJalrXUtnFEMI@bucket/archive/",
+        );
         let d = expect_one(&text, 14, 10, "credentials in store url", "by reference");
         let shown = format!("{d} {d:?}");
-        assert!(!shown.contains("wJalrXUtnFEMI") && !shown.contains("AKIAXMPL"), "{shown}");
+        assert!(
+            !shown.contains("wJalrXUtnFEMI") && !shown.contains("AKIAXMPL"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -423,8 +435,10 @@ mod tests {
         let text = base_with("secret_access_key:", "sekret_access_key:");
         let diags = crate::validate::testing::diagnostics(&text);
         assert!(
-            diags.iter().any(|d| d.message.contains("unknown option `sekret_access_key`")
-                && d.hint.contains("did you mean `secret_access_key`?")),
+            diags
+                .iter()
+                .any(|d| d.message.contains("unknown option `sekret_access_key`")
+                    && d.hint.contains("did you mean `secret_access_key`?")),
             "{diags:#?}"
         );
     }
@@ -446,7 +460,8 @@ mod tests {
             r#"src: { region: moscow, url: "file:///srv/src/" }"#,
             r#"src: { region: moscow, url: "s3://in/", credentials: ambient }"#,
         );
-        let plan = crate::parse(&ambient, std::path::Path::new("p.yaml")).expect("ambient is explicit");
+        let plan =
+            crate::parse(&ambient, std::path::Path::new("p.yaml")).expect("ambient is explicit");
         assert_eq!(
             plan.store("src").map(|s| s.credentials),
             Some(crate::Credentials::Ambient)
@@ -455,7 +470,13 @@ mod tests {
             r#"src: { region: moscow, url: "file:///srv/src/" }"#,
             r#"src: { region: moscow, url: "s3://in/", options: { role_arn: "arn:aws:iam::1:role/r", skip_signature: "true" } }"#,
         );
-        expect_one(&text, 11, 54, "takes credentials from the machine", "credentials: ambient");
+        expect_one(
+            &text,
+            11,
+            54,
+            "takes credentials from the machine",
+            "credentials: ambient",
+        );
     }
 
     #[test]
@@ -466,14 +487,19 @@ mod tests {
         );
         let diags = crate::validate::testing::diagnostics(&text);
         assert!(
-            diags.iter().all(|d| d.message.contains("says `credentials: ambient` but")),
+            diags
+                .iter()
+                .all(|d| d.message.contains("says `credentials: ambient` but")),
             "{diags:#?}"
         );
     }
 
     #[test]
     fn finding_03_endpoint_with_a_password_is_a_literal_secret() {
-        let text = base_with("https://s3.zrh.example", "https://user:hunter22@s3.zrh.example");
+        let text = base_with(
+            "https://s3.zrh.example",
+            "https://user:hunter22@s3.zrh.example",
+        );
         let d = expect_one(&text, 16, 17, "literal secret in plan", "rotate");
         assert!(!format!("{d} {d:?}").contains("hunter22"), "{d}");
     }
@@ -494,7 +520,11 @@ mod tests {
         let plan = crate::parse(&text, std::path::Path::new("/p/plan.yaml")).expect("valid");
         let dst = plan.store("dst").expect("dst");
         assert_eq!(
-            (dst.multipart.threshold, dst.multipart.part_size, dst.multipart.concurrency),
+            (
+                dst.multipart.threshold,
+                dst.multipart.part_size,
+                dst.multipart.concurrency
+            ),
             (64 << 20, 16 << 20, 2)
         );
         assert_eq!(dst.retry.max_retries, Some(3));

@@ -185,8 +185,12 @@ pub(crate) async fn freeze(
             frozen.entries.len()
         ),
     );
-    if let Err(e) =
-        wait_scaled_down(&src, &frozen, WaitOptions::with_timeout(wait_timeout(ctx, name))).await
+    if let Err(e) = wait_scaled_down(
+        &src,
+        &frozen,
+        WaitOptions::with_timeout(wait_timeout(ctx, name)),
+    )
+    .await
     {
         return failed(e);
     }
