@@ -342,11 +342,9 @@ pub fn configures_credentials<'a>(
     let mut roles = Vec::new();
     for (key, value) in options {
         match credential_role(cloud, key) {
-            Some(flag @ ("skip_signature" | "use_emulator")) => {
-                if value.trim().eq_ignore_ascii_case("true") {
-                    roles.push(flag);
-                }
-            }
+            // A flag counts only when it is `true`.
+            Some("skip_signature" | "use_emulator")
+                if !value.trim().eq_ignore_ascii_case("true") => {}
             Some(role) => roles.push(role),
             None => {}
         }
