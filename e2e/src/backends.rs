@@ -14,7 +14,7 @@ pub struct Backend {
     /// `local`, `memory`, `moto`, `s3s` or `azurite`.
     pub name: &'static str,
     /// The store as a plan gives it (credentials as `${env:…}` references).
-    pub store: plans::Store,
+    pub store: plans::StoreSpec,
     /// The store opened for writing, rooted at the location: keys are relative to it.
     pub object_store: Arc<dyn ObjectStore>,
     /// The whole handle (display URL, multipart settings, account key) for engine tests.
@@ -35,7 +35,7 @@ impl std::fmt::Debug for Backend {
 }
 
 impl Backend {
-    fn open(name: &'static str, store: plans::Store, dir: Arc<tempfile::TempDir>) -> Self {
+    fn open(name: &'static str, store: plans::StoreSpec, dir: Arc<tempfile::TempDir>) -> Self {
         let base_dir = dir.path().to_path_buf();
         let handle = open_store(name, &store, &base_dir, Access::Write)
             .unwrap_or_else(|e| panic!("open_store for backend {name}: {e}"));
@@ -61,14 +61,18 @@ fn tempdir() -> Arc<tempfile::TempDir> {
     Arc::new(tempfile::tempdir().expect("create a temporary directory"))
 }
 
-fn plain_store(url: String) -> plans::Store {
-    plans::Store {
+fn plain_store(url: String) -> plans::StoreSpec {
+    let store = plans::Store {
         region: "test".into(),
         url,
         options: Default::default(),
         multipart: None,
         retry: None,
-    }
+        credentials: plans::Credentials::Options,
+    };
+    // A relative path stays relative: `open_store` joins it to the backend's directory.
+    plans::StoreSpec::from_store("test", &store)
+        .unwrap_or_else(|e| panic!("test store is invalid: {e}"))
 }
 
 /// A fresh local directory (a relative `file://./data` URL under a temporary plan directory).

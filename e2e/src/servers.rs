@@ -117,8 +117,9 @@ impl TestServer {
         name
     }
 
-    /// A plan store for `bucket/prefix` on this server, credentials as `${env:…}` references.
-    pub fn plan_store(&self, bucket: &str, prefix: &str) -> plans::Store {
+    /// A plan store for `bucket/prefix` on this server, credentials as `${env:…}` references,
+    /// validated as a plan's store is.
+    pub fn plan_store(&self, bucket: &str, prefix: &str) -> plans::StoreSpec {
         let access = format!("${{env:{}}}", self.access_key_env);
         let secret = format!("${{env:{}}}", self.secret_key_env);
         self.plan_store_with(bucket, prefix, &access, &secret)
@@ -131,7 +132,7 @@ impl TestServer {
         prefix: &str,
         access: &str,
         secret: &str,
-    ) -> plans::Store {
+    ) -> plans::StoreSpec {
         let (url, options): (String, Vec<(&str, String)>) = match self.kind {
             ServerKind::Moto | ServerKind::S3s => (
                 format!("s3://{bucket}/{prefix}"),
@@ -153,7 +154,7 @@ impl TestServer {
                 ],
             ),
         };
-        plans::Store {
+        let store = plans::Store {
             region: "test".into(),
             url,
             options: options
@@ -162,7 +163,10 @@ impl TestServer {
                 .collect(),
             multipart: None,
             retry: None,
-        }
+            credentials: plans::Credentials::Options,
+        };
+        plans::StoreSpec::from_store("test", &store)
+            .unwrap_or_else(|e| panic!("test store on {:?} is invalid: {e}", self.kind))
     }
 }
 

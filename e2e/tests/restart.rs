@@ -91,23 +91,28 @@ async fn a_server_killed_and_restarted_mid_copy_loses_nothing() {
     };
     let bucket = private.fresh_bucket().await;
     let mut plan_store = private.plan_store(&bucket, "moved/");
-    plan_store.retry = Some(plans::RetrySettings {
+    plan_store.retry = plans::RetryPolicy {
         max_retries: Some(20),
-        timeout: Some("60s".into()),
-    });
+        timeout: Some(std::time::Duration::from_secs(60)),
+    };
     let target = open_store("target", &plan_store, dir.path(), Access::Write).expect("target");
 
     let source_dir = dir.path().join("src");
     std::fs::create_dir_all(&source_dir).expect("src");
     let source = open_store(
         "source",
-        &plans::Store {
-            region: "a".into(),
-            url: format!("file://{}/", source_dir.display()),
-            options: Default::default(),
-            multipart: None,
-            retry: None,
-        },
+        &plans::StoreSpec::from_store(
+            "source",
+            &plans::Store {
+                region: "a".into(),
+                url: format!("file://{}/", source_dir.display()),
+                options: Default::default(),
+                multipart: None,
+                retry: None,
+                credentials: plans::Credentials::Options,
+            },
+        )
+        .expect("valid source store"),
         dir.path(),
         Access::Read,
     )

@@ -89,6 +89,13 @@ pub fn is_secret_key(key: &str) -> bool {
     SECRET_PARTS.iter().any(|s| k.contains(s)) && k != "access_key_id" && k != "aws_access_key_id"
 }
 
+/// Whether an option key names a credential component, secret or not (an access key id, a
+/// client id): its value is redacted from every message even where the plan may write it.
+pub fn is_credential_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    is_secret_key(&k) || k.contains("key_id") || k.contains("client_id") || k.contains("sas")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,145 +1,344 @@
-//! How a store's `url` is read: the schemes relocate knows, and relative file URLs.
+//! The one reader of a store's `url`: where it points, or why it cannot be used.
 //!
-//! A plan usually lives in a repository beside the data it describes in demos and
-//! tests, so a relative local path must mean what a reader expects: relative to the
-//! plan file's directory, never to the shell's current directory. The accepted local
-//! forms are `file:///absolute/path`, `file://./relative`, `file://../relative` and
-//! `file:relative` (no `//`). Any other host in a `file://` URL is refused: relocate
-//! reads local files only. Resolution is a pure path join plus lexical `.`/`..`
-//! clean-up; the only environment it consults is the current directory, when the
-//! plan itself was named by a relative path.
+//! Validation and the connectors used to parse URLs separately and disagreed
+//! (`file://../x` validated, then failed at run time). Now [`parse`] is the only parser:
+//! validation keeps its typed [`StoreLocation`] and the connectors open exactly that.
+//!
+//! Local forms: `file:///abs`, `file:/abs` and `file://localhost/abs` are absolute;
+//! `file://./rel`, `file://../rel`, `file://.`, `file:rel` are relative to the plan's
+//! directory, so a plan and its data can move together ([`StoreLocation::resolve`]). Local
+//! paths are taken literally (no percent-decoding): they are what a user typed. Any other
+//! host in a `file://` URL is refused: relocate reads local files only.
+//!
+//! Cloud forms, read as object_store reads them (a connectors test holds the two to the
+//! same answers): `s3://` and `s3a://`, `gs://`, `az://`, `azure://`, `adl://`,
+//! `abfs[s]://container@account…`, and `https://` URLs of AWS, Cloudflare R2 and Azure
+//! hosts. The prefix inside the bucket is percent-decoded. A URL never carries a credential:
+//! a user or password, a query (SAS tokens live there) or a fragment is refused, and
+//! messages show the URL through [`display_url`] only.
 
 use std::path::{Component, Path, PathBuf};
 
 use url::Url;
 
-/// Schemes `object_store` can open (the connectors map each to a backend).
-pub const KNOWN_SCHEMES: [&str; 12] = [
-    "file", "s3", "s3a", "az", "azure", "abfs", "abfss", "adl", "gs", "memory", "http", "https",
-];
-
-/// A store URL, classified.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum StoreUrl {
-    /// A local path relative to the plan's directory.
-    RelativeFile(String),
-    /// Any other accepted URL (absolute `file:///…` included).
-    Absolute(Url),
+/// A cloud backend that object_store reaches over HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cloud {
+    /// Amazon S3 and S3-compatible servers.
+    S3,
+    /// Azure Blob Storage (and Data Lake).
+    Azure,
+    /// Google Cloud Storage.
+    Gcs,
 }
 
-/// Classify `raw`, or say what is wrong and how to write it: `(message, hint)`.
-pub(crate) fn classify(raw: &str) -> Result<StoreUrl, (String, String)> {
-    if let Some(rel) = relative_file_path(raw) {
-        if rel.is_empty() {
-            return Err((
-                "a relative `file:` URL needs a path".to_owned(),
-                "write e.g. `file://./data/`".to_owned(),
+impl Cloud {
+    /// The backend's name in messages (`s3`, `azure`, `gcs`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Cloud::S3 => "s3",
+            Cloud::Azure => "azure",
+            Cloud::Gcs => "gcs",
+        }
+    }
+}
+
+/// Where a store's URL points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A directory on this machine; relative to the plan's directory until
+    /// [`StoreLocation::resolve`] makes it absolute.
+    Local(PathBuf),
+    /// The in-memory store, with a key prefix (`a/b`, no leading or trailing `/`).
+    Memory {
+        /// Keys live under this prefix.
+        prefix: String,
+    },
+    /// A bucket or container.
+    Cloud {
+        /// The backend.
+        cloud: Cloud,
+        /// The URL as written (object_store's builders read bucket and account from it).
+        url: Url,
+        /// The key prefix inside the bucket, decoded (`a/b`, no leading or trailing `/`).
+        prefix: String,
+    },
+}
+
+impl StoreLocation {
+    /// The location with a relative local path joined to `base_dir` (made absolute and
+    /// cleaned of `.` and `..` lexically: no I/O, symlinks are not followed).
+    pub fn resolve(self, base_dir: &Path) -> Self {
+        match self {
+            StoreLocation::Local(path) if path.is_relative() => {
+                let joined = base_dir.join(path);
+                let absolute = std::path::absolute(&joined).unwrap_or(joined);
+                StoreLocation::Local(normalise(&absolute))
+            }
+            other => other,
+        }
+    }
+
+    /// The cloud backend, if the store is in one.
+    pub fn cloud(&self) -> Option<Cloud> {
+        match self {
+            StoreLocation::Cloud { cloud, .. } => Some(*cloud),
+            _ => None,
+        }
+    }
+
+    /// The backend's name in messages (`local`, `memory`, `s3`, `azure`, `gcs`).
+    pub fn backend(&self) -> &'static str {
+        match self {
+            StoreLocation::Local(_) => "local",
+            StoreLocation::Memory { .. } => "memory",
+            StoreLocation::Cloud { cloud, .. } => cloud.name(),
+        }
+    }
+}
+
+/// What is wrong with a URL and how to write it; never holds the URL's credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlProblem {
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+}
+
+fn problem(message: impl Into<String>, hint: impl Into<String>) -> UrlProblem {
+    UrlProblem {
+        message: message.into(),
+        hint: hint.into(),
+    }
+}
+
+const EXAMPLES: &str = "write e.g. `s3://bucket/prefix/`, `file:///srv/data/` or `file://./data/`";
+
+/// Read a store URL.
+pub fn parse(raw: &str) -> Result<StoreLocation, UrlProblem> {
+    if let Some(rest) = raw.strip_prefix("file:") {
+        return local(raw, rest).map(StoreLocation::Local);
+    }
+    let shown = display_url(raw);
+    let url = Url::parse(raw)
+        .map_err(|e| problem(format!("store url `{shown}` is not a URL ({e})"), EXAMPLES))?;
+    refuse_credentials(&url, &shown)?;
+    let path = url.path();
+    let host = url.host_str().unwrap_or_default();
+    let (cloud, prefix_path) = match url.scheme() {
+        "memory" if host.is_empty() => {
+            return Ok(StoreLocation::Memory {
+                prefix: prefix(path, &shown)?,
+            });
+        }
+        "memory" => {
+            return Err(problem(
+                format!("store url `{shown}` names a host"),
+                "write `memory:///` or `memory:///prefix/`",
             ));
         }
-        return Ok(StoreUrl::RelativeFile(rel.to_owned()));
-    }
-    let url = Url::parse(raw).map_err(|e| {
-        (
-            format!("store url `{raw}` is not a URL ({e})"),
-            "write e.g. `s3://bucket/prefix/`, `file:///srv/data/` or `file://./data/`".to_owned(),
-        )
-    })?;
-    if !KNOWN_SCHEMES.contains(&url.scheme()) {
-        return Err((
-            format!("store url scheme `{}` is not supported", url.scheme()),
-            format!("use one of: {}", KNOWN_SCHEMES.join(", ")),
-        ));
-    }
-    if url.scheme() == "file"
-        && url
-            .host_str()
-            .is_some_and(|h| !h.is_empty() && h != "localhost")
-    {
-        return Err((
-            format!("file URL `{raw}` names a host; relocate reads local files only"),
-            "write `file:///absolute/path/` or `file://./path/relative/to/the/plan/`".to_owned(),
-        ));
-    }
-    Ok(StoreUrl::Absolute(url))
+        _ if host.is_empty() => {
+            return Err(problem(
+                format!("store url `{shown}` names no bucket or container"),
+                EXAMPLES,
+            ));
+        }
+        "s3" | "s3a" => (Cloud::S3, path),
+        "gs" => (Cloud::Gcs, path),
+        "az" | "azure" | "adl" | "abfs" | "abfss" => (Cloud::Azure, path),
+        "https" => https_host(host, path).ok_or_else(|| {
+            problem(
+                format!("store url `{shown}` is not a known cloud endpoint"),
+                "for an S3-compatible server write `s3://bucket/prefix/` and set the \
+                 `endpoint` option",
+            )
+        })?,
+        "http" => {
+            return Err(problem(
+                format!("store url `{shown}` is plain http"),
+                "write `s3://bucket/prefix/` (or `az://`, `gs://`) and set the `endpoint` \
+                 option, with `allow_http: \"true\"` for a plain-http server",
+            ));
+        }
+        other => {
+            return Err(problem(
+                format!("store url scheme `{other}` is not supported"),
+                "use one of: file, memory, s3, s3a, gs, az, azure, adl, abfs, abfss, https",
+            ));
+        }
+    };
+    Ok(StoreLocation::Cloud {
+        cloud,
+        prefix: prefix(prefix_path, &shown)?,
+        url,
+    })
 }
 
-/// The path of a relative file URL, if `raw` is one.
-fn relative_file_path(raw: &str) -> Option<&str> {
-    if let Some(rest) = raw.strip_prefix("file://") {
-        return (rest.starts_with("./") || rest.starts_with("../") || rest == "." || rest == "..")
-            .then_some(rest);
+/// The backend and the path inside the bucket of an `https://` URL, as object_store
+/// reads them (`ObjectStoreScheme::parse`); `None` for a host it does not know.
+fn https_host<'a>(host: &str, path: &'a str) -> Option<(Cloud, &'a str)> {
+    let without_bucket = || {
+        path.strip_prefix('/')
+            .and_then(|p| p.split_once('/'))
+            .map_or("", |(_, rest)| rest)
+    };
+    let azure = [
+        "dfs.core.windows.net",
+        "blob.core.windows.net",
+        "dfs.fabric.microsoft.com",
+        "blob.fabric.microsoft.com",
+    ];
+    if azure.iter().any(|h| host.ends_with(h)) {
+        Some((Cloud::Azure, without_bucket()))
+    } else if host.ends_with("amazonaws.com") {
+        Some((
+            Cloud::S3,
+            if host.starts_with("s3") {
+                without_bucket()
+            } else {
+                path
+            },
+        ))
+    } else if host.ends_with("r2.cloudflarestorage.com") {
+        Some((Cloud::S3, without_bucket()))
+    } else {
+        None
     }
-    let rest = raw.strip_prefix("file:")?;
-    (!rest.starts_with('/')).then_some(rest)
 }
 
-/// The store URL with a relative file path made absolute against `base_dir`; a
-/// directory URL (trailing `/`), as a store is a prefix.
-pub(crate) fn resolve(raw: &str, base_dir: &Path) -> Option<Url> {
-    match classify(raw).ok()? {
-        StoreUrl::Absolute(url) => Some(url),
-        StoreUrl::RelativeFile(rel) => {
-            let joined = std::path::absolute(base_dir.join(rel)).ok()?;
-            Url::from_directory_path(normalise(&joined)).ok()
+/// A URL holds no credential: no password, no user (but an abfs container), no query, no
+/// fragment.
+fn refuse_credentials(url: &Url, shown: &str) -> Result<(), UrlProblem> {
+    let container_at_account = matches!(url.scheme(), "abfs" | "abfss");
+    if url.password().is_some() || (!url.username().is_empty() && !container_at_account) {
+        return Err(problem(
+            format!("credentials in store url `{shown}`"),
+            "a URL is shown in logs and evidence: give credentials as store options by \
+             reference, e.g. `secret_access_key: \"${env:NAME}\"`, and rotate the exposed one",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(problem(
+            format!("store url `{shown}` has a query or fragment"),
+            "a store url takes none; give a SAS token as `sas_key: \"${env:NAME}\"` and other \
+             settings as store options",
+        ));
+    }
+    Ok(())
+}
+
+/// The decoded key prefix of a URL path, checked as object_store checks keys.
+fn prefix(path: &str, shown: &str) -> Result<String, UrlProblem> {
+    let decoded = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .map_err(|_| {
+            problem(
+                format!("store url `{shown}` has a path that is not UTF-8"),
+                EXAMPLES,
+            )
+        })?;
+    let trimmed = decoded.trim_start_matches('/');
+    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    for segment in trimmed.split('/') {
+        let bad = segment.is_empty()
+            || segment == "."
+            || segment == ".."
+            || segment.chars().any(|c| c.is_ascii_control());
+        if bad {
+            return Err(problem(
+                format!(
+                    "store url `{shown}` has an empty, `.`, `..` or control-character path segment"
+                ),
+                "write the prefix as `a/b/`",
+            ));
         }
     }
+    Ok(trimmed.to_owned())
 }
 
-/// Remove `.` and resolve `..` lexically (symlinks are not followed: no I/O).
+/// The path of a `file:` URL (`rest` follows `file:`), relative or absolute, taken literally.
+fn local(raw: &str, rest: &str) -> Result<PathBuf, UrlProblem> {
+    let path = match rest.strip_prefix("//") {
+        Some(abs) if abs.starts_with('/') => PathBuf::from(abs),
+        Some(rel)
+            if rel == "." || rel == ".." || rel.starts_with("./") || rel.starts_with("../") =>
+        {
+            PathBuf::from(rel)
+        }
+        Some(on_host) if on_host.starts_with("localhost/") => {
+            PathBuf::from(&on_host["localhost".len()..])
+        }
+        Some(_) => {
+            return Err(problem(
+                format!(
+                    "file URL `{}` names a host; relocate reads local files only",
+                    display_url(raw)
+                ),
+                "write `file:///absolute/path/` or `file://./path/relative/to/the/plan/`",
+            ));
+        }
+        None if rest.is_empty() => {
+            return Err(problem(
+                "a relative `file:` URL needs a path",
+                "write e.g. `file://./data/`",
+            ));
+        }
+        None => PathBuf::from(rest),
+    };
+    Ok(normalise(&path))
+}
+
+/// Remove `.` and resolve `..` lexically (no I/O); a leading `..` of a relative path stays.
 fn normalise(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for part in path.components() {
         match part {
             Component::CurDir => {}
-            Component::ParentDir => {
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
                 out.pop();
             }
+            Component::ParentDir if out.has_root() => {}
             other => out.push(other),
         }
     }
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relative_forms_resolve_against_the_plan_directory() {
-        let base = Path::new("/plans/examples");
-        for raw in [
-            "file://./demo/source/",
-            "file:demo/source",
-            "file:./demo/source/",
-        ] {
-            let url = resolve(raw, base).expect("resolves");
-            assert_eq!(url.as_str(), "file:///plans/examples/demo/source/", "{raw}");
+/// The URL as it may be shown: no user or password (but an abfs container), no query (SAS
+/// tokens live there), no fragment. Local URLs are shown as written.
+pub fn display_url(raw: &str) -> String {
+    if raw.starts_with("file:") {
+        return raw.to_owned();
+    }
+    match Url::parse(raw) {
+        Ok(mut url) => {
+            // Errors only for URLs that cannot have a user, which then have none to hide.
+            let _ = url.set_password(None);
+            if !matches!(url.scheme(), "abfs" | "abfss") {
+                let _ = url.set_username("");
+            }
+            url.set_query(None);
+            url.set_fragment(None);
+            url.to_string()
         }
-        let up = resolve("file://../target/zurich", base).expect("resolves");
-        assert_eq!(up.as_str(), "file:///plans/target/zurich/");
-    }
-
-    #[test]
-    fn absolute_and_remote_urls_pass_through() {
-        let base = Path::new("/x");
-        assert_eq!(
-            resolve("file:///srv/data/", base).expect("ok").as_str(),
-            "file:///srv/data/"
-        );
-        assert_eq!(
-            resolve("s3://bucket/p/", base).expect("ok").as_str(),
-            "s3://bucket/p/"
-        );
-    }
-
-    #[test]
-    fn bad_urls_are_explained() {
-        let (msg, hint) = classify("ftp://host/x").expect_err("unknown scheme");
-        assert!(msg.contains("`ftp`"), "{msg}");
-        assert!(hint.contains("s3"), "{hint}");
-        let (msg, _) = classify("file://nas/share").expect_err("host");
-        assert!(msg.contains("names a host"), "{msg}");
-        let (msg, _) = classify("not a url").expect_err("not a url");
-        assert!(msg.contains("is not a URL"), "{msg}");
+        Err(_) => {
+            let without_query = raw.split(['?', '#']).next().unwrap_or_default();
+            match without_query.rsplit_once('@') {
+                Some((head, host)) => match head.split_once("://") {
+                    Some((scheme, _)) => format!("{scheme}://{host}"),
+                    None => host.to_owned(),
+                },
+                None => without_query.to_owned(),
+            }
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,12 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
+use indexmap::IndexMap;
 use url::Url;
 
 use crate::source_map::{Position, SourceMap};
-use crate::validate::{Anchor, Problem, validate};
+use crate::validate::{Anchor, Problem, checked};
 use crate::{
-    Diagnostic, KubernetesWorkload, ObjectWorkload, Plan, PlanDigest, PlanError, Stage, Workload,
+    Diagnostic, KubernetesWorkload, ObjectWorkload, Plan, PlanDigest, PlanError, Stage,
+    StoreLocation, StoreSpec, Workload,
 };
 
 /// A plan that passed validation. Construct with [`crate::load`] or [`crate::parse`]
@@ -17,26 +19,42 @@ pub struct ValidatedPlan {
     plan: Plan,
     path: PathBuf,
     digest: PlanDigest,
+    /// Every store, typed, local paths made absolute against the plan's directory.
+    stores: IndexMap<String, StoreSpec>,
+    /// Rates and durations of workloads and approvers.
+    values: crate::typed::Values,
 }
 
 impl ValidatedPlan {
     /// Validate `plan`, positioning every problem through `map`.
     pub(crate) fn check(plan: Plan, path: &Path, map: &SourceMap) -> Result<Self, PlanError> {
-        let problems = validate(&plan);
-        if !problems.is_empty() {
+        let (problems, typed) = checked(&plan);
+        let invalid = |problems: Vec<Problem>| {
             let file = path.display().to_string();
             let mut diags: Vec<Diagnostic> = problems
                 .into_iter()
                 .map(|p| position(p, &file, map))
                 .collect();
             diags.sort_by_key(|d| (d.line, d.column));
-            return Err(PlanError::Invalid(diags));
+            PlanError::Invalid(diags)
+        };
+        if !problems.is_empty() {
+            return Err(invalid(problems));
         }
+        let values = crate::typed::values(&plan).map_err(invalid)?;
         let digest = PlanDigest::of(&plan);
+        let base_dir = base_dir_of(path).to_path_buf();
+        let stores = typed
+            .stores
+            .into_iter()
+            .map(|(name, spec)| (name, spec.resolve(&base_dir)))
+            .collect();
         Ok(Self {
             plan,
             path: path.to_path_buf(),
             digest,
+            stores,
+            values,
         })
     }
 
@@ -70,10 +88,7 @@ impl ValidatedPlan {
     /// Directory relative paths in the plan (hook commands, `${file:…}`, `file://./…`
     /// store URLs) resolve against.
     pub fn base_dir(&self) -> &Path {
-        match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        }
+        base_dir_of(&self.path)
     }
 
     /// SHA-256 of the plan's canonical form; part of all evidence.
@@ -103,13 +118,43 @@ impl ValidatedPlan {
         }
     }
 
-    /// The URL of store `name`, ready for `object_store`: a relative file URL
-    /// (`file://./x`, `file:x`) is made absolute against [`Self::base_dir`] (as a
-    /// directory URL, with a trailing `/`); other URLs are returned as written.
-    /// `None` when no such store exists.
+    /// Store `name`, typed: its location (a local path absolute), options, credentials
+    /// policy, multipart and retry settings. `None` when no such store exists.
+    pub fn store(&self, name: &str) -> Option<&StoreSpec> {
+        self.stores.get(name)
+    }
+
+    /// The `bandwidth` cap of object workload `name`, in bytes per second.
+    pub fn bandwidth(&self, workload: &str) -> Option<u64> {
+        self.values.bandwidth.get(workload).copied()
+    }
+
+    /// The `waitTimeout` of Kubernetes workload `name`, if the plan sets one.
+    pub fn wait_timeout(&self, workload: &str) -> Option<std::time::Duration> {
+        self.values.wait_timeout.get(workload).copied()
+    }
+
+    /// The hook `timeout` of approver `name`, if the plan sets one.
+    pub fn hook_timeout(&self, approver: &str) -> Option<std::time::Duration> {
+        self.values.hook_timeout.get(approver).copied()
+    }
+
+    /// The URL of store `name`: a local directory as an absolute directory URL (with a
+    /// trailing `/`), a cloud URL as written. `None` when no such store exists.
     pub fn store_url(&self, name: &str) -> Option<Url> {
-        let store = self.plan.stores.get(name)?;
-        crate::store_url::resolve(&store.url, self.base_dir())
+        match &self.store(name)?.location {
+            StoreLocation::Local(dir) => Url::from_directory_path(dir).ok(),
+            StoreLocation::Memory { prefix } => Url::parse(&format!("memory:///{prefix}")).ok(),
+            StoreLocation::Cloud { url, .. } => Some(url.clone()),
+        }
+    }
+}
+
+/// The directory of the plan file `path` (`.` for a bare file name).
+fn base_dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     }
 }
 

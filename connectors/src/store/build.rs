@@ -4,18 +4,25 @@
 //! like `secret_acess_key` would fall back to ambient credentials) and cannot take a retry
 //! policy. Here every key must parse as the backend's config key, and [`RetryConfig`] comes from
 //! the plan's `retry` settings.
+//!
+//! Credentials come from the plan unless the store says `credentials: ambient`: builders start
+//! from `new()`, which reads no `AWS_*`/`AZURE_*`/`GOOGLE_*` variable, and validation made sure
+//! the options hold a complete set of credentials (or ask for anonymous access), so object_store
+//! never reaches its last resort, the instance metadata endpoint. Only `ambient` starts from
+//! `from_env()` and lets the cloud's own chain (variables, files, metadata) find them.
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
-use object_store::{BackoffConfig, ObjectStore, RetryConfig};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, AwsCredential};
+use object_store::azure::{AzureConfigKey, AzureCredential, MicrosoftAzureBuilder};
+use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::{BackoffConfig, ObjectStore, RetryConfig, StaticCredentialProvider};
 use url::Url;
 
-use super::location::Cloud;
+use plans::{Cloud, Credentials};
+
 use super::{Redactor, StoreError};
 
 /// What a builder needs besides the URL; `probe` asks for a client that gives up quickly.
@@ -26,6 +33,7 @@ pub(crate) struct BuildInput<'a> {
     pub(crate) options: &'a [(String, String)],
     pub(crate) retry: RetryConfig,
     pub(crate) redactor: &'a Redactor,
+    pub(crate) credentials: Credentials,
 }
 
 /// The pre-flight check must answer in seconds, not after the transfer's retry budget.
@@ -41,9 +49,13 @@ pub(crate) fn probe_retry() -> RetryConfig {
 const PROBE_CONNECT_TIMEOUT: &str = "5s";
 
 macro_rules! build_with {
-    ($builder:ty, $key:ty, $cloud:expr, $input:expr, $probe:expr) => {{
+    ($builder:ty, $key:ty, $cloud:expr, $input:expr, $probe:expr, $anonymous:expr) => {{
         let input: &BuildInput<'_> = $input;
-        let mut builder = <$builder>::new()
+        let start = match input.credentials {
+            Credentials::Ambient => <$builder>::from_env(),
+            Credentials::Options => <$builder>::new(),
+        };
+        let mut builder = start
             .with_url(input.url.as_str())
             .with_retry(input.retry.clone());
         for (key, value) in input.options {
@@ -55,6 +67,11 @@ macro_rules! build_with {
                 }
             })?;
             builder = builder.with_config(parsed, value.clone());
+        }
+        if without_credential_keys($cloud, input) {
+            // Anonymous access (`skip_signature`, the Azure emulator): a fixed empty
+            // credential, so no fallback chain is even built, let alone asked.
+            builder = builder.with_credentials(Arc::new(StaticCredentialProvider::new($anonymous)));
         }
         if $probe && !has_key(input.options, "connect_timeout") {
             builder = builder.with_config(
@@ -83,18 +100,60 @@ pub(crate) fn build_cloud(
                 retry: input.retry.clone(),
                 ..*input
             };
-            build_with!(AmazonS3Builder, AmazonS3ConfigKey, cloud, &input, probe)
+            build_with!(
+                AmazonS3Builder,
+                AmazonS3ConfigKey,
+                cloud,
+                &input,
+                probe,
+                aws_anonymous()
+            )
         }
-        Cloud::S3 => build_with!(AmazonS3Builder, AmazonS3ConfigKey, cloud, input, probe),
-        Cloud::Azure => build_with!(MicrosoftAzureBuilder, AzureConfigKey, cloud, input, probe),
+        Cloud::S3 => build_with!(
+            AmazonS3Builder,
+            AmazonS3ConfigKey,
+            cloud,
+            input,
+            probe,
+            aws_anonymous()
+        ),
+        Cloud::Azure => build_with!(
+            MicrosoftAzureBuilder,
+            AzureConfigKey,
+            cloud,
+            input,
+            probe,
+            AzureCredential::BearerToken(String::new())
+        ),
         Cloud::Gcs => build_with!(
             GoogleCloudStorageBuilder,
             GoogleConfigKey,
             cloud,
             input,
-            probe
+            probe,
+            GcpCredential {
+                bearer: String::new()
+            }
         ),
     })
+}
+
+fn aws_anonymous() -> AwsCredential {
+    AwsCredential {
+        key_id: String::new(),
+        secret_key: String::new(),
+        token: None,
+    }
+}
+
+/// A store whose credentials come from its options but which names none (validation allows
+/// that only with `skip_signature` or `use_emulator`): anonymous.
+fn without_credential_keys(cloud: Cloud, input: &BuildInput<'_>) -> bool {
+    input.credentials == Credentials::Options
+        && !input
+            .options
+            .iter()
+            .any(|(k, _)| plans::store_options::is_credential_option(cloud, k))
 }
 
 /// Whether the plan sets `key` itself, with or without the backend's prefix (`aws_`, …).

@@ -1,144 +1,26 @@
-//! Where a store's URL points: a local directory, the in-memory store, or a cloud bucket with a
-//! key prefix; plus the two names derived from it that are safe to show and compare.
+//! The names derived from a store's typed location that are safe to show and compare.
 //!
-//! Local URLs: `file:///abs/dir` and `file:/abs/dir` are absolute; `file://./rel/dir`,
-//! `file:./rel/dir` and `file:rel/dir` are relative to the plan's directory, so a plan and its
-//! data can move together. Paths are taken literally (no percent-decoding).
+//! The URL itself is read once, by `plans::store_url`; the connectors open the
+//! [`StoreLocation`] validation produced and never parse a store URL again.
 
-use std::path::{Path, PathBuf};
-
-use object_store::ObjectStoreScheme;
-use object_store::path::Path as ObjectPath;
+use plans::StoreLocation;
 use url::Url;
 
-use super::StoreError;
-
-/// A cloud backend that object_store reaches over HTTP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Cloud {
-    S3,
-    Azure,
-    Gcs,
-}
-
-impl Cloud {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Cloud::S3 => "s3",
-            Cloud::Azure => "azure",
-            Cloud::Gcs => "gcs",
-        }
-    }
-}
-
-/// A parsed store URL.
-#[derive(Debug, Clone)]
-pub(crate) enum Location {
-    /// A directory on this machine (absolute).
-    Local(PathBuf),
-    /// The in-memory store, with a key prefix.
-    Memory(ObjectPath),
-    /// A bucket or container; the prefix is the URL's path inside it.
-    Cloud {
-        cloud: Cloud,
-        url: Url,
-        prefix: ObjectPath,
-    },
-}
-
-/// Parse `raw` for store `store`; relative local paths are joined to `base_dir`.
-pub(crate) fn parse_location(
-    store: &str,
-    raw: &str,
-    base_dir: &Path,
-) -> Result<Location, StoreError> {
-    if let Some(rest) = raw.strip_prefix("file:") {
-        return local_path(store, raw, rest, base_dir).map(Location::Local);
-    }
-    let invalid = |reason: String| StoreError::InvalidUrl {
-        store: store.to_owned(),
-        url: display_url(raw),
-        reason,
-    };
-    let url = Url::parse(raw).map_err(|e| invalid(e.to_string()))?;
-    let (scheme, path) = ObjectStoreScheme::parse(&url).map_err(|e| invalid(e.to_string()))?;
-    let prefix = ObjectPath::parse(path.as_ref()).map_err(|e| invalid(e.to_string()))?;
-    let cloud = match scheme {
-        ObjectStoreScheme::Memory => return Ok(Location::Memory(prefix)),
-        ObjectStoreScheme::AmazonS3 => Cloud::S3,
-        ObjectStoreScheme::MicrosoftAzure => Cloud::Azure,
-        ObjectStoreScheme::GoogleCloudStorage => Cloud::Gcs,
-        other => {
-            return Err(invalid(format!(
-                "{other:?} URLs are not supported; use file://, memory:///, s3://, az:// or gs://"
-            )));
-        }
-    };
-    Ok(Location::Cloud { cloud, url, prefix })
-}
-
-fn local_path(store: &str, raw: &str, rest: &str, base_dir: &Path) -> Result<PathBuf, StoreError> {
-    let relative = |p: &str| base_dir.join(p);
-    let path = if let Some(abs) = rest.strip_prefix("//") {
-        if abs.starts_with('/') {
-            PathBuf::from(abs)
-        } else if abs == "." {
-            relative(".")
-        } else if let Some(rel) = abs.strip_prefix("./") {
-            relative(rel)
-        } else {
-            return Err(StoreError::InvalidUrl {
-                store: store.to_owned(),
-                url: raw.to_owned(),
-                reason: "a file URL cannot name a host; write file:///absolute/dir or file://./relative/dir".to_owned(),
-            });
-        }
-    } else if rest.starts_with('/') {
-        PathBuf::from(rest)
-    } else {
-        relative(rest)
-    };
-    Ok(normalise(&path))
-}
-
-/// Drop `.` components so messages show the directory as a user would write it.
-fn normalise(path: &Path) -> PathBuf {
-    path.components()
-        .filter(|c| !matches!(c, std::path::Component::CurDir))
-        .collect()
-}
-
-/// The URL as it may be shown: no password, no query (SAS tokens live there), no fragment.
-pub fn display_url(raw: &str) -> String {
-    match Url::parse(raw) {
-        Ok(mut url) if url.scheme() != "file" => {
-            // Errors only for URLs that cannot have a password, which then have none to hide.
-            let _ = url.set_password(None);
-            url.set_query(None);
-            url.set_fragment(None);
-            url.to_string()
-        }
-        Ok(_) => raw.to_owned(),
-        Err(_) => {
-            let without_query = raw.split(['?', '#']).next().unwrap_or_default();
-            match without_query.rsplit_once('@') {
-                Some((head, host)) => match head.split_once("://") {
-                    Some((scheme, _)) => format!("{scheme}://{host}"),
-                    None => host.to_owned(),
-                },
-                None => without_query.to_owned(),
-            }
-        }
-    }
-}
+/// The URL as it may be shown: no user or password, no query (SAS tokens live there), no
+/// fragment.
+pub use plans::store_url::display_url;
 
 /// Stores with the same key can copy server-side (scheme, endpoint and bucket agree).
-pub(crate) fn same_account_key(store: &str, location: &Location, endpoint: Option<&str>) -> String {
+pub(crate) fn same_account_key(
+    store: &str,
+    location: &StoreLocation,
+    endpoint: Option<&str>,
+) -> String {
     match location {
-        Location::Local(_) => "file://".to_owned(),
+        StoreLocation::Local(_) => "file://".to_owned(),
         // Each memory store is its own instance: nothing is shared between two of them.
-        Location::Memory(_) => format!("memory://{store}"),
-        Location::Cloud { cloud, url, .. } => {
+        StoreLocation::Memory { .. } => format!("memory://{store}"),
+        StoreLocation::Cloud { cloud, url, .. } => {
             let endpoint = endpoint
                 .map(|e| e.trim_end_matches('/').to_owned())
                 .unwrap_or_else(|| {
@@ -171,82 +53,56 @@ fn bucket_of(url: &Url) -> String {
 
 #[cfg(test)]
 mod tests {
+    use object_store::ObjectStoreScheme;
+    use object_store::path::Path as ObjectPath;
+
     use super::*;
 
-    fn local(raw: &str) -> PathBuf {
-        match parse_location("s", raw, Path::new("/plans/dir")).expect("parses") {
-            Location::Local(p) => p,
-            other => panic!("not local: {other:?}"),
+    fn location(raw: &str) -> StoreLocation {
+        plans::store_url::parse(raw).expect("parses")
+    }
+
+    #[test]
+    fn finding_11_plans_reads_cloud_urls_as_object_store_does() {
+        for raw in [
+            "s3://bucket",
+            "s3://bucket/a/b/",
+            "s3a://bucket/with%20space/x",
+            "gs://bucket/p/",
+            "az://container/p/q",
+            "azure://container/p",
+            "adl://container/p",
+            "abfs://cont@acct.dfs.core.windows.net/p/",
+            "abfss://cont@acct.dfs.core.windows.net/p/",
+            "https://acct.blob.core.windows.net/container/x/y",
+            "https://acct.dfs.core.windows.net/container",
+            "https://s3.eu-central-2.amazonaws.com/bucket/x/",
+            "https://bucket.s3.eu-central-2.amazonaws.com/x/",
+            "https://acct.r2.cloudflarestorage.com/bucket/x",
+            "memory:///p/",
+        ] {
+            let url = Url::parse(raw).expect("url");
+            let (scheme, path) = ObjectStoreScheme::parse(&url).expect("object_store parses");
+            let (cloud, prefix) = match location(raw) {
+                StoreLocation::Cloud { cloud, prefix, .. } => (Some(cloud), prefix),
+                StoreLocation::Memory { prefix } => (None, prefix),
+                other => panic!("{raw}: {other:?}"),
+            };
+            let expected = match scheme {
+                ObjectStoreScheme::AmazonS3 => Some(plans::Cloud::S3),
+                ObjectStoreScheme::MicrosoftAzure => Some(plans::Cloud::Azure),
+                ObjectStoreScheme::GoogleCloudStorage => Some(plans::Cloud::Gcs),
+                ObjectStoreScheme::Memory => None,
+                other => panic!("{raw}: {other:?}"),
+            };
+            assert_eq!(cloud, expected, "{raw}");
+            assert_eq!(ObjectPath::parse(&prefix).expect("prefix"), path, "{raw}");
         }
     }
 
     #[test]
-    fn local_urls_resolve_against_the_plan_directory() {
-        assert_eq!(local("file:///srv/data"), PathBuf::from("/srv/data"));
-        assert_eq!(local("file:/srv/data"), PathBuf::from("/srv/data"));
-        assert_eq!(
-            local("file://./data/in"),
-            PathBuf::from("/plans/dir/data/in")
-        );
-        assert_eq!(local("file:./data"), PathBuf::from("/plans/dir/data"));
-        assert_eq!(local("file:data"), PathBuf::from("/plans/dir/data"));
-        assert_eq!(local("file://."), PathBuf::from("/plans/dir"));
-    }
-
-    #[test]
-    fn file_url_with_a_host_is_refused() {
-        let err = parse_location("s", "file://server/share", Path::new("/")).expect_err("fails");
-        assert!(matches!(err, StoreError::InvalidUrl { .. }), "{err:?}");
-    }
-
-    #[test]
-    fn cloud_urls_keep_their_prefix() {
-        let Location::Cloud { cloud, prefix, .. } =
-            parse_location("s", "s3://bucket/a/b/", Path::new("/")).expect("parses")
-        else {
-            panic!("not cloud")
-        };
-        assert_eq!(cloud, Cloud::S3);
-        assert_eq!(prefix.as_ref(), "a/b");
-        let loc = parse_location("s", "memory:///", Path::new("/")).expect("parses");
-        assert!(
-            matches!(loc, Location::Memory(ref p) if p.as_ref().is_empty()),
-            "{loc:?}"
-        );
-    }
-
-    #[test]
-    fn unsupported_scheme_is_refused() {
-        let err = parse_location("s", "ftp://host/x", Path::new("/")).expect_err("fails");
-        assert!(matches!(err, StoreError::InvalidUrl { .. }), "{err:?}");
-    }
-
-    #[test]
-    fn display_url_drops_password_and_query() {
-        assert_eq!(
-            display_url("https://acct.blob.core.windows.net/c/p?sv=2020&sig=SECRETSIG"),
-            "https://acct.blob.core.windows.net/c/p"
-        );
-        assert_eq!(
-            display_url("s3://user:hunter22@bucket/p"),
-            "s3://user@bucket/p"
-        );
-        assert_eq!(
-            display_url("abfs://cont@acct.dfs.core.windows.net/p"),
-            "abfs://cont@acct.dfs.core.windows.net/p"
-        );
-        assert!(!display_url("not a url://u:pw@host/x?sig=1").contains("pw"));
-    }
-
-    #[test]
     fn same_account_key_compares_scheme_endpoint_and_bucket() {
-        let key = |raw: &str, ep: Option<&str>| {
-            same_account_key(
-                "n",
-                &parse_location("n", raw, Path::new("/")).expect("parses"),
-                ep,
-            )
-        };
+        let key = |raw: &str, ep: Option<&str>| same_account_key("n", &location(raw), ep);
         assert_eq!(
             key("s3://b/x", Some("http://h:1/")),
             key("s3://b/y", Some("http://h:1"))
@@ -258,9 +114,12 @@ mod tests {
         assert_ne!(key("s3://b/x", None), key("s3://c/x", None));
         assert_ne!(key("s3://b/x", None), key("gs://b/x", None));
         assert_eq!(key("file:///a", None), key("file:///b", None));
+        let memory = StoreLocation::Memory {
+            prefix: String::new(),
+        };
         assert_ne!(
-            same_account_key("one", &Location::Memory(ObjectPath::default()), None),
-            same_account_key("two", &Location::Memory(ObjectPath::default()), None)
+            same_account_key("one", &memory, None),
+            same_account_key("two", &memory, None)
         );
     }
 }

@@ -1,8 +1,11 @@
 //! Opening the object stores a plan names: URL plus options in, a ready client out.
 //!
-//! [`open_store`] resolves secret references, picks the backend from the URL (local files,
-//! memory, S3 and S3-compatible servers, Azure Blob, GCS), applies the plan's retry and multipart
-//! settings, and roots the client at the URL's prefix so callers speak in keys relative to it.
+//! [`open_store`] takes a store as validation typed it (`plans::StoreSpec`: location, options,
+//! credentials policy, settings), resolves its secret references, builds the backend (local
+//! files, memory, S3 and S3-compatible servers, Azure Blob, GCS), and roots the client at the
+//! URL's prefix so callers speak in keys relative to it. Every cloud client is wrapped so that
+//! its errors are redacted where they are made (`redacting`): no credential reaches a message,
+//! a log line or the state database.
 //! [`preflight`] asks the store for one page of its listing, so a wrong endpoint, refused
 //! credentials or a missing bucket are reported before any stage starts.
 //!
@@ -14,6 +17,7 @@ mod build;
 mod error;
 mod location;
 mod preflight;
+mod redacting;
 mod secrets;
 mod settings;
 
@@ -28,12 +32,14 @@ use object_store::prefix::PrefixStore;
 
 pub use error::StoreError;
 pub use location::display_url;
+pub use plans::MultipartSettings;
 pub use preflight::preflight;
 pub use secrets::Redactor;
-pub use settings::MultipartSettings;
 
 use build::{BuildInput, build_cloud, probe_retry};
-use location::{Location, parse_location, same_account_key};
+use location::same_account_key;
+use plans::{StoreLocation, StoreSpec};
+use redacting::RedactingStore;
 
 /// What the caller will do with a store: a missing local directory is created for writing and
 /// an error for reading.
@@ -94,11 +100,11 @@ impl StoreHandle {
     }
 }
 
-/// Open store `name` as the plan describes it; `base_dir` is the plan's directory (for relative
-/// `file:` URLs and `${file:…}` secrets).
+/// Open store `name` as validation typed it; `base_dir` is the plan's directory (for
+/// `${file:…}` secrets).
 pub fn open_store(
     name: &str,
-    store: &plans::Store,
+    store: &StoreSpec,
     base_dir: &Path,
     mode: Access,
 ) -> Result<StoreHandle, StoreError> {
@@ -109,16 +115,16 @@ pub fn open_store(
 /// workspace forbids the `unsafe` that edition 2024 demands for `set_var`).
 pub(crate) fn open_store_with_env(
     name: &str,
-    store: &plans::Store,
+    store: &StoreSpec,
     base_dir: &Path,
     mode: Access,
     env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
 ) -> Result<StoreHandle, StoreError> {
-    let display = display_url(&store.url);
-    let location = parse_location(name, &store.url, base_dir)?;
+    let display = store.display_url.clone();
+    let location = store.location.clone().resolve(base_dir);
     let options = secrets::resolve_options(name, &store.options, base_dir, env)?;
-    let multipart = settings::multipart(name, store.multipart.as_ref())?;
-    let retry = settings::retry(name, store.retry.as_ref())?;
+    let multipart = store.multipart;
+    let retry = settings::retry(&store.retry);
     let endpoint = options.get(&[
         "endpoint",
         "aws_endpoint",
@@ -127,9 +133,11 @@ pub(crate) fn open_store_with_env(
         "azure_endpoint",
     ]);
     let account_key = same_account_key(name, &location, endpoint);
+    let redactor = Arc::new(options.redactor.clone());
+    let guard = |store: Arc<dyn ObjectStore>| RedactingStore::wrap(store, Arc::clone(&redactor));
     let mut local = None;
     let (root, prefix, probe_root, display) = match &location {
-        Location::Local(dir) => {
+        StoreLocation::Local(dir) => {
             reject_options(name, &options.pairs, "local")?;
             let fs = open_local(name, dir, mode)?;
             local = Some(fs.clone());
@@ -141,12 +149,17 @@ pub(crate) fn open_store_with_env(
                 format!("file://{}", dir.display()),
             )
         }
-        Location::Memory(prefix) => {
+        StoreLocation::Memory { prefix } => {
             reject_options(name, &options.pairs, "memory")?;
             let root: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-            (root.clone(), prefix.clone(), root, display)
+            (
+                root.clone(),
+                object_prefix(name, &display, prefix)?,
+                root,
+                display,
+            )
         }
-        Location::Cloud { cloud, url, prefix } => {
+        StoreLocation::Cloud { cloud, url, prefix } => {
             let input = BuildInput {
                 store: name,
                 display_url: &display,
@@ -154,17 +167,18 @@ pub(crate) fn open_store_with_env(
                 options: &options.pairs,
                 retry,
                 redactor: &options.redactor,
+                credentials: store.credentials,
             };
-            let root = build_cloud(*cloud, &input, false)?;
-            let probe = build_cloud(
+            let root = guard(build_cloud(*cloud, &input, false)?);
+            let probe = guard(build_cloud(
                 *cloud,
                 &BuildInput {
                     retry: probe_retry(),
                     ..input
                 },
                 true,
-            )?;
-            (root, prefix.clone(), probe, display)
+            )?);
+            (root, object_prefix(name, &display, prefix)?, probe, display)
         }
     };
     Ok(StoreHandle {
@@ -178,6 +192,16 @@ pub(crate) fn open_store_with_env(
         same_account_key: account_key,
         local,
         redactor: options.redactor,
+    })
+}
+
+/// The validated prefix as an object path (validation checked its segments as object_store
+/// does; an error here would be a bug, reported rather than panicking).
+fn object_prefix(name: &str, url: &str, prefix: &str) -> Result<ObjectPath, StoreError> {
+    ObjectPath::parse(prefix).map_err(|e| StoreError::InvalidUrl {
+        store: name.to_owned(),
+        url: url.to_owned(),
+        reason: e.to_string(),
     })
 }
 

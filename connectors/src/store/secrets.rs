@@ -6,7 +6,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use plans::secret::{OptionValue, is_secret_key};
+use plans::secret::{OptionValue, is_credential_key, is_secret_key};
 
 use super::StoreError;
 
@@ -14,7 +14,12 @@ use super::StoreError;
 /// mangle messages without protecting anything.
 const MIN_REDACTED_LEN: usize = 4;
 
-/// Remembers the secret values of one store and blanks them out of any text shown to a human.
+/// Remembers the credential values of one store and blanks them out of any text.
+///
+/// A value is remembered in every form a server or a transport may print it in: as given,
+/// percent-decoded, percent-encoded (upper and lower-case hex, `+` or `%20` for a space),
+/// base64 and XML-escaped; a SAS token also parameter by parameter (`sig=` above all), as
+/// object_store re-encodes its parameters into each request URL.
 ///
 /// Its `Debug` shows only how many values it holds.
 #[derive(Clone, Default)]
@@ -29,11 +34,34 @@ impl std::fmt::Debug for Redactor {
 }
 
 impl Redactor {
-    fn remember(&mut self, value: &str) {
-        if value.len() >= MIN_REDACTED_LEN && !self.secrets.iter().any(|s| s == value) {
-            self.secrets.push(value.to_owned());
-            // Longest first, so a secret that contains another is blanked whole.
-            self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    /// Remember `value` and the forms it may be printed in.
+    pub(crate) fn remember(&mut self, value: &str) {
+        for form in forms_of(value) {
+            if form.len() >= MIN_REDACTED_LEN && !self.secrets.contains(&form) {
+                self.secrets.push(form);
+            }
+        }
+        // Longest first, so a secret that contains another is blanked whole.
+        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+
+    /// Remember a SAS token (`sv=…&sig=…`, with or without a leading `?`): whole, and the
+    /// value of each parameter that is not a plain public field (version, services,
+    /// permissions, times), as object_store sends them one by one.
+    pub(crate) fn remember_query(&mut self, query: &str) {
+        /// SAS fields that say what the token allows, not who holds it.
+        const PUBLIC: [&str; 14] = [
+            "sv", "ss", "srt", "sp", "se", "st", "spr", "sr", "sip", "sdd", "skt", "ske", "sks",
+            "skv",
+        ];
+        self.remember(query);
+        let query = query.strip_prefix('?').unwrap_or(query);
+        for pair in query.split('&') {
+            if let Some((name, value)) = pair.split_once('=')
+                && !PUBLIC.contains(&name)
+            {
+                self.remember(value);
+            }
         }
     }
 
@@ -43,6 +71,51 @@ impl Redactor {
             acc.replace(secret.as_str(), "***")
         })
     }
+}
+
+/// `value` as given and as it may be printed once decoded or re-encoded.
+fn forms_of(value: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
+    let mut bases = vec![value.to_owned()];
+    let decoded = percent_decode_str(value).decode_utf8_lossy().into_owned();
+    let form_decoded = url::form_urlencoded::parse(format!("v={value}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    bases.extend([decoded, form_decoded]);
+    let mut forms = Vec::new();
+    for base in &bases {
+        let encoded = [
+            url::form_urlencoded::byte_serialize(base.as_bytes()).collect::<String>(),
+            utf8_percent_encode(base, NON_ALPHANUMERIC).to_string(),
+        ];
+        for e in encoded {
+            forms.push(lower_hex(&e));
+            forms.push(e);
+        }
+        forms.push(base.replace('&', "&amp;"));
+        forms.push(base64::engine::general_purpose::STANDARD.encode(base));
+        forms.push(base.clone());
+    }
+    forms.sort();
+    forms.dedup();
+    forms
+}
+
+/// `%2B` as `%2b`: servers differ in the case of the hex digits they print.
+fn lower_hex(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let escape = rest.get(at..at + 3).unwrap_or(&rest[at..]);
+        out.push_str(&escape.to_ascii_lowercase());
+        rest = &rest[at + escape.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A store's options with references resolved, in the plan's order.
@@ -62,23 +135,22 @@ impl ResolvedOptions {
 }
 
 /// Resolve every option of store `store`; `${file:…}` paths are relative to `base_dir` (the
-/// plan's directory). Referenced values, and literal values of secret keys, are redacted from
-/// every later message, whether or not the key looks secret: an access key id is not a secret to
-/// the plan but has no business in an error message either.
+/// plan's directory). Referenced values, and values of every credential component (an access
+/// key id is not a secret to the plan but has no business in an error message either), are
+/// redacted from every later message.
 ///
 /// `env` looks a variable up (the process environment in production, a map in tests: edition
 /// 2024 makes `set_var` unsafe and the workspace forbids unsafe code).
-pub(crate) fn resolve_options<'a>(
+pub(crate) fn resolve_options(
     store: &str,
-    options: impl IntoIterator<Item = (&'a String, &'a String)>,
+    options: &[(String, OptionValue)],
     base_dir: &Path,
     env: &dyn Fn(&str) -> Option<OsString>,
 ) -> Result<ResolvedOptions, StoreError> {
     let mut pairs = Vec::new();
     let mut redactor = Redactor::default();
-    for (key, raw) in options {
-        let parsed = OptionValue::parse(raw);
-        let value = match &parsed {
+    for (key, parsed) in options {
+        let value = match parsed {
             OptionValue::Literal(v) => v.clone(),
             OptionValue::Env(name) => {
                 resolve_env(env, name).map_err(|reason| secret_error(store, key, reason))?
@@ -87,15 +159,17 @@ pub(crate) fn resolve_options<'a>(
                 resolve_file(base_dir, path).map_err(|reason| secret_error(store, key, reason))?
             }
         };
-        let is_reference = !matches!(parsed, OptionValue::Literal(_));
-        if is_reference || is_secret_key(key) {
-            if value.is_empty() && is_secret_key(key) {
-                return Err(secret_error(
-                    store,
-                    key,
-                    "resolves to an empty value".to_owned(),
-                ));
-            }
+        let is_reference = parsed.is_reference();
+        if value.is_empty() && is_secret_key(key) {
+            return Err(secret_error(
+                store,
+                key,
+                "resolves to an empty value".to_owned(),
+            ));
+        }
+        if key.to_ascii_lowercase().contains("sas") {
+            redactor.remember_query(&value);
+        } else if is_reference || is_credential_key(key) {
             redactor.remember(&value);
         }
         pairs.push((key.clone(), value));
@@ -146,11 +220,11 @@ mod tests {
     }
 
     fn resolve(pairs: &[(&str, &str)], base: &Path) -> Result<ResolvedOptions, StoreError> {
-        let o: Vec<(String, String)> = pairs
+        let o: Vec<(String, OptionValue)> = pairs
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .map(|(k, v)| ((*k).to_owned(), OptionValue::parse(v)))
             .collect();
-        resolve_options("dst", o.iter().map(|(k, v)| (k, v)), base, &fake_env)
+        resolve_options("dst", &o, base, &fake_env)
     }
 
     #[test]
@@ -242,9 +316,51 @@ mod tests {
     }
 
     #[test]
+    fn finding_03_every_form_of_a_credential_is_redacted() {
+        let mut r = Redactor::default();
+        r.remember("Fwo/Token+Part=end");
+        for shown in [
+            "Fwo/Token+Part=end",
+            "Fwo%2FToken%2BPart%3Dend",
+            "Fwo%2fToken%2bPart%3dend",
+            "RndvL1Rva2VuK1BhcnQ9ZW5k",
+        ] {
+            assert_eq!(
+                r.redact(&format!("<T>{shown}</T>")),
+                "<T>***</T>",
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn finding_03_sas_signature_is_redacted_however_it_is_encoded() {
+        let mut r = Redactor::default();
+        r.remember_query("?sv=2022-11-02&sp=rl&sig=Ab%2Bcd%2Fef%3D12345");
+        for shown in [
+            "sig=Ab%2Bcd%2Fef%3D12345",
+            "sig=Ab%2bcd%2fef%3d12345",
+            "sig=Ab+cd/ef=12345",
+            "sig=Ab%2Bcd%2Fef%3D12345&sv",
+        ] {
+            let out = r.redact(shown);
+            assert!(!out.contains("12345"), "{shown} -> {out}");
+        }
+        assert_eq!(
+            r.redact("sv=2022-11-02"),
+            "sv=2022-11-02",
+            "public fields stay"
+        );
+    }
+
+    #[test]
     fn redactor_debug_shows_no_values() {
         let mut r = Redactor::default();
         r.remember("hidden-value");
-        assert_eq!(format!("{r:?}"), "Redactor(1 values)");
+        let debug = format!("{r:?}");
+        assert!(
+            debug.starts_with("Redactor(") && !debug.contains("hidden"),
+            "{debug}"
+        );
     }
 }

@@ -9,7 +9,7 @@ use object_store::{ObjectStoreExt, PutPayload};
 
 use super::*;
 
-fn plan_store(url: &str, options: &[(&str, &str)]) -> plans::Store {
+fn raw_store(url: &str, options: &[(&str, &str)]) -> plans::Store {
     plans::Store {
         region: "here".into(),
         url: url.into(),
@@ -19,11 +19,18 @@ fn plan_store(url: &str, options: &[(&str, &str)]) -> plans::Store {
             .collect(),
         multipart: None,
         retry: None,
+        credentials: plans::Credentials::Options,
     }
 }
 
+/// A store as validation types it (a relative path stays relative: `open_with` gets the base).
+fn plan_store(url: &str, options: &[(&str, &str)]) -> StoreSpec {
+    StoreSpec::from_store("dst", &raw_store(url, options))
+        .unwrap_or_else(|e| panic!("valid store {url}: {e}"))
+}
+
 fn open_with(
-    store: &plans::Store,
+    store: &StoreSpec,
     base: &Path,
     mode: Access,
     env: &[(&str, &str)],
@@ -117,27 +124,56 @@ async fn memory_store_with_prefix_roundtrips() {
 }
 
 #[test]
-fn unknown_option_key_is_refused_not_ignored() {
-    let store = plan_store("s3://bucket/p", &[("secret_acess_key", "${env:K}")]);
-    let err = open_with(
-        &store,
-        Path::new("/"),
-        Access::Read,
-        &[("K", "the-secret-value")],
-    )
-    .expect_err("fails");
-    assert!(
-        matches!(err, StoreError::UnknownOption { ref key, backend: "s3", .. } if key == "secret_acess_key"),
-        "{err:?}"
+fn finding_18_unknown_option_key_is_refused_before_the_run() {
+    let store = raw_store(
+        "s3://bucket/p",
+        &[
+            ("access_key_id", "${env:K}"),
+            ("sekret_access_key", "${env:K}"),
+        ],
     );
-    let err = open_with(
-        &plan_store("memory:///", &[("region", "x")]),
-        Path::new("/"),
-        Access::Read,
-        &[],
-    )
-    .expect_err("fails");
-    assert!(matches!(err, StoreError::UnknownOption { .. }), "{err:?}");
+    let err = StoreSpec::from_store("dst", &store).expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("unknown option `sekret_access_key`")
+            && text.contains("did you mean `secret_access_key`?"),
+        "{text}"
+    );
+    let err = StoreSpec::from_store("dst", &raw_store("memory:///", &[("region", "x")]))
+        .expect_err("memory takes no options");
+    assert!(err.to_string().contains("takes no options"), "{err}");
+}
+
+#[test]
+fn finding_18_every_listed_option_key_is_one_object_store_knows() {
+    use object_store::aws::AmazonS3ConfigKey;
+    use object_store::azure::AzureConfigKey;
+    use object_store::gcp::GoogleConfigKey;
+    use plans::Cloud;
+    use std::str::FromStr;
+    for key in plans::store_options::known_keys(Cloud::S3) {
+        assert!(AmazonS3ConfigKey::from_str(&key).is_ok(), "s3 `{key}`");
+    }
+    for key in plans::store_options::known_keys(Cloud::Azure) {
+        assert!(AzureConfigKey::from_str(&key).is_ok(), "azure `{key}`");
+    }
+    for key in plans::store_options::known_keys(Cloud::Gcs) {
+        assert!(GoogleConfigKey::from_str(&key).is_ok(), "gcs `{key}`");
+    }
+}
+
+#[test]
+fn finding_18_cloud_store_without_credentials_is_refused() {
+    let store = raw_store("s3://bucket/p", &[("region", "eu-central-2")]);
+    let err = StoreSpec::from_store("dst", &store).expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("configures no credentials") && text.contains("credentials: ambient"),
+        "{text}"
+    );
+    let mut ambient = store.clone();
+    ambient.credentials = plans::Credentials::Ambient;
+    StoreSpec::from_store("dst", &ambient).expect("ambient said explicitly");
 }
 
 #[test]
@@ -285,3 +321,38 @@ WXHilZGTNdOoH3wsnZNzgSZbJDTJbygjTVdwWjCVbPZpMGZfdW8kASqVRrPXJXWz\n\
 eEH7BPW/x4fCT1/6LLKM1g==\n\
 -----END PRIVATE KEY-----\n\
 ";
+
+#[tokio::test]
+async fn finding_11_a_parent_relative_file_url_that_validates_also_opens() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let plan_dir = root.path().join("plans");
+    std::fs::create_dir_all(&plan_dir).expect("plan dir");
+    let text = r#"apiVersion: relocate/v1
+kind: MigrationPlan
+name: up
+regions: { a: { jurisdiction: RU }, b: { jurisdiction: CH } }
+source: a
+target: b
+stores:
+  src: { region: a, url: "file://./src/" }
+  dst: { region: b, url: "file://../target/" }
+workloads:
+  data: { objects: { from: src, to: dst } }
+stages:
+  - name: seed
+    steps: [ { copy: data }, { verify: data } ]
+"#;
+    let plan = plans::parse(text, &plan_dir.join("plan.yaml")).expect("the plan validates");
+    let spec = plan.store("dst").expect("dst");
+    let handle =
+        open_store("dst", spec, plan.base_dir(), Access::Write).expect("what validated also opens");
+    handle
+        .store
+        .put(&ObjectPath::from("k"), PutPayload::from_static(b"v"))
+        .await
+        .expect("put");
+    assert_eq!(
+        std::fs::read(root.path().join("target/k")).expect("written beside the plan dir"),
+        b"v"
+    );
+}

@@ -51,7 +51,7 @@ pub async fn check_target(
             ));
             continue;
         }
-        let Some(store) = plan.plan().stores.get(&workload.to) else {
+        let Some(store) = plan.store(&workload.to) else {
             continue;
         };
         let handle = match open_store(&workload.to, store, plan.base_dir(), Access::Read) {

@@ -113,11 +113,9 @@ pub(crate) async fn show(args: &ShowArgs) -> anyhow::Result<u8> {
 }
 
 fn describe(plan: &ValidatedPlan, step: &Step) -> String {
-    let p = plan.plan();
     let store = |s: &str| {
-        p.stores
-            .get(s)
-            .map(|x| format!("{s} ({})", connectors::store::display_url(&x.url)))
+        plan.store(s)
+            .map(|x| format!("{s} ({})", x.display_url))
             .unwrap_or_else(|| s.to_owned())
     };
     match step {
@@ -243,13 +241,11 @@ async fn dry_run(plan: &ValidatedPlan, name: &str, db: Option<&Db>) -> anyhow::R
         .object_workload(name)
         .ok_or_else(|| anyhow::anyhow!("no such object workload"))?;
     let store = plan
-        .plan()
-        .stores
-        .get(&w.from)
+        .store(&w.from)
         .ok_or_else(|| anyhow::anyhow!("no store {}", w.from))?;
     let source = open_store(&w.from, store, plan.base_dir(), Access::Read)?;
     preflight(&source).await?;
-    if let Some(t) = plan.plan().stores.get(&w.to) {
+    if let Some(t) = plan.store(&w.to) {
         match open_store(&w.to, t, plan.base_dir(), Access::Read) {
             Ok(target) => {
                 if let Err(e) = preflight(&target).await {

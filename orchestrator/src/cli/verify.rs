@@ -158,12 +158,18 @@ async fn verify_digests(
         options: Default::default(),
         multipart: None,
         retry: None,
+        credentials: plans::Credentials::Options,
     };
     for option in &args.options {
         // The value is never echoed: it may be a secret typed by mistake.
         let (k, v) = option
             .split_once('=')
             .context("--option: expected KEY=VALUE")?;
+        if k == "credentials" && v == "ambient" {
+            // The store takes the machine's credentials, as a plan's `credentials: ambient`.
+            store.credentials = plans::Credentials::Ambient;
+            continue;
+        }
         if plans::secret::is_secret_key(k) && !plans::secret::OptionValue::parse(v).is_reference() {
             anyhow::bail!(
                 "--option {k}: give secrets as ${{env:NAME}} or ${{file:PATH}}, not literally (a command line is visible to other users and kept in shell history)"
@@ -172,6 +178,12 @@ async fn verify_digests(
         store.options.insert(k.to_owned(), v.to_owned());
     }
     let cwd = std::env::current_dir().context("current directory")?;
+    let store = plans::StoreSpec::from_store("store", &store).with_context(|| {
+        format!(
+            "--store {} (pass `--option credentials=ambient` to use this machine's credentials)",
+            connectors::store::display_url(url)
+        )
+    })?;
     let handle = open_store("store", &store, &cwd, Access::Read)
         .with_context(|| format!("opening {}", connectors::store::display_url(url)))?;
     digests::check_digests(&expected, &handle, algorithm, report).await;

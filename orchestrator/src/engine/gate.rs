@@ -153,13 +153,7 @@ fn build_hook(
     spec: &plans::Hook,
 ) -> Result<Box<dyn ApprovalHook>, Refusal> {
     if let (Some(argv), None, None) = (&spec.command, &spec.webhook, &spec.file) {
-        let timeout = spec
-            .timeout
-            .as_deref()
-            .map(plans::units::parse_duration)
-            .transpose()
-            .map_err(Refusal::HookTimeout)?
-            .unwrap_or(DEFAULT_TIMEOUT);
+        let timeout = ctx.plan.hook_timeout(approver).unwrap_or(DEFAULT_TIMEOUT);
         let cwd = std::path::absolute(ctx.plan.base_dir())
             .unwrap_or_else(|_| ctx.plan.base_dir().to_path_buf());
         let env = vec![

@@ -25,7 +25,7 @@ pub(crate) async fn check_stores(ctx: &Context, pending: &[usize]) -> Result<(),
         }
     }
     for (name, write) in stores {
-        let Some(store) = ctx.plan.plan().stores.get(&name) else {
+        let Some(store) = ctx.plan.store(&name) else {
             continue;
         };
         let access = if write { Access::Write } else { Access::Read };

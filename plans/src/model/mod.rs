@@ -12,8 +12,8 @@ mod signoff;
 
 pub use kubernetes::{Cluster, JsonPatchRule, KubernetesWorkload, ResourceRef, Transform};
 pub use objects::{
-    ChecksumAlgorithm, ExistingTarget, Multipart, ObjectWorkload, RetrySettings, Store,
-    SymlinkPolicy,
+    ChecksumAlgorithm, Credentials, ExistingTarget, Multipart, ObjectWorkload, RetrySettings,
+    Store, SymlinkPolicy,
 };
 pub use operator::Operator;
 pub use signoff::{Approver, FileHook, Hook, Signoff, SignoffRule};

@@ -22,6 +22,30 @@ pub struct Store {
     /// Retry tuning for transient errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetrySettings>,
+    /// Where the store's credentials come from: its `options` (the default), or, only when
+    /// said here, the environment, files and metadata endpoints of the machine.
+    #[serde(default, skip_serializing_if = "Credentials::is_options")]
+    pub credentials: Credentials,
+}
+
+/// Where a cloud store's credentials come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Credentials {
+    /// From the store's `options` only (by `${env:…}`/`${file:…}` reference); never from
+    /// `AWS_*`/`AZURE_*`/`GOOGLE_*` variables, profile files or a metadata endpoint.
+    #[default]
+    Options,
+    /// From the machine: environment variables, credential files, the instance metadata
+    /// endpoint, workload identity, as the cloud's own tools find them.
+    Ambient,
+}
+
+impl Credentials {
+    /// Whether this is the default, [`Credentials::Options`].
+    pub fn is_options(&self) -> bool {
+        *self == Credentials::Options
+    }
 }
 
 /// When and how large objects are uploaded in parts.

@@ -39,10 +39,12 @@ mod flow;
 mod header;
 mod operator;
 mod stages;
-mod stores;
+pub(crate) mod stores;
 mod workloads;
 
-use crate::Plan;
+use indexmap::IndexMap;
+
+use crate::{Plan, StoreSpec};
 
 /// Which part of a mapping entry a problem points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,15 +70,27 @@ pub struct Problem {
 
 /// Every semantic problem of `plan`, in the order the rules found them.
 pub fn validate(plan: &Plan) -> Vec<Problem> {
+    checked(plan).0
+}
+
+/// The typed values validation produced on its way: what the engine uses instead of text.
+#[derive(Debug, Default)]
+pub(crate) struct Typed {
+    /// The stores that passed their checks (local paths still relative to the plan).
+    pub(crate) stores: IndexMap<String, StoreSpec>,
+}
+
+/// Every problem of `plan`, and the typed values of what passed.
+pub(crate) fn checked(plan: &Plan) -> (Vec<Problem>, Typed) {
     let mut report = Report::default();
     header::check(plan, &mut report);
-    stores::check(plan, &mut report);
+    let stores = stores::check(plan, &mut report);
     workloads::check(plan, &mut report);
     approvers::check(plan, &mut report);
     operator::check(plan, &mut report);
     stages::check(plan, &mut report);
     flow::check(plan, &mut report);
-    report.problems
+    (report.problems, Typed { stores })
 }
 
 /// Collects problems.
@@ -104,6 +118,21 @@ impl Report {
         hint: impl Into<String>,
     ) {
         self.push(path.into(), Anchor::Key, message.into(), hint.into());
+    }
+
+    /// How many problems were found so far.
+    pub(crate) fn len(&self) -> usize {
+        self.problems.len()
+    }
+
+    /// Whether no problem was found.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// The problems found.
+    pub(crate) fn into_problems(self) -> Vec<Problem> {
+        self.problems
     }
 
     fn push(&mut self, yaml_path: String, anchor: Anchor, message: String, hint: String) {

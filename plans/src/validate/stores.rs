@@ -1,30 +1,60 @@
-//! Store and cluster rules: regions, URLs, option secrets, plain-http endpoints,
-//! multipart and retry tuning.
+//! Store and cluster rules: regions, URLs (read once, by `store_url::parse`), option keys
+//! the backend knows, secrets by reference only, credentials given or `ambient` said
+//! explicitly, plain-http endpoints, multipart and retry tuning. A store that passes comes
+//! out typed ([`StoreSpec`]).
 
 use indexmap::IndexMap;
 
 use super::{Report, name_hint};
 use crate::secret::{OptionValue, check_reference, is_secret_key};
-use crate::store_url;
+use crate::store_options::{
+    closest_key, configures_credentials, credentials_example, is_ambient_key, is_credential_option,
+    is_known,
+};
+use crate::store_spec::{MIN_PART_SIZE, MultipartSettings, RetryPolicy, StoreSpec};
+use crate::store_url::{self, StoreLocation};
 use crate::units::{parse_bytes, parse_duration};
-use crate::{Multipart, Plan, Store};
+use crate::{Credentials, Multipart, Plan, Store};
 
-/// S3's smallest part size for all but the last part.
-const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
-
-pub(super) fn check(plan: &Plan, report: &mut Report) {
+/// Check every store and cluster; the stores that passed, typed (local paths still
+/// relative to the plan's directory).
+pub(super) fn check(plan: &Plan, report: &mut Report) -> IndexMap<String, StoreSpec> {
+    let mut typed = IndexMap::new();
     for (name, store) in &plan.stores {
-        let path = format!("stores.{name}");
-        check_region(plan, report, &path, &store.region);
-        if let Err((message, hint)) = store_url::classify(&store.url) {
-            report.value(format!("{path}.url"), message, hint);
+        check_region(plan, report, &format!("stores.{name}"), &store.region);
+        if let Some(spec) = check_store(report, name, store) {
+            typed.insert(name.clone(), spec);
         }
-        check_options(report, &path, name, &store.options);
-        check_tuning(report, &path, store);
     }
     for (name, cluster) in &plan.clusters {
         check_region(plan, report, &format!("clusters.{name}"), &cluster.region);
     }
+    typed
+}
+
+/// Check one store (all but its region); its typed form when nothing was wrong with it.
+pub(crate) fn check_store(report: &mut Report, name: &str, store: &Store) -> Option<StoreSpec> {
+    let path = format!("stores.{name}");
+    let before = report.len();
+    let location = match store_url::parse(&store.url) {
+        Ok(location) => Some(location),
+        Err(problem) => {
+            report.value(format!("{path}.url"), problem.message, problem.hint);
+            None
+        }
+    };
+    check_options(report, &path, name, &store.options);
+    if let Some(location) = &location {
+        check_backend_options(report, &path, name, store, location);
+    }
+    let multipart = store
+        .multipart
+        .as_ref()
+        .map(|m| check_multipart(report, &format!("{path}.multipart"), m))
+        .unwrap_or_default();
+    let retry = check_retry(report, &path, store);
+    let location = location?;
+    (report.len() == before).then(|| StoreSpec::typed(name, store, location, multipart, retry))
 }
 
 fn check_region(plan: &Plan, report: &mut Report, path: &str, region: &str) {
@@ -56,9 +86,111 @@ fn check_options(report: &mut Report, path: &str, store: &str, options: &IndexMa
                     key.to_ascii_uppercase()
                 ),
             );
+        } else if has_password(raw) {
+            report.value(
+                &at,
+                format!("literal secret in plan: option `{key}` of store `{store}` holds a `user:password@` URL"),
+                "give the credentials as store options by reference (`${env:NAME}`), never inside \
+                 a URL, and rotate the exposed password",
+            );
         }
     }
     check_plain_http(report, path, store, options);
+}
+
+/// An option value as it may be shown: as written, unless it is a URL with a user,
+/// password or query, which are left out.
+fn shown(raw: &str) -> String {
+    match url::Url::parse(raw.trim()) {
+        Ok(u) if u.password().is_some() || !u.username().is_empty() || u.query().is_some() => {
+            store_url::display_url(raw.trim())
+        }
+        _ => raw.to_owned(),
+    }
+}
+
+/// Whether a literal option value is a URL with a password (`https://user:pw@host`).
+fn has_password(raw: &str) -> bool {
+    url::Url::parse(raw.trim()).is_ok_and(|u| u.password().is_some())
+}
+
+/// Keys the backend knows; credentials given, or `credentials: ambient` said explicitly.
+fn check_backend_options(
+    report: &mut Report,
+    path: &str,
+    name: &str,
+    store: &Store,
+    location: &StoreLocation,
+) {
+    let Some(cloud) = location.cloud() else {
+        if let Some(key) = store.options.keys().next() {
+            report.key(
+                format!("{path}.options.{key}"),
+                format!("a {} store takes no options (`{key}`)", location.backend()),
+                "remove the store's `options`",
+            );
+        }
+        if store.credentials == Credentials::Ambient {
+            report.value(
+                format!("{path}.credentials"),
+                format!("a {} store has no credentials", location.backend()),
+                "remove `credentials: ambient`",
+            );
+        }
+        return;
+    };
+    for key in store.options.keys() {
+        if !is_known(cloud, key) {
+            let hint = match closest_key(cloud, key) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => format!("see object_store's {} configuration keys", cloud.name()),
+            };
+            report.key(
+                format!("{path}.options.{key}"),
+                format!(
+                    "unknown option `{key}` for the {} store `{name}`",
+                    cloud.name()
+                ),
+                hint,
+            );
+        } else if store.credentials == Credentials::Options && is_ambient_key(key) {
+            report.key(
+                format!("{path}.options.{key}"),
+                format!("option `{key}` of store `{name}` takes credentials from the machine"),
+                "add `credentials: ambient` to the store to allow it explicitly",
+            );
+        }
+    }
+    let pairs = || store.options.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    match store.credentials {
+        Credentials::Options if !configures_credentials(cloud, pairs()) => report.key(
+            path.to_owned(),
+            format!(
+                "store `{name}` configures no credentials, and relocate never falls back to \
+                 the environment or a metadata endpoint unasked"
+            ),
+            format!(
+                "give {} in its options, or add `credentials: ambient` to use the machine's",
+                credentials_example(cloud)
+            ),
+        ),
+        Credentials::Ambient => {
+            if let Some(key) = store
+                .options
+                .keys()
+                .find(|k| is_credential_option(cloud, k))
+            {
+                report.value(
+                    format!("{path}.credentials"),
+                    format!(
+                        "store `{name}` says `credentials: ambient` but its option `{key}` gives credentials"
+                    ),
+                    "choose one: remove `credentials: ambient`, or the credential options",
+                );
+            }
+        }
+        Credentials::Options => {}
+    }
 }
 
 /// A literal `http://` endpoint must be allowed explicitly with `allow_http: "true"`.
@@ -81,29 +213,36 @@ fn check_plain_http(
         if is_endpoint && raw.trim().to_ascii_lowercase().starts_with("http://") {
             report.value(
                 format!("{path}.options.{key}"),
-                format!("store `{store}` uses a plain-http endpoint `{raw}`"),
+                format!("store `{store}` uses a plain-http endpoint `{}`", shown(raw)),
                 "use https, or add `allow_http: \"true\"` to the store's options to allow it explicitly",
             );
         }
     }
 }
 
-fn check_tuning(report: &mut Report, path: &str, store: &Store) {
-    if let Some(multipart) = &store.multipart {
-        check_multipart(report, &format!("{path}.multipart"), multipart);
-    }
-    if let Some(timeout) = store.retry.as_ref().and_then(|r| r.timeout.as_ref())
-        && let Err(why) = parse_duration(timeout)
-    {
-        report.value(
-            format!("{path}.retry.timeout"),
-            "retry timeout is not a duration",
-            why,
-        );
+fn check_retry(report: &mut Report, path: &str, store: &Store) -> RetryPolicy {
+    let Some(retry) = &store.retry else {
+        return RetryPolicy::default();
+    };
+    let timeout = retry.timeout.as_ref().and_then(|raw| {
+        parse_duration(raw)
+            .map_err(|why| {
+                report.value(
+                    format!("{path}.retry.timeout"),
+                    "retry timeout is not a duration",
+                    why,
+                )
+            })
+            .ok()
+    });
+    RetryPolicy {
+        max_retries: retry.max_retries,
+        timeout,
     }
 }
 
-fn check_multipart(report: &mut Report, path: &str, multipart: &Multipart) {
+fn check_multipart(report: &mut Report, path: &str, multipart: &Multipart) -> MultipartSettings {
+    let defaults = MultipartSettings::default();
     let mut size = |field: &str, raw: &Option<String>| -> Option<u64> {
         let raw = raw.as_ref()?;
         parse_bytes(raw)
@@ -140,6 +279,11 @@ fn check_multipart(report: &mut Report, path: &str, multipart: &Multipart) {
             "multipart concurrency is 0",
             "write 1 or more",
         );
+    }
+    MultipartSettings {
+        threshold: threshold.unwrap_or(defaults.threshold),
+        part_size: part_size.unwrap_or(defaults.part_size),
+        concurrency: multipart.concurrency.unwrap_or(defaults.concurrency),
     }
 }
 
@@ -182,7 +326,7 @@ mod tests {
             14,
             10,
             "scheme `ftp` is not supported",
-            "file, s3, s3a",
+            "file, memory, s3, s3a",
         );
     }
 
@@ -231,7 +375,7 @@ mod tests {
         );
         let allowed = base_with(
             "https://s3.zrh.example\"",
-            "http://127.0.0.1:3900\"\n      allow_http: \"true\"",
+            "http://127.0.0.1:3900\", allow_http: \"true\"",
         );
         crate::parse(&allowed, std::path::Path::new("p.yaml")).expect("allowed explicitly");
     }
@@ -262,5 +406,130 @@ mod tests {
         let retry = "url: \"s3://bucket/archive/\"\n    retry: { timeout: soon }";
         let text = base_with("url: \"s3://bucket/archive/\"", retry);
         expect_one(&text, 15, 23, "retry timeout is not a duration", "`5m`");
+    }
+
+    #[test]
+    fn finding_18_credentials_in_a_store_url_are_refused_where_written() {
+        let text = base_with(
+            "s3://bucket/archive/",
+            "s3://AKIAXMPL:wJalrXUtnFEMI@bucket/archive/",
+        );
+        let d = expect_one(&text, 14, 10, "credentials in store url", "by reference");
+        let shown = format!("{d} {d:?}");
+        assert!(
+            !shown.contains("wJalrXUtnFEMI") && !shown.contains("AKIAXMPL"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn finding_18_unknown_option_key_is_refused_with_a_suggestion() {
+        let text = base_with("endpoint:", "endpont:");
+        expect_one(
+            &text,
+            16,
+            7,
+            "unknown option `endpont` for the s3 store `dst`",
+            "did you mean `endpoint`?",
+        );
+        let text = base_with("secret_access_key:", "sekret_access_key:");
+        let diags = crate::validate::testing::diagnostics(&text);
+        assert!(
+            diags
+                .iter()
+                .any(|d| d.message.contains("unknown option `sekret_access_key`")
+                    && d.hint.contains("did you mean `secret_access_key`?")),
+            "{diags:#?}"
+        );
+    }
+
+    #[test]
+    fn finding_18_a_store_without_credentials_needs_credentials_ambient() {
+        let text = base_with(
+            r#"src: { region: moscow, url: "file:///srv/src/" }"#,
+            r#"src: { region: moscow, url: "s3://in/" }"#,
+        );
+        expect_one(
+            &text,
+            11,
+            3,
+            "store `src` configures no credentials",
+            "`credentials: ambient`",
+        );
+        let ambient = base_with(
+            r#"src: { region: moscow, url: "file:///srv/src/" }"#,
+            r#"src: { region: moscow, url: "s3://in/", credentials: ambient }"#,
+        );
+        let plan =
+            crate::parse(&ambient, std::path::Path::new("p.yaml")).expect("ambient is explicit");
+        assert_eq!(
+            plan.store("src").map(|s| s.credentials),
+            Some(crate::Credentials::Ambient)
+        );
+        let text = base_with(
+            r#"src: { region: moscow, url: "file:///srv/src/" }"#,
+            r#"src: { region: moscow, url: "s3://in/", options: { role_arn: "arn:aws:iam::1:role/r", skip_signature: "true" } }"#,
+        );
+        expect_one(
+            &text,
+            11,
+            54,
+            "takes credentials from the machine",
+            "credentials: ambient",
+        );
+    }
+
+    #[test]
+    fn finding_18_ambient_and_credential_options_contradict() {
+        let text = base_with(
+            "url: \"s3://bucket/archive/\"",
+            "url: \"s3://bucket/archive/\"\n    credentials: ambient",
+        );
+        let diags = crate::validate::testing::diagnostics(&text);
+        assert!(
+            diags
+                .iter()
+                .all(|d| d.message.contains("says `credentials: ambient` but")),
+            "{diags:#?}"
+        );
+    }
+
+    #[test]
+    fn finding_03_endpoint_with_a_password_is_a_literal_secret() {
+        let text = base_with(
+            "https://s3.zrh.example",
+            "https://user:hunter22@s3.zrh.example",
+        );
+        let d = expect_one(&text, 16, 17, "literal secret in plan", "rotate");
+        assert!(!format!("{d} {d:?}").contains("hunter22"), "{d}");
+    }
+
+    #[test]
+    fn local_stores_take_no_options() {
+        let text = base_with(
+            r#"src: { region: moscow, url: "file:///srv/src/" }"#,
+            r#"src: { region: moscow, url: "file:///srv/src/", options: { region: x } }"#,
+        );
+        expect_one(&text, 11, 62, "a local store takes no options", "remove");
+    }
+
+    #[test]
+    fn typed_store_carries_sizes_and_durations() {
+        let tuned = "url: \"s3://bucket/archive/\"\n    multipart: { threshold: 64MiB, partSize: 16MiB, concurrency: 2 }\n    retry: { maxRetries: 3, timeout: 90s }";
+        let text = base_with("url: \"s3://bucket/archive/\"", tuned);
+        let plan = crate::parse(&text, std::path::Path::new("/p/plan.yaml")).expect("valid");
+        let dst = plan.store("dst").expect("dst");
+        assert_eq!(
+            (
+                dst.multipart.threshold,
+                dst.multipart.part_size,
+                dst.multipart.concurrency
+            ),
+            (64 << 20, 16 << 20, 2)
+        );
+        assert_eq!(dst.retry.max_retries, Some(3));
+        assert_eq!(dst.retry.timeout, Some(std::time::Duration::from_secs(90)));
+        let src = plan.store("src").expect("src");
+        assert_eq!(src.multipart, crate::MultipartSettings::default());
     }
 }

@@ -21,9 +21,9 @@ stores:
   dst:
     region: zurich
     url: "s3://bucket/archive/"
-    options:
-      endpoint: "https://s3.zrh.example"
-      secret_access_key: "${env:ZRH_SECRET}"
+    options: { access_key_id: "${env:ZRH_KEY_ID}",
+      endpoint: "https://s3.zrh.example",
+      secret_access_key: "${env:ZRH_SECRET}" }
 clusters:
   msk: { region: moscow, context: msk }
   zrh: { region: zurich, context: zrh }

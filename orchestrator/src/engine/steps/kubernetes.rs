@@ -113,11 +113,9 @@ async fn client(ctx: &Context, cluster: &str) -> Result<kube::Client, ClusterErr
         })
 }
 
-fn wait_timeout(w: &KubernetesWorkload) -> Duration {
-    w.wait_timeout
-        .as_deref()
-        .and_then(|t| plans::units::parse_duration(t).ok())
-        .unwrap_or(DEFAULT_WAIT)
+/// The workload's `waitTimeout` (parsed once by validation), else the default.
+fn wait_timeout(ctx: &Context, workload: &str) -> Duration {
+    ctx.plan.wait_timeout(workload).unwrap_or(DEFAULT_WAIT)
 }
 
 fn load<T: serde::de::DeserializeOwned>(
@@ -241,8 +239,12 @@ pub(crate) async fn freeze(
             stopped.join(", ")
         ),
     );
-    if let Err(e) =
-        wait_scaled_down(&src, &frozen, WaitOptions::with_timeout(wait_timeout(w))).await
+    if let Err(e) = wait_scaled_down(
+        &src,
+        &frozen,
+        WaitOptions::with_timeout(wait_timeout(ctx, name)),
+    )
+    .await
     {
         return failed(with_causes(&e));
     }
@@ -320,7 +322,7 @@ pub(crate) async fn deploy(
     if let Err(e) = wait_ready(
         &tgt,
         &transformed,
-        WaitOptions::with_timeout(wait_timeout(w)),
+        WaitOptions::with_timeout(wait_timeout(ctx, name)),
         progress,
     )
     .await

@@ -23,9 +23,7 @@ pub(crate) const DEFAULT_CONCURRENCY: usize = 16;
 fn open(ctx: &Context, name: &str, access: Access) -> Result<StoreHandle, EngineError> {
     let store = ctx
         .plan
-        .plan()
-        .stores
-        .get(name)
+        .store(name)
         .ok_or_else(|| EngineError::StepFailed {
             stage: String::new(),
             step: 0,
@@ -144,15 +142,10 @@ pub(crate) async fn copy(
         Ok(f) => f,
         Err(e) => return Ok((StepSummary::default(), StepResult::failed(e))),
     };
-    let limiter = match w
-        .bandwidth
-        .as_deref()
-        .map(plans::units::parse_rate)
-        .transpose()
-    {
-        Ok(rate) => rate.map(|r| Arc::new(RateLimiter::new(r))),
-        Err(e) => return Ok((StepSummary::default(), StepResult::failed(e))),
-    };
+    let limiter = ctx
+        .plan
+        .bandwidth(name)
+        .map(|r| Arc::new(RateLimiter::new(r)));
     let m = target.multipart;
     let job = CopyJob {
         workload: name.to_owned(),

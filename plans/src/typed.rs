@@ -1,0 +1,74 @@
+//! Rates and durations of workloads and approvers, parsed once when the plan is loaded.
+//!
+//! Validation checks that every `bandwidth`, `waitTimeout` and hook `timeout` parses; this
+//! keeps what it parsed, so the engine and the connectors ask [`crate::ValidatedPlan`] for a
+//! number or a [`Duration`] instead of parsing the text again (and never fall back to a
+//! default on text that did not parse).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::units::{parse_duration, parse_rate};
+use crate::validate::{Anchor, Problem};
+use crate::{Plan, Workload};
+
+/// The typed rates and durations of a plan, by workload or approver name.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Values {
+    /// `bandwidth` of object workloads, in bytes per second.
+    pub(crate) bandwidth: HashMap<String, u64>,
+    /// `waitTimeout` of Kubernetes workloads.
+    pub(crate) wait_timeout: HashMap<String, Duration>,
+    /// `hook.timeout` of approvers.
+    pub(crate) hook_timeout: HashMap<String, Duration>,
+}
+
+/// Parse them all; a value that does not parse is a problem (validation reports it first,
+/// so this finds none in a plan that passed).
+pub(crate) fn values(plan: &Plan) -> Result<Values, Vec<Problem>> {
+    let mut values = Values::default();
+    let mut problems = Vec::new();
+    let mut keep = |path: String, parsed: Result<(), String>| {
+        if let Err(hint) = parsed {
+            problems.push(Problem {
+                yaml_path: path,
+                anchor: Anchor::Value,
+                message: "not a valid value".to_owned(),
+                hint,
+            });
+        }
+    };
+    for (name, workload) in &plan.workloads {
+        match workload {
+            Workload::Objects(w) => {
+                if let Some(raw) = &w.bandwidth {
+                    let parsed = parse_rate(raw).map(|r| {
+                        values.bandwidth.insert(name.clone(), r);
+                    });
+                    keep(format!("workloads.{name}.objects.bandwidth"), parsed);
+                }
+            }
+            Workload::Kubernetes(w) => {
+                if let Some(raw) = &w.wait_timeout {
+                    let parsed = parse_duration(raw).map(|d| {
+                        values.wait_timeout.insert(name.clone(), d);
+                    });
+                    keep(format!("workloads.{name}.kubernetes.waitTimeout"), parsed);
+                }
+            }
+        }
+    }
+    for (name, approver) in &plan.approvers {
+        if let Some(raw) = &approver.hook.timeout {
+            let parsed = parse_duration(raw).map(|d| {
+                values.hook_timeout.insert(name.clone(), d);
+            });
+            keep(format!("approvers.{name}.hook.timeout"), parsed);
+        }
+    }
+    if problems.is_empty() {
+        Ok(values)
+    } else {
+        Err(problems)
+    }
+}
