@@ -9,12 +9,12 @@
 
 #![allow(dead_code)]
 
-pub mod workloads;
 pub mod apiserver;
 mod lifecycle;
 pub mod proxy;
 mod rollout;
 mod ssa;
+pub mod workloads;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

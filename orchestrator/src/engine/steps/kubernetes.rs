@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use connectors::kube::{
-    Applied, ApplyOptions, DryRunReport, FrozenState, KubeError, Resource, ResourceId,
-    WaitOptions, apply, apply_freeze, connect, dry_run, export, late_jobs, mask_secrets,
-    plan_freeze, transform, wait_ready, wait_scaled_down,
+    Applied, ApplyOptions, DryRunReport, FrozenState, KubeError, Resource, ResourceId, WaitOptions,
+    apply, apply_freeze, connect, dry_run, export, late_jobs, mask_secrets, plan_freeze, transform,
+    wait_ready, wait_scaled_down,
 };
 use plans::{KubernetesWorkload, Stage};
 
