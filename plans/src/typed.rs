@@ -72,3 +72,44 @@ pub(crate) fn values(plan: &Plan) -> Result<Values, Vec<Problem>> {
         Err(problems)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::validate::testing::{base_with, diagnostics};
+
+    #[test]
+    fn finding_12_durations_and_rates_are_handed_out_typed() {
+        let text = base_with(
+            "namespace: analysis }",
+            "namespace: analysis, waitTimeout: 90s }",
+        )
+        .replace(
+            r#"include: ["**/*.log"] }"#,
+            r#"include: ["**/*.log"], bandwidth: 8MiB/s }"#,
+        )
+        .replace(
+            r#"hook: { command: ["./hook.sh"] }"#,
+            r#"hook: { command: ["./hook.sh"], timeout: 2m }"#,
+        );
+        let plan = crate::parse(&text, Path::new("plan.yaml")).expect("valid");
+        assert_eq!(plan.wait_timeout("app"), Some(Duration::from_secs(90)));
+        assert_eq!(plan.bandwidth("data"), Some(8 * 1024 * 1024));
+        assert_eq!(plan.hook_timeout("auditor"), Some(Duration::from_secs(120)));
+        assert_eq!(plan.wait_timeout("data"), None, "not a Kubernetes workload");
+    }
+
+    #[test]
+    fn finding_12_a_bad_wait_timeout_is_an_error_not_a_default() {
+        let diags = diagnostics(&base_with(
+            "namespace: analysis }",
+            "namespace: analysis, waitTimeout: soon }",
+        ));
+        assert!(
+            diags.iter().any(|d| d.yaml_path.ends_with("waitTimeout")),
+            "{diags:#?}"
+        );
+    }
+}
