@@ -290,6 +290,8 @@ stages:
         "auditor.key",
         "--evidence",
         "state/evidence/01-seed.attempt-1.intoto.json",
+        "--operator-key",
+        "state/operator.pub",
         "--out",
         "state/approvals/seed/auditor.json",
     ]);
