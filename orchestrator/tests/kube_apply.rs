@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use axum::http::Method;
 use fake_kube::apiserver::Fault;
+use fake_kube::plan::{CutoverPlan, FREEZE_AND_DEPLOY};
 use fake_kube::{FakeCluster, kubeconfig};
 use serde_json::json;
 use util::{Workspace, stderr, stdout};
@@ -55,35 +56,12 @@ fn plan(ws: &Workspace, src: &FakeCluster, dst: &FakeCluster, extra: &str) {
 /// As [`plan`], with `transform` lines (indented 8).
 fn plan_with(ws: &Workspace, src: &FakeCluster, dst: &FakeCluster, extra: &str, transform: &str) {
     ws.write("kubeconfig.yaml", kubeconfig(src, dst));
-    ws.write(
-        "plan.yaml",
-        format!(
-            r#"apiVersion: relocate/v1
-kind: MigrationPlan
-name: kube-apply
-regions:
-  moscow: {{ jurisdiction: RU }}
-  zurich: {{ jurisdiction: CH }}
-source: moscow
-target: zurich
-clusters:
-  msk: {{ region: moscow, context: src, kubeconfig: kubeconfig.yaml }}
-  zrh: {{ region: zurich, context: dst, kubeconfig: kubeconfig.yaml }}
-workloads:
-  analyzer:
-    kubernetes:
-      from: msk
-      to: zrh
-      namespace: analysis
-      selector: {{ app: analyzer }}
-{extra}      transform:
-        namespace: analysis-zrh
-{transform}stages:
-  - name: cutover
-    steps: [ {{ freeze: analyzer }}, {{ deploy: analyzer }} ]
-"#
-        ),
-    );
+    let plan = CutoverPlan {
+        workload: extra,
+        transform,
+        ..CutoverPlan::new("kube-apply", FREEZE_AND_DEPLOY)
+    };
+    ws.write("plan.yaml", plan.render());
 }
 
 fn run(ws: &Workspace) -> std::process::Output {

@@ -7,6 +7,7 @@
 mod fake_kube;
 mod util;
 
+use fake_kube::plan::{CutoverPlan, FREEZE_AND_DEPLOY};
 use fake_kube::{FakeCluster, kubeconfig};
 use serde_json::json;
 use util::{Workspace, stderr, stdout};
@@ -43,44 +44,21 @@ fn target_cluster() -> FakeCluster {
     dst
 }
 
-fn plan(ws: &Workspace, signoff: &str) {
-    let plan = format!(
-        r#"apiVersion: relocate/v1
-kind: MigrationPlan
-name: kube
-regions:
-  moscow: {{ jurisdiction: RU }}
-  zurich: {{ jurisdiction: CH }}
-source: moscow
-target: zurich
-clusters:
-  msk: {{ region: moscow, context: src, kubeconfig: kubeconfig.yaml }}
-  zrh: {{ region: zurich, context: dst, kubeconfig: kubeconfig.yaml }}
-workloads:
-  analyzer:
-    kubernetes:
-      from: msk
-      to: zrh
-      namespace: analysis
-      selector: {{ app: analyzer }}
-      waitTimeout: 20s
-      transform:
-        namespace: analysis-zrh
-        images: {{ "registry.msk.example/": "registry.zrh.example/" }}
-{signoff}stages:
-  - name: cutover
-    steps: [ {{ freeze: analyzer }}, {{ deploy: analyzer }} ]
-"#
-    );
-    let plan = if signoff.is_empty() {
-        plan
-    } else {
-        plan.replace(
-            "    steps: [ { freeze: analyzer }, { deploy: analyzer } ]\n",
-            "    steps: [ { freeze: analyzer }, { deploy: analyzer } ]\n    signoff: [auditor]\n",
-        )
+/// The cutover plan; `approvers` (top-level YAML lines), when given, also makes the
+/// stage need the auditor's signoff.
+fn plan(ws: &Workspace, approvers: &str) {
+    let plan = CutoverPlan {
+        workload: "      waitTimeout: 20s\n",
+        transform: "        images: { \"registry.msk.example/\": \"registry.zrh.example/\" }\n",
+        top: approvers,
+        stage: if approvers.is_empty() {
+            ""
+        } else {
+            "    signoff: [auditor]\n"
+        },
+        ..CutoverPlan::new("kube", FREEZE_AND_DEPLOY)
     };
-    ws.write("plan.yaml", plan);
+    ws.write("plan.yaml", plan.render());
 }
 
 #[test]
