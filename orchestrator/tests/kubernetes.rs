@@ -7,42 +7,10 @@
 mod fake_kube;
 mod util;
 
+use fake_kube::analyzer::{DEPLOYMENTS, TARGET_DEPLOYMENTS, source_cluster, target_cluster};
+use fake_kube::kubeconfig;
 use fake_kube::plan::{CutoverPlan, FREEZE_AND_DEPLOY};
-use fake_kube::{FakeCluster, kubeconfig};
-use serde_json::json;
 use util::{Workspace, stderr, stdout};
-
-const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/analysis/deployments";
-const TARGET_DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/analysis-zrh/deployments";
-
-fn source_cluster() -> FakeCluster {
-    let src = FakeCluster::start();
-    src.insert(
-        DEPLOYMENTS,
-        json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "api", "namespace": "analysis", "labels": {"app": "analyzer"},
-                         "managedFields": [{"manager": "kubectl"}], "creationTimestamp": "2026-01-01T00:00:00Z"},
-            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "analyzer"}},
-                     "template": {"metadata": {"labels": {"app": "analyzer"}},
-                                  "spec": {"containers": [{"name": "api", "image": "registry.msk.example/analyzer/api:1.4"}]}}}
-        }),
-    );
-    src.insert(
-        "/api/v1/namespaces/analysis/configmaps",
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "api-config", "namespace": "analysis", "labels": {"app": "analyzer"}},
-               "data": {"region": "moscow"}}),
-    );
-    src
-}
-
-/// The target cluster, with the target namespace created (a real API server refuses
-/// writes into a namespace that does not exist).
-fn target_cluster() -> FakeCluster {
-    let dst = FakeCluster::start();
-    dst.api.create_namespace("analysis-zrh");
-    dst
-}
 
 /// The cutover plan; `approvers` (top-level YAML lines), when given, also makes the
 /// stage need the auditor's signoff.

@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+pub mod analyzer;
 pub mod apiserver;
 mod lifecycle;
 pub mod plan;
