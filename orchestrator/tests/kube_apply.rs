@@ -10,42 +10,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::http::Method;
+use fake_kube::analyzer::{DEPLOYMENTS, TARGET_DEPLOYMENTS, source_cluster, target_cluster};
 use fake_kube::apiserver::Fault;
+use fake_kube::plan::{CutoverPlan, FREEZE_AND_DEPLOY};
 use fake_kube::{FakeCluster, kubeconfig};
 use serde_json::json;
 use util::{Workspace, stderr, stdout};
 
-const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/analysis/deployments";
-const TARGET_DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/analysis-zrh/deployments";
 const TARGET_CONFIGMAPS: &str = "/api/v1/namespaces/analysis-zrh/configmaps";
-
-fn source_cluster() -> FakeCluster {
-    let src = FakeCluster::start();
-    src.insert(
-        DEPLOYMENTS,
-        json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "api", "namespace": "analysis", "labels": {"app": "analyzer"},
-                         "managedFields": [{"manager": "kubectl-client-side-apply", "operation": "Update"}]},
-            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "analyzer"}},
-                     "template": {"metadata": {"labels": {"app": "analyzer"}},
-                                  "spec": {"containers": [{"name": "api", "image": "registry.msk.example/analyzer/api:1.4"}]}}}
-        }),
-    );
-    src.insert(
-        "/api/v1/namespaces/analysis/configmaps",
-        json!({"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": "api-config", "namespace": "analysis", "labels": {"app": "analyzer"}},
-               "data": {"region": "moscow"}}),
-    );
-    src
-}
-
-fn target_cluster() -> FakeCluster {
-    let dst = FakeCluster::start();
-    dst.api.create_namespace("analysis-zrh");
-    dst
-}
 
 /// A plan with one freeze + deploy stage; `extra` goes into the workload (indented 6).
 fn plan(ws: &Workspace, src: &FakeCluster, dst: &FakeCluster, extra: &str) {
@@ -55,35 +27,12 @@ fn plan(ws: &Workspace, src: &FakeCluster, dst: &FakeCluster, extra: &str) {
 /// As [`plan`], with `transform` lines (indented 8).
 fn plan_with(ws: &Workspace, src: &FakeCluster, dst: &FakeCluster, extra: &str, transform: &str) {
     ws.write("kubeconfig.yaml", kubeconfig(src, dst));
-    ws.write(
-        "plan.yaml",
-        format!(
-            r#"apiVersion: relocate/v1
-kind: MigrationPlan
-name: kube-apply
-regions:
-  moscow: {{ jurisdiction: RU }}
-  zurich: {{ jurisdiction: CH }}
-source: moscow
-target: zurich
-clusters:
-  msk: {{ region: moscow, context: src, kubeconfig: kubeconfig.yaml }}
-  zrh: {{ region: zurich, context: dst, kubeconfig: kubeconfig.yaml }}
-workloads:
-  analyzer:
-    kubernetes:
-      from: msk
-      to: zrh
-      namespace: analysis
-      selector: {{ app: analyzer }}
-{extra}      transform:
-        namespace: analysis-zrh
-{transform}stages:
-  - name: cutover
-    steps: [ {{ freeze: analyzer }}, {{ deploy: analyzer }} ]
-"#
-        ),
-    );
+    let plan = CutoverPlan {
+        workload: extra,
+        transform,
+        ..CutoverPlan::new("kube-apply", FREEZE_AND_DEPLOY)
+    };
+    ws.write("plan.yaml", plan.render());
 }
 
 fn run(ws: &Workspace) -> std::process::Output {

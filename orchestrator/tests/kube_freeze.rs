@@ -7,8 +7,9 @@
 mod fake_kube;
 mod util;
 
-use fake_kube::FakeCluster;
+use fake_kube::plan::{CutoverPlan, FREEZE_AND_DEPLOY};
 use fake_kube::workloads::uid_for;
+use fake_kube::{FakeCluster, kubeconfig, kubeconfig_for};
 use serde_json::{Value, json};
 use util::{Workspace, stderr, stdout};
 
@@ -52,65 +53,24 @@ fn database() -> Value {
                         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}})
 }
 
-fn kubeconfig(src: &str, dst: &str) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Config
-clusters:
-  - {{ name: src, cluster: {{ server: "{src}" }} }}
-  - {{ name: dst, cluster: {{ server: "{dst}" }} }}
-users:
-  - {{ name: operator, user: {{ token: "not-a-real-token" }} }}
-contexts:
-  - {{ name: src, context: {{ cluster: src, user: operator }} }}
-  - {{ name: dst, context: {{ cluster: dst, user: operator }} }}
-current-context: src
-"#
-    )
-}
-
 /// A workspace whose plan has one stage `cutover` with `steps`, its workload `analyzer`
 /// extended by `extra` (YAML lines indented for the workload's keys).
 fn setup(src: &FakeCluster, dst: &FakeCluster, extra: &str, steps: &str) -> Workspace {
     // The fake refuses writes into a namespace that does not exist, as a real server does.
     dst.api.create_namespace("analysis-zrh");
     let ws = Workspace::new();
-    ws.write("kubeconfig.yaml", kubeconfig(&src.url, &dst.url));
-    ws.write(
-        "plan.yaml",
-        format!(
-            r#"apiVersion: relocate/v1
-kind: MigrationPlan
-name: kube
-regions:
-  moscow: {{ jurisdiction: RU }}
-  zurich: {{ jurisdiction: CH }}
-source: moscow
-target: zurich
-clusters:
-  msk: {{ region: moscow, context: src, kubeconfig: kubeconfig.yaml }}
-  zrh: {{ region: zurich, context: dst, kubeconfig: kubeconfig.yaml }}
-workloads:
-  analyzer:
-    kubernetes:
-      from: msk
-      to: zrh
-      namespace: analysis
-      selector: {{ app: analyzer }}
-      waitTimeout: 8s
-{extra}      transform:
-        namespace: analysis-zrh
-stages:
-  - name: cutover
-    steps: [ {steps} ]
-"#
-        ),
-    );
+    ws.write("kubeconfig.yaml", kubeconfig(src, dst));
+    let workload = format!("      waitTimeout: 8s\n{extra}");
+    let plan = CutoverPlan {
+        workload: &workload,
+        ..CutoverPlan::new("kube", steps)
+    };
+    ws.write("plan.yaml", plan.render());
     ws
 }
 
 const FREEZE: &str = "{ freeze: analyzer }";
-const CUTOVER: &str = "{ freeze: analyzer }, { deploy: analyzer }";
+const CUTOVER: &str = FREEZE_AND_DEPLOY;
 
 fn rollback(ws: &Workspace, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
@@ -429,7 +389,7 @@ fn k8s_finding_04_an_unreachable_target_does_not_keep_the_source_down() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         format!("http://{}", listener.local_addr().expect("addr"))
     };
-    ws.write("kubeconfig.yaml", kubeconfig(&src.url, &dead));
+    ws.write("kubeconfig.yaml", kubeconfig_for(&src.url, &dead));
     let back = rollback(&ws, &[]);
     assert!(
         !back.status.success(),

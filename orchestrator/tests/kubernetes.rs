@@ -7,80 +7,26 @@
 mod fake_kube;
 mod util;
 
-use fake_kube::{FakeCluster, kubeconfig};
-use serde_json::json;
+use fake_kube::analyzer::{DEPLOYMENTS, TARGET_DEPLOYMENTS, source_cluster, target_cluster};
+use fake_kube::kubeconfig;
+use fake_kube::plan::{CutoverPlan, FREEZE_AND_DEPLOY};
 use util::{Workspace, stderr, stdout};
 
-const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/analysis/deployments";
-const TARGET_DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/analysis-zrh/deployments";
-
-fn source_cluster() -> FakeCluster {
-    let src = FakeCluster::start();
-    src.insert(
-        DEPLOYMENTS,
-        json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "api", "namespace": "analysis", "labels": {"app": "analyzer"},
-                         "managedFields": [{"manager": "kubectl"}], "creationTimestamp": "2026-01-01T00:00:00Z"},
-            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "analyzer"}},
-                     "template": {"metadata": {"labels": {"app": "analyzer"}},
-                                  "spec": {"containers": [{"name": "api", "image": "registry.msk.example/analyzer/api:1.4"}]}}}
-        }),
-    );
-    src.insert(
-        "/api/v1/namespaces/analysis/configmaps",
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "api-config", "namespace": "analysis", "labels": {"app": "analyzer"}},
-               "data": {"region": "moscow"}}),
-    );
-    src
-}
-
-/// The target cluster, with the target namespace created (a real API server refuses
-/// writes into a namespace that does not exist).
-fn target_cluster() -> FakeCluster {
-    let dst = FakeCluster::start();
-    dst.api.create_namespace("analysis-zrh");
-    dst
-}
-
-fn plan(ws: &Workspace, signoff: &str) {
-    let plan = format!(
-        r#"apiVersion: relocate/v1
-kind: MigrationPlan
-name: kube
-regions:
-  moscow: {{ jurisdiction: RU }}
-  zurich: {{ jurisdiction: CH }}
-source: moscow
-target: zurich
-clusters:
-  msk: {{ region: moscow, context: src, kubeconfig: kubeconfig.yaml }}
-  zrh: {{ region: zurich, context: dst, kubeconfig: kubeconfig.yaml }}
-workloads:
-  analyzer:
-    kubernetes:
-      from: msk
-      to: zrh
-      namespace: analysis
-      selector: {{ app: analyzer }}
-      waitTimeout: 20s
-      transform:
-        namespace: analysis-zrh
-        images: {{ "registry.msk.example/": "registry.zrh.example/" }}
-{signoff}stages:
-  - name: cutover
-    steps: [ {{ freeze: analyzer }}, {{ deploy: analyzer }} ]
-"#
-    );
-    let plan = if signoff.is_empty() {
-        plan
-    } else {
-        plan.replace(
-            "    steps: [ { freeze: analyzer }, { deploy: analyzer } ]\n",
-            "    steps: [ { freeze: analyzer }, { deploy: analyzer } ]\n    signoff: [auditor]\n",
-        )
+/// The cutover plan; `approvers` (top-level YAML lines), when given, also makes the
+/// stage need the auditor's signoff.
+fn plan(ws: &Workspace, approvers: &str) {
+    let plan = CutoverPlan {
+        workload: "      waitTimeout: 20s\n",
+        transform: "        images: { \"registry.msk.example/\": \"registry.zrh.example/\" }\n",
+        top: approvers,
+        stage: if approvers.is_empty() {
+            ""
+        } else {
+            "    signoff: [auditor]\n"
+        },
+        ..CutoverPlan::new("kube", FREEZE_AND_DEPLOY)
     };
-    ws.write("plan.yaml", plan);
+    ws.write("plan.yaml", plan.render());
 }
 
 #[test]

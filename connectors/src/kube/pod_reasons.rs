@@ -19,17 +19,25 @@ const MAX_REASONS: usize = 3;
 /// Waiting reasons that are a normal step of starting, not a problem.
 const ROUTINE: &[&str] = &["ContainerCreating", "PodInitializing"];
 
-/// The label selector string of a live workload's `spec.selector` (match labels and
-/// expressions, in the list API's set-based syntax), or `None` when it has none.
+/// The label selector string of a live workload's `spec.selector`, or `None` when it
+/// has none (see [`selector_string`]).
 pub(crate) fn selector_of(live: &Value) -> Option<String> {
-    let selector = live.pointer("/spec/selector")?;
+    live.pointer("/spec/selector").and_then(selector_string)
+}
+
+/// A `LabelSelector` object as the list API's selector string: match labels sorted by
+/// key, then match expressions in the set-based syntax; `None` when it selects
+/// nothing or uses an operator the list API does not know. Used both to read a
+/// workload's pods here and to record the pods a frozen workload owns (`scale`).
+pub(crate) fn selector_string(selector: &Value) -> Option<String> {
     let mut terms: Vec<String> = selector
         .get("matchLabels")
         .and_then(Value::as_object)
         .into_iter()
         .flatten()
-        .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
         .collect();
+    terms.sort();
     for expr in selector
         .get("matchExpressions")
         .and_then(Value::as_array)
@@ -175,6 +183,22 @@ mod tests {
             selector_of(&live).as_deref(),
             Some("app=api,tier in (web,edge),!canary")
         );
+    }
+
+    #[test]
+    fn selector_objects_become_selector_strings() {
+        let s = json!({
+            "matchLabels": {"tier": "backend", "app": "analyzer"},
+            "matchExpressions": [
+                {"key": "env", "operator": "In", "values": ["prod", "staging"]},
+                {"key": "canary", "operator": "DoesNotExist"}
+            ]
+        });
+        assert_eq!(
+            selector_string(&s).as_deref(),
+            Some("app=analyzer,tier=backend,env in (prod,staging),!canary")
+        );
+        assert_eq!(selector_string(&json!({})), None);
     }
 
     #[test]

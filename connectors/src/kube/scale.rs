@@ -290,60 +290,9 @@ pub(crate) async fn delete(client: &Client, id: &ResourceId) -> Result<(), KubeE
     Ok(())
 }
 
-/// A `LabelSelector` object as the list API's selector string.
-pub(crate) fn selector_string(selector: &Value) -> Option<String> {
-    let mut terms: Vec<String> = selector
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-        .collect();
-    terms.sort();
-    for expr in selector
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let key = expr.get("key").and_then(Value::as_str)?;
-        let values: Vec<&str> = expr
-            .get("values")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        terms.push(match expr.get("operator").and_then(Value::as_str)? {
-            "In" => format!("{key} in ({})", values.join(",")),
-            "NotIn" => format!("{key} notin ({})", values.join(",")),
-            "Exists" => key.to_owned(),
-            "DoesNotExist" => format!("!{key}"),
-            _ => return None,
-        });
-    }
-    (!terms.is_empty()).then(|| terms.join(","))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn selector_objects_become_selector_strings() {
-        let s = json!({
-            "matchLabels": {"tier": "backend", "app": "analyzer"},
-            "matchExpressions": [
-                {"key": "env", "operator": "In", "values": ["prod", "staging"]},
-                {"key": "canary", "operator": "DoesNotExist"}
-            ]
-        });
-        assert_eq!(
-            selector_string(&s).as_deref(),
-            Some("app=analyzer,tier=backend,env in (prod,staging),!canary")
-        );
-        assert_eq!(selector_string(&json!({})), None);
-    }
 
     #[test]
     fn frozen_state_round_trips_through_json_and_reads_old_records() {

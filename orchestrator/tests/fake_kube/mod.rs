@@ -9,8 +9,10 @@
 
 #![allow(dead_code)]
 
+pub mod analyzer;
 pub mod apiserver;
 mod lifecycle;
+pub mod plan;
 pub mod proxy;
 mod rollout;
 mod ssa;
@@ -247,14 +249,20 @@ fn merge(target: &mut Value, patch: &Value) {
 
 /// A kubeconfig with contexts `src` and `dst` pointing at two fake clusters.
 pub fn kubeconfig(src: &FakeCluster, dst: &FakeCluster) -> String {
+    kubeconfig_for(&src.url, &dst.url)
+}
+
+/// A kubeconfig with contexts `src` and `dst` pointing at two servers (one of them
+/// perhaps not a fake cluster at all, e.g. an address nothing listens on).
+pub fn kubeconfig_for(src: &str, dst: &str) -> String {
     format!(
         r#"apiVersion: v1
 kind: Config
 clusters:
   - name: src
-    cluster: {{ server: "{}" }}
+    cluster: {{ server: "{src}" }}
   - name: dst
-    cluster: {{ server: "{}" }}
+    cluster: {{ server: "{dst}" }}
 users:
   - name: operator
     user: {{ token: "not-a-real-token" }}
@@ -264,7 +272,6 @@ contexts:
   - name: dst
     context: {{ cluster: dst, user: operator }}
 current-context: src
-"#,
-        src.url, dst.url
+"#
     )
 }

@@ -4,8 +4,9 @@
 //! streaming pass (a stack of complete subtree roots), and the inclusion proof of one
 //! leaf likewise, so memory grows with the tree's depth only.
 //!
-//! The operator's copy engine has its own implementation; this one is the auditor's,
-//! and the two must agree on every root (a test in the orchestrator checks that).
+//! This is the one implementation: the operator's copy engine builds the roots it
+//! signs with it too (`orchestrator::transfer::manifest`), so what the auditor
+//! recomputes is by construction what the engine signed.
 
 use sha2::{Digest, Sha256};
 

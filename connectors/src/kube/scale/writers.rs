@@ -17,9 +17,10 @@ use kube::Client;
 use kube::core::ApiResource;
 use serde_json::Value;
 
-use super::{FrozenEntry, FrozenState, KEDA_PAUSED, keda_scaled_objects, selector_string};
+use super::{FrozenEntry, FrozenState, KEDA_PAUSED, keda_scaled_objects};
 use crate::kube::export::{get_named, job_finished, label_selector, list_all, pod_finished};
 use crate::kube::kinds::{KindSpec, resolve_kind};
+use crate::kube::pod_reasons::selector_string;
 use crate::kube::{KubeError, ResourceId};
 
 const fn kind(kind: &'static str, group: &'static str, plural: &'static str) -> KindSpec {
