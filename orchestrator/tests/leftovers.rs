@@ -104,3 +104,69 @@ fn finding_04_verify_digests_sees_hash_digit_files() {
         stdout(&out)
     );
 }
+
+fn kube_plan(extra: &str) -> String {
+    format!(
+        r#"apiVersion: relocate/v1
+kind: MigrationPlan
+name: kube-words
+regions:
+  moscow: {{ jurisdiction: RU }}
+  zurich: {{ jurisdiction: CH }}
+source: moscow
+target: zurich
+clusters:
+  msk: {{ region: moscow, context: src }}
+  zrh: {{ region: zurich, context: dst }}
+workloads:
+  analyzer:
+    kubernetes:
+      from: msk
+      to: zrh
+      namespace: analysis
+      selector: {{ app: analyzer }}
+{extra}stages:
+  - name: cutover
+    steps: [ {{ freeze: analyzer }}, {{ deploy: analyzer }} ]
+  - name: back
+    steps: [ {{ rollback: analyzer }} ]
+"#
+    )
+}
+
+/// `plan show` explained freeze and rollback in the old words ("scale the source to
+/// zero", "scale the target down"); it now says what they do.
+#[test]
+fn plan_show_explains_freeze_and_rollback_as_they_behave() {
+    let ws = Workspace::new();
+    ws.write("plan.yaml", kube_plan(""));
+    let out = ws.relocate(&["plan", "show", "plan.yaml", "--offline"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains("scale the source to zero"), "{text}");
+    for words in [
+        "pause KEDA ScaledObjects",
+        "suspend CronJobs and Jobs",
+        "`whenScaled: Delete` to Retain",
+        "refuses writers it cannot stop (DaemonSets, GitOps-owned, uncontrolled)",
+        "unless `leaveRunning` or `gitopsPaused` say so",
+        "restore the source first",
+        "then stop the target",
+        "--source-only",
+    ] {
+        assert!(text.contains(words), "missing `{words}`:\n{text}");
+    }
+
+    ws.write(
+        "plan.yaml",
+        kube_plan("      leaveRunning: [DaemonSet/log-shipper]\n      gitopsPaused: true\n"),
+    );
+    let out = ws.relocate(&["plan", "show", "plan.yaml", "--offline"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("leaves running DaemonSet/log-shipper")
+            && text.contains("GitOps reconciliation declared paused"),
+        "{text}"
+    );
+}

@@ -138,14 +138,33 @@ fn describe(plan: &ValidatedPlan, step: &Step) -> String {
             None => format!("verify {w}"),
         },
         Step::Freeze(w) => {
-            format!("freeze {w}: record the source replica counts, scale the source to zero")
+            let mut text = format!(
+                "freeze {w}: record how each source writer stands, then pause KEDA ScaledObjects, \
+                 suspend CronJobs and Jobs, switch StatefulSets with `whenScaled: Delete` to \
+                 Retain, scale Deployments, ReplicaSets and StatefulSets to zero; refuses \
+                 writers it cannot stop (DaemonSets, GitOps-owned, uncontrolled)"
+            );
+            match plan.kubernetes_workload(w) {
+                Some(k) if !k.leave_running.is_empty() || k.gitops_paused => {
+                    if !k.leave_running.is_empty() {
+                        text.push_str(&format!("; leaves running {}", k.leave_running.join(", ")));
+                    }
+                    if k.gitops_paused {
+                        text.push_str("; GitOps reconciliation declared paused");
+                    }
+                }
+                _ => text.push_str(" unless `leaveRunning` or `gitopsPaused` say so"),
+            }
+            text
         }
         Step::Deploy(w) => format!(
             "deploy {w}: apply the transformed resources to the target cluster, wait until ready"
         ),
-        Step::Rollback(w) => {
-            format!("rollback {w}: restore the source replica counts, scale the target down")
-        }
+        Step::Rollback(w) => format!(
+            "rollback {w}: restore the source first, as recorded (best effort, every failure \
+             reported), then stop the target; `relocate rollback --source-only` when the \
+             target is unreachable"
+        ),
         Step::Run(run) => format!("run {}", run.argv().join(" ")),
     }
 }
