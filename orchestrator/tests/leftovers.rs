@@ -170,3 +170,36 @@ fn plan_show_explains_freeze_and_rollback_as_they_behave() {
         "{text}"
     );
 }
+
+/// The digest list is someone else's file: a listed `../x` must not read outside the
+/// store now that a local store's files are opened directly.
+#[test]
+fn verify_digests_does_not_read_outside_a_local_store() {
+    let ws = Workspace::new();
+    ws.write("outside.txt", b"not in the store");
+    ws.write("release/app.tar", b"the audited app");
+    let store = format!("file://{}/", ws.join("release").display());
+    ws.write(
+        "escape.sha256sums",
+        format!(
+            "{}  app.tar\n{}  ../outside.txt\n",
+            hex_sha256(b"the audited app"),
+            hex_sha256(b"not in the store")
+        ),
+    );
+    let out = ws.relocate(&[
+        "verify",
+        "--digests",
+        "escape.sha256sums",
+        "--store",
+        &store,
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(7), "{text}\n{}", stderr(&out));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with('✘') && l.contains("`../outside.txt`")),
+        "{text}"
+    );
+    assert!(!text.contains("all 2 objects"), "{text}");
+}
