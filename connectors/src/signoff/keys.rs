@@ -143,17 +143,10 @@ fn with_suffix(out: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Create `path` (never replacing an existing file) with `mode` from the start, so a
-/// secret is never briefly world-readable.
+/// secret is never briefly world-readable, and all at once: the bytes go to a temporary
+/// file in the same directory, synced, then moved into place by a rename that refuses
+/// to replace anything. A concurrent reader sees no file or the whole key, never half.
 fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), SignoffError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
     let io_err = |source: std::io::Error| {
         if source.kind() == std::io::ErrorKind::AlreadyExists {
             SignoffError::KeyExists {
@@ -166,9 +159,42 @@ fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), Signoff
             }
         }
     };
-    let mut file = options.open(path).map_err(io_err)?;
-    file.write_all(contents).map_err(io_err)?;
-    file.sync_all().map_err(io_err)
+    if path.exists() {
+        return Err(SignoffError::KeyExists {
+            path: path.to_path_buf(),
+        });
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".relocate-key-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(mode));
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    // Dropped on any error below: the temporary file is removed.
+    let mut temp = builder.tempfile_in(dir).map_err(io_err)?;
+    temp.write_all(contents).map_err(io_err)?;
+    temp.as_file().sync_all().map_err(io_err)?;
+    temp.persist_noclobber(path).map_err(|e| io_err(e.error))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Make the rename durable; a failure here loses nothing already written, so it is
+/// logged, not returned.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(dir = %dir.display(), "could not sync the key directory: {e}");
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
 }
 
 #[cfg(test)]
@@ -238,5 +264,69 @@ mod tests {
         assert!(!err.to_string().contains("c2VjcmV0LXNob3J0"));
         let missing = SecretKey::load(&dir.path().join("nope.key"));
         assert!(matches!(missing, Err(SignoffError::KeyIo { .. })));
+    }
+
+    /// A reader polling for a key file while it is generated saw an empty or
+    /// half-written `operator.key` (the file was created, then written). Now the file
+    /// appears whole or not at all, and no temporary file is left behind.
+    #[test]
+    fn key_files_appear_whole_to_a_concurrent_reader() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_path_buf();
+        let rounds = 200;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (root, done) = (root.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut torn = Vec::new();
+                let mut seen = 0usize;
+                let mut i = 0;
+                while i < rounds && !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    match std::fs::read_to_string(root.join(format!("k{i}.key"))) {
+                        Ok(text) => {
+                            seen += 1;
+                            if SecretKey::parse_file_text(&text, Path::new("k")).is_err() {
+                                torn.push(text.len());
+                            }
+                            i += 1;
+                        }
+                        Err(_) => std::hint::spin_loop(),
+                    }
+                }
+                (torn, seen)
+            })
+        };
+        for i in 0..rounds {
+            generate_keypair(&root.join(format!("k{i}"))).expect("generate");
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (torn, seen) = reader.join().expect("reader");
+        assert!(seen > 0, "the reader saw no key at all");
+        assert!(torn.is_empty(), "partial key files seen (lengths {torn:?})");
+        let names: Vec<String> = std::fs::read_dir(&root)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".key") && !n.ends_with(".pub"))
+            .collect();
+        assert!(names.is_empty(), "temporary files left: {names:?}");
+    }
+
+    #[test]
+    fn a_refused_overwrite_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("bob.pub"), "someone else's\n").expect("write");
+        let key = SecretKey::from_seed(&[3; 32]);
+        let err = key.save_new(&dir.path().join("bob")).expect_err("refused");
+        assert!(matches!(err, SignoffError::KeyExists { .. }), "{err:?}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("bob.pub")).expect("read"),
+            "someone else's\n"
+        );
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(names.is_empty(), "temporary files left: {names:?}");
     }
 }

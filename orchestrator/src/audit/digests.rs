@@ -5,10 +5,13 @@
 //! it is meant for release artifacts and audited sets, not for millions of keys.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use connectors::store::StoreHandle;
 use futures::StreamExt;
+use object_store::local::LocalFileSystem;
 use plans::ChecksumAlgorithm;
 use relocate_verifier::Report;
 use relocate_verifier::dsse::Envelope;
@@ -17,6 +20,7 @@ use relocate_verifier::statement::Statement;
 
 use super::AuditError;
 use super::hashing::hash_object;
+use crate::transfer::local::{Links, list_store};
 
 /// Key → expected lowercase hex digest.
 pub type DigestList = BTreeMap<String, String>;
@@ -100,11 +104,11 @@ pub async fn check_digests(
     let results: Vec<(&String, &String, object_store::Result<String>)> =
         futures::stream::iter(list)
             .map(|(key, expected)| async move {
-                (
-                    key,
-                    expected,
-                    hash_object(&store.store, key, algorithm).await,
-                )
+                let hash = match &store.local {
+                    Some(fs) => hash_local(fs.clone(), key.clone(), algorithm).await,
+                    None => hash_object(&store.store, key, algorithm).await,
+                };
+                (key, expected, hash)
             })
             .buffered(16)
             .collect()
@@ -134,7 +138,15 @@ pub async fn check_digests(
             }
         }
     }
-    let mut listing = store.store.list(None);
+    // A local store through relocate's own walker: object_store's listing hides files
+    // named `name#digits` and follows links, so an unlisted file could go unreported.
+    let mut listing = match &store.local {
+        Some(fs) => list_store(fs, Links::Target)
+            .pages
+            .flat_map(futures::stream::iter)
+            .boxed(),
+        None => store.store.list(None),
+    };
     while let Some(item) = listing.next().await {
         match item {
             Ok(meta) if !list.contains_key(meta.location.as_ref()) => {
@@ -162,5 +174,81 @@ pub async fn check_digests(
             "{name}: {matched} of {} listed objects match; {problems} problems",
             list.len()
         ));
+    }
+}
+
+/// Lowercase hex digest of `key` in a local store, read from the file itself:
+/// object_store refuses to read a file named like its staging files (`x#123`), which a
+/// digest list may well name.
+async fn hash_local(
+    fs: Arc<LocalFileSystem>,
+    key: String,
+    algorithm: ChecksumAlgorithm,
+) -> object_store::Result<String> {
+    let join = tokio::task::spawn_blocking(move || {
+        let path = local_path(&fs, &key)?;
+        hash_file(&path, algorithm).map_err(|e| io_error(&path, e))
+    })
+    .await;
+    join.map_err(|e| generic(format!("hashing task stopped: {e}")))?
+}
+
+/// Where `key` lives in a local store: object_store's own mapping of the directory part,
+/// joined with the file name as it writes it (its mapping refuses `name#digits` names).
+fn local_path(fs: &LocalFileSystem, key: &str) -> object_store::Result<PathBuf> {
+    let location = crate::transfer::key_path(key);
+    let mut parts: Vec<_> = location.parts().collect();
+    let Some(name) = parts.pop() else {
+        return Err(generic(format!("`{key}` names no file")));
+    };
+    let probe = object_store::path::Path::from_iter(parts).join("probe");
+    Ok(fs.path_to_filesystem(&probe)?.with_file_name(name.as_ref()))
+}
+
+fn hash_file(path: &Path, algorithm: ChecksumAlgorithm) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut buf = vec![0u8; 64 << 10];
+    match algorithm {
+        ChecksumAlgorithm::Blake3 => {
+            let mut hasher = blake3::Hasher::new();
+            loop {
+                let n = file.read(&mut buf)?;
+                if n == 0 {
+                    break Ok(hasher.finalize().to_hex().to_string());
+                }
+                hasher.update(&buf[..n]);
+            }
+        }
+        ChecksumAlgorithm::Sha256 => {
+            let mut hasher = relocate_verifier::hash::Sha256Stream::new();
+            loop {
+                let n = file.read(&mut buf)?;
+                if n == 0 {
+                    break Ok(hasher.finish_hex());
+                }
+                hasher.update(&buf[..n]);
+            }
+        }
+    }
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> object_store::Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        object_store::Error::NotFound {
+            path: path.display().to_string(),
+            source: Box::new(e),
+        }
+    } else {
+        generic(format!("{}: {e}", path.display()))
+    }
+}
+
+fn generic(message: String) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: message.into(),
     }
 }

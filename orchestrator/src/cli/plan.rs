@@ -1,6 +1,7 @@
 //! `relocate plan validate|show|schema`: check and explain a plan, changing nothing.
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 
 use bytesize::ByteSize;
 use connectors::store::{Access, open_store, preflight};
@@ -12,6 +13,7 @@ use crate::cli::output::outln;
 use crate::exit;
 use crate::state::{Db, StateDir};
 use crate::transfer::KeyFilter;
+use crate::transfer::local::{Links, is_staging_name, list_store};
 
 /// `relocate plan show` arguments.
 #[derive(Debug, clap::Args)]
@@ -136,14 +138,33 @@ fn describe(plan: &ValidatedPlan, step: &Step) -> String {
             None => format!("verify {w}"),
         },
         Step::Freeze(w) => {
-            format!("freeze {w}: record the source replica counts, scale the source to zero")
+            let mut text = format!(
+                "freeze {w}: record how each source writer stands, then pause KEDA ScaledObjects, \
+                 suspend CronJobs and Jobs, switch StatefulSets with `whenScaled: Delete` to \
+                 Retain, scale Deployments, ReplicaSets and StatefulSets to zero; refuses \
+                 writers it cannot stop (DaemonSets, GitOps-owned, uncontrolled)"
+            );
+            match plan.kubernetes_workload(w) {
+                Some(k) if !k.leave_running.is_empty() || k.gitops_paused => {
+                    if !k.leave_running.is_empty() {
+                        text.push_str(&format!("; leaves running {}", k.leave_running.join(", ")));
+                    }
+                    if k.gitops_paused {
+                        text.push_str("; GitOps reconciliation declared paused");
+                    }
+                }
+                _ => text.push_str(" unless `leaveRunning` or `gitopsPaused` say so"),
+            }
+            text
         }
         Step::Deploy(w) => format!(
             "deploy {w}: apply the transformed resources to the target cluster, wait until ready"
         ),
-        Step::Rollback(w) => {
-            format!("rollback {w}: restore the source replica counts, scale the target down")
-        }
+        Step::Rollback(w) => format!(
+            "rollback {w}: restore the source first, as recorded (best effort, every failure \
+             reported), then stop the target; `relocate rollback --source-only` when the \
+             target is unreachable"
+        ),
         Step::Run(run) => format!("run {}", run.argv().join(" ")),
     }
 }
@@ -259,8 +280,23 @@ async fn dry_run(plan: &ValidatedPlan, name: &str, db: Option<&Db>) -> anyhow::R
         }
     }
     let filter = KeyFilter::new(&w.include, &w.exclude)?;
+    // A local source through the copy's own walker: object_store's listing hides files
+    // named `name#digits` and follows every link, so it would predict a different copy.
+    let (mut listing, skipped_links) = match &source.local {
+        Some(fs) => {
+            let walk = list_store(fs, Links::Source(w.symlinks));
+            (
+                walk.pages.flat_map(futures::stream::iter).boxed(),
+                Some(walk.skipped_links),
+            )
+        }
+        None => (source.store.list(None), None),
+    };
+    // The copy refuses these by name when either end is a local directory.
+    let reserved =
+        source.local.is_some() || plan.store_url(&w.to).is_some_and(|u| u.scheme() == "file");
+    let mut refused: Vec<String> = Vec::new();
     let (mut objects, mut bytes, mut unchanged, mut unchanged_bytes) = (0u64, 0u64, 0u64, 0u64);
-    let mut listing = source.store.list(None);
     while let Some(item) = listing.next().await {
         let meta = item.map_err(|e| anyhow::anyhow!(source.redact(&e.to_string())))?;
         if !filter.matches(meta.location.as_ref()) {
@@ -268,6 +304,9 @@ async fn dry_run(plan: &ValidatedPlan, name: &str, db: Option<&Db>) -> anyhow::R
         }
         objects += 1;
         bytes += meta.size;
+        if reserved && meta.location.filename().is_some_and(is_staging_name) {
+            refused.push(meta.location.to_string());
+        }
         // The same test the copy applies, so `show` predicts exactly what `run` skips.
         let known = match db {
             Some(db) => db
@@ -280,10 +319,29 @@ async fn dry_run(plan: &ValidatedPlan, name: &str, db: Option<&Db>) -> anyhow::R
             unchanged_bytes += meta.size;
         }
     }
-    Ok(format!(
+    let mut text = format!(
         "source has {objects} objects ({}); would copy {} ({}), {unchanged} already copied and unchanged",
         ByteSize::b(bytes).display().iec(),
         objects - unchanged,
         ByteSize::b(bytes - unchanged_bytes).display().iec()
-    ))
+    );
+    let skipped = skipped_links.map_or(0, |n| n.load(Ordering::Relaxed));
+    if skipped > 0 {
+        text.push_str(&format!(
+            "\n     {skipped} symbolic link(s) skipped (symlinks: skip)"
+        ));
+    }
+    if !refused.is_empty() {
+        let shown = refused
+            .iter()
+            .take(5)
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>();
+        text.push_str(&format!(
+            "\n     the copy would fail: {} file(s) named like a local staging file (`name#digits`), e.g. {}",
+            refused.len(),
+            shown.join(", ")
+        ));
+    }
+    Ok(text)
 }
