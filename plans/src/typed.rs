@@ -1,7 +1,8 @@
-//! Rates and durations of workloads and approvers, parsed once when the plan is loaded.
+//! Rates, durations and pinned keys of workloads and approvers, parsed once when the plan
+//! is loaded.
 //!
-//! Validation checks that every `bandwidth`, `waitTimeout` and hook `timeout` parses; this
-//! keeps what it parsed, so the engine and the connectors ask [`crate::ValidatedPlan`] for a
+//! Validation checks that every `bandwidth`, `waitTimeout`, hook `timeout` and approver
+//! `publicKey` parses; this keeps what it parsed, so the engine and the connectors ask [`crate::ValidatedPlan`] for a
 //! number or a [`Duration`] instead of parsing the text again (and never fall back to a
 //! default on text that did not parse).
 
@@ -9,6 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::units::{parse_duration, parse_rate};
+use crate::validate::approvers::decode_public_key;
 use crate::validate::{Anchor, Problem};
 use crate::{Plan, Workload};
 
@@ -21,6 +23,8 @@ pub(crate) struct Values {
     pub(crate) wait_timeout: HashMap<String, Duration>,
     /// `hook.timeout` of approvers.
     pub(crate) hook_timeout: HashMap<String, Duration>,
+    /// The Ed25519 key each approver's `publicKey` pins.
+    pub(crate) approver_key: HashMap<String, ed25519_dalek::VerifyingKey>,
 }
 
 /// Parse them all; a value that does not parse is a problem (validation reports it first,
@@ -65,6 +69,15 @@ pub(crate) fn values(plan: &Plan) -> Result<Values, Vec<Problem>> {
             });
             keep(format!("approvers.{name}.hook.timeout"), parsed);
         }
+        let parsed = decode_public_key(&approver.public_key)
+            .and_then(|bytes| {
+                ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+                    .map_err(|_| "the 32 bytes are not an Ed25519 public key".to_owned())
+            })
+            .map(|key| {
+                values.approver_key.insert(name.clone(), key);
+            });
+        keep(format!("approvers.{name}.publicKey"), parsed);
     }
     if problems.is_empty() {
         Ok(values)
@@ -99,6 +112,12 @@ mod tests {
         assert_eq!(plan.bandwidth("data"), Some(8 * 1024 * 1024));
         assert_eq!(plan.hook_timeout("auditor"), Some(Duration::from_secs(120)));
         assert_eq!(plan.wait_timeout("data"), None, "not a Kubernetes workload");
+        assert_eq!(
+            plan.approver_key("auditor").map(|k| k.to_bytes()),
+            Some([0u8; 32]),
+            "the pinned key, decoded once"
+        );
+        assert!(plan.approver_key("nobody").is_none());
     }
 
     #[test]

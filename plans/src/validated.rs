@@ -134,6 +134,11 @@ impl ValidatedPlan {
         self.values.wait_timeout.get(workload).copied()
     }
 
+    /// The Ed25519 key the plan pins for approver `name` (decoded once, at validation).
+    pub fn approver_key(&self, approver: &str) -> Option<&ed25519_dalek::VerifyingKey> {
+        self.values.approver_key.get(approver)
+    }
+
     /// The hook `timeout` of approver `name`, if the plan sets one.
     pub fn hook_timeout(&self, approver: &str) -> Option<std::time::Duration> {
         self.values.hook_timeout.get(approver).copied()

@@ -51,7 +51,7 @@ pub enum Command {
     Keys(KeysCommand),
     /// Sign an approval (or rejection) of a stage's evidence: the approver's tool.
     Approve(approve::ApproveArgs),
-    /// Undo a stage's Kubernetes cutover: restore the source, scale the target down.
+    /// Undo a stage's Kubernetes cutover: restore the source first (best effort), then stop the target.
     Rollback(run::RollbackArgs),
     /// Export the move's tamper-evident record (evidence and approvals) for auditors.
     #[command(subcommand)]

@@ -139,10 +139,7 @@ pub(crate) async fn run_gate(
 /// The raw bytes of the key the plan pins for `approver` (`None` if unreadable, in
 /// which case [`ask_inner`] refuses the approver's answers).
 fn pinned_key(ctx: &Context, approver: &str) -> Option<[u8; 32]> {
-    let spec = ctx.plan.plan().approvers.get(approver)?;
-    PublicKey::parse(&spec.public_key)
-        .ok()
-        .map(|k| k.verifying_key().to_bytes())
+    ctx.plan.approver_key(approver).map(|k| k.to_bytes())
 }
 
 /// The approver's hook; command hooks get `RELOCATE_BIN` so a hook script can call
@@ -259,9 +256,8 @@ async fn ask_inner(
     let Some(spec) = ctx.plan.plan().approvers.get(approver) else {
         return Answer::Refused(Refusal::NotInPlan);
     };
-    let pinned = match PublicKey::parse(&spec.public_key) {
-        Ok(k) => k,
-        Err(e) => return Answer::Refused(Refusal::PinnedKey(e.into())),
+    let Some(pinned) = ctx.plan.approver_key(approver).map(|k| PublicKey::from(*k)) else {
+        return Answer::Refused(Refusal::NotInPlan);
     };
     let hook = match build_hook(ctx, approver, &spec.hook) {
         Ok(h) => h,

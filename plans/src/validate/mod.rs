@@ -34,7 +34,7 @@
 //!   verify what it copied before its gate; no `verify` before the workload's first
 //!   `copy`; and the plan may not end with a copy never verified.
 
-mod approvers;
+pub(crate) mod approvers;
 mod flow;
 mod header;
 mod operator;
