@@ -24,6 +24,7 @@
 
 pub mod digest;
 pub mod error;
+pub mod hook_spec;
 pub mod model;
 pub mod secret;
 mod shape;
@@ -38,6 +39,7 @@ mod validated;
 
 pub use digest::PlanDigest;
 pub use error::{Diagnostic, PlanError};
+pub use hook_spec::{HookKind, HookSpec};
 pub use model::*;
 pub use store_spec::{InvalidStore, MIN_PART_SIZE, MultipartSettings, RetryPolicy, StoreSpec};
 pub use store_url::{Cloud, StoreLocation};

@@ -21,8 +21,8 @@ pub(crate) struct Values {
     pub(crate) bandwidth: HashMap<String, u64>,
     /// `waitTimeout` of Kubernetes workloads.
     pub(crate) wait_timeout: HashMap<String, Duration>,
-    /// `hook.timeout` of approvers.
-    pub(crate) hook_timeout: HashMap<String, Duration>,
+    /// Each approver's hook, typed.
+    pub(crate) hook: HashMap<String, crate::HookSpec>,
     /// The Ed25519 key each approver's `publicKey` pins.
     pub(crate) approver_key: HashMap<String, ed25519_dalek::VerifyingKey>,
 }
@@ -63,12 +63,10 @@ pub(crate) fn values(plan: &Plan) -> Result<Values, Vec<Problem>> {
         }
     }
     for (name, approver) in &plan.approvers {
-        if let Some(raw) = &approver.hook.timeout {
-            let parsed = parse_duration(raw).map(|d| {
-                values.hook_timeout.insert(name.clone(), d);
-            });
-            keep(format!("approvers.{name}.hook.timeout"), parsed);
-        }
+        let parsed = crate::HookSpec::from_hook(&approver.hook).map(|spec| {
+            values.hook.insert(name.clone(), spec);
+        });
+        keep(format!("approvers.{name}.hook"), parsed);
         let parsed = decode_public_key(&approver.public_key)
             .and_then(|bytes| {
                 ed25519_dalek::VerifyingKey::from_bytes(&bytes)

@@ -134,6 +134,11 @@ impl ValidatedPlan {
         self.values.wait_timeout.get(workload).copied()
     }
 
+    /// The hook of approver `name`, typed (read once, at validation).
+    pub fn hook(&self, approver: &str) -> Option<&crate::HookSpec> {
+        self.values.hook.get(approver)
+    }
+
     /// The Ed25519 key the plan pins for approver `name` (decoded once, at validation).
     pub fn approver_key(&self, approver: &str) -> Option<&ed25519_dalek::VerifyingKey> {
         self.values.approver_key.get(approver)
@@ -141,7 +146,7 @@ impl ValidatedPlan {
 
     /// The hook `timeout` of approver `name`, if the plan sets one.
     pub fn hook_timeout(&self, approver: &str) -> Option<std::time::Duration> {
-        self.values.hook_timeout.get(approver).copied()
+        self.hook(approver).and_then(|h| h.timeout)
     }
 
     /// The URL of store `name`: a local directory as an absolute directory URL (with a

@@ -144,15 +144,11 @@ fn pinned_key(ctx: &Context, approver: &str) -> Option<[u8; 32]> {
 
 /// The approver's hook; command hooks get `RELOCATE_BIN` so a hook script can call
 /// `"$RELOCATE_BIN" approve …` whichever way relocate was installed.
-fn build_hook(
-    ctx: &Context,
-    approver: &str,
-    spec: &plans::Hook,
-) -> Result<Box<dyn ApprovalHook>, Refusal> {
-    if let (Some(argv), None, None) = (&spec.command, &spec.webhook, &spec.file) {
-        let timeout = ctx.plan.hook_timeout(approver).unwrap_or(DEFAULT_TIMEOUT);
-        let cwd = std::path::absolute(ctx.plan.base_dir())
-            .unwrap_or_else(|_| ctx.plan.base_dir().to_path_buf());
+fn build_hook(ctx: &Context, approver: &str) -> Result<Box<dyn ApprovalHook>, Refusal> {
+    let spec = ctx.plan.hook(approver).ok_or(Refusal::NotInPlan)?;
+    let base = std::path::absolute(ctx.plan.base_dir())
+        .unwrap_or_else(|_| ctx.plan.base_dir().to_path_buf());
+    if let plans::HookKind::Command { argv } = &spec.kind {
         let env = vec![
             (
                 "RELOCATE_BIN".to_owned(),
@@ -160,12 +156,11 @@ fn build_hook(
             ),
             ("RELOCATE_PLAN".to_owned(), ctx.plan.name().to_owned()),
         ];
-        return CommandHook::from_argv(argv, cwd, env, timeout)
+        let timeout = spec.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        return CommandHook::from_argv(argv, base, env, timeout)
             .map(|h| Box::new(h) as Box<dyn ApprovalHook>)
             .ok_or(Refusal::NoProgram);
     }
-    let base = std::path::absolute(ctx.plan.base_dir())
-        .unwrap_or_else(|_| ctx.plan.base_dir().to_path_buf());
     Ok(hook_for(spec, approver, &base, &ctx.state.approvals_dir())?)
 }
 
@@ -175,19 +170,13 @@ fn set_aside_stale_file(
     ctx: &Context,
     stage: &Stage,
     approver: &str,
-    spec: &plans::Approver,
     pinned: &PublicKey,
     evidence: &StageEvidence,
 ) {
-    let dir = spec
-        .hook
-        .file
-        .as_ref()
-        .and_then(|f| f.dir.as_ref())
-        .map_or_else(
-            || ctx.state.approvals_dir(),
-            |d| ctx.plan.base_dir().join(d),
-        );
+    let dir = match ctx.plan.hook(approver).map(|h| &h.kind) {
+        Some(plans::HookKind::File { dir: Some(d) }) => ctx.plan.base_dir().join(d),
+        _ => ctx.state.approvals_dir(),
+    };
     let path = dir.join(&stage.name).join(format!("{approver}.json"));
     let Ok(bytes) = std::fs::read(&path) else {
         return;
@@ -253,13 +242,10 @@ async fn ask_inner(
     approver: &str,
     evidence: &StageEvidence,
 ) -> Answer {
-    let Some(spec) = ctx.plan.plan().approvers.get(approver) else {
-        return Answer::Refused(Refusal::NotInPlan);
-    };
     let Some(pinned) = ctx.plan.approver_key(approver).map(|k| PublicKey::from(*k)) else {
         return Answer::Refused(Refusal::NotInPlan);
     };
-    let hook = match build_hook(ctx, approver, &spec.hook) {
+    let hook = match build_hook(ctx, approver) {
         Ok(h) => h,
         Err(e) => return Answer::Refused(e),
     };
@@ -271,8 +257,11 @@ async fn ask_inner(
         evidence_json: evidence.json.clone(),
         evidence_path: evidence.path.clone(),
     };
-    if spec.hook.file.is_some() {
-        blocking(|| set_aside_stale_file(ctx, stage, approver, spec, &pinned, evidence));
+    if matches!(
+        ctx.plan.hook(approver).map(|h| &h.kind),
+        Some(plans::HookKind::File { .. })
+    ) {
+        blocking(|| set_aside_stale_file(ctx, stage, approver, &pinned, evidence));
     }
     let envelope = match hook.request(&request).await {
         Ok(env) => env,

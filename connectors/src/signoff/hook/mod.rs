@@ -141,58 +141,49 @@ fn humantime_like(d: Duration) -> String {
     }
 }
 
-/// Build the hook a plan names for `approver`. Relative command paths and file
-/// directories resolve against `base_dir` (the plan's directory); a file hook without
-/// a directory waits in `approvals_dir`.
+/// Build the hook a plan names for `approver` from its typed [`plans::HookSpec`].
+/// Relative command paths and file directories resolve against `base_dir` (the plan's
+/// directory); a file hook without a directory waits in `approvals_dir`.
 pub fn hook_for(
-    hook: &plans::Hook,
+    hook: &plans::HookSpec,
     approver: &str,
     base_dir: &Path,
     approvals_dir: &Path,
 ) -> Result<Box<dyn ApprovalHook>, HookError> {
-    let invalid = |reason: String| HookError::InvalidConfig {
-        approver: approver.to_owned(),
-        reason,
-    };
-    let timeout = hook
-        .timeout
-        .as_deref()
-        .map(plans::units::parse_duration)
-        .transpose()
-        .map_err(invalid)?;
-    match (&hook.command, &hook.webhook, &hook.file) {
-        (Some(argv), None, None) => {
-            if argv.first().is_none_or(|p| p.is_empty()) {
-                return Err(invalid("`command` needs at least a program".to_owned()));
-            }
-            CommandHook::from_argv(
-                argv,
-                base_dir.to_path_buf(),
-                Vec::new(),
-                timeout.unwrap_or(DEFAULT_TIMEOUT),
-            )
-            .map(|h| Box::new(h) as Box<dyn ApprovalHook>)
-            .ok_or_else(|| invalid("`command` needs at least a program".to_owned()))
+    match &hook.kind {
+        plans::HookKind::Command { argv } => CommandHook::from_argv(
+            argv,
+            base_dir.to_path_buf(),
+            Vec::new(),
+            hook.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        )
+        .map(|h| Box::new(h) as Box<dyn ApprovalHook>)
+        .ok_or_else(|| HookError::InvalidConfig {
+            approver: approver.to_owned(),
+            reason: "`command` needs at least a program".to_owned(),
+        }),
+        plans::HookKind::Webhook { url, allow_http } => {
+            // Validation refuses plain http without `allowHttp`; checked again here because
+            // a HookSpec can be built outside a plan.
+            webhook::check_scheme(url, *allow_http, approver)?;
+            let timeout = hook.timeout.unwrap_or(DEFAULT_TIMEOUT);
+            Ok(Box::new(WebhookHook::new(
+                url.clone(),
+                *allow_http,
+                timeout,
+            )))
         }
-        (None, Some(url), None) => {
-            let url = WebhookHook::parse_url(url, hook.allow_http, approver)?;
-            let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
-            Ok(Box::new(WebhookHook::new(url, hook.allow_http, timeout)))
-        }
-        (None, None, Some(file)) => {
-            let dir = match &file.dir {
+        plans::HookKind::File { dir } => {
+            let dir = match dir {
                 Some(dir) => base_dir.join(dir),
                 None => approvals_dir.to_path_buf(),
             };
             Ok(Box::new(FileHook {
                 dir,
-                timeout,
+                timeout: hook.timeout,
                 poll_interval: file::DEFAULT_POLL_INTERVAL,
             }))
         }
-        _ => Err(invalid(
-            "set exactly one of `command`, `webhook` or `file`".to_owned(),
-        )),
     }
 }
 

@@ -30,8 +30,12 @@ pub(crate) fn request(stage: &str) -> ApprovalRequest {
 }
 
 fn build(hook: plans::Hook) -> Result<Box<dyn ApprovalHook>, HookError> {
+    let spec = plans::HookSpec::from_hook(&hook).map_err(|reason| HookError::InvalidConfig {
+        approver: "auditor".to_owned(),
+        reason,
+    })?;
     hook_for(
-        &hook,
+        &spec,
         "auditor",
         Path::new("/plans"),
         Path::new("/state/approvals"),

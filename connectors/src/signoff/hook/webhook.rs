@@ -234,7 +234,7 @@ fn poll_url(reply: &Reply, base: &Url) -> Option<Url> {
     base.join(&target).ok()
 }
 
-fn check_scheme(url: &Url, allow_http: bool, approver: &str) -> Result<(), HookError> {
+pub(super) fn check_scheme(url: &Url, allow_http: bool, approver: &str) -> Result<(), HookError> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if allow_http => Ok(()),
