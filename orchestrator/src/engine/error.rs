@@ -21,12 +21,13 @@ pub enum EngineError {
         source: connectors::store::StoreError,
     },
     /// A Kubernetes deploy failed its pre-flight dry run; nothing was frozen or applied.
-    #[error("pre-flight of deploy {workload}: {detail}")]
+    #[error("pre-flight of deploy {workload}: {cause}")]
     DeployPreflight {
         /// The workload's name in the plan.
         workload: String,
-        /// Every problem the dry run found.
-        detail: String,
+        /// Why: the cluster, the export or every problem the dry run found.
+        #[source]
+        cause: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// A step failed; the stage stopped and keeps its state for a rerun.
     #[error("stage {stage}, step {step} ({kind}) failed: {cause}")]

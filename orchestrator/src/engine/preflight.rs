@@ -55,9 +55,9 @@ pub(crate) async fn check_deploys(ctx: &Context, pending: &[usize]) -> Result<()
             {
                 let report = super::steps::kubernetes::dry_run_deploy(ctx, w)
                     .await
-                    .map_err(|detail| EngineError::DeployPreflight {
+                    .map_err(|cause| EngineError::DeployPreflight {
                         workload: w.clone(),
-                        detail,
+                        cause: Box::new(cause),
                     })?;
                 tracing::info!(workload = %w, accepted = report.accepted, "deploy dry run passed");
                 for notice in report.notices {

@@ -24,7 +24,7 @@ mod rollback;
 
 pub(crate) use rollback::{rollback, rollback_workload};
 
-use super::{StepResult, missing_workload};
+use super::{StepFailure, StepResult, missing_workload};
 use crate::engine::{Context, EngineError};
 use crate::progress::{Event, StepSummary};
 
@@ -280,13 +280,16 @@ pub(crate) async fn deploy(
     };
     let transformed = match target_manifests(ctx, name, w, &src).await {
         Ok(t) => t,
-        Err(e) => return failed(e),
+        Err(e) => return failed(StepFailure::Cause(Box::new(e))),
     };
     let options = ApplyOptions::from(w);
     // Dry-run again right before applying: the target may have changed since the pre-flight,
     // and nothing must be half-applied because the third manifest is refused.
-    if let Err(e) = dry_run(&tgt, &transformed, options).await {
-        return failed(format!("dry run at {}: {e}", w.to));
+    if let Err(source) = dry_run(&tgt, &transformed, options).await {
+        return failed(StepFailure::Cause(Box::new(DeployCheckError::DryRun {
+            cluster: w.to.clone(),
+            source,
+        })));
     }
     keep_manifests(ctx, name, "target", &transformed)?;
     let ids: Vec<ResourceId> = transformed.iter().map(Resource::id).collect();
@@ -338,6 +341,42 @@ pub(crate) async fn deploy(
     ))
 }
 
+/// Why a deploy's target manifests could not be built or were refused by the dry run,
+/// with the cause kept.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DeployCheckError {
+    /// The step names a workload that is not a Kubernetes one (validation prevents it).
+    #[error("{0} is not a Kubernetes workload")]
+    NotKubernetes(String),
+    /// A cluster could not be reached.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// Exporting from the source failed.
+    #[error("export from {cluster}: {source}")]
+    Export {
+        /// The source cluster's name in the plan.
+        cluster: String,
+        /// Why.
+        #[source]
+        source: KubeError,
+    },
+    /// The recorded freeze could not be read.
+    #[error(transparent)]
+    State(Box<EngineError>),
+    /// The plan's transform could not be applied to the exported manifests.
+    #[error(transparent)]
+    Transform(KubeError),
+    /// The target refused the server-side dry run.
+    #[error("dry run at {cluster}: {source}")]
+    DryRun {
+        /// The target cluster's name in the plan.
+        cluster: String,
+        /// Every problem the dry run found.
+        #[source]
+        source: KubeError,
+    },
+}
+
 /// Export from the source and transform for the target, with the recorded replica counts
 /// when the source is already frozen.
 async fn target_manifests(
@@ -345,11 +384,15 @@ async fn target_manifests(
     name: &str,
     w: &KubernetesWorkload,
     src: &kube::Client,
-) -> Result<Vec<Resource>, String> {
+) -> Result<Vec<Resource>, DeployCheckError> {
     let mut resources = export(src, w)
         .await
-        .map_err(|e| format!("export from {}: {e}", w.from))?;
-    let frozen = load::<FrozenState>(ctx, name, FROZEN).map_err(|e| e.to_string())?;
+        .map_err(|source| DeployCheckError::Export {
+            cluster: w.from.clone(),
+            source,
+        })?;
+    let frozen =
+        load::<FrozenState>(ctx, name, FROZEN).map_err(|e| DeployCheckError::State(Box::new(e)))?;
     if let Some(frozen) = frozen {
         restore_recorded_scale(&mut resources, &frozen);
     }
@@ -357,21 +400,27 @@ async fn target_manifests(
         "relocate.io/region".to_owned(),
         ctx.plan.plan().target.clone(),
     )]);
-    transform(&resources, &w.transform, &labels).map_err(|e| e.to_string())
+    transform(&resources, &w.transform, &labels).map_err(DeployCheckError::Transform)
 }
 
 /// The deploy's server-side dry run at the target (pre-flight, before any freeze).
-pub(crate) async fn dry_run_deploy(ctx: &Context, name: &str) -> Result<DryRunReport, String> {
+pub(crate) async fn dry_run_deploy(
+    ctx: &Context,
+    name: &str,
+) -> Result<DryRunReport, DeployCheckError> {
     let w = ctx
         .plan
         .kubernetes_workload(name)
-        .ok_or_else(|| format!("{name} is not a Kubernetes workload"))?;
-    let src = client(ctx, &w.from).await.map_err(|e| e.to_string())?;
-    let tgt = client(ctx, &w.to).await.map_err(|e| e.to_string())?;
+        .ok_or_else(|| DeployCheckError::NotKubernetes(name.to_owned()))?;
+    let src = client(ctx, &w.from).await?;
+    let tgt = client(ctx, &w.to).await?;
     let transformed = target_manifests(ctx, name, w, &src).await?;
     dry_run(&tgt, &transformed, ApplyOptions::from(w))
         .await
-        .map_err(|e| format!("at {}: {e}", w.to))
+        .map_err(|source| DeployCheckError::DryRun {
+            cluster: w.to.clone(),
+            source,
+        })
 }
 
 /// A frozen source exports with zero replicas, suspended, with its claims retained and its

@@ -78,6 +78,9 @@ pub enum StepFailure {
     /// A step names a workload the plan lacks (validation prevents it).
     #[error("workload {0} is not in the plan (validation should have caught this)")]
     MissingWorkload(String),
+    /// A step's typed error (a cluster's answer, a dry run's problems), kept as is.
+    #[error(transparent)]
+    Cause(Box<dyn std::error::Error + Send + Sync + 'static>),
     /// A step that reports its failure as text (object counts, a cluster's answer).
     #[error("{0}")]
     Report(String),
