@@ -9,6 +9,7 @@ mod kubernetes;
 mod objects;
 mod operator;
 mod signoff;
+mod workers;
 
 pub use kubernetes::{Cluster, JsonPatchRule, KubernetesWorkload, ResourceRef, Transform};
 pub use objects::{
@@ -17,6 +18,9 @@ pub use objects::{
 };
 pub use operator::Operator;
 pub use signoff::{Approver, FileHook, Hook, Signoff, SignoffRule};
+pub use workers::{
+    KubernetesWorkers, LocalWorkers, SharedState, WorkerCredentials, WorkerResources, Workers,
+};
 
 use indexmap::IndexMap;
 use schemars::JsonSchema;
@@ -65,6 +69,10 @@ pub struct Plan {
     /// move's evidence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<Operator>,
+    /// Where sharded workloads' workers and the coordinator meet (work orders,
+    /// checkpoints, results): `{ store: <a key of stores> }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<SharedState>,
     /// Stages, run in order.
     pub stages: Vec<Stage>,
 }

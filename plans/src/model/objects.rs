@@ -108,6 +108,13 @@ pub struct ObjectWorkload {
     /// (objects whose hash matches the source's are kept and recorded, the rest copied).
     #[serde(default, skip_serializing_if = "ExistingTarget::is_default")]
     pub existing_target: ExistingTarget,
+    /// Fan the copy and verify out over this many contiguous key ranges of about equal
+    /// bytes, each run by a worker (see `workers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
+    /// Where the shards run: `kubernetes` (an Indexed Job) or `local` (child processes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<super::Workers>,
 }
 
 /// What a copy does with a symbolic link in a local source.

@@ -40,6 +40,8 @@ mod header;
 mod operator;
 mod stages;
 pub(crate) mod stores;
+pub use workers::MAX_SHARDS;
+mod workers;
 mod workloads;
 
 use indexmap::IndexMap;
@@ -86,6 +88,7 @@ pub(crate) fn checked(plan: &Plan) -> (Vec<Problem>, Typed) {
     header::check(plan, &mut report);
     let stores = stores::check(plan, &mut report);
     workloads::check(plan, &mut report);
+    workers::check(plan, &mut report);
     approvers::check(plan, &mut report);
     operator::check(plan, &mut report);
     stages::check(plan, &mut report);
