@@ -13,5 +13,6 @@ pub mod cli;
 pub mod engine;
 pub mod exit;
 pub mod progress;
+pub mod scaleout;
 pub mod state;
 pub mod transfer;

@@ -77,6 +77,9 @@ pub enum EngineError {
     /// A transfer failed as a whole (listing, state).
     #[error(transparent)]
     Transfer(#[from] TransferError),
+    /// A sharded step's machinery failed (state store, workers, merge).
+    #[error(transparent)]
+    ScaleOut(#[from] crate::scaleout::ScaleError),
 }
 
 impl EngineError {

@@ -43,8 +43,29 @@ pub struct StepSummary {
     /// Objects the source deleted that could not be removed from the target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prune_failed: Option<u64>,
+    /// The shards of a sharded step, each with the digest of the rows it returned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shards: Option<Vec<ShardEvidence>>,
     /// Wall time in seconds.
     pub seconds: f64,
+}
+
+/// One shard of a sharded step, as its evidence names it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardEvidence {
+    /// Index, in key order.
+    pub index: u32,
+    /// Exclusive lower bound of its keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Inclusive upper bound of its keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub through: Option<String>,
+    /// Rows it returned.
+    pub rows: u64,
+    /// `sha256:` of its `result.ndjson`, as merged.
+    pub result_digest: String,
 }
 
 /// Something that happened in a run.

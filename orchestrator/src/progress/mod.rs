@@ -11,7 +11,7 @@ pub mod plain;
 pub mod ticker;
 pub mod tty;
 
-pub use events::{Event, EventSink, StepSummary};
+pub use events::{Event, EventSink, ShardEvidence, StepSummary};
 
 use std::sync::Arc;
 

@@ -13,6 +13,7 @@ mod lock;
 mod objects;
 mod operator_key;
 mod record;
+mod shard_rows;
 mod stages;
 mod writer;
 
@@ -22,6 +23,7 @@ pub use lock::RunLock;
 pub use objects::{Known, ObjectRow, ObjectStatus, WorkloadCounts};
 pub use operator_key::settle_operator_key;
 pub use record::RecordEntry;
+pub use shard_rows::ShardRow;
 pub use stages::{NewEvidence, StageRecord, StageStatus, StepRecord, StepStatus};
 pub use writer::{ObjectUpdate, ObjectWriter};
 

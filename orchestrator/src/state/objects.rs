@@ -43,7 +43,7 @@ impl ObjectStatus {
         }
     }
 
-    fn parse(s: &str) -> Result<Self, StateError> {
+    pub(crate) fn parse(s: &str) -> Result<Self, StateError> {
         Ok(match s {
             "copying" => ObjectStatus::Copying,
             "copied" => ObjectStatus::Copied,

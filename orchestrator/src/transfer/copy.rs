@@ -26,7 +26,7 @@ use super::local::{BatchContext, Links, LocalSides, is_staging_name};
 pub(crate) use super::outcome::error_chain;
 use super::outcome::{Done, ObjectOutcome, record, record_one};
 use super::ratelimit::RateLimiter;
-use super::{Counters, KeyFilter, Shard, TransferError};
+use super::{Counters, KeyFilter, TransferError};
 use crate::state::{Db, Known, ObjectUpdate, ObjectWriter};
 
 /// Multipart tuning.
@@ -73,8 +73,8 @@ pub struct CopyJob {
     pub multipart: Multipart,
     /// Shared bandwidth cap.
     pub limiter: Option<Arc<RateLimiter>>,
-    /// Key-space slice, for sharded workers.
-    pub shard: Option<Shard>,
+    /// Key-space slice, for sharded workers (`None`: every key).
+    pub range: Option<super::KeyRange>,
     /// Remove from the target what relocate copied earlier and the source deleted since.
     pub prune: bool,
     /// Both stores live in one account: copy server-side (no bytes through relocate),
@@ -139,7 +139,7 @@ pub(super) fn part_size(job: &CopyJob, size: u64) -> u64 {
 }
 
 /// What one copy did.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct CopyReport {
     /// Objects listed (after filtering).
     pub listed: u64,
@@ -198,7 +198,7 @@ pub async fn copy_workload(
         c = listing.next() => c,
         () = cancel.cancelled() => None,
     } {
-        let listed = super::listing::owned(page, &job.source_name, &job.filter, job.shard)?;
+        let listed = super::listing::owned(page, &job.source_name, &job.filter, job.range.as_ref())?;
         let keys: Vec<&str> = listed.iter().map(|m| m.location.as_ref()).collect();
         let known = db.known(&job.workload, &keys)?;
         let (mut to_copy, mut refused, mut one_by_one) = (Vec::new(), Vec::new(), Vec::new());
@@ -310,7 +310,7 @@ pub async fn copy_workload(
     }
     writer.flush().await?;
     report.skipped_links = skipped_links.load(std::sync::atomic::Ordering::Relaxed);
-    if job.prune && !report.interrupted && job.shard.is_none() {
+    if job.prune && !report.interrupted {
         // Every listed key now has a live row (unchanged, copied or failed) except the
         // ones that vanished mid-copy; more live rows than that are objects the source
         // deleted. Only then is the source listed again to find which: a delta that
@@ -353,7 +353,7 @@ async fn mark_listed(
         c = listing.next() => c,
         () = cancel.cancelled() => None,
     } {
-        for meta in super::listing::owned(page, &job.source_name, &job.filter, None)? {
+        for meta in super::listing::owned(page, &job.source_name, &job.filter, job.range.as_ref())? {
             writer.send(ObjectUpdate::Seen {
                 workload: job.workload.clone(),
                 key: meta.location.as_ref().to_owned(),
@@ -380,7 +380,10 @@ fn source_listing(
             (walk.pages, walk.skipped_links)
         }
         None => (
-            super::listing::read_ahead(job.source.list(None)),
+            super::listing::read_ahead(super::range::cloud_listing(
+                job.source.as_ref(),
+                job.range.as_ref(),
+            )),
             Arc::default(),
         ),
     }
@@ -419,7 +422,7 @@ mod tests {
             concurrency: 4,
             multipart: Multipart::default(),
             limiter: None,
-            shard: None,
+            range: None,
             prune: true,
             server_side: None,
             memory_budget: DEFAULT_MEMORY_BUDGET,

@@ -31,7 +31,7 @@ pub struct Counters {
 }
 
 /// A consistent-enough snapshot for display.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     /// See [`Counters::discovered_objects`].
     pub discovered_objects: u64,

@@ -36,14 +36,17 @@ pub(super) async fn first_copy(
     }
     let mut listing = match &job.local.target {
         Some(fs) => super::local::list_store(fs, Links::Target).pages,
-        None => super::listing::read_ahead(job.target.list(None)),
+        None => super::listing::read_ahead(super::range::cloud_listing(
+            job.target.as_ref(),
+            job.range.as_ref(),
+        )),
     };
     let mut found = HashSet::new();
     while let Some(page) = tokio::select! {
         p = listing.next() => p,
         () = cancel.cancelled() => None,
     } {
-        for meta in super::listing::owned(page, &job.target_name, &job.filter, job.shard)? {
+        for meta in super::listing::owned(page, &job.target_name, &job.filter, job.range.as_ref())? {
             found.insert(meta.location.as_ref().to_owned());
         }
     }

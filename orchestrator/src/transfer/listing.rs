@@ -12,7 +12,7 @@ use futures::stream::BoxStream;
 use object_store::ObjectMeta;
 use tokio::sync::mpsc;
 
-use super::{KeyFilter, Shard, TransferError};
+use super::{KeyFilter, TransferError};
 
 /// Objects per page handed to the consumer (one state lookup round per page).
 pub const PAGE: usize = 1024;
@@ -23,13 +23,13 @@ const AHEAD: usize = 4;
 /// One page of a listing; an error ends the listing after it.
 pub type Page = Vec<object_store::Result<ObjectMeta>>;
 
-/// The objects of a page that belong to the workload (its filter and shard). A listing
+/// The objects of a page that belong to the workload (its filter and key range). A listing
 /// error stops the step, naming the store.
 pub fn owned(
     page: Page,
     store: &str,
     filter: &KeyFilter,
-    shard: Option<Shard>,
+    range: Option<&super::KeyRange>,
 ) -> Result<Vec<ObjectMeta>, TransferError> {
     let mut out = Vec::with_capacity(page.len());
     for item in page {
@@ -38,7 +38,7 @@ pub fn owned(
             source,
         })?;
         let key = meta.location.as_ref();
-        if filter.matches(key) && shard.is_none_or(|s| s.contains(key)) {
+        if filter.matches(key) && range.is_none_or(|r| r.contains(key)) {
             out.push(meta);
         }
     }

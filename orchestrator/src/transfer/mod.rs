@@ -2,7 +2,7 @@
 //!
 //! A library over `Arc<dyn ObjectStore>` pairs and the state database, knowing nothing
 //! of stages or plans, so the same functions serve a local run today and a sharded
-//! worker tomorrow (a [`Shard`] picks a hash slice of the key space; rows are keyed by
+//! worker (a [`KeyRange`] picks a contiguous slice of the key space; rows are keyed by
 //! workload and key so shards never collide).
 //!
 //! - [`copy`]: list the source (streamed), skip what is already at the target
@@ -24,6 +24,7 @@ pub mod manifest;
 mod object;
 mod outcome;
 mod prune;
+pub mod range;
 pub mod ratelimit;
 pub mod read;
 pub mod verify;
@@ -33,34 +34,13 @@ pub use counters::Counters;
 pub use failure::CopyFailure;
 pub use filter::KeyFilter;
 pub use manifest::{ManifestSummary, write_manifest};
+pub use range::KeyRange;
 pub use verify::{Problem, ProblemKind, VerifyJob, VerifyReport, verify_workload};
 
 /// The store path of a key as recorded in the state (the listing's own form, so
 /// parsing cannot re-encode it).
 pub fn key_path(key: &str) -> object_store::path::Path {
     object_store::path::Path::parse(key).unwrap_or_else(|_| object_store::path::Path::from(key))
-}
-
-/// A slice of the key space for sharded copies: keys whose hash modulo `count` is `index`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    /// This shard, from 0.
-    pub index: u32,
-    /// Number of shards.
-    pub count: u32,
-}
-
-impl Shard {
-    /// Whether a key belongs to this shard.
-    pub fn contains(&self, key: &str) -> bool {
-        if self.count <= 1 {
-            return true;
-        }
-        let h = blake3::hash(key.as_bytes());
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&h.as_bytes()[..8]);
-        (u64::from_le_bytes(first) % u64::from(self.count)) as u32 == self.index
-    }
 }
 
 /// Errors that stop a transfer step as a whole (per-object failures are counted and
@@ -107,21 +87,4 @@ pub enum TransferError {
     /// A worker task panicked or was cancelled unexpectedly.
     #[error("a transfer task stopped unexpectedly: {0}")]
     Task(String),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Shard;
-
-    #[test]
-    fn shards_partition_the_key_space() {
-        let shards: Vec<Shard> = (0..4).map(|index| Shard { index, count: 4 }).collect();
-        for key in ["a", "b/c", "ü space", "x".repeat(300).as_str()] {
-            assert_eq!(
-                shards.iter().filter(|s| s.contains(key)).count(),
-                1,
-                "{key}"
-            );
-        }
-    }
 }

@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::hash::ObjectHasher;
-use super::{Counters, KeyFilter, Shard, TransferError, key_path};
+use super::{Counters, KeyFilter, TransferError, key_path};
 use crate::state::{Db, ObjectRow, ObjectStatus, ObjectUpdate};
 
 /// Everything one verify of one workload needs.
@@ -34,15 +34,15 @@ pub struct VerifyJob {
     pub filter: KeyFilter,
     /// Objects in flight.
     pub concurrency: usize,
-    /// Key-space slice, for sharded workers.
-    pub shard: Option<Shard>,
+    /// Key-space slice, for sharded workers (`None`: every key).
+    pub range: Option<super::KeyRange>,
     /// The target is a local directory: hash its files directly, batches of small ones
     /// per blocking call (see [`super::local`]).
     pub local: Option<Arc<LocalFileSystem>>,
 }
 
 /// What kind of problem verify found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProblemKind {
     /// The target's bytes hash differently from the source's.
@@ -56,7 +56,7 @@ pub enum ProblemKind {
 }
 
 /// One problem, for one key.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Problem {
     /// The key.
     pub key: String,
@@ -67,7 +67,7 @@ pub struct Problem {
 }
 
 /// What one verify found.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct VerifyReport {
     /// Objects whose target hash matched.
     pub verified: u64,
@@ -128,7 +128,7 @@ pub async fn verify_workload(
         after = Some(last.key.clone());
         let rows: Vec<ObjectRow> = page
             .into_iter()
-            .filter(|row| job.shard.is_none_or(|s| s.contains(&row.key)))
+            .filter(|row| job.range.as_ref().is_none_or(|r| r.contains(&row.key)))
             .collect();
         for row in &rows {
             Counters::add(&counters.discovered_objects, 1);
@@ -306,13 +306,16 @@ async fn find_unexpected(
         // Never follow a link in a target, and see the `name#digits` files object_store
         // would hide.
         Some(fs) => super::local::list_store(fs, super::local::Links::Target).pages,
-        None => super::listing::read_ahead(job.target.list(None)),
+        None => super::listing::read_ahead(super::range::cloud_listing(
+            job.target.as_ref(),
+            job.range.as_ref(),
+        )),
     };
     while let Some(page) = tokio::select! {
         p = listing.next() => p,
         () = cancel.cancelled() => None,
     } {
-        let listed = super::listing::owned(page, &job.target_name, &job.filter, job.shard)?;
+        let listed = super::listing::owned(page, &job.target_name, &job.filter, job.range.as_ref())?;
         let keys: Vec<&str> = listed.iter().map(|m| m.location.as_ref()).collect();
         let known = db.known(&job.workload, &keys)?;
         for (meta, known) in listed.iter().zip(known) {

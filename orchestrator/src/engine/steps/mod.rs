@@ -6,7 +6,7 @@
 
 mod command;
 pub(crate) mod kubernetes;
-mod objects;
+pub(crate) mod objects;
 
 use plans::{Stage, Step};
 

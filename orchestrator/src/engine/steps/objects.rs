@@ -20,7 +20,7 @@ use crate::transfer::{
 /// Default objects in flight per workload.
 pub(crate) const DEFAULT_CONCURRENCY: usize = 16;
 
-fn open(ctx: &Context, name: &str, access: Access) -> Result<StoreHandle, EngineError> {
+pub(crate) fn open(ctx: &Context, name: &str, access: Access) -> Result<StoreHandle, EngineError> {
     let store = ctx
         .plan
         .store(name)
@@ -126,6 +126,61 @@ fn sweep_staging_files(
     Ok(())
 }
 
+/// The copy of a workload between two opened stores: the one way a copy is set up,
+/// for the in-process step and for a sharded worker alike (which then sets its range).
+pub(crate) fn copy_job(
+    name: &str,
+    w: &ObjectWorkload,
+    bandwidth: Option<u64>,
+    source: &StoreHandle,
+    target: &StoreHandle,
+) -> Result<CopyJob, String> {
+    let m = target.multipart;
+    Ok(CopyJob {
+        workload: name.to_owned(),
+        source_name: format!("{} ({})", source.name, source.display_url),
+        target_name: format!("{} ({})", target.name, target.display_url),
+        source: source.store.clone(),
+        target: target.store.clone(),
+        filter: filter(w)?,
+        algorithm: w.checksum,
+        concurrency: w.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+        multipart: Multipart {
+            threshold: m.threshold,
+            part_size: m.part_size,
+            concurrency: m.concurrency,
+        },
+        limiter: bandwidth.map(|r| Arc::new(RateLimiter::new(r))),
+        range: None,
+        prune: true,
+        memory_budget: crate::transfer::copy::DEFAULT_MEMORY_BUDGET,
+        server_side: server_side(source, target),
+        local: LocalSides {
+            source: source.local.clone(),
+            target: target.local.clone(),
+        },
+        symlinks: w.symlinks,
+        existing_target: w.existing_target,
+    })
+}
+
+/// The verify of a workload's target (see [`copy_job`]).
+pub(crate) fn verify_job(
+    name: &str,
+    w: &ObjectWorkload,
+    target: &StoreHandle,
+) -> Result<VerifyJob, String> {
+    Ok(VerifyJob {
+        workload: name.to_owned(),
+        target_name: format!("{} ({})", target.name, target.display_url),
+        target: target.store.clone(),
+        filter: filter(w)?,
+        concurrency: w.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+        range: None,
+        local: target.local.clone(),
+    })
+}
+
 /// Copy what is missing or changed at the target.
 pub(crate) async fn copy(
     ctx: &Context,
@@ -136,42 +191,15 @@ pub(crate) async fn copy(
     let Some(w) = ctx.plan.object_workload(name) else {
         return Ok((StepSummary::default(), missing_workload(name)));
     };
+    if crate::scaleout::coordinator::is_sharded(w) {
+        let task = crate::scaleout::order::ShardTask::Copy;
+        return crate::scaleout::coordinator::run(ctx, stage, step_index, name, w, task).await;
+    }
     let source = open(ctx, &w.from, Access::Read)?;
     let target = open(ctx, &w.to, Access::Write)?;
-    let filter = match filter(w) {
-        Ok(f) => f,
+    let job = match copy_job(name, w, ctx.plan.bandwidth(name), &source, &target) {
+        Ok(job) => job,
         Err(e) => return Ok((StepSummary::default(), StepResult::failed(e))),
-    };
-    let limiter = ctx
-        .plan
-        .bandwidth(name)
-        .map(|r| Arc::new(RateLimiter::new(r)));
-    let m = target.multipart;
-    let job = CopyJob {
-        workload: name.to_owned(),
-        source_name: format!("{} ({})", source.name, source.display_url),
-        target_name: format!("{} ({})", target.name, target.display_url),
-        source: source.store.clone(),
-        target: target.store.clone(),
-        filter,
-        algorithm: w.checksum,
-        concurrency: w.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
-        multipart: Multipart {
-            threshold: m.threshold,
-            part_size: m.part_size,
-            concurrency: m.concurrency,
-        },
-        limiter,
-        shard: None,
-        prune: true,
-        memory_budget: crate::transfer::copy::DEFAULT_MEMORY_BUDGET,
-        server_side: server_side(&source, &target),
-        local: LocalSides {
-            source: source.local.clone(),
-            target: target.local.clone(),
-        },
-        symlinks: w.symlinks,
-        existing_target: w.existing_target,
     };
     if let Some(dir) = ctx
         .plan
@@ -264,19 +292,14 @@ pub(crate) async fn verify(
     let Some(w) = ctx.plan.object_workload(name) else {
         return Ok((StepSummary::default(), missing_workload(name)));
     };
+    if crate::scaleout::coordinator::is_sharded(w) {
+        let task = crate::scaleout::order::ShardTask::Verify;
+        return crate::scaleout::coordinator::run(ctx, stage, step_index, name, w, task).await;
+    }
     let target = open(ctx, &w.to, Access::Read)?;
-    let filter = match filter(w) {
-        Ok(f) => f,
+    let job = match verify_job(name, w, &target) {
+        Ok(job) => job,
         Err(e) => return Ok((StepSummary::default(), StepResult::failed(e))),
-    };
-    let job = VerifyJob {
-        workload: name.to_owned(),
-        target_name: format!("{} ({})", target.name, target.display_url),
-        target: target.store.clone(),
-        filter,
-        concurrency: w.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
-        shard: None,
-        local: target.local.clone(),
     };
     let counters = Arc::new(Counters::default());
     ctx.emit(Event::StepStarted {
