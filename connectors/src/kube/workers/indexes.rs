@@ -60,7 +60,13 @@ pub fn format_indexes(indexes: &BTreeSet<u32>) -> String {
         }
     }
     runs.iter()
-        .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -76,7 +82,10 @@ mod tests {
 
     #[test]
     fn reads_ranges_singles_and_blanks() {
-        assert_eq!(parse_indexes("0-3,5,7-9"), Ok(set(&[0, 1, 2, 3, 5, 7, 8, 9])));
+        assert_eq!(
+            parse_indexes("0-3,5,7-9"),
+            Ok(set(&[0, 1, 2, 3, 5, 7, 8, 9]))
+        );
         assert_eq!(parse_indexes(""), Ok(set(&[])));
         assert_eq!(parse_indexes("  "), Ok(set(&[])));
         assert_eq!(parse_indexes(" 1 , 4 - 5 "), Ok(set(&[1, 4, 5])));
@@ -85,7 +94,17 @@ mod tests {
 
     #[test]
     fn refuses_garbage_naming_it() {
-        for bad in ["a", "1,,2", "3-1", "1-", "-1", "1-2-3", "4294967296", "+1", "1;2"] {
+        for bad in [
+            "a",
+            "1,,2",
+            "3-1",
+            "1-",
+            "-1",
+            "1-2-3",
+            "4294967296",
+            "+1",
+            "1;2",
+        ] {
             let err = parse_indexes(bad).expect_err(bad);
             assert_eq!(err.text, bad);
             assert!(err.to_string().contains(bad), "{err}");

@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{Api, PostParams};
 use kube::Client;
+use kube::api::{Api, PostParams};
 
 use super::indexes::parse_indexes;
 use super::spec::{WorkerJob, build_job};
@@ -59,7 +59,9 @@ pub(super) fn namespace_missing(namespace: &str) -> KubeError {
         kind: "namespace".into(),
         name: namespace.into(),
         namespace: None,
-        hint: format!("create it (kubectl create namespace {namespace}) or name another in `workers.kubernetes.namespace`"),
+        hint: format!(
+            "create it (kubectl create namespace {namespace}) or name another in `workers.kubernetes.namespace`"
+        ),
     }
 }
 
@@ -81,7 +83,8 @@ pub async fn ensure_job(client: Client, worker: &WorkerJob) -> Result<Job, KubeE
         }
         Err(kube::Error::Api(status)) if status.code == 409 => {
             let existing = api.get(&worker.name).await.map_err(|e| from_api(&id, e))?;
-            let differences = differing_labels(&worker.all_labels(), existing.metadata.labels.as_ref());
+            let differences =
+                differing_labels(&worker.all_labels(), existing.metadata.labels.as_ref());
             if !differences.is_empty() {
                 return Err(KubeError::JobTaken {
                     resource: id.to_string(),

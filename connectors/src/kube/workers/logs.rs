@@ -67,9 +67,7 @@ pub async fn job_pods(
     let pods = api
         .list(&ListParams::default().labels(&selector))
         .await
-        .map_err(|e| {
-            KubeError::from_api(&pod_id(namespace, &format!("<pods of job {job}>")), e)
-        })?;
+        .map_err(|e| KubeError::from_api(&pod_id(namespace, &format!("<pods of job {job}>")), e))?;
     let mut out = Vec::with_capacity(pods.items.len());
     for pod in pods.items {
         let name = pod.metadata.name.clone().unwrap_or_default();
@@ -80,7 +78,9 @@ pub async fn job_pods(
             .and_then(|text| text.parse::<u32>().ok())
             .ok_or_else(|| KubeError::Malformed {
                 resource: pod_id(namespace, &name).to_string(),
-                message: format!("no numeric {INDEX_LABEL} label or annotation: is Job {job} Indexed?"),
+                message: format!(
+                    "no numeric {INDEX_LABEL} label or annotation: is Job {job} Indexed?"
+                ),
             })?;
         let phase = pod
             .status
