@@ -156,6 +156,52 @@ pub enum KubeError {
         /// What does not fit, and how to fix it.
         message: String,
     },
+    /// A worker Job of the same name exists but belongs to another run (its labels differ):
+    /// relocate neither re-attaches to it nor creates a second one.
+    #[error(
+        "{resource} already exists and belongs to another run ({differences}); refusing to re-attach: \
+         delete it (kubectl delete job -n {namespace} {name}) if no run needs it"
+    )]
+    JobTaken {
+        /// `Job namespace/name`.
+        resource: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// Each differing label as `key: expected … found …`.
+        differences: String,
+    },
+    /// Something the workers need is missing at the cluster (checked before any Job is made).
+    #[error("{kind} {name} not found{}: {hint}", namespace.as_ref().map(|n| format!(" in namespace {n}")).unwrap_or_default())]
+    MissingPrerequisite {
+        /// `namespace`, `secret` or `service account`.
+        kind: String,
+        /// Its name.
+        name: String,
+        /// Where it was looked for (none for a namespace itself).
+        namespace: Option<String>,
+        /// How to create it.
+        hint: String,
+    },
+    /// A Job's status carries an index list that does not parse.
+    #[error("status of {resource} is unreadable")]
+    JobStatus {
+        /// `Job namespace/name`.
+        resource: String,
+        /// The malformed list.
+        #[source]
+        source: super::workers::IndexListError,
+    },
+    /// Following a pod's log broke off.
+    #[error("reading the log of {resource} failed")]
+    LogStream {
+        /// `Pod namespace/name`.
+        resource: String,
+        /// What the connection reported.
+        #[source]
+        source: std::io::Error,
+    },
     /// A manifest lacks what every Kubernetes object has (kind, apiVersion, metadata.name).
     #[error("malformed manifest {resource}: {message}")]
     Malformed {

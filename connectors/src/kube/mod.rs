@@ -28,6 +28,7 @@ mod resource;
 mod scale;
 mod transform;
 mod wait;
+pub mod workers;
 
 #[cfg(test)]
 mod fixtures;
