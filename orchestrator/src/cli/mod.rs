@@ -13,6 +13,7 @@ mod run;
 mod secret_files;
 mod status;
 mod verify;
+mod worker;
 
 use std::path::PathBuf;
 
@@ -56,6 +57,9 @@ pub enum Command {
     /// Export the move's tamper-evident record (evidence and approvals) for auditors.
     #[command(subcommand)]
     Record(record::RecordCommand),
+    /// Run one shard of a sharded workload's work order (the worker image's
+    /// entrypoint; `relocate run` starts these itself).
+    Worker(worker::WorkerArgs),
     /// Check an exported record on any machine: signatures, chain, thresholds; with
     /// `--target` the target's objects; `--object` one object's proof; `--digests` a store.
     Verify(verify::VerifyArgs),
@@ -131,6 +135,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Rollback(args) => run::rollback(args).await,
         Command::Record(command) => record::record(&command),
         Command::Verify(args) => verify::verify(&args).await,
+        Command::Worker(args) => worker::worker(&args).await,
     };
     match result {
         Ok(code) => code,

@@ -29,8 +29,17 @@ use crate::progress::{Event, ShardEvidence, StepSummary};
 use crate::transfer::listing::owned;
 use crate::transfer::{Counters, KeyFilter, KeyRange};
 
-/// Seconds between a worker's checkpoints.
+/// Seconds between a worker's checkpoints: at most this much work is redone when a
+/// worker dies. `RELOCATE_CHECKPOINT_SECONDS` changes it (tests use 1).
 pub const CHECKPOINT_SECONDS: u64 = 10;
+
+fn checkpoint_seconds() -> u64 {
+    std::env::var("RELOCATE_CHECKPOINT_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&s| s > 0)
+        .unwrap_or(CHECKPOINT_SECONDS)
+}
 
 /// Default workers at once.
 pub const DEFAULT_PARALLELISM: u32 = 4;
@@ -224,7 +233,7 @@ pub(crate) async fn run(
                     .db
                     .meta(&format!("epoch:{name}"))?
                     .and_then(|v| v.parse().ok()),
-                checkpoint_seconds: CHECKPOINT_SECONDS,
+                checkpoint_seconds: checkpoint_seconds(),
                 bandwidth: ctx
                     .plan
                     .bandwidth(name)

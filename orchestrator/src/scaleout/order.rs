@@ -130,21 +130,21 @@ impl Layout {
 
     /// `order.json`.
     pub fn order(&self) -> Path {
-        self.dir.child("order.json")
+        self.dir.clone().join("order.json")
     }
 
     fn shard(&self, index: u32) -> Path {
-        self.dir.child(format!("shard-{index}"))
+        self.dir.clone().join(format!("shard-{index}"))
     }
 
     /// Rows the coordinator had for the range.
     pub fn known(&self, index: u32) -> Path {
-        self.shard(index).child("known.ndjson")
+        self.shard(index).join("known.ndjson")
     }
 
     /// Marker of a worker having begun.
     pub fn started(&self, index: u32) -> Path {
-        self.shard(index).child("started")
+        self.shard(index).join("started")
     }
 
     /// Prefix of the shard's checkpoints.
@@ -154,7 +154,7 @@ impl Layout {
 
     /// Checkpoint number `seq`.
     pub fn journal(&self, index: u32, seq: u64) -> Path {
-        self.shard(index).child(format!("journal-{seq:08}.ndjson"))
+        self.shard(index).join(format!("journal-{seq:08}.ndjson"))
     }
 
     /// Whether `name` (a file name in the shard's directory) is a checkpoint, and which.
@@ -167,12 +167,12 @@ impl Layout {
 
     /// The shard's rows at the end.
     pub fn result_rows(&self, index: u32) -> Path {
-        self.shard(index).child("result.ndjson")
+        self.shard(index).join("result.ndjson")
     }
 
     /// The shard's report.
     pub fn result(&self, index: u32) -> Path {
-        self.shard(index).child("result.json")
+        self.shard(index).join("result.json")
     }
 }
 

@@ -1,0 +1,170 @@
+//! Workers as a Kubernetes Indexed Job in the target cluster (see
+//! `connectors::kube::workers` for the Job's shape and why each field is set).
+//!
+//! The coordinator creates the Job (or re-attaches to the one a killed coordinator
+//! made: same name, same run labels), then follows it: the Job's own
+//! `completedIndexes`/`failedIndexes` say which shards ended, and each running pod's
+//! log carries the worker's NDJSON progress, summed into one display. Retries per
+//! shard (`backoffLimitPerIndex`) and permanent failures (`podFailurePolicy`) are the
+//! Job controller's; a pod lost to a node drain (`DisruptionTarget`) is not counted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use connectors::kube::workers::{
+    JobFinished, WorkerJob, WorkerResources, check_worker_prerequisites, ensure_job,
+    follow_pod_logs, job_name, job_pods, job_progress,
+};
+use futures::StreamExt;
+use plans::KubernetesWorkers;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{Ends, Launch, Observed, ShardEnd};
+use crate::engine::Context;
+use crate::scaleout::ScaleError;
+use crate::scaleout::order::WorkOrder;
+
+/// How often the Job's status is read.
+const POLL: Duration = Duration::from_secs(2);
+
+/// How long a finished Job (and its pods' logs) stays for inspection.
+const TTL_AFTER_FINISHED: u32 = 24 * 3600;
+
+/// The Job for an order.
+pub fn worker_job(k: &KubernetesWorkers, order: &WorkOrder, launch: &Launch) -> WorkerJob {
+    let labels = BTreeMap::from([
+        (
+            "relocate.io/plan-digest".to_owned(),
+            order
+                .plan_digest
+                .trim_start_matches("sha256:")
+                .chars()
+                .take(63)
+                .collect(),
+        ),
+        ("relocate.io/workload".to_owned(), order.workload.clone()),
+        ("relocate.io/stage".to_owned(), order.stage.clone()),
+        ("relocate.io/attempt".to_owned(), order.attempt.to_string()),
+        (
+            "relocate.io/step".to_owned(),
+            format!("{}-{}", order.step + 1, order.task.as_str()),
+        ),
+    ]);
+    WorkerJob {
+        name: job_name(
+            &order.workload,
+            &order.stage,
+            order.attempt,
+            &format!("{}-{}", order.step + 1, order.task.as_str()),
+        ),
+        namespace: k.namespace.clone(),
+        image: k.image.clone(),
+        completions: order.shards.len() as u32,
+        parallelism: launch.parallelism,
+        service_account: k.service_account_name.clone(),
+        secret_name: k.credentials.as_ref().map(|c| c.secret_name.clone()),
+        resources: WorkerResources {
+            cpu: k.resources.as_ref().and_then(|r| r.cpu.clone()),
+            memory: k.resources.as_ref().and_then(|r| r.memory.clone()),
+        },
+        args: vec!["worker".into(), "--order".into(), launch.order.clone()],
+        env: vec![("RELOCATE_STATE_STORE".into(), launch.state_store.clone())],
+        labels,
+        backoff_limit_per_index: k.backoff_limit_per_index.unwrap_or(launch.attempts - 1),
+        ttl_seconds_after_finished: TTL_AFTER_FINISHED,
+    }
+}
+
+/// Run the order's Job to its end.
+pub(crate) async fn run(
+    ctx: &Context,
+    k: &KubernetesWorkers,
+    order: &WorkOrder,
+    launch: &Launch,
+    observed: &Observed,
+    cancel: &CancellationToken,
+) -> Result<Ends, ScaleError> {
+    let kube = |source| ScaleError::Kube {
+        cluster: k.cluster.clone(),
+        source,
+    };
+    let spec = ctx.plan.plan().clusters.get(&k.cluster).ok_or_else(|| {
+        ScaleError::Executor(format!("cluster {} is not in the plan", k.cluster))
+    })?;
+    let client = connectors::kube::connect(spec, ctx.plan.base_dir())
+        .await
+        .map_err(kube)?;
+    check_worker_prerequisites(
+        client.clone(),
+        &k.namespace,
+        k.credentials.as_ref().map(|c| c.secret_name.as_str()),
+        k.service_account_name.as_deref(),
+    )
+    .await
+    .map_err(kube)?;
+    let job = worker_job(k, order, launch);
+    ensure_job(client.clone(), &job).await.map_err(kube)?;
+    let wanted: BTreeSet<u32> = launch.shards.iter().copied().collect();
+    let mut following: BTreeSet<String> = BTreeSet::new();
+    let mut logs = JoinSet::new();
+    loop {
+        let progress = job_progress(client.clone(), &job.namespace, &job.name)
+            .await
+            .map_err(kube)?;
+        // Follow the log of every pod not yet followed (each retry is a new pod).
+        if let Ok(pods) = job_pods(client.clone(), &job.namespace, &job.name).await {
+            for (_, pod, phase) in pods {
+                if phase == "Pending" || !following.insert(pod.clone()) {
+                    continue;
+                }
+                let (client, ns, observed) =
+                    (client.clone(), job.namespace.clone(), observed.clone());
+                logs.spawn(async move {
+                    let mut lines = std::pin::pin!(follow_pod_logs(client, &ns, &pod));
+                    while let Some(Ok(line)) = lines.next().await {
+                        observed.aggregate.take_line(&line, &observed.counters);
+                    }
+                });
+            }
+        }
+        let ended = progress.completed.union(&progress.failed).copied().collect::<BTreeSet<_>>();
+        if wanted.is_subset(&ended) || progress.finished.is_some() {
+            let mut ends = Ends::new();
+            for &index in &launch.shards {
+                let end = if progress.completed.contains(&index) {
+                    ShardEnd::Finished
+                } else if progress.failed.contains(&index) {
+                    // A permanent failure (exit 4/7) still wrote its result; the merge
+                    // finds it. Otherwise the Job's reason is all there is.
+                    ShardEnd::Failed(match &progress.finished {
+                        Some(JobFinished::Failed { reason, message }) => {
+                            format!("pod failed ({reason}: {message}); see kubectl logs -n {} -l batch.kubernetes.io/job-name={}", job.namespace, job.name)
+                        }
+                        _ => format!("pod failed; see kubectl logs -n {} -l batch.kubernetes.io/job-name={}", job.namespace, job.name),
+                    })
+                } else {
+                    ShardEnd::Failed(format!(
+                        "the Job ended without running it ({:?})",
+                        progress.finished
+                    ))
+                };
+                ends.insert(index, end);
+            }
+            logs.abort_all();
+            return Ok(ends);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(POLL) => {}
+            () = cancel.cancelled() => {
+                // The Job keeps running in the cluster; a rerun re-attaches to it.
+                logs.abort_all();
+                tracing::warn!(
+                    "stopped following Job {}/{}; its pods keep running and a rerun re-attaches",
+                    job.namespace, job.name
+                );
+                return Ok(launch.shards.iter().map(|&i| (i, ShardEnd::Interrupted)).collect());
+            }
+        }
+    }
+}
