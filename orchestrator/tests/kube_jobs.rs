@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use connectors::kube::KubeError;
 use connectors::kube::workers::{
     JobFinished, JobProgress, WorkerJob, WorkerResources, build_job, check_worker_prerequisites,
-    ensure_job, follow_pod_logs, job_pods, job_progress,
+    ensure_job, follow_pod_logs, job_pods, job_progress, stuck_worker_pods,
 };
 use fake_kube::FakeCluster;
 use fake_kube::jobs::KillAs;
@@ -255,12 +255,21 @@ async fn a_missing_secret_is_named_by_the_pre_flight_and_holds_the_pod_before_it
         .expect("pods");
     assert_eq!(pods.len(), 1);
     assert_eq!(pods[0].2, "Pending");
-    let pod = cluster
-        .get("/api/v1/namespaces/relocate/pods", &pods[0].1)
-        .expect("pod");
+    let stuck = stuck_worker_pods(client.clone(), NS, "nosecret")
+        .await
+        .expect("stuck");
+    assert_eq!(stuck.len(), 1);
     assert_eq!(
-        pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"],
-        "CreateContainerConfigError"
+        (
+            stuck[0].index,
+            stuck[0].reason.as_str(),
+            stuck[0].message.as_str()
+        ),
+        (
+            0,
+            "CreateContainerConfigError",
+            "secret \"relocate-stores\" not found"
+        )
     );
     assert!(!dir.path().join("ran").exists());
 }

@@ -37,6 +37,7 @@
 mod indexes;
 mod job;
 mod logs;
+mod pods;
 mod preflight;
 mod spec;
 
@@ -45,9 +46,10 @@ mod mock_tests;
 #[cfg(test)]
 mod spec_tests;
 
-pub use indexes::{IndexListError, format_indexes, parse_indexes};
+pub use indexes::{IndexListError, MAX_INDEXES, format_indexes, parse_indexes};
 pub use job::{JobFinished, JobProgress, ensure_job, job_progress, progress_of};
-pub use logs::{INDEX_LABEL, JOB_NAME_LABEL, follow_pod_logs, job_pods};
+pub use logs::follow_pod_logs;
+pub use pods::{INDEX_LABEL, JOB_NAME_LABEL, StuckPod, job_pods, stuck_worker_pods};
 pub use preflight::check_worker_prerequisites;
 pub use spec::{
     APP_NAME, CONTAINER, MANAGED_BY, MAX_JOB_NAME, PERMANENT_EXIT_CODES, SECRET_MOUNT, WORKER_UID,
