@@ -405,3 +405,73 @@ async fn a_killed_index_is_retried_free_as_a_disruption_and_counted_as_a_failure
         "nothing runs any more"
     );
 }
+
+#[tokio::test]
+async fn a_pod_whose_image_cannot_run_is_reported_stuck() {
+    // No entrypoint stands for an image the nodes cannot pull.
+    let cluster = FakeCluster::start();
+    cluster.api.create_namespace(NS);
+    let client = client(&cluster);
+    let dir = tempfile::tempdir().expect("dir");
+    ensure_job(client.clone(), &worker("noimage", 2, 2, dir.path(), "true"))
+        .await
+        .expect("created");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stuck = loop {
+        let stuck = stuck_worker_pods(client.clone(), NS, "noimage")
+            .await
+            .expect("pods");
+        if stuck.len() == 2 || Instant::now() > deadline {
+            break stuck;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(stuck.iter().map(|s| s.index).collect::<Vec<_>>(), [0, 1]);
+    assert!(
+        stuck.iter().all(|s| s.reason == "ErrImagePull"),
+        "{stuck:?}"
+    );
+    let progress = job_progress(client, NS, "noimage").await.expect("progress");
+    assert_eq!((progress.active, progress.finished), (2, None));
+}
+
+#[tokio::test]
+async fn kill_all_job_pods_leaves_no_process_behind() {
+    let cluster = cluster();
+    let client = client(&cluster);
+    let dir = tempfile::tempdir().expect("dir");
+    let script = r#"touch "$0/$JOB_COMPLETION_INDEX.up"; exec sleep 30"#;
+    ensure_job(client.clone(), &worker("left", 2, 2, dir.path(), script))
+        .await
+        .expect("created");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(dir.path().join("0.up").exists() && dir.path().join("1.up").exists()) {
+        assert!(Instant::now() < deadline, "pods never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(cluster.kill_all_job_pods(), 2);
+    std::fs::remove_file(dir.path().join("0.up")).expect("rm");
+    std::fs::remove_file(dir.path().join("1.up")).expect("rm");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while job_progress(client.clone(), NS, "left")
+        .await
+        .expect("progress")
+        .active
+        > 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "killed pods still counted active"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !dir.path().join("0.up").exists() && !dir.path().join("1.up").exists(),
+        "a pod was restarted"
+    );
+    assert!(
+        !cluster.kill_job_index(NS, "left", 0, KillAs::Failure),
+        "nothing runs"
+    );
+}

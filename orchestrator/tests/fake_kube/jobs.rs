@@ -64,6 +64,7 @@ struct State {
     requests: Vec<Value>,
     logs: BTreeMap<(String, String), Arc<LogBuffer>>,
     running: BTreeMap<(String, String, u32), Running>,
+    stopped: bool,
 }
 
 /// The Job controller of one fake cluster.
@@ -116,6 +117,24 @@ impl FakeCluster {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         child.kill().is_ok()
+    }
+    /// Stop the Job controller (no pod starts any more) and kill -9 every pod process still
+    /// running, so no process outlives a test that leaves workers behind; returns how many
+    /// were killed.
+    pub fn kill_all_job_pods(&self) -> usize {
+        let mut state = lock(&self.api.jobs.state);
+        state.stopped = true;
+        state
+            .running
+            .values()
+            .filter(|running| {
+                running
+                    .child
+                    .lock()
+                    .map(|mut c| c.kill().is_ok())
+                    .unwrap_or(false)
+            })
+            .count()
     }
     /// Wait until `namespace/job` has a `Complete` or `Failed` condition; its last state.
     pub fn wait_job_finished(&self, namespace: &str, job: &str, timeout: Duration) -> Value {

@@ -43,7 +43,10 @@ impl Jobs {
         let mut progress = Progress::default();
         let (tx, rx) = mpsc::channel::<Outcome>();
         loop {
-            while progress.active < parallelism && progress.job_failed.is_none() {
+            while progress.active < parallelism
+                && progress.job_failed.is_none()
+                && !lock(&self.state).stopped
+            {
                 let Some(index) = pending.pop_front() else {
                     break;
                 };
@@ -51,7 +54,10 @@ impl Jobs {
                 self.start_pod(&key, &job, index, tx.clone());
             }
             self.write_status(&key, &progress, completions);
-            if progress.active == 0 && (pending.is_empty() || progress.job_failed.is_some()) {
+            let stopped = lock(&self.state).stopped;
+            if progress.active == 0
+                && (pending.is_empty() || progress.job_failed.is_some() || stopped)
+            {
                 return;
             }
             let Ok(outcome) = rx.recv() else { return };
