@@ -1,6 +1,9 @@
 //! Workers on Kubernetes: a workload's copy and verify fanned out as one **Indexed Job** of
-//! `relocate worker` pods, one index per shard. This module builds the Job, creates it once,
-//! follows it and reads its pods' logs; what a shard means is the coordinator's business.
+//! `relocate worker` pods, one index per shard. This module checks what the pods need
+//! ([`check_worker_prerequisites`]), builds the Job, creates it once ([`ensure_job`]),
+//! follows it ([`job_progress`]), finds its pods and those that cannot start
+//! ([`job_pods`], [`stuck_worker_pods`]) and streams their logs ([`follow_pod_logs`]);
+//! what a shard means is the coordinator's business.
 //!
 //! Why the Job looks as it does ([`build_job`]):
 //! - `completionMode: Indexed`, `completions` = shards: each pod gets its shard from

@@ -83,9 +83,13 @@ impl Jobs {
         lock(&self.state)
             .logs
             .insert((namespace.clone(), pod_name.clone()), buffer.clone());
+        // Spawned and registered under one lock: once the process has run at all, a test's
+        // `kill_job_index` finds it.
+        let mut state = lock(&self.state);
         let mut child = match command.spawn() {
             Ok(child) => child,
             Err(e) => {
+                drop(state);
                 buffer.done.store(true, Ordering::SeqCst);
                 self.put_pod(
                     &namespace,
@@ -104,15 +108,21 @@ impl Jobs {
                 return;
             }
         };
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let child = Arc::new(Mutex::new(child));
+        let disrupted = Arc::new(AtomicBool::new(false));
+        let run_key = (namespace.clone(), name.clone(), index);
+        state.running.insert(
+            run_key.clone(),
+            Running {
+                child: child.clone(),
+                disrupted: disrupted.clone(),
+            },
+        );
+        drop(state);
         let readers: Vec<_> = [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            stdout.map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            stderr.map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -125,16 +135,6 @@ impl Jobs {
             })
         })
         .collect();
-        let child = Arc::new(Mutex::new(child));
-        let disrupted = Arc::new(AtomicBool::new(false));
-        let run_key = (namespace.clone(), name.clone(), index);
-        lock(&self.state).running.insert(
-            run_key.clone(),
-            Running {
-                child: child.clone(),
-                disrupted: disrupted.clone(),
-            },
-        );
         let mut running = pod;
         running["status"] = json!({"phase": "Running", "containerStatuses": [{"name": "worker", "ready": true, "restartCount": 0,
                                    "state": {"running": {"startedAt": "2026-11-30T10:00:01Z"}}}]});
