@@ -475,3 +475,88 @@ async fn kill_all_job_pods_leaves_no_process_behind() {
         "nothing runs"
     );
 }
+
+/// POST `job` as-is (not through `build_job`), as another client would.
+async fn post_raw(client: &kube::Client, job: serde_json::Value) -> Result<(), kube::Error> {
+    use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("batch", "v1", "Job"));
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &resource);
+    let object: DynamicObject = serde_json::from_value(job).expect("a Job");
+    api.create(&PostParams::default(), &object).await.map(drop)
+}
+
+#[tokio::test]
+async fn secret_key_refs_resolve_and_a_missing_key_holds_the_pod() {
+    let cluster = cluster();
+    let client = client(&cluster);
+    let dir = tempfile::tempdir().expect("dir");
+    cluster.insert(
+        "/api/v1/namespaces/relocate/secrets",
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "azure", "namespace": NS},
+               "data": {"key": base64_of("azurite-account-key")}}),
+    );
+    let job = |name: &str, key: &str| {
+        let mut job = serde_json::to_value(build_job(&worker(
+            name,
+            1,
+            1,
+            dir.path(),
+            r#"printf %s "$AZURE_STORAGE_ACCOUNT_KEY" > "$0/key""#,
+        )))
+        .expect("json");
+        job["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "AZURE_STORAGE_ACCOUNT_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "azure", "key": key}}}]);
+        job
+    };
+    post_raw(&client, job("keyref", "key"))
+        .await
+        .expect("created");
+    assert_eq!(
+        wait_finished(&client, "keyref").await.finished,
+        Some(JobFinished::Complete)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("key")).expect("ran"),
+        "azurite-account-key"
+    );
+
+    post_raw(&client, job("nokey", "absent"))
+        .await
+        .expect("created");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stuck = stuck_worker_pods(client, NS, "nokey").await.expect("pods");
+    assert_eq!(stuck.len(), 1);
+    assert_eq!(stuck[0].reason, "CreateContainerConfigError");
+    assert_eq!(
+        stuck[0].message,
+        "couldn't find key absent in Secret relocate/azure"
+    );
+}
+
+#[tokio::test]
+async fn the_fake_refuses_jobs_a_real_api_server_refuses() {
+    let cluster = cluster();
+    let client = client(&cluster);
+    let dir = tempfile::tempdir().expect("dir");
+    let mut job =
+        serde_json::to_value(build_job(&worker("bad", 1, 1, dir.path(), "true"))).expect("json");
+    job["spec"]["template"]["spec"]["restartPolicy"] = json!("OnFailure");
+    let err = post_raw(&client, job)
+        .await
+        .expect_err("podFailurePolicy needs Never");
+    let kube::Error::Api(status) = err else {
+        panic!("not an API answer: {err}")
+    };
+    assert_eq!(status.code, 422);
+    assert!(
+        status.message.contains("only \"Never\" is supported"),
+        "{}",
+        status.message
+    );
+    assert!(cluster.job(NS, "bad").is_none());
+    assert_eq!(
+        cluster.job_requests().len(),
+        1,
+        "the body is still recorded"
+    );
+}
