@@ -172,6 +172,19 @@ pub enum KubeError {
         /// Each differing label as `key: expected … found …`.
         differences: String,
     },
+    /// The worker Job of this run is being deleted: re-attaching to it would follow a Job
+    /// about to vanish, and a new one cannot be made until it is gone.
+    #[error(
+        "{resource} is being deleted; rerun once it is gone (kubectl wait --for=delete job/{name} -n {namespace})"
+    )]
+    JobDeleting {
+        /// `Job namespace/name`.
+        resource: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
     /// Something the workers need is missing at the cluster (checked before any Job is made).
     #[error("{kind} {name} not found{}: {hint}", namespace.as_ref().map(|n| format!(" in namespace {n}")).unwrap_or_default())]
     MissingPrerequisite {

@@ -54,6 +54,8 @@ struct Behaviour {
 pub struct ApiServer {
     objects: Objects,
     inner: Arc<Mutex<Behaviour>>,
+    /// The Job controller (see `jobs`).
+    pub jobs: super::jobs::Jobs,
 }
 
 impl ApiServer {
@@ -65,6 +67,7 @@ impl ApiServer {
             ..Behaviour::default()
         };
         Self {
+            jobs: super::jobs::Jobs::new(objects.clone()),
             objects,
             inner: Arc::new(Mutex::new(inner)),
         }
@@ -176,6 +179,18 @@ pub async fn middleware(State(server): State<ApiServer>, request: Request, next:
     let collection = parts[..(ns_at + 3).min(parts.len())].join("/");
     let name = parts.get(ns_at + 3).cloned();
     let sub = parts.get(ns_at + 4).cloned();
+    if server
+        .jobs
+        .serves(&method, &collection, name.as_deref(), sub.as_deref())
+    {
+        if method == Method::POST && !server.namespace_exists(&namespace) {
+            return namespace_missing(&namespace);
+        }
+        return server
+            .jobs
+            .serve(method, collection, name, query, request)
+            .await;
+    }
     match (&method, name, sub) {
         (&Method::PATCH, Some(name), None) if apply => {
             if !server.namespace_exists(&namespace) {

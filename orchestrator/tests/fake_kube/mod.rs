@@ -11,6 +11,7 @@
 
 pub mod analyzer;
 pub mod apiserver;
+pub mod jobs;
 mod lifecycle;
 pub mod plan;
 pub mod proxy;

@@ -5,6 +5,11 @@
 
 use std::collections::BTreeSet;
 
+/// More indexes than any Job can have (Kubernetes caps Indexed Jobs with per-index
+/// retries at 100 000 completions): a list naming more is refused before it is expanded,
+/// so a hostile or corrupt status cannot make the coordinator allocate billions of entries.
+pub const MAX_INDEXES: u64 = 1_000_000;
+
 /// An index list the API server should not have written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed index list `{text}`: {problem}")]
@@ -22,6 +27,7 @@ pub fn parse_indexes(text: &str) -> Result<BTreeSet<u32>, IndexListError> {
         problem,
     };
     let mut out = BTreeSet::new();
+    let mut count: u64 = 0;
     if text.trim().is_empty() {
         return Ok(out);
     }
@@ -35,6 +41,10 @@ pub fn parse_indexes(text: &str) -> Result<BTreeSet<u32>, IndexListError> {
         };
         if first > last {
             return Err(fail(format!("range `{part}` runs backwards")));
+        }
+        count += u64::from(last - first) + 1;
+        if count > MAX_INDEXES {
+            return Err(fail(format!("more than {MAX_INDEXES} indexes")));
         }
         out.extend(first..=last);
     }
@@ -109,6 +119,17 @@ mod tests {
             assert_eq!(err.text, bad);
             assert!(err.to_string().contains(bad), "{err}");
         }
+    }
+
+    #[test]
+    fn a_huge_range_is_refused_before_it_is_expanded() {
+        let started = std::time::Instant::now();
+        let err = parse_indexes("0-4294967295").expect_err("four billion indexes");
+        assert!(err.problem.contains("more than 1000000 indexes"), "{err}");
+        let err = parse_indexes("0-999999,1000000").expect_err("one too many");
+        assert!(err.problem.contains("more than"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        assert_eq!(parse_indexes("0-999999").map(|s| s.len()), Ok(1_000_000));
     }
 
     #[test]

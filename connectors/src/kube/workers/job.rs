@@ -93,6 +93,13 @@ pub async fn ensure_job(client: Client, worker: &WorkerJob) -> Result<Job, KubeE
                     differences: differences.join("; "),
                 });
             }
+            if existing.metadata.deletion_timestamp.is_some() {
+                return Err(KubeError::JobDeleting {
+                    resource: id.to_string(),
+                    namespace: worker.namespace.clone(),
+                    name: worker.name.clone(),
+                });
+            }
             tracing::info!(job = %id, "re-attached to the worker Job an earlier run of this step created");
             Ok(existing)
         }

@@ -344,3 +344,67 @@ async fn a_missing_pods_log_is_an_error_not_an_empty_stream() {
     );
     finished(server).await;
 }
+
+#[tokio::test]
+async fn ensure_job_does_not_re_attach_to_a_job_being_deleted() {
+    let (client, handle) = mock();
+    let mut dying = created(Value::Null);
+    dying["metadata"]["deletionTimestamp"] = json!("2026-11-30T10:00:00Z");
+    let server = serve(
+        handle,
+        vec![
+            Exchange::new(Method::POST, &format!("{JOBS}?")).fail(409, already_exists()),
+            Exchange::get(JOB).ok(dying),
+        ],
+    );
+    let err = ensure_job(client, &worker())
+        .await
+        .expect_err("being deleted");
+    assert!(matches!(err, KubeError::JobDeleting { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("kubectl wait --for=delete job/telemetry-europe-copy-1a2b3c4d5e -n relocate"),
+        "{err}"
+    );
+    finished(server).await;
+}
+
+#[tokio::test]
+async fn stuck_pods_name_the_missing_image_or_secret() {
+    let (client, handle) = mock();
+    let waiting = |name: &str, index: &str, reason: &str, message: &str| {
+        let mut p = pod(name, Some(index), "Pending");
+        p["status"]["containerStatuses"] = json!([{"name": "worker", "image": "x", "imageID": "", "ready": false,
+            "restartCount": 0, "state": {"waiting": {"reason": reason, "message": message}}}]);
+        p
+    };
+    let uri =
+        "/api/v1/namespaces/relocate/pods?labelSelector=batch.kubernetes.io%2Fjob-name%3Dcopy-job";
+    let server = serve(handle, vec![Exchange::get(uri).ok(json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [
+        waiting("copy-job-1-b", "1", "ImagePullBackOff", "Back-off pulling image \"registry.zrh.example.ch/relocate:0.2.0\""),
+        waiting("copy-job-0-a", "0", "CreateContainerConfigError", "secret \"relocate-stores\" not found"),
+        waiting("copy-job-2-c", "2", "ContainerCreating", ""),
+        pod("copy-job-3-d", Some("3"), "Running"),
+    ]}))]);
+    let stuck = super::stuck_worker_pods(client, "relocate", "copy-job")
+        .await
+        .expect("pods");
+    assert_eq!(
+        stuck,
+        vec![
+            super::StuckPod {
+                index: 0,
+                pod: "copy-job-0-a".into(),
+                reason: "CreateContainerConfigError".into(),
+                message: "secret \"relocate-stores\" not found".into()
+            },
+            super::StuckPod {
+                index: 1,
+                pod: "copy-job-1-b".into(),
+                reason: "ImagePullBackOff".into(),
+                message: "Back-off pulling image \"registry.zrh.example.ch/relocate:0.2.0\"".into()
+            },
+        ]
+    );
+    finished(server).await;
+}

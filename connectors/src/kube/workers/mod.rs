@@ -1,6 +1,9 @@
 //! Workers on Kubernetes: a workload's copy and verify fanned out as one **Indexed Job** of
-//! `relocate worker` pods, one index per shard. This module builds the Job, creates it once,
-//! follows it and reads its pods' logs; what a shard means is the coordinator's business.
+//! `relocate worker` pods, one index per shard. This module checks what the pods need
+//! ([`check_worker_prerequisites`]), builds the Job, creates it once ([`ensure_job`]),
+//! follows it ([`job_progress`]), finds its pods and those that cannot start
+//! ([`job_pods`], [`stuck_worker_pods`]) and streams their logs ([`follow_pod_logs`]);
+//! what a shard means is the coordinator's business.
 //!
 //! Why the Job looks as it does ([`build_job`]):
 //! - `completionMode: Indexed`, `completions` = shards: each pod gets its shard from
@@ -37,6 +40,7 @@
 mod indexes;
 mod job;
 mod logs;
+mod pods;
 mod preflight;
 mod spec;
 
@@ -45,9 +49,10 @@ mod mock_tests;
 #[cfg(test)]
 mod spec_tests;
 
-pub use indexes::{IndexListError, format_indexes, parse_indexes};
+pub use indexes::{IndexListError, MAX_INDEXES, format_indexes, parse_indexes};
 pub use job::{JobFinished, JobProgress, ensure_job, job_progress, progress_of};
-pub use logs::{INDEX_LABEL, JOB_NAME_LABEL, follow_pod_logs, job_pods};
+pub use logs::follow_pod_logs;
+pub use pods::{INDEX_LABEL, JOB_NAME_LABEL, StuckPod, job_pods, stuck_worker_pods};
 pub use preflight::check_worker_prerequisites;
 pub use spec::{
     APP_NAME, CONTAINER, MANAGED_BY, MAX_JOB_NAME, PERMANENT_EXIT_CODES, SECRET_MOUNT, WORKER_UID,
