@@ -345,10 +345,13 @@ pub(crate) async fn run(
                     status.status = "failed".into();
                     status.error = Some(format!("{} object(s) failed", result.failed()));
                     failures.push(format!(
-                        "shard {} {}: {} object(s) failed",
+                        "shard {} {}: {} object(s) failed{}",
                         shard.index,
                         shard.range.describe(),
-                        result.failed()
+                        result.failed(),
+                        first_failure(&result)
+                            .map(|(k, why)| format!(" (first: {k:?}: {})", state.redact(&why)))
+                            .unwrap_or_default()
                     ));
                 } else {
                     status.status = "done".into();
@@ -400,6 +403,21 @@ pub(crate) async fn run(
         ))
     };
     Ok((summary, outcome))
+}
+
+/// A shard's first failed object and why, for the step's message.
+fn first_failure(result: &ShardResult) -> Option<(String, String)> {
+    let copy = result
+        .copy
+        .as_ref()
+        .and_then(|r| r.failures.first().cloned());
+    copy.or_else(|| {
+        result
+            .verify
+            .as_ref()
+            .and_then(|r| r.problems.first())
+            .map(|p| (p.key.clone(), p.detail.clone()))
+    })
 }
 
 fn parallelism(w: &ObjectWorkload) -> u32 {
