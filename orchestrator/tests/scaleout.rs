@@ -318,3 +318,23 @@ fn a_worker_refuses_an_order_whose_plan_was_edited() {
 fn url_of(p: &Path) -> String {
     format!("file://{}/", p.display())
 }
+
+#[test]
+fn status_shows_each_shard_with_its_range_and_outcome() {
+    let ws = Workspace::new();
+    ws.fill("src", 30, 500);
+    ws.write(
+        "plan.yaml",
+        plan("status", "{ from: src, to: dst, shards: 3, workers: { local: { parallelism: 3 } } }"),
+    );
+    let out = ws.run_plan("plain");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status = ws.relocate(&["status", "plan.yaml", "--state-dir", "state"]);
+    let text = util::stdout(&status);
+    assert!(text.contains("3 shard(s) on local workers, 3 done"), "{text}");
+    assert!(text.contains("shard 0 (…, \"d"), "{text}");
+    assert!(text.contains(", …]: done"), "{text}");
+    let json = ws.relocate(&["status", "plan.yaml", "--state-dir", "state", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(v["stages"][0]["steps"][0]["fanOut"]["shards"].as_array().map(Vec::len), Some(3));
+}

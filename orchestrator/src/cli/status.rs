@@ -64,12 +64,20 @@ fn build(plan: &plans::ValidatedPlan, db: &Db) -> anyhow::Result<serde_json::Val
                 .and_then(|s| s.summary.as_deref())
                 .and_then(|t| serde_json::from_str(t).ok())
                 .unwrap_or_default();
+            // A sharded step's fan-out: how each shard stands.
+            let shards: Option<serde_json::Value> = match step.workload() {
+                Some(w) if matches!(step.kind(), "copy" | "verify") => db
+                    .workload_state(w, &crate::scaleout::coordinator::fanout_key(i, j))?
+                    .and_then(|v| serde_json::from_str(&v).ok()),
+                _ => None,
+            };
             steps.push(json!({
                 "kind": step.kind(),
                 "workload": step.workload(),
                 "status": s.as_ref().map_or("pending", |s| s.status.as_str()),
                 "summary": summary,
                 "error": s.as_ref().and_then(|s| s.error.clone()),
+                "fanOut": shards,
             }));
         }
         let gate = stage.signoff.as_ref().map(|signoff| {
@@ -108,6 +116,34 @@ fn build(plan: &plans::ValidatedPlan, db: &Db) -> anyhow::Result<serde_json::Val
     Ok(
         json!({ "plan": plan.name(), "planDigest": plan.digest().to_string(), "started": true, "stages": stages, "workloads": workloads }),
     )
+}
+
+/// One line per shard of a sharded step: its range, where it stands, why it failed.
+fn print_shards(fan_out: &serde_json::Value) {
+    let Some(shards) = fan_out["shards"].as_array() else {
+        return;
+    };
+    let done = shards.iter().filter(|s| s["status"] == "done").count();
+    outln!(
+        "       {} shard(s) on {} workers, {done} done (order {})",
+        shards.len(),
+        fan_out["executor"].as_str().unwrap_or_default(),
+        fan_out["order"].as_str().unwrap_or_default()
+    );
+    for s in shards {
+        let bound = |k: &str| s[k].as_str().map_or_else(|| "…".to_owned(), |v| format!("{v:?}"));
+        let error = s["error"]
+            .as_str()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        outln!(
+            "         shard {} ({}, {}]: {}{error}",
+            s["index"],
+            bound("after"),
+            bound("through"),
+            s["status"].as_str().unwrap_or_default()
+        );
+    }
 }
 
 fn print_text(r: &serde_json::Value) {
@@ -154,6 +190,7 @@ fn print_text(r: &serde_json::Value) {
             if let Some(e) = st["error"].as_str() {
                 outln!("       error: {e}");
             }
+            print_shards(&st["fanOut"]);
         }
         if s["signoff"].is_object() {
             let g = &s["signoff"];
