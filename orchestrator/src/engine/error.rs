@@ -79,7 +79,7 @@ pub enum EngineError {
     Transfer(#[from] TransferError),
     /// A sharded step's machinery failed (state store, workers, merge).
     #[error(transparent)]
-    ScaleOut(#[from] crate::scaleout::ScaleError),
+    ScaleOut(Box<crate::scaleout::ScaleError>),
 }
 
 impl EngineError {
@@ -125,4 +125,10 @@ pub enum Refusal {
     /// Another approver already approved with the same key.
     #[error("pins the same key as another approver; one key counts once")]
     SameKey,
+}
+
+impl From<crate::scaleout::ScaleError> for EngineError {
+    fn from(e: crate::scaleout::ScaleError) -> Self {
+        EngineError::ScaleOut(Box::new(e))
+    }
 }

@@ -70,6 +70,6 @@ pub enum ScaleError {
         cluster: String,
         /// The cause.
         #[source]
-        source: connectors::kube::KubeError,
+        source: Box<connectors::kube::KubeError>,
     },
 }
