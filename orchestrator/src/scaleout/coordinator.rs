@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use connectors::store::{Access, StoreHandle};
-use plans::{ObjectWorkload, Stage, ValidatedPlan};
+use plans::{ObjectWorkload, Stage};
 
 use super::exchange;
 use super::executor::{self, Ends, Launch, Observed, ShardEnd};
@@ -319,8 +319,10 @@ pub(crate) async fn run(
         })?,
         parallelism: parallelism(w),
         attempts: executor::DEFAULT_ATTEMPTS,
+        attempt,
     };
     let ends: Ends = match w.workers.as_ref().and_then(|x| x.kubernetes.as_ref()) {
+        _ if launch.shards.is_empty() => Ends::new(),
         Some(k) => {
             executor::kubernetes::run(ctx, k, &order, &launch, &observed, &ctx.cancel).await?
         }
@@ -476,11 +478,11 @@ async fn split_source(ctx: &Context, name: &str, w: &ObjectWorkload) -> Result<S
 }
 
 /// Split the manifest (what verify re-reads), from the state database, in key order.
-fn split_manifest(ctx: &Context, _name: &str, w: &ObjectWorkload) -> Result<Split, EngineError> {
+fn split_manifest(ctx: &Context, name: &str, w: &ObjectWorkload) -> Result<Split, EngineError> {
     let mut splitter = Splitter::new(shard_count(w));
     let mut after: Option<String> = None;
     loop {
-        let page = ctx.db.manifest_page(_name, after.as_deref(), 4096)?;
+        let page = ctx.db.manifest_page(name, after.as_deref(), 4096)?;
         let Some(last) = page.last() else { break };
         after = Some(last.key.clone());
         for row in &page {
@@ -547,9 +549,4 @@ fn add_report(
             });
         }
     }
-}
-
-/// The plan a worker would run: kept for callers that check it up front.
-pub fn plan_digest(plan: &ValidatedPlan) -> String {
-    plan.digest().to_string()
 }

@@ -102,6 +102,13 @@ pub async fn run_worker(
         ))
     })?;
     let open = |name: &str, access| open_plan_store(&plan, name, access);
+    // A Job runs every index; a shard finished clean in an earlier run has nothing to do.
+    let finished = super::merge::read_result(&store, &layout, index).await?;
+    if let Some(done) = finished.filter(|r| r.failed() == 0) {
+        tracing::info!("shard {index}: already finished");
+        println_line(&WorkerLine::finished(index, &Counters::default(), &done));
+        return Ok(WorkerOutcome::Done);
+    }
 
     let dir = tempfile::tempdir().map_err(|source| ScaleError::Io {
         what: "creating the worker's database directory (TMPDIR)".into(),

@@ -45,7 +45,7 @@ pub fn worker_job(k: &KubernetesWorkers, order: &WorkOrder, launch: &Launch) -> 
         ),
         ("relocate.io/workload".to_owned(), order.workload.clone()),
         ("relocate.io/stage".to_owned(), order.stage.clone()),
-        ("relocate.io/attempt".to_owned(), order.attempt.to_string()),
+        ("relocate.io/attempt".to_owned(), launch.attempt.to_string()),
         (
             "relocate.io/step".to_owned(),
             format!("{}-{}", order.step + 1, order.task.as_str()),
@@ -55,7 +55,7 @@ pub fn worker_job(k: &KubernetesWorkers, order: &WorkOrder, launch: &Launch) -> 
         name: job_name(
             &order.workload,
             &order.stage,
-            order.attempt,
+            launch.attempt,
             &format!("{}-{}", order.step + 1, order.task.as_str()),
         ),
         namespace: k.namespace.clone(),

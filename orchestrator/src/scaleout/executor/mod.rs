@@ -35,6 +35,9 @@ pub struct Launch {
     pub parallelism: u32,
     /// Runs of a shard before it fails.
     pub attempts: u32,
+    /// The stage attempt running now (a rerun after a failure is a new attempt, and
+    /// gets a new Job; a coordinator restarted in the same attempt re-attaches).
+    pub attempt: u32,
 }
 
 /// How a shard's last worker ended, when it left no result.
