@@ -20,75 +20,107 @@ fn server(var: &str) -> String {
     })
 }
 
-#[test]
-fn a_sharded_copy_runs_as_an_indexed_job_with_credentials_only_by_reference() {
-    let (endpoint, root) = (
-        server("RELOCATE_TEST_S3S_ENDPOINT"),
-        server("RELOCATE_TEST_S3S_ROOT"),
-    );
-    let (access, secret) = (
-        server("RELOCATE_TEST_S3S_ACCESS_KEY"),
-        server("RELOCATE_TEST_S3S_SECRET_KEY"),
-    );
-    let bucket = format!(
-        "state-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
+/// A fake cluster with namespace `relocate` and Secret `relocate-stores` holding the
+/// s3s-fs credentials, and a workspace whose plan runs `data` in `shards` shards as an
+/// Indexed Job with `extra` workload keys; returns them and the credentials.
+struct Setup {
+    cluster: FakeCluster,
+    ws: Workspace,
+    access: String,
+    secret: String,
+}
+
+impl Setup {
+    fn new(name: &str, shards: u32, extra: &str) -> Self {
+        let (endpoint, root) = (
+            server("RELOCATE_TEST_S3S_ENDPOINT"),
+            server("RELOCATE_TEST_S3S_ROOT"),
+        );
+        let (access, secret) = (
+            server("RELOCATE_TEST_S3S_ACCESS_KEY"),
+            server("RELOCATE_TEST_S3S_SECRET_KEY"),
+        );
+        let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
-            .unwrap_or(0)
-    );
-    std::fs::create_dir_all(std::path::Path::new(&root).join(&bucket)).expect("bucket");
+            .unwrap_or(0);
+        let bucket = format!("state-{}-{nanos}", std::process::id());
+        std::fs::create_dir_all(std::path::Path::new(&root).join(&bucket)).expect("bucket");
+        let cluster = FakeCluster::start();
+        cluster.api.create_namespace("relocate");
+        cluster.set_job_entrypoint(assert_cmd::cargo::cargo_bin("relocate"));
+        cluster.insert(
+            "/api/v1/namespaces/relocate/secrets",
+            json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": { "name": "relocate-stores", "namespace": "relocate" },
+                "stringData": { "STATE_KEY_ID": access, "STATE_SECRET": secret },
+            }),
+        );
+        let ws = Workspace::new();
+        ws.write(
+            "kubeconfig.yaml",
+            fake_kube::kubeconfig_for(&cluster.url, &cluster.url),
+        );
+        let plan = header(name).replace(
+            "    objects: { from: src, to: dst }\n",
+            &format!("    objects:\n      from: src\n      to: dst\n      shards: {shards}\n{extra}      workers:\n        kubernetes:\n          cluster: zrh\n          namespace: relocate\n          image: registry.zrh.example.ch/relocate:0.2.0\n          parallelism: 2\n          credentials: {{ secretName: relocate-stores }}\n          resources: {{ cpu: \"1\", memory: 512Mi }}\n"),
+        ).replace(
+            "stores:\n",
+            &format!(
+                "stores:\n  state:\n    region: zurich\n    url: \"s3://{bucket}/exchange/\"\n    options: {{ endpoint: \"{endpoint}\", allow_http: \"true\", region: us-east-1, access_key_id: \"${{env:STATE_KEY_ID}}\", secret_access_key: \"${{env:STATE_SECRET}}\" }}\n"
+            ),
+        );
+        ws.write(
+            "plan.yaml",
+            format!(
+                "{plan}clusters:\n  zrh: {{ region: zurich, context: dst, kubeconfig: kubeconfig.yaml }}\nstate: {{ store: state }}\nstages:\n  - name: seed\n    steps: [ {{ copy: data }}, {{ verify: data }} ]\n"
+            ),
+        );
+        Self {
+            cluster,
+            ws,
+            access,
+            secret,
+        }
+    }
 
-    let cluster = FakeCluster::start();
-    cluster.api.create_namespace("relocate");
-    cluster.set_job_entrypoint(assert_cmd::cargo::cargo_bin("relocate"));
-    cluster.insert(
-        "/api/v1/namespaces/relocate/secrets",
-        json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": { "name": "relocate-stores", "namespace": "relocate" },
-            "stringData": { "STATE_KEY_ID": access, "STATE_SECRET": secret },
-        }),
-    );
-    let ws = Workspace::new();
+    /// `relocate run` with the state store's credentials (the coordinator writes the
+    /// order; the pods get them from the Secret only).
+    fn command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("relocate"));
+        cmd.current_dir(self.ws.path())
+            .args([
+                "run",
+                "plan.yaml",
+                "--state-dir",
+                "state",
+                "--output",
+                "json",
+            ])
+            .env("STATE_KEY_ID", &self.access)
+            .env("STATE_SECRET", &self.secret)
+            .env("RELOCATE_CHECKPOINT_SECONDS", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        self.cluster.kill_all_job_pods();
+    }
+}
+
+#[test]
+fn a_sharded_copy_runs_as_an_indexed_job_with_credentials_only_by_reference() {
+    let setup = Setup::new("kubeworkers", 4, "");
+    let (cluster, ws) = (&setup.cluster, &setup.ws);
+    let (access, secret) = (&setup.access, &setup.secret);
     ws.fill("src", 60, 2000);
     ws.write("src/é/ü", b"unicode");
-    ws.write(
-        "kubeconfig.yaml",
-        fake_kube::kubeconfig_for(&cluster.url, &cluster.url),
-    );
-    let plan = header("kubeworkers").replace(
-        "    objects: { from: src, to: dst }\n",
-        "    objects:\n      from: src\n      to: dst\n      shards: 4\n      workers:\n        kubernetes:\n          cluster: zrh\n          namespace: relocate\n          image: registry.zrh.example.ch/relocate:0.2.0\n          parallelism: 2\n          credentials: { secretName: relocate-stores }\n          resources: { cpu: \"1\", memory: 512Mi }\n",
-    ).replace(
-        "stores:\n",
-        &format!(
-            "stores:\n  state:\n    region: zurich\n    url: \"s3://{bucket}/exchange/\"\n    options: {{ endpoint: \"{endpoint}\", allow_http: \"true\", region: us-east-1, access_key_id: \"${{env:STATE_KEY_ID}}\", secret_access_key: \"${{env:STATE_SECRET}}\" }}\n"
-        ),
-    );
-    let plan = format!(
-        "{plan}clusters:\n  zrh: {{ region: zurich, context: dst, kubeconfig: kubeconfig.yaml }}\nstate: {{ store: state }}\nstages:\n  - name: seed\n    steps: [ {{ copy: data }}, {{ verify: data }} ]\n"
-    );
-    ws.write("plan.yaml", &plan);
-    // The coordinator itself needs the state store's credentials too (it writes the
-    // order); the pods get them from the Secret only.
-    let out = assert_cmd::Command::cargo_bin("relocate")
-        .expect("binary")
-        .current_dir(ws.path())
-        .args([
-            "run",
-            "plan.yaml",
-            "--state-dir",
-            "state",
-            "--output",
-            "json",
-        ])
-        .env("STATE_KEY_ID", &access)
-        .env("STATE_SECRET", &secret)
-        .output()
-        .expect("run");
-    cluster.kill_all_job_pods();
+    let out = setup.command().output().expect("run");
     assert!(
         out.status.success(),
         "{}\n{}",
@@ -126,7 +158,7 @@ fn a_sharded_copy_runs_as_an_indexed_job_with_credentials_only_by_reference() {
     );
     let body = jobs[0].to_string();
     assert!(
-        !body.contains(&secret) && !body.contains(&access),
+        !body.contains(secret.as_str()) && !body.contains(access.as_str()),
         "a credential is literal in the Job"
     );
 
@@ -149,6 +181,69 @@ fn a_sharded_copy_runs_as_an_indexed_job_with_credentials_only_by_reference() {
     );
 }
 
+#[test]
+fn a_lost_pod_resumes_and_a_killed_coordinator_reattaches_to_its_job() {
+    // 2 shards of 24 objects of 64 KiB at 256 KiB/s per worker: about 6 s each.
+    let setup = Setup::new(
+        "kubefaults",
+        2,
+        "      bandwidth: 512KiB/s\n      concurrency: 2\n",
+    );
+    let (cluster, ws) = (&setup.cluster, &setup.ws);
+    ws.fill("src", 48, 64 << 10);
+    let mut run = setup.command().spawn().expect("run");
+    let started = std::time::Instant::now();
+    while cluster.job_requests().is_empty() || util::tree(&ws.join("dst")).len() < 12 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the Job never got going"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let job = cluster.job_requests()[0]["metadata"]["name"]
+        .as_str()
+        .expect("job name")
+        .to_owned();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // A node drain takes index 0's pod; then the coordinator dies with kill -9.
+    assert!(cluster.kill_job_index("relocate", &job, 0, fake_kube::jobs::KillAs::Disruption));
+    let _ = run.kill();
+    let _ = run.wait();
+    let out = setup.command().output().expect("rerun");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        util::stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(tree(&ws.join("src")), tree(&ws.join("dst")));
+    let copy_jobs: std::collections::BTreeSet<String> = cluster
+        .job_requests()
+        .iter()
+        .filter_map(|j| j["metadata"]["name"].as_str().map(str::to_owned))
+        .filter(|n| n.contains("copy"))
+        .collect();
+    assert_eq!(
+        copy_jobs.len(),
+        1,
+        "one copy Job, re-attached: {copy_jobs:?}"
+    );
+    let status = &cluster.job("relocate", &job).expect("the Job")["status"];
+    assert_eq!(status["completedIndexes"], "0-1", "{status}");
+    assert_eq!(
+        status["failed"].as_u64().unwrap_or(0),
+        0,
+        "a disruption is not a failure: {status}"
+    );
+    let summary = util::summary(&out);
+    let copy = &summary["steps"][0];
+    assert_eq!(
+        copy["copied"].as_u64().unwrap_or(0) + copy["skipped"].as_u64().unwrap_or(0),
+        48,
+        "{copy}"
+    );
+}
+
 /// The same against a real cluster and a real S3 endpoint both can reach:
 /// ```sh
 /// KUBECONFIG=~/.kube/config RELOCATE_CLUSTER_IMAGE=registry.example.ch/relocate:dev \
@@ -161,7 +256,10 @@ fn a_sharded_copy_runs_as_an_indexed_job_with_credentials_only_by_reference() {
 #[ignore = "needs a real cluster (KUBECONFIG) and an S3 endpoint it can reach"]
 fn a_sharded_copy_on_a_real_cluster() {
     let var = |v: &str| std::env::var(v).unwrap_or_else(|_| panic!("set {v}"));
-    let (endpoint, bucket) = (var("RELOCATE_CLUSTER_S3_ENDPOINT"), var("RELOCATE_CLUSTER_S3_BUCKET"));
+    let (endpoint, bucket) = (
+        var("RELOCATE_CLUSTER_S3_ENDPOINT"),
+        var("RELOCATE_CLUSTER_S3_BUCKET"),
+    );
     let kubeconfig = var("KUBECONFIG");
     let run = format!("run-{}", std::process::id());
     let store = |prefix: &str, region: &str| {
@@ -227,7 +325,14 @@ stages:
     let out = assert_cmd::Command::cargo_bin("relocate")
         .expect("binary")
         .current_dir(ws.path())
-        .args(["run", "plan.yaml", "--state-dir", "state", "--output", "json"])
+        .args([
+            "run",
+            "plan.yaml",
+            "--state-dir",
+            "state",
+            "--output",
+            "json",
+        ])
         .env("S3_KEY", var("RELOCATE_CLUSTER_S3_KEY"))
         .env("S3_SECRET", var("RELOCATE_CLUSTER_S3_SECRET"))
         .output()

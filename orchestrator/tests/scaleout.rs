@@ -439,7 +439,10 @@ fn the_worker_image_runs_as_the_uid_the_job_asks_for() {
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Dockerfile"))
             .expect("Dockerfile at the repository root");
     let uid = connectors::kube::workers::WORKER_UID;
-    assert!(dockerfile.contains(&format!("USER {uid}:{uid}")), "{dockerfile}");
+    assert!(
+        dockerfile.contains(&format!("USER {uid}:{uid}")),
+        "{dockerfile}"
+    );
     assert!(dockerfile.contains("ENTRYPOINT [\"/usr/local/bin/relocate\"]"));
     assert!(dockerfile.contains("cargo build --release --locked -p orchestrator"));
 }
@@ -451,7 +454,10 @@ fn a_shard_result_edited_in_the_state_store_is_refused_not_merged() {
     ws.fill("src", 40, 1000);
     ws.write(
         "plan.yaml",
-        plan("tampered", "{ from: src, to: dst, shards: 4, workers: { local: { parallelism: 2 } } }"),
+        plan(
+            "tampered",
+            "{ from: src, to: dst, shards: 4, workers: { local: { parallelism: 2 } } }",
+        ),
     );
     // One shard fails (an unreadable file), so the fan-out stays open for a rerun.
     let locked = ws.join("src/d9/f00039.bin");
@@ -464,7 +470,9 @@ fn a_shard_result_edited_in_the_state_store_is_refused_not_merged() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     // Someone with write access to the state store edits a finished shard's rows.
-    let rows = ws.join("state/exchange/relocate/tampered/data/01-seed/step-1-copy/gen-1/shard-0/result.ndjson");
+    let rows = ws.join(
+        "state/exchange/relocate/tampered/data/01-seed/step-1-copy/gen-1/shard-0/result.ndjson",
+    );
     let text = std::fs::read_to_string(&rows).expect("rows");
     let first_hash = text.split("\"sourceHash\":\"").nth(1).expect("a hash")[..64].to_owned();
     std::fs::write(&rows, text.replacen(&first_hash, &"0".repeat(64), 1)).expect("write");
@@ -473,5 +481,11 @@ fn a_shard_result_edited_in_the_state_store_is_refused_not_merged() {
     let err = stderr(&out);
     assert!(err.contains("not merged"), "{err}");
     assert!(err.contains("shard-0/result.ndjson"), "{err}");
-    assert!(!ws.join("state/evidence").read_dir().map(|mut d| d.next().is_some()).unwrap_or(false), "no evidence over forged rows");
+    assert!(
+        !ws.join("state/evidence")
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false),
+        "no evidence over forged rows"
+    );
 }
