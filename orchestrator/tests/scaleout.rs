@@ -489,3 +489,43 @@ fn a_shard_result_edited_in_the_state_store_is_refused_not_merged() {
         "no evidence over forged rows"
     );
 }
+
+#[test]
+fn a_sharded_verify_finds_a_changed_and_an_unexpected_object_in_its_ranges() {
+    let ws = Workspace::new();
+    ws.fill("src", 40, 1000);
+    let dst = ws.join("dst");
+    let tamper = format!(
+        "printf evil > {0}/d3/f00013.bin && printf extra > {0}/d7/zz-planted",
+        dst.display()
+    );
+    ws.write(
+        "plan.yaml",
+        plan_with_stages(
+            "shardverify",
+            "{ from: src, to: dst, shards: 4, workers: { local: { parallelism: 2 } } }",
+            &format!(
+                "  - name: seed\n    steps: [ {{ copy: data }}, {{ verify: data }} ]\n  - name: audit\n    steps: [ {{ run: [sh, -c, {tamper:?}] }}, {{ verify: data }} ]\n"
+            ),
+        ),
+    );
+    let out = ws.run_plan("json");
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let problems: Vec<serde_json::Value> = util::stdout(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "object_problem" || v["event"] == "objectProblem")
+        .collect();
+    let named = |key: &str, kind: &str| {
+        problems
+            .iter()
+            .any(|p| p["key"] == key && p["problem"] == kind)
+    };
+    assert!(
+        named("d3/f00013.bin", "mismatch"),
+        "{problems:#?}\n{}",
+        util::stdout(&out)
+    );
+    assert!(named("d7/zz-planted", "unexpected"), "{problems:#?}");
+    assert!(stderr(&out).contains("shard"), "{}", stderr(&out));
+}

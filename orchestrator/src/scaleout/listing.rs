@@ -37,3 +37,55 @@ pub fn for_split(store: &StoreHandle, symlinks: SymlinkPolicy) -> BoxStream<'sta
     .flatten();
     read_ahead(listing.boxed())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use connectors::store::{Access, open_store};
+    use object_store::{ObjectStoreExt, PutPayload};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn prefixes_listed_in_parallel_give_every_object_once() {
+        let spec = plans::StoreSpec::from_store(
+            "m",
+            &plans::Store {
+                region: "zurich".into(),
+                url: "memory:///".into(),
+                options: Default::default(),
+                multipart: None,
+                retry: None,
+                credentials: Default::default(),
+            },
+        )
+        .expect("spec");
+        let handle =
+            open_store("m", &spec, std::path::Path::new("/"), Access::Write).expect("store");
+        let mut keys = vec!["top".to_owned(), "z".to_owned()];
+        for p in 0..40 {
+            for i in 0..25 {
+                keys.push(format!("p{p:02}/sub/{i}"));
+            }
+        }
+        for key in &keys {
+            handle
+                .store
+                .put(&key.as_str().into(), PutPayload::from_static(b"x"))
+                .await
+                .expect("put");
+        }
+        let mut seen: BTreeMap<String, u32> = BTreeMap::new();
+        let mut pages = for_split(&handle, SymlinkPolicy::Skip);
+        while let Some(page) = pages.next().await {
+            for meta in page {
+                *seen
+                    .entry(meta.expect("listed").location.to_string())
+                    .or_default() += 1;
+            }
+        }
+        assert_eq!(seen.len(), keys.len());
+        assert!(seen.values().all(|&n| n == 1), "listed twice: {seen:?}");
+    }
+}
