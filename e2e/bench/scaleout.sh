@@ -79,9 +79,9 @@ for run in $(seq 1 "$RUNS"); do
         sync
         start=$(date +%s.%N)
         /usr/bin/time -f "%M" -o "$dir/rss" "$BIN" run "$dir/plan.yaml" --state-dir "$dir/state" --output json >"$dir/out.json" 2>"$dir/err" \
-            || { echo "run failed: $name" >&2; cat "$dir/err" >&2; exit 1; }
+            || { echo "run failed: $name" >&2; cat "$dir/err" "$dir/out.json" >&2; exit 1; }
         end=$(date +%s.%N)
-        echo "$name $(echo "$end - $start" | bc) $(cat "$dir/rss")" >>"$WORK/results"
+        echo "$name $(python3 -c "print($end - $start)") $(cat "$dir/rss")" >>"$WORK/results"
     done
 done
 python3 - "$WORK/results" "$OBJECTS" "$SIZE" <<'PY'
