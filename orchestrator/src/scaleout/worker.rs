@@ -121,6 +121,8 @@ pub async fn run_worker(
         load_rows(&store, &layout.journal(index, seq), &db, &order.workload).await?;
         next_seq = seq + 1;
     }
+    // A shard run again after it finished with failures: its last rows are the newest.
+    load_rows(&store, &layout.result_rows(index), &db, &order.workload).await?;
     let restarted = exchange::exists(&store, &layout.started(index)).await?;
     let epoch_key = format!("epoch:{}", order.workload);
     match (order.epoch, restarted) {
