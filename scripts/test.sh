@@ -5,6 +5,7 @@
 # what the real-server tests need into locations that outlive the clone (see scripts/servers.sh:
 # moto and Azurite under ${RELOCATE_TOOLS:-$HOME/.cache/relocate-tools}, s3s-fs in
 # $CARGO_HOME/bin), then runs, in order:
+#   0. Debian's chromium, when missing (the transparency report's rendering test)
 #   1. cargo fmt --all --check
 #   2. cargo clippy --workspace --all-targets -- -D warnings
 #   3. start moto, s3s-fs and Azurite on free loopback ports (stopped by PID on exit)
@@ -53,10 +54,19 @@ run_tests() {
     fi
 }
 
+# Headless Chromium renders the transparency report in its test (Debian's package).
+install_chromium() {
+    command -v chromium >/dev/null 2>&1 && return 0
+    echo "test.sh: installing chromium (for the transparency report's rendering test)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null ||
+        { echo "test.sh: cannot install chromium with apt-get (are you root?)" >&2; return 1; }
+}
+
 # The install runs first and in the foreground so a missing server fails fast, before the
 # long compile; on a machine that has everything it takes well under a second.
 FAILED=0
 phase install install_servers
+phase chromium install_chromium
 phase fmt cargo fmt --all --check || FAILED=1
 phase clippy cargo clippy --workspace --all-targets -- -D warnings || FAILED=1
 phase servers start_servers

@@ -29,6 +29,7 @@ pub mod export;
 pub mod hashing;
 pub mod manifest_files;
 pub mod target;
+pub mod transparency;
 
 use std::path::PathBuf;
 

@@ -17,6 +17,27 @@ pub enum RecordCommand {
     /// Write the record (evidence and approvals, in order, with the keys and plan digest
     /// needed to check it) as `*.intoto.jsonl`, and the manifests to `FILE.manifests/`.
     Export(ExportArgs),
+    /// Write a self-contained HTML transparency report of a record, built from what
+    /// verifying it established (a record that fails a check gives a report that says
+    /// so first, in red). Exits 7 when the record does not verify.
+    Report(ReportArgs),
+}
+
+/// `relocate record report` arguments.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The record file (`*.intoto.jsonl`, its manifests beside it).
+    pub record: PathBuf,
+    /// The reviewed plan (pins the approver keys and, with `operator.publicKey`, the
+    /// operator key).
+    #[arg(long, value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// The HTML file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Pin the operator key (`ed25519:…` or a file) when the plan does not.
+    #[arg(long, value_name = "KEY|FILE")]
+    pub operator_key: Option<String>,
 }
 
 /// `relocate record export` arguments.
@@ -36,7 +57,51 @@ pub struct ExportArgs {
 pub(crate) fn record(command: &RecordCommand) -> anyhow::Result<u8> {
     match command {
         RecordCommand::Export(args) => export(args),
+        RecordCommand::Report(args) => report(args),
     }
+}
+
+fn report(args: &ReportArgs) -> anyhow::Result<u8> {
+    use relocate_verifier::{Bundle, PublicKey, Report};
+    let plan = load_plan(&args.plan)?;
+    let operator = args
+        .operator_key
+        .as_deref()
+        .map(|text| -> anyhow::Result<PublicKey> {
+            let text = if text.trim_start().starts_with("ed25519:") {
+                text.to_owned()
+            } else {
+                std::fs::read_to_string(text).with_context(|| format!("reading {text}"))?
+            };
+            Ok(PublicKey::parse(text.trim())?)
+        })
+        .transpose()
+        .context("--operator-key")?;
+    let bundle = Bundle::read(&args.record)
+        .with_context(|| format!("reading the record {}", args.record.display()))?;
+    let mut verdict = Report::quiet();
+    let reviewed = crate::audit::export::reviewed_plan(&plan);
+    let outcome =
+        relocate_verifier::verify_record(&bundle, Some(&reviewed), operator, &mut verdict)
+            .context("the plan's operator.publicKey")?;
+    let view = crate::audit::transparency::build(&args.record, &plan, &verdict, &outcome);
+    let html = crate::audit::transparency::render(&view);
+    std::fs::write(&args.out, html).with_context(|| format!("writing {}", args.out.display()))?;
+    outln!(
+        "{} report written to {}: {}",
+        if view.verified {
+            "transparency"
+        } else {
+            "FAILED-VERIFICATION"
+        },
+        args.out.display(),
+        verdict.summary()
+    );
+    Ok(if view.verified {
+        exit::SUCCESS
+    } else {
+        exit::VERIFY_FAILED
+    })
 }
 
 fn export(args: &ExportArgs) -> anyhow::Result<u8> {
