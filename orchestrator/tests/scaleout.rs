@@ -43,6 +43,27 @@ fn fill_awkward(ws: &Workspace) {
     }
 }
 
+/// The directory of the one fan-out of step `step` (e.g. `step-1-copy`) of plan `plan`.
+fn fanout_dir(ws: &Workspace, plan: &str, step: &str) -> std::path::PathBuf {
+    let parent = ws.join(&format!(
+        "state/exchange/relocate/{plan}/data/01-seed/{step}"
+    ));
+    let dirs: Vec<_> = std::fs::read_dir(&parent)
+        .unwrap_or_else(|e| panic!("{}: {e}", parent.display()))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "one fan-out: {dirs:?}");
+    dirs.into_iter().next().expect("one")
+}
+
+/// The fan-out record of the seed stage's step `step` (from 0), from `status --json`.
+fn fanout_record(ws: &Workspace, step: usize) -> serde_json::Value {
+    let out = ws.relocate(&["status", "plan.yaml", "--state-dir", "state", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    v["stages"][0]["steps"][step]["fanOut"].clone()
+}
+
 fn evidence_predicate(ws: &Workspace) -> serde_json::Value {
     let dir = ws.join("state/evidence");
     let file = std::fs::read_dir(&dir)
@@ -292,7 +313,10 @@ fn a_coordinator_killed_and_rerun_reuses_the_order_and_the_finished_shards() {
     );
     let mut run = spawn_run(&ws);
     let exchange = ws.join("state/exchange/relocate/killcoord/data/01-seed/step-1-copy");
-    let result0 = exchange.join("gen-1/shard-0/result.json");
+    wait_until("the order", Duration::from_secs(60), || {
+        std::fs::read_dir(&exchange).is_ok_and(|mut d| d.next().is_some())
+    });
+    let result0 = fanout_dir(&ws, "killcoord", "step-1-copy").join("shard-0/result.json");
     wait_until("shard 0's result", Duration::from_secs(60), || {
         result0.exists()
     });
@@ -345,7 +369,7 @@ fn a_shard_that_fails_for_good_fails_the_step_by_name_and_only_it_reruns() {
         "names the shard and its range: {err}"
     );
     assert!(err.contains("\"d9/zz#1\""), "names the object: {err}");
-    let exchange = ws.join("state/exchange/relocate/failshard/data/01-seed/step-1-copy/gen-1");
+    let exchange = fanout_dir(&ws, "failshard", "step-1-copy");
     let kept = std::fs::read(exchange.join("shard-0/result.json")).expect("shard 0");
     std::fs::remove_file(ws.join("src/d9/zz#1")).expect("rm");
     let out = ws.run_plan("json");
@@ -368,7 +392,7 @@ fn a_shard_that_fails_for_good_fails_the_step_by_name_and_only_it_reruns() {
 }
 
 #[test]
-fn a_worker_refuses_an_order_whose_plan_was_edited() {
+fn a_worker_refuses_an_order_rewritten_in_the_state_store_even_a_consistent_one() {
     let ws = Workspace::new();
     ws.fill("src", 10, 100);
     ws.write(
@@ -380,15 +404,31 @@ fn a_worker_refuses_an_order_whose_plan_was_edited() {
     );
     let out = ws.run_plan("plain");
     assert!(out.status.success(), "{}", stderr(&out));
-    let order = ws.join("state/exchange/relocate/forged/data/01-seed/step-1-copy/gen-1/order.json");
+    let record = fanout_record(&ws, 0);
+    let (order_path, order_digest) = (
+        record["order"].as_str().expect("order").to_owned(),
+        record["orderDigest"].as_str().expect("digest").to_owned(),
+    );
+    // Someone who can write the state store rewrites the order: another target, and
+    // the plan digest recomputed to match (a consistent forgery).
+    let forged = ws.write(
+        "forged.yaml",
+        std::fs::read_to_string(ws.join("plan.yaml"))
+            .expect("plan")
+            .replace("file://./dst/", "file://./elsewhere/"),
+    );
+    let validated = ws.relocate(&["plan", "validate", "forged.yaml"]);
+    let text = util::stdout(&validated);
+    let at = text.find("(sha256:").expect("the forged plan's digest") + 1;
+    let digest = text[at..at + 71].to_owned();
+    let order_file = ws.join("state/exchange").join(&order_path);
     let mut doc: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&order).expect("order")).expect("json");
-    let text = doc["planText"]
-        .as_str()
-        .expect("plan")
-        .replace("dst/", "elsewhere/");
-    doc["planText"] = text.into();
-    std::fs::write(&order, serde_json::to_vec(&doc).expect("json")).expect("write");
+        serde_json::from_slice(&std::fs::read(&order_file).expect("order")).expect("json");
+    doc["planText"] = std::fs::read_to_string(&forged).expect("forged").into();
+    doc["planDigest"] = digest.into();
+    std::fs::write(&order_file, serde_json::to_vec_pretty(&doc).expect("json")).expect("write");
+    std::fs::remove_file(fanout_dir(&ws, "forged", "step-1-copy").join("shard-0/result.json"))
+        .expect("rm");
     let state = serde_json::json!({
         "region": "zurich",
         "url": url_of(&ws.join("state/exchange")),
@@ -398,7 +438,9 @@ fn a_worker_refuses_an_order_whose_plan_was_edited() {
         .args([
             "worker",
             "--order",
-            "relocate/forged/data/01-seed/step-1-copy/gen-1/order.json",
+            &order_path,
+            "--order-digest",
+            &order_digest,
             "--index",
             "0",
         ])
@@ -406,8 +448,15 @@ fn a_worker_refuses_an_order_whose_plan_was_edited() {
         .output()
         .expect("worker");
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("not the sha256:"), "{}", stderr(&out));
-    assert!(!ws.join("elsewhere").exists());
+    assert!(
+        stderr(&out).contains("the order was changed after the coordinator wrote it"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !ws.join("elsewhere").exists(),
+        "nothing was written where the forgery pointed"
+    );
 }
 
 fn url_of(p: &Path) -> String {
@@ -465,9 +514,7 @@ fn a_shard_result_edited_in_the_state_store_is_refused_not_merged() {
     let (ws, _) = run_with_a_failing_shard("tampered");
     std::fs::remove_file(ws.join("src/d9/zz#1")).expect("rm");
     // Someone with write access to the state store edits a finished shard's rows.
-    let rows = ws.join(
-        "state/exchange/relocate/tampered/data/01-seed/step-1-copy/gen-1/shard-0/result.ndjson",
-    );
+    let rows = fanout_dir(&ws, "tampered", "step-1-copy").join("shard-0/result.ndjson");
     let text = std::fs::read_to_string(&rows).expect("rows");
     let first_hash = text.split("\"sourceHash\":\"").nth(1).expect("a hash")[..64].to_owned();
     std::fs::write(&rows, text.replacen(&first_hash, &"0".repeat(64), 1)).expect("write");
@@ -522,5 +569,14 @@ fn a_sharded_verify_finds_a_changed_and_an_unexpected_object_in_its_ranges() {
         util::stdout(&out)
     );
     assert!(named("d7/zz-planted", "unexpected"), "{problems:#?}");
-    assert!(stderr(&out).contains("shard"), "{}", stderr(&out));
+    let s = summary(&out);
+    let audit = s["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|st| st["stage"] == "audit" && st["kind"] == "verify")
+        .expect("the audit verify")
+        .clone();
+    assert_eq!(audit["failed"], 2, "{audit}");
+    assert_eq!(audit["verified"], 39, "{audit}");
 }

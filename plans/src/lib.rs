@@ -101,7 +101,7 @@ pub fn parse(text: &str, path: &Path) -> Result<ValidatedPlan, PlanError> {
             hint: "write every map key as a string".to_owned(),
         }])
     })?;
-    Ok(validated.with_digest(digest))
+    Ok(validated.with_document(text, digest))
 }
 
 /// The plan's JSON Schema, as `relocate plan schema` prints it (and editors use for

@@ -23,6 +23,8 @@ pub struct ValidatedPlan {
     stores: IndexMap<String, StoreSpec>,
     /// Rates and durations of workloads and approvers.
     values: crate::typed::Values,
+    /// The text that was validated (for a plan built in code, its JSON, which is YAML).
+    text: String,
 }
 
 impl ValidatedPlan {
@@ -49,12 +51,14 @@ impl ValidatedPlan {
             .into_iter()
             .map(|(name, spec)| (name, spec.resolve(&base_dir)))
             .collect();
+        let text = serde_json::to_string_pretty(&plan).unwrap_or_default();
         Ok(Self {
             plan,
             path: path.to_path_buf(),
             digest,
             stores,
             values,
+            text,
         })
     }
 
@@ -64,10 +68,18 @@ impl ValidatedPlan {
         Self::check(plan, path, &SourceMap::default())
     }
 
-    /// The same plan with the digest of its document as written (see [`PlanDigest`]).
-    pub(crate) fn with_digest(mut self, digest: PlanDigest) -> Self {
+    /// The same plan with its text as written and that document's digest (see
+    /// [`PlanDigest`]).
+    pub(crate) fn with_document(mut self, text: &str, digest: PlanDigest) -> Self {
         self.digest = digest;
+        self.text = text.to_owned();
         self
+    }
+
+    /// The text that was validated: what a worker re-validates, whatever happens to the
+    /// file since.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// The plan as written.

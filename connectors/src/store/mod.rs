@@ -80,6 +80,20 @@ pub struct StoreHandle {
     redactor: Redactor,
 }
 
+impl StoreHandle {
+    /// Whether the store lists keys in the byte order of their UTF-8, so a listing of a
+    /// key range may stop at the first key past it: S3 general-purpose buckets (not
+    /// directory buckets, `--x-s3`, which list unordered), GCS and the memory store.
+    /// Azure lists in UTF-16 order (and hierarchical-namespace accounts by directory),
+    /// a local tree in no order.
+    pub fn lists_in_byte_order(&self) -> bool {
+        let key = &self.same_account_key;
+        (key.starts_with("s3|") && !key.ends_with("--x-s3"))
+            || key.starts_with("gcs|")
+            || key.starts_with("memory://")
+    }
+}
+
 impl std::fmt::Debug for StoreHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreHandle")

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::exit;
 use crate::scaleout::ScaleError;
-use crate::scaleout::worker::{WorkerOutcome, open_state_store, run_worker};
+use crate::scaleout::worker::{Assignment, WorkerOutcome, open_state_store, run_worker};
 
 /// `relocate worker`.
 #[derive(Debug, Args)]
@@ -17,6 +17,11 @@ pub struct WorkerArgs {
     /// The work order's path in the state store.
     #[arg(long)]
     pub order: String,
+    /// `sha256:<hex>` of the order's bytes: the worker refuses an order that does not
+    /// hash to it (the coordinator puts it in the Job's arguments, out of reach of
+    /// whoever can write the state store).
+    #[arg(long, value_name = "sha256:HEX")]
+    pub order_digest: String,
     /// This worker's shard (a Kubernetes Indexed Job sets `JOB_COMPLETION_INDEX`).
     #[arg(long, env = "JOB_COMPLETION_INDEX")]
     pub index: u32,
@@ -40,7 +45,12 @@ pub async fn worker(args: &WorkerArgs) -> anyhow::Result<u8> {
     if args.exit_with_parent {
         stop_with_parent(cancel.clone());
     }
-    match run_worker(&state, &args.order, args.index, &cancel).await {
+    let assignment = Assignment {
+        order: args.order.clone(),
+        order_digest: args.order_digest.clone(),
+        index: args.index,
+    };
+    match run_worker(&state, &assignment, &cancel).await {
         Ok(WorkerOutcome::Done) => Ok(exit::SUCCESS),
         Ok(WorkerOutcome::Failed) => Ok(exit::STEP_FAILED),
         Ok(WorkerOutcome::Interrupted) => Ok(exit::INTERRUPTED),

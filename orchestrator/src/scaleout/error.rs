@@ -27,6 +27,15 @@ pub enum ScaleError {
         #[source]
         source: std::io::Error,
     },
+    /// A document could not be encoded.
+    #[error("encoding {what}: {source}")]
+    Encode {
+        /// What.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A file in the state store is not what relocate wrote.
     #[error("{path} is not a valid {what}: {detail}")]
     Corrupt {

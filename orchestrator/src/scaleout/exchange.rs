@@ -42,9 +42,9 @@ pub async fn upload_rows(
         after = Some(last.key.clone());
         let mut buf = Vec::with_capacity(page.len() * 160);
         for row in &page {
-            serde_json::to_writer(&mut buf, row).map_err(|e| ScaleError::Io {
-                what: "encoding a row".into(),
-                source: e.into(),
+            serde_json::to_writer(&mut buf, row).map_err(|source| ScaleError::Encode {
+                what: "a row",
+                source,
             })?;
             buf.push(b'\n');
         }
@@ -123,21 +123,22 @@ pub fn row_pages(
     })
 }
 
-/// Write a JSON document.
+/// Write a JSON document; returns `sha256:` of the bytes written.
 pub async fn put_json<T: serde::Serialize>(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
     value: &T,
-) -> Result<(), ScaleError> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| ScaleError::Io {
-        what: format!("encoding {path}"),
-        source: e.into(),
+) -> Result<String, ScaleError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|source| ScaleError::Encode {
+        what: "a state store document",
+        source,
     })?;
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
     store
         .put(path, PutPayload::from(bytes))
         .await
         .map_err(store_err("writing", path))?;
-    Ok(())
+    Ok(digest)
 }
 
 /// Read a JSON document; `None` when it does not exist.
@@ -177,13 +178,29 @@ pub async fn remove(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<(), Sca
     }
 }
 
-/// Put an empty marker object.
-pub async fn touch(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<(), ScaleError> {
+/// Count one more start in the marker at `path` (its text is the number of starts);
+/// returns how many starts came before this one.
+pub async fn count_start(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<u32, ScaleError> {
+    let before = match store.get(path).await {
+        Ok(got) => {
+            let bytes = got.bytes().await.map_err(store_err("reading", path))?;
+            // A marker from before the count (empty) is one start.
+            std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok())
+                .unwrap_or(1)
+        }
+        Err(object_store::Error::NotFound { .. }) => 0,
+        Err(e) => return Err(store_err("reading", path)(e)),
+    };
     store
-        .put(path, PutPayload::from_static(b""))
+        .put(
+            path,
+            PutPayload::from((before + 1).to_string().into_bytes()),
+        )
         .await
         .map_err(store_err("writing", path))?;
-    Ok(())
+    Ok(before)
 }
 
 /// Load the rows of `path` into `db` (upsert); returns whether the file existed.

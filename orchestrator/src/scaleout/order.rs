@@ -5,7 +5,7 @@
 //! validation keeps to `[A-Za-z0-9._-]`):
 //!
 //! ```text
-//! relocate/<plan>/<workload>/<NN>-<stage>/step-<K>-<copy|verify>/gen-<G>/
+//! relocate/<plan>/<workload>/<NN>-<stage>/step-<K>-<copy|verify>/<fan-out id>/
 //!   order.json                  this file: plan, stage, attempt, workload, ranges
 //!   shard-<i>/known.ndjson      rows the coordinator had for the range (delta, verify)
 //!   shard-<i>/started           a worker began (a restart is then not a first copy)
@@ -14,9 +14,10 @@
 //!   shard-<i>/result.json       the worker's report and the result file's digest
 //! ```
 //!
-//! A generation is one fan-out of one step: a rerun after a failure or an interrupt
-//! reuses it (finished shards stay finished); a step run again after it succeeded (a
-//! new stage attempt) starts the next generation from a fresh listing.
+//! Each fan-out of a step gets a directory of its own, named by a fresh id
+//! (`<unix seconds>-<random>`), never reused for another order: a rerun that resumes a
+//! fan-out finds it through the coordinator's record; a new split never lands beside
+//! an older order's results.
 
 use object_store::path::Path;
 
@@ -95,7 +96,7 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The directory of generation `gen` of a step.
+    /// The directory of fan-out `id` of a step.
     pub fn new(
         plan: &str,
         workload: &str,
@@ -103,10 +104,10 @@ impl Layout {
         stage: &str,
         step: usize,
         task: ShardTask,
-        generation: u32,
+        id: &str,
     ) -> Self {
         let dir = format!(
-            "relocate/{plan}/{workload}/{:02}-{stage}/step-{}-{}/gen-{generation}",
+            "relocate/{plan}/{workload}/{:02}-{stage}/step-{}-{}/{id}",
             stage_index + 1,
             step + 1,
             task.as_str()
@@ -176,18 +177,38 @@ impl Layout {
     }
 }
 
+/// A fresh fan-out id: the time and 64 random bits, so no two fan-outs share a
+/// directory, even from two state directories or after a lost record.
+pub fn fresh_id() -> String {
+    let mut random = [0u8; 8];
+    // The OS's generator; should it fail, the time's nanoseconds and the process id
+    // still make a collision as good as impossible.
+    if getrandom::fill(&mut random).is_err() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        random =
+            (u64::from(now.subsec_nanos()) << 32 | u64::from(std::process::id())).to_le_bytes();
+    }
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{secs}-{}", hex::encode(random))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_worker_finds_the_shard_files_beside_its_order() {
-        let layout = Layout::new("move", "telemetry", 0, "seed", 1, ShardTask::Copy, 3);
+        let layout = Layout::new("move", "telemetry", 0, "seed", 1, ShardTask::Copy, "gen-3");
         let order = layout.order();
         assert_eq!(
             order.as_ref(),
             "relocate/move/telemetry/01-seed/step-2-copy/gen-3/order.json"
         );
+        assert_ne!(fresh_id(), fresh_id());
         let again = Layout::of_order(order.as_ref());
         assert_eq!(again, layout);
         assert_eq!(

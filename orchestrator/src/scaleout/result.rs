@@ -16,6 +16,13 @@ pub struct ShardResult {
     /// SHA-256 of `result.ndjson`: the coordinator refuses rows that do not hash to it,
     /// and the evidence names it.
     pub rows_digest: String,
+    /// `sha256:` of the order the worker ran (a result of another order is not this
+    /// shard's, whatever its path).
+    #[serde(default)]
+    pub order_digest: String,
+    /// Checkpoints numbered below this are contained in this result.
+    #[serde(default)]
+    pub journal_seq: u64,
     /// The copy's report, for a copy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy: Option<CopyReport>,

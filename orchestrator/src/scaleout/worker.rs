@@ -29,6 +29,7 @@ use super::progress::WorkerLine;
 use super::result::ShardResult;
 use crate::engine::steps::objects::{copy_job, verify_job};
 use crate::state::Db;
+use crate::transfer::range::ScanRange;
 use crate::transfer::{Counters, copy_workload, verify_workload};
 
 /// How a worker run ended.
@@ -56,23 +57,76 @@ pub fn open_state_store(spec: &plans::Store) -> Result<StoreHandle, ScaleError> 
     })
 }
 
-/// Run shard `index` of the order at `order_path`.
+/// What a worker is asked to run: the order, pinned by the digest of its bytes (which
+/// the Job's arguments carry, out of reach of whoever can write the state store), and
+/// its shard.
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    /// The order's path in the state store.
+    pub order: String,
+    /// `sha256:<hex>` of the order's bytes.
+    pub order_digest: String,
+    /// The shard.
+    pub index: u32,
+}
+
+/// Read and check the order: its bytes hash to the pinned digest, its version is this
+/// build's, its plan validates and hashes to the plan digest it carries.
+async fn read_order(
+    store: &Arc<dyn ObjectStore>,
+    layout: &Layout,
+    assignment: &Assignment,
+) -> Result<(WorkOrder, ValidatedPlan), ScaleError> {
+    let bad = |detail: String| ScaleError::Order {
+        path: assignment.order.clone(),
+        detail,
+    };
+    let Some((file, digest)) = exchange::download(store, &layout.order()).await? else {
+        return Err(bad("not found in the state store".into()));
+    };
+    if format!("sha256:{digest}") != assignment.order_digest {
+        return Err(bad(format!(
+            "its bytes hash to sha256:{digest}, not the {} this worker was started with: the order was changed after the coordinator wrote it",
+            assignment.order_digest
+        )));
+    }
+    let bytes = std::fs::read(file.path()).map_err(|source| ScaleError::Io {
+        what: format!("reading {}", assignment.order),
+        source,
+    })?;
+    let order: WorkOrder =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a work order: {e}")))?;
+    if order.version != super::order::ORDER_VERSION {
+        return Err(bad(format!(
+            "format version {} (this relocate reads {}): run workers of the coordinator's version",
+            order.version,
+            super::order::ORDER_VERSION
+        )));
+    }
+    let plan = plans::parse(&order.plan_text, FsPath::new(&order.plan_path))
+        .map_err(|e| bad(format!("its plan does not validate: {e}")))?;
+    if plan.digest().to_string() != order.plan_digest {
+        return Err(bad(format!(
+            "its plan hashes to {}, not the {} it claims",
+            plan.digest(),
+            order.plan_digest
+        )));
+    }
+    Ok((order, plan))
+}
+
+/// Run the assigned shard.
 pub async fn run_worker(
     state: &StoreHandle,
-    order_path: &str,
-    index: u32,
+    assignment: &Assignment,
     cancel: &CancellationToken,
 ) -> Result<WorkerOutcome, ScaleError> {
     let store = state.store.clone();
-    let layout = Layout::of_order(order_path);
-    let order: WorkOrder = exchange::get_json(&store, &layout.order(), "work order")
-        .await?
-        .ok_or_else(|| ScaleError::Order {
-            path: order_path.to_owned(),
-            detail: "not found in the state store".into(),
-        })?;
+    let layout = Layout::of_order(&assignment.order);
+    let index = assignment.index;
+    let (order, plan) = read_order(&store, &layout, assignment).await?;
     let bad = |detail: String| ScaleError::Order {
-        path: order_path.to_owned(),
+        path: assignment.order.clone(),
         detail,
     };
     let shard = order
@@ -86,15 +140,6 @@ pub async fn run_worker(
             ))
         })?
         .clone();
-    let plan = plans::parse(&order.plan_text, FsPath::new(&order.plan_path))
-        .map_err(|e| bad(format!("its plan does not validate: {e}")))?;
-    if plan.digest().to_string() != order.plan_digest {
-        return Err(bad(format!(
-            "its plan hashes to {}, not the {} it claims",
-            plan.digest(),
-            order.plan_digest
-        )));
-    }
     let w = plan.object_workload(&order.workload).ok_or_else(|| {
         bad(format!(
             "its plan has no object workload {}",
@@ -102,11 +147,14 @@ pub async fn run_worker(
         ))
     })?;
     let open = |name: &str, access| open_plan_store(&plan, name, access);
-    // A Job runs every index; a shard finished clean in an earlier run has nothing to do.
-    let finished = super::merge::read_result(&store, &layout, index).await?;
-    if let Some(done) = finished.filter(|r| r.failed() == 0) {
+    // A result of this very order: finished clean, nothing to do (a Job runs every
+    // index); finished with failures, its rows are where this run starts.
+    let previous = super::merge::read_result(&store, &layout, index)
+        .await?
+        .filter(|r| r.order_digest == assignment.order_digest && r.range == shard.range);
+    if let Some(done) = previous.as_ref().filter(|r| r.failed() == 0) {
         tracing::info!("shard {index}: already finished");
-        println_line(&WorkerLine::finished(index, &Counters::default(), &done));
+        println_line(&WorkerLine::finished(index, &Counters::default(), done));
         return Ok(WorkerOutcome::Done);
     }
 
@@ -116,25 +164,40 @@ pub async fn run_worker(
     })?;
     let db = Db::open(&dir.path().join("worker.db"))?;
     load_rows(&store, &layout.known(index), &db, &order.workload).await?;
-    let mut next_seq = 0;
+    // Checkpoints older than a previous result are in it; load the result, then only
+    // the checkpoints written after it.
+    let first_seq = match &previous {
+        Some(r) => {
+            load_rows(&store, &layout.result_rows(index), &db, &order.workload).await?;
+            r.journal_seq
+        }
+        None => 0,
+    };
+    let mut next_seq = first_seq;
     for seq in journal_seqs(&store, &layout, index).await? {
+        if seq < first_seq {
+            continue;
+        }
         load_rows(&store, &layout.journal(index, seq), &db, &order.workload).await?;
         next_seq = seq + 1;
     }
-    // A shard run again after it finished with failures: its last rows are the newest.
-    load_rows(&store, &layout.result_rows(index), &db, &order.workload).await?;
-    let restarted = exchange::exists(&store, &layout.started(index)).await?;
+    // Each start lists in an epoch of its own, so what a source deleted between two
+    // starts is seen as deleted (pruned), as an in-process rerun would.
+    let starts = exchange::count_start(&store, &layout.started(index)).await?;
     let epoch_key = format!("epoch:{}", order.workload);
-    match (order.epoch, restarted) {
-        (Some(epoch), _) => db.set_meta(&epoch_key, &epoch.to_string())?,
+    match (order.epoch, starts) {
+        (Some(epoch), n) => db.set_meta(&epoch_key, &(epoch + i64::from(n)).to_string())?,
         // An earlier pod began this first copy: what it wrote is this run's, not a
         // foreign target's (`existingTarget` applies to the first start only).
-        (None, true) => db.set_meta(&epoch_key, "0")?,
-        (None, false) => {}
+        (None, n) if n > 0 => db.set_meta(&epoch_key, &n.to_string())?,
+        (None, _) => {}
     }
-    exchange::touch(&store, &layout.started(index)).await?;
-    if restarted {
-        tracing::info!("shard {index}: resuming from {next_seq} checkpoint(s)");
+    if starts > 0 {
+        tracing::info!(
+            "shard {index}: start {}, resuming from {} checkpoint(s)",
+            starts + 1,
+            next_seq - first_seq
+        );
     }
 
     // Rows loaded above are the coordinator's or earlier checkpoints': a checkpoint
@@ -166,14 +229,22 @@ pub async fn run_worker(
                 let target = open(&w.to, Access::Write)?;
                 let mut job =
                     copy_job(&order.workload, w, order.bandwidth, &source, &target).map_err(bad)?;
-                job.range = Some(shard.range.clone());
+                // The range is listed at both ends (the source; the target on a first
+                // copy): stop early only if both list in byte order.
+                job.range = Some(ScanRange {
+                    keys: shard.range.clone(),
+                    ordered: source.lists_in_byte_order() && target.lists_in_byte_order(),
+                });
                 let report = copy_workload(&job, &db, &counters, cancel).await?;
                 Ok::<_, ScaleError>(ShardResult::copy(&shard, report))
             }
             ShardTask::Verify => {
                 let target = open(&w.to, Access::Read)?;
                 let mut job = verify_job(&order.workload, w, &target).map_err(bad)?;
-                job.range = Some(shard.range.clone());
+                job.range = Some(ScanRange {
+                    keys: shard.range.clone(),
+                    ordered: target.lists_in_byte_order(),
+                });
                 let report = verify_workload(&job, &db, &counters, cancel).await?;
                 Ok(ShardResult::verify(&shard, report))
             }
@@ -182,14 +253,20 @@ pub async fn run_worker(
     .await;
     stop_side_tasks.cancel();
     let _ = progress.await;
-    let next_seq = match checkpoints.await {
-        Ok(Ok(seq)) => seq,
-        Ok(Err(e)) => return Err(e),
-        Err(e) => return Err(ScaleError::Executor(format!("checkpoint task: {e}"))),
+    let next_seq = checkpoints.await.unwrap_or(next_seq);
+    let mut result = match ran {
+        Ok(result) => result,
+        Err(e) => {
+            // Keep what this run did for the next one, then report the error.
+            if let Err(c) =
+                checkpoint(&store, &layout, &db, &order, index, next_seq, Some(&began)).await
+            {
+                tracing::warn!("shard {index}: the last checkpoint failed too: {c}");
+            }
+            return Err(e);
+        }
     };
-    let mut result = ran?;
     if result.interrupted() {
-        // Keep what this run did for the next one.
         checkpoint(&store, &layout, &db, &order, index, next_seq, Some(&began)).await?;
         return Ok(WorkerOutcome::Interrupted);
     }
@@ -204,6 +281,8 @@ pub async fn run_worker(
     .await?;
     result.rows = rows;
     result.rows_digest = digest;
+    result.order_digest = assignment.order_digest.clone();
+    result.journal_seq = next_seq;
     exchange::put_json(&store, &layout.result(index), &result).await?;
     println_line(&WorkerLine::finished(index, &counters, &result));
     Ok(if result.failed() > 0 {
@@ -262,14 +341,13 @@ async fn checkpoint(
     seq: u64,
     since: Option<&str>,
 ) -> Result<u64, ScaleError> {
-    let shard = order
-        .shards
-        .iter()
-        .find(|s| s.index == index)
-        .map(|s| s.range.clone())
-        .unwrap_or_default();
+    let Some(shard) = order.shards.iter().find(|s| s.index == index) else {
+        return Err(ScaleError::Executor(format!(
+            "the order has no shard {index}"
+        )));
+    };
     let path = layout.journal(index, seq);
-    let (rows, _) = upload_rows(store, &path, db, &order.workload, &shard, since).await?;
+    let (rows, _) = upload_rows(store, &path, db, &order.workload, &shard.range, since).await?;
     if rows == 0 {
         exchange::remove(store, &path).await?;
         return Ok(seq);
@@ -292,17 +370,20 @@ struct Journal {
     index: u32,
 }
 
+/// Checkpoint every interval until stopped; returns the next checkpoint number. A
+/// failed checkpoint (the state store unreachable a while) is retried at the next
+/// interval with everything since the last one that landed: the copy goes on.
 async fn checkpoint_loop(
     journal: Journal,
     mut seq: u64,
     mut since: String,
     stop: CancellationToken,
-) -> Result<u64, ScaleError> {
+) -> u64 {
     let every = Duration::from_secs(journal.order.checkpoint_seconds.max(1));
     loop {
         tokio::select! {
             () = tokio::time::sleep(every) => {}
-            () = stop.cancelled() => return Ok(seq),
+            () = stop.cancelled() => return seq,
         }
         let began = stamp(chrono::Utc::now() - STAMP_SLACK);
         let Journal {
@@ -312,8 +393,15 @@ async fn checkpoint_loop(
             order,
             index,
         } = &journal;
-        seq = checkpoint(store, layout, db, order, *index, seq, Some(&since)).await?;
-        since = began;
+        match checkpoint(store, layout, db, order, *index, seq, Some(&since)).await {
+            Ok(next) => {
+                seq = next;
+                since = began;
+            }
+            Err(e) => {
+                tracing::warn!("shard {index}: checkpoint {seq} failed, retried next interval: {e}")
+            }
+        }
     }
 }
 

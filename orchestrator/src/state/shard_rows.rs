@@ -8,7 +8,7 @@
 //! Rows are the unit on both sides, so a sharded run ends with the very rows an
 //! in-process run would have, and the manifest and its Merkle root follow from them.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::db::{blocking, now};
 use super::{Db, ObjectStatus, StateError};
@@ -99,6 +99,55 @@ impl Db {
                 read,
             )?;
             Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// The first of `rows` whose key, size or source hash is not what this database
+    /// holds for a manifest object of `workload`: a verify may record what it found at
+    /// the target, never change what was copied.
+    pub fn first_changed_source(
+        &self,
+        workload: &str,
+        rows: &[ShardRow],
+    ) -> Result<Option<String>, StateError> {
+        blocking(|| {
+            let conn = self.conn();
+            let mut stmt = conn.prepare_cached(
+                "SELECT size, source_hash, status FROM objects WHERE workload = ?1 AND key = ?2",
+            )?;
+            for row in rows {
+                let held = stmt
+                    .query_row(params![workload, row.key], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)? as u64,
+                            r.get::<_, Option<String>>(1)?,
+                            r.get::<_, String>(2)?,
+                        ))
+                    })
+                    .optional()?;
+                let same = match held {
+                    Some((size, hash, status)) => {
+                        let in_manifest = ObjectStatus::parse(&status)?.in_manifest();
+                        !in_manifest || (size == row.size && hash == row.source_hash)
+                    }
+                    None => false,
+                };
+                if !same {
+                    return Ok(Some(row.key.clone()));
+                }
+            }
+            Ok(None)
+        })
+    }
+
+    /// The highest listing epoch any row of `workload` carries (0 without rows).
+    pub fn highest_epoch(&self, workload: &str) -> Result<i64, StateError> {
+        blocking(|| {
+            let conn = self.conn();
+            let mut stmt = conn.prepare_cached(
+                "SELECT COALESCE(MAX(epoch), 0) FROM objects WHERE workload = ?1",
+            )?;
+            Ok(stmt.query_row(params![workload], |r| r.get::<_, i64>(0))?)
         })
     }
 

@@ -74,7 +74,7 @@ pub struct CopyJob {
     /// Shared bandwidth cap.
     pub limiter: Option<Arc<RateLimiter>>,
     /// Key-space slice, for sharded workers (`None`: every key).
-    pub range: Option<super::KeyRange>,
+    pub range: Option<super::range::ScanRange>,
     /// Remove from the target what relocate copied earlier and the source deleted since.
     pub prune: bool,
     /// Both stores live in one account: copy server-side (no bytes through relocate),
@@ -198,8 +198,12 @@ pub async fn copy_workload(
         c = listing.next() => c,
         () = cancel.cancelled() => None,
     } {
-        let listed =
-            super::listing::owned(page, &job.source_name, &job.filter, job.range.as_ref())?;
+        let listed = super::listing::owned(
+            page,
+            &job.source_name,
+            &job.filter,
+            job.range.as_ref().map(|r| &r.keys),
+        )?;
         let keys: Vec<&str> = listed.iter().map(|m| m.location.as_ref()).collect();
         let known = db.known(&job.workload, &keys)?;
         let (mut to_copy, mut refused, mut one_by_one) = (Vec::new(), Vec::new(), Vec::new());
@@ -354,8 +358,12 @@ async fn mark_listed(
         c = listing.next() => c,
         () = cancel.cancelled() => None,
     } {
-        for meta in super::listing::owned(page, &job.source_name, &job.filter, job.range.as_ref())?
-        {
+        for meta in super::listing::owned(
+            page,
+            &job.source_name,
+            &job.filter,
+            job.range.as_ref().map(|r| &r.keys),
+        )? {
             writer.send(ObjectUpdate::Seen {
                 workload: job.workload.clone(),
                 key: meta.location.as_ref().to_owned(),

@@ -47,23 +47,37 @@ impl KeyRange {
     }
 }
 
+/// A key range as a worker scans it: the keys, and whether the store's listing is in
+/// their byte order (only then may a listing stop at the first key past the range).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanRange {
+    /// The keys.
+    pub keys: KeyRange,
+    /// The store lists in UTF-8 byte order (see `StoreHandle::lists_in_byte_order`).
+    pub ordered: bool,
+}
+
 /// A cloud store's listing of `range` only: it starts after `range.after` (S3's
-/// `start-after`; the others filter on the client) and stops at the first key past
-/// `range.through`, which a cloud listing's sorted order makes the end of the range.
-/// Keys are filtered by the range again by the caller, so a store that lists out of
-/// order can cost time, never keys.
+/// `start-after`, a server-side start in byte order; the others compare `>` on the
+/// client, which holds in any order) and, only when the store lists in byte order,
+/// stops at the first key past `range.through`. Azure lists in UTF-16 order (`a😀`
+/// before `a～`, the reverse of their UTF-8 order): there the listing runs to the end
+/// and the caller's range filter keeps the range's keys.
 pub fn cloud_listing(
     store: &dyn ObjectStore,
-    range: Option<&KeyRange>,
+    range: Option<&ScanRange>,
 ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-    let Some(range) = range else {
+    let Some(scan) = range else {
         return store.list(None);
     };
-    let listing = match &range.after {
+    let listing = match &scan.keys.after {
         Some(after) => store.list_with_offset(None, &super::key_path(after)),
         None => store.list(None),
     };
-    let range = range.clone();
+    if !scan.ordered {
+        return listing;
+    }
+    let range = scan.keys.clone();
     listing
         .take_while(move |item| {
             let go_on = item
@@ -114,11 +128,58 @@ mod tests {
                 .await
                 .expect("put");
         }
-        let keys: Vec<String> = cloud_listing(&store, Some(&range(Some("b"), Some("d"))))
+        let scan = ScanRange {
+            keys: range(Some("b"), Some("d")),
+            ordered: true,
+        };
+        let keys: Vec<String> = cloud_listing(&store, Some(&scan))
             .map_ok(|m| m.location.to_string())
             .try_collect()
             .await
             .expect("list");
         assert_eq!(keys, ["c", "d"]);
+    }
+
+    #[tokio::test]
+    async fn an_unordered_listing_is_read_to_its_end() {
+        // Azure's order: UTF-16, so "a😀" (a surrogate pair, 0xD83D…) comes before
+        // "a～" (0xFF5E), though in UTF-8 "a😀" (0xF0…) is the larger.
+        let store = InMemory::new();
+        for key in ["a😀", "a～", "b"] {
+            store
+                .put(&key.into(), PutPayload::from_static(b"x"))
+                .await
+                .expect("put");
+        }
+        let utf16 = |s: &str| s.encode_utf16().collect::<Vec<u16>>();
+        let mut listed: Vec<String> = cloud_listing(&store, None)
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await
+            .expect("list");
+        listed.sort_by_key(|k| utf16(k));
+        assert_eq!(
+            listed,
+            ["a😀", "a～", "b"],
+            "the order an Azure listing gives"
+        );
+        // A range (start, "a～"] holds only "a～" in byte order; "a😀" is past it. Over
+        // a listing in UTF-16 order a stop at the first key past the range would end at
+        // "a😀"... which comes first, and lose "a～".
+        let keys = range(None, Some("a～"));
+        assert!(keys.contains("a～") && !keys.contains("a😀"));
+        let scan = ScanRange {
+            keys,
+            ordered: false,
+        };
+        let kept: Vec<String> = cloud_listing(&store, Some(&scan))
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await
+            .expect("list")
+            .into_iter()
+            .filter(|k| scan.keys.contains(k))
+            .collect();
+        assert_eq!(kept, ["a～"]);
     }
 }

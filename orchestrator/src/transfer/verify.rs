@@ -35,7 +35,7 @@ pub struct VerifyJob {
     /// Objects in flight.
     pub concurrency: usize,
     /// Key-space slice, for sharded workers (`None`: every key).
-    pub range: Option<super::KeyRange>,
+    pub range: Option<super::range::ScanRange>,
     /// The target is a local directory: hash its files directly, batches of small ones
     /// per blocking call (see [`super::local`]).
     pub local: Option<Arc<LocalFileSystem>>,
@@ -128,7 +128,7 @@ pub async fn verify_workload(
         after = Some(last.key.clone());
         let rows: Vec<ObjectRow> = page
             .into_iter()
-            .filter(|row| job.range.as_ref().is_none_or(|r| r.contains(&row.key)))
+            .filter(|row| job.range.as_ref().is_none_or(|r| r.keys.contains(&row.key)))
             .collect();
         for row in &rows {
             Counters::add(&counters.discovered_objects, 1);
@@ -315,8 +315,12 @@ async fn find_unexpected(
         p = listing.next() => p,
         () = cancel.cancelled() => None,
     } {
-        let listed =
-            super::listing::owned(page, &job.target_name, &job.filter, job.range.as_ref())?;
+        let listed = super::listing::owned(
+            page,
+            &job.target_name,
+            &job.filter,
+            job.range.as_ref().map(|r| &r.keys),
+        )?;
         let keys: Vec<&str> = listed.iter().map(|m| m.location.as_ref()).collect();
         let known = db.known(&job.workload, &keys)?;
         for (meta, known) in listed.iter().zip(known) {

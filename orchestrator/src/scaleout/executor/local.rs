@@ -89,6 +89,8 @@ async fn run_one(
         .arg("worker")
         .arg("--order")
         .arg(&launch.order)
+        .arg("--order-digest")
+        .arg(&launch.order_digest)
         .arg("--index")
         .arg(index.to_string())
         .arg("--exit-with-parent")

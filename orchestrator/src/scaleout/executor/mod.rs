@@ -28,6 +28,8 @@ pub struct Launch {
     pub shards: Vec<u32>,
     /// The order's path in the state store.
     pub order: String,
+    /// `sha256:` of the order's bytes (`--order-digest`).
+    pub order_digest: String,
     /// The state store's plan entry, as JSON (`--state-store`; no secret values:
     /// options hold references only).
     pub state_store: String,
