@@ -93,7 +93,7 @@ pub enum KeysCommand {
 /// Options shared by the commands that read or write state.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StateArgs {
-    /// State directory (default `.relocate/<plan name>/`).
+    /// State directory (default `.relocate/<plan name>/` beside the plan file).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }
@@ -174,6 +174,17 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         }
     }
     exit::ERROR
+}
+
+/// The plan's state directory (`--state-dir`, else beside the plan); a notice about an
+/// old state in the current directory goes to stderr.
+pub(crate) fn state_dir(args: &StateArgs, plan: &plans::ValidatedPlan) -> crate::state::StateDir {
+    let (dir, notice) =
+        crate::state::StateDir::locate(args.state_dir.as_deref(), plan.base_dir(), plan.name());
+    if let Some(notice) = notice {
+        eprintln!("relocate: notice: {notice}");
+    }
+    dir
 }
 
 /// Load and validate a plan, printing nothing (errors carry their positions).

@@ -11,7 +11,7 @@ use plans::{Step, ValidatedPlan};
 use super::{StateArgs, load_plan};
 use crate::cli::output::outln;
 use crate::exit;
-use crate::state::{Db, StateDir};
+use crate::state::Db;
 use crate::transfer::KeyFilter;
 use crate::transfer::local::{Links, is_staging_name, list_store};
 
@@ -70,7 +70,7 @@ pub(crate) async fn show(args: &ShowArgs) -> anyhow::Result<u8> {
             res.allowed_target_jurisdictions.join(", ")
         );
     }
-    let state = StateDir::for_plan(args.state.state_dir.as_deref(), plan.name());
+    let state = super::state_dir(&args.state, &plan);
     let db = if state.exists() {
         Some(Db::open_read_only(&state.db_path())?)
     } else {
@@ -111,7 +111,28 @@ pub(crate) async fn show(args: &ShowArgs) -> anyhow::Result<u8> {
             );
         }
     }
-    Ok(exit::SUCCESS)
+    Ok(print_preflight(&plan, db.as_ref()))
+}
+
+/// The local pre-flight `run` starts with, for the stages not yet completed: printed,
+/// and a failing exit code when `run` would stop on it.
+fn print_preflight(plan: &ValidatedPlan, db: Option<&Db>) -> u8 {
+    let pending: Vec<usize> = (0..plan.plan().stages.len())
+        .filter(|&i| {
+            !db.and_then(|d| d.stage(i).ok().flatten())
+                .is_some_and(|r| r.status == crate::state::StageStatus::Completed)
+        })
+        .collect();
+    let problems = crate::engine::preflight::local_problems(plan, &pending);
+    if problems.is_empty() {
+        outln!("\npre-flight: every program, hook and secret file the plan names is in place");
+        return exit::SUCCESS;
+    }
+    outln!("\npre-flight: `relocate run` would stop before moving anything:");
+    for p in &problems {
+        outln!("  - {p}");
+    }
+    exit::ERROR
 }
 
 fn describe(plan: &ValidatedPlan, step: &Step) -> String {

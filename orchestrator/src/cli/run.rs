@@ -13,7 +13,6 @@ use super::{OutputArgs, StateArgs, load_plan, load_plan_warning};
 use crate::engine::{self, EngineError, RunOptions, RunOutcome};
 use crate::exit;
 use crate::progress::{Event, renderer};
-use crate::state::StateDir;
 
 /// `relocate run` arguments.
 #[derive(Debug, clap::Args)]
@@ -42,7 +41,7 @@ pub struct RunArgs {
 /// Run the plan.
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<u8> {
     let plan = load_plan_warning(&args.plan)?;
-    let state = StateDir::for_plan(args.state.state_dir.as_deref(), plan.name());
+    let state = super::state_dir(&args.state, &plan);
     let events = renderer(args.output.output);
     let cancel = CancellationToken::new();
     spawn_signal_handler(cancel.clone());
@@ -143,7 +142,7 @@ pub struct RollbackArgs {
 /// Roll a stage's Kubernetes cutover back from the recorded state.
 pub(crate) async fn rollback(args: RollbackArgs) -> anyhow::Result<u8> {
     let plan = load_plan(&args.plan)?;
-    let state = StateDir::for_plan(args.state.state_dir.as_deref(), plan.name());
+    let state = super::state_dir(&args.state, &plan);
     let events = renderer(args.output.output);
     let options = RunOptions {
         skip_preflight: true,

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{StateArgs, load_plan};
 use crate::cli::output::outln;
 use crate::exit;
-use crate::state::{Db, StageStatus, StateDir};
+use crate::state::{Db, StageStatus};
 
 /// `relocate status` arguments.
 #[derive(Debug, clap::Args)]
@@ -26,7 +26,7 @@ pub struct StatusArgs {
 /// Print the status.
 pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<u8> {
     let plan = load_plan(&args.plan)?;
-    let dir = StateDir::for_plan(args.state.state_dir.as_deref(), plan.name());
+    let dir = super::state_dir(&args.state, &plan);
     if !dir.exists() {
         if args.json {
             outln!("{}", json!({ "plan": plan.name(), "started": false }));

@@ -12,7 +12,7 @@
 mod error;
 mod evidence;
 mod gate;
-mod preflight;
+pub(crate) mod preflight;
 mod stage;
 pub mod steps;
 
@@ -188,6 +188,10 @@ async fn run_stages(ctx: &Context) -> Result<RunOutcome, EngineError> {
             });
         }
         return Ok(RunOutcome::NothingToDo);
+    }
+    let problems = preflight::local_problems(&ctx.plan, &pending);
+    if !problems.is_empty() {
+        return Err(EngineError::LocalPreflight { problems });
     }
     if !ctx.options.skip_preflight {
         preflight::check_stores(ctx, &pending).await?;

@@ -1,0 +1,259 @@
+//! The operator's and the auditor's chairs (issue 17), driven through the real binary:
+//! what fails early, where the state is found, what `status` says, what a gate shows,
+//! and the command line's edges.
+
+mod util;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use util::{Workspace, header, stderr, stdout};
+
+/// `relocate ARGS` started in `dir`, NDJSON to `log`, stderr to `log.err`.
+fn spawn(dir: &Path, args: &[&str], log: &Path) -> Child {
+    Command::new(assert_cmd::cargo::cargo_bin("relocate"))
+        .current_dir(dir)
+        .args(args)
+        .stdout(std::fs::File::create(log).expect("log"))
+        .stderr(std::fs::File::create(log.with_extension("err")).expect("err log"))
+        .spawn()
+        .expect("spawn relocate")
+}
+
+fn wait_for(what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < deadline, "{what} never happened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Wait for a child with a deadline; kill it and fail when it does not end.
+fn finish(mut child: Child, deadline: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            panic!("relocate did not finish in {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A plan whose `seed` stage is gated by `auditor` through the file hook.
+fn gated_plan(ws: &Workspace, name: &str) -> String {
+    let public = ws.keypair("auditor");
+    header(name)
+        + &format!(
+            r#"approvers:
+  auditor:
+    publicKey: "{public}"
+    hook: {{ file: {{}} }}
+stages:
+  - name: seed
+    steps: [ {{ copy: data }}, {{ verify: data }} ]
+    signoff: [auditor]
+"#
+        )
+}
+
+// ---- 4. Nothing fails late that could fail early -------------------------------------
+
+#[test]
+fn missing_hook_and_run_programs_stop_the_run_before_anything_moves() {
+    let ws = Workspace::new();
+    ws.fill("src", 3, 100);
+    let public = ws.keypair("auditor");
+    ws.write("switch-dns.sh", "#!/bin/sh\necho switched\n"); // not executable
+    let plan = header("early")
+        + &format!(
+            r#"approvers:
+  auditor:
+    publicKey: "{public}"
+    hook: {{ command: ["./auditor-hook.sh"] }}
+stages:
+  - name: seed
+    steps: [ {{ copy: data }}, {{ verify: data }} ]
+    signoff: [auditor]
+  - name: cutover
+    steps: [ {{ run: ["./switch-dns.sh"] }}, {{ run: ["no-such-program-anywhere"] }} ]
+"#
+        );
+    ws.write("plan.yaml", plan);
+
+    let show = ws.relocate(&["plan", "show", "plan.yaml", "--offline"]);
+    assert_eq!(show.status.code(), Some(1), "{}", stdout(&show));
+    let text = stdout(&show);
+    for expected in [
+        "hook program `./auditor-hook.sh`",
+        "does not exist",
+        "program `./switch-dns.sh`",
+        "is not executable",
+        "`no-such-program-anywhere` is not found on PATH",
+    ] {
+        assert!(text.contains(expected), "plan show lacks {expected:?}:\n{text}");
+    }
+
+    let out = ws.run_plan("plain");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("pre-flight") && err.contains("./auditor-hook.sh"), "{err}");
+    assert!(!ws.join("dst").exists(), "nothing may be copied before the pre-flight passes");
+
+    // Fixed, the same checks pass.
+    ws.script("auditor-hook.sh", "exit 1");
+    ws.script("switch-dns.sh", "echo switched");
+    let plan = std::fs::read_to_string(ws.join("plan.yaml"))
+        .expect("plan")
+        .replace(", { run: [\"no-such-program-anywhere\"] }", "");
+    ws.write("plan.yaml", plan);
+    let show = ws.relocate(&["plan", "show", "plan.yaml", "--offline"]);
+    assert!(show.status.success(), "{}", stdout(&show));
+    assert!(stdout(&show).contains("pre-flight: every program"), "{}", stdout(&show));
+}
+
+#[test]
+fn a_missing_secret_file_stops_the_run_before_anything_moves() {
+    let ws = Workspace::new();
+    ws.fill("src", 2, 10);
+    let plan = header("secret").replace(
+        r#"dst: { region: zurich, url: "file://./dst/" }"#,
+        r#"dst: { region: zurich, url: "s3://bucket/zurich/", options: { endpoint: "http://127.0.0.1:9", allow_http: "true", access_key_id: "${file:secrets/zrh-id}", secret_access_key: "${file:secrets/zrh-token}" } }"#,
+    ) + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n";
+    ws.write("plan.yaml", plan);
+    ws.write("secrets/zrh-id", "AKIA");
+    let out = ws.run_plan("plain");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(!err.contains("zrh-id, which"), "the present file is fine: {err}");
+    assert!(
+        err.contains("secret file") && err.contains("zrh-token") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(
+        err.contains("pre-flight") && !err.contains("127.0.0.1"),
+        "stopped before any store is contacted: {err}"
+    );
+}
+
+#[test]
+fn garbage_and_wrong_key_files_in_the_drop_zone_are_set_aside_and_the_gate_waits_on() {
+    let ws = Workspace::new();
+    ws.fill("src", 3, 100);
+    let plan = gated_plan(&ws, "dropzone");
+    ws.keypair("mallory");
+    ws.write("plan.yaml", plan);
+    let log = ws.join("run.ndjson");
+    let child = spawn(
+        ws.path(),
+        &["run", "plan.yaml", "--state-dir", "state", "--output", "json"],
+        &log,
+    );
+    wait_for("the gate wait", Duration::from_secs(60), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("\"gate_waiting\""))
+    });
+    let evidence = "state/evidence/01-seed.attempt-1.intoto.json";
+    let drop = "state/approvals/seed/auditor.json";
+    let rejected = || {
+        std::fs::read_dir(ws.join("state/approvals/seed"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".rejected"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    // Anyone who can write to the drop zone: garbage first, then a forged signature.
+    ws.write(drop, "not an approval");
+    wait_for("garbage set aside", Duration::from_secs(30), || rejected() == 1);
+    let forged = ws.relocate(&[
+        "approve", "--key", "mallory.key", "--evidence", evidence,
+        "--operator-key", "state/operator.pub", "--out", drop,
+    ]);
+    assert!(forged.status.success(), "{}", stderr(&forged));
+    wait_for("forgery set aside", Duration::from_secs(30), || rejected() == 2);
+    assert!(
+        std::fs::read_to_string(&log).expect("log").contains("set aside"),
+        "the refusal is reported"
+    );
+    // The run is still waiting; the real approval passes the gate.
+    let real = ws.relocate(&[
+        "approve", "--key", "auditor.key", "--evidence", evidence,
+        "--operator-key", "state/operator.pub", "--out", drop,
+    ]);
+    assert!(real.status.success(), "{}", stderr(&real));
+    let status = finish(child, Duration::from_secs(60));
+    assert!(
+        status.success(),
+        "{}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        std::fs::read_to_string(log.with_extension("err")).unwrap_or_default()
+    );
+    assert_eq!(util::tree(&ws.join("src")), util::tree(&ws.join("dst")));
+}
+
+// ---- 5. State found where the plan is --------------------------------------------------
+
+fn plan_in_subdir(ws: &Workspace, name: &str) {
+    ws.fill("plans/src", 3, 50);
+    ws.write(
+        "plans/move.yaml",
+        header(name) + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n",
+    );
+    std::fs::create_dir_all(ws.join("elsewhere")).expect("mkdir");
+}
+
+#[test]
+fn the_same_plan_run_from_another_directory_finds_its_state() {
+    let ws = Workspace::new();
+    plan_in_subdir(&ws, "wherever");
+    let out = ws.relocate(&["run", "plans/move.yaml", "--output", "plain"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(ws.join("plans/.relocate/wherever/state.db").exists(), "state beside the plan");
+    assert!(!ws.join(".relocate").exists(), "no state in the current directory");
+
+    let elsewhere = ws.join("elsewhere");
+    let status = Command::new(assert_cmd::cargo::cargo_bin("relocate"))
+        .current_dir(&elsewhere)
+        .args(["status", "../plans/move.yaml"])
+        .output()
+        .expect("status");
+    assert!(stdout(&status).contains("stage seed: completed"), "{}", stdout(&status));
+    let again = Command::new(assert_cmd::cargo::cargo_bin("relocate"))
+        .current_dir(&elsewhere)
+        .args(["run", "../plans/move.yaml", "--output", "json"])
+        .output()
+        .expect("run");
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        util::summary(&again)["outcome"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("nothing-to-do")),
+        "{}",
+        stdout(&again)
+    );
+    assert!(!elsewhere.join(".relocate").exists(), "never a second state");
+}
+
+#[test]
+fn an_old_state_in_the_current_directory_is_used_with_a_notice() {
+    let ws = Workspace::new();
+    plan_in_subdir(&ws, "legacy");
+    // Where earlier versions kept it: ./.relocate/<name> under the current directory.
+    let out = ws.relocate(&[
+        "run", "plans/move.yaml", "--state-dir", ".relocate/legacy", "--output", "plain",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status = ws.relocate(&["status", "plans/move.yaml"]);
+    assert!(stdout(&status).contains("stage seed: completed"), "{}", stdout(&status));
+    let notice = stderr(&status);
+    assert!(notice.contains("notice") && notice.contains("mv .relocate/legacy"), "{notice}");
+    assert!(!ws.join("plans/.relocate").exists(), "no second state started");
+    // --state-dir still wins.
+    let explicit = ws.relocate(&["status", "plans/move.yaml", "--state-dir", "nowhere"]);
+    assert!(stdout(&explicit).contains("not started"), "{}", stdout(&explicit));
+}
