@@ -257,3 +257,113 @@ fn an_old_state_in_the_current_directory_is_used_with_a_notice() {
     let explicit = ws.relocate(&["status", "plans/move.yaml", "--state-dir", "nowhere"]);
     assert!(stdout(&explicit).contains("not started"), "{}", stdout(&explicit));
 }
+
+// ---- 2. `status` tells the truth; 6. a guided gate -------------------------------------
+
+fn status_text(ws: &Workspace) -> String {
+    stdout(&ws.relocate(&["status", "plan.yaml", "--state-dir", "state"]))
+}
+
+#[test]
+fn status_tells_the_truth_before_at_and_after_a_killed_gate_and_guides_the_approver() {
+    let ws = Workspace::new();
+    ws.fill("src", 4, 1000);
+    ws.script("hold.sh", "touch holding\nwhile [ ! -f go ]; do sleep 0.05; done");
+    let plan = gated_plan(&ws, "truth").replace(
+        "steps: [ { copy: data }, { verify: data } ]",
+        "steps: [ { copy: data }, { verify: data }, { run: [\"./hold.sh\"] } ]",
+    );
+    ws.write("plan.yaml", plan);
+    let log = ws.join("run.log");
+    let mut child = spawn(
+        ws.path(),
+        &["run", "plan.yaml", "--state-dir", "state", "--output", "plain"],
+        &log,
+    );
+    wait_for("the held step", Duration::from_secs(60), || ws.join("holding").exists());
+
+    // Steps still running: nobody is awaited yet.
+    let text = status_text(&ws);
+    assert!(text.contains("a run is going (pid"), "{text}");
+    assert!(text.contains("stage seed: running"), "{text}");
+    assert!(text.contains("awaiting []"), "not at the gate yet:\n{text}");
+    assert!(text.contains("4 copied, 0 unchanged, 0 failed, 3.9 KiB"), "{text}");
+    assert!(text.contains("4 verified, 0 failed, 3.9 KiB"), "{text}");
+
+    // At the gate: the evidence, what it attests, the exact commands.
+    ws.write("go", "");
+    wait_for("the gate", Duration::from_secs(60), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("sign-off: waiting"))
+    });
+    let text = status_text(&ws);
+    assert!(text.contains("stage seed: awaiting-signoff"), "{text}");
+    assert!(text.contains("awaiting [auditor]"), "{text}");
+    assert!(text.contains("evidence: ") && text.contains("01-seed.attempt-1.intoto.json"), "{text}");
+    assert!(
+        text.contains("it attests: Evidence of stage seed (attempt 1) of plan truth")
+            && text.contains("4 objects (3.9 KiB) of workload data")
+            && text.contains("Merkle root"),
+        "{text}"
+    );
+    let drop = ws.join("state/approvals/seed/auditor.json");
+    let approve_line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("auditor approves with:"))
+        .unwrap_or_else(|| panic!("no approve command in:\n{text}"))
+        .trim()
+        .to_owned();
+    assert!(approve_line.ends_with(&format!("--out {}", drop.display())), "{approve_line}");
+    assert!(text.contains("auditor rejects with:") && text.contains("--reject"), "{text}");
+    let waiting = std::fs::read_to_string(&log).expect("log");
+    assert!(waiting.contains(&approve_line), "the waiting line shows it too:\n{waiting}");
+
+    // kill -9: the rows still say awaiting-signoff, but no run holds the state.
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    let text = status_text(&ws);
+    assert!(text.contains("no run is going"), "{text}");
+    assert!(text.contains("stage seed: interrupted"), "{text}");
+    assert!(text.contains("`relocate run` resumes it"), "{text}");
+    let json: serde_json::Value = serde_json::from_slice(
+        &ws.relocate(&["status", "plan.yaml", "--state-dir", "state", "--json"]).stdout,
+    )
+    .expect("json");
+    assert_eq!(json["run"]["active"], false);
+    assert_eq!(json["stages"][0]["status"], "interrupted");
+    assert_eq!(json["stages"][0]["recorded"], "awaiting-signoff");
+
+    // The command shown is the command that works.
+    let approve = Command::new("sh")
+        .current_dir(ws.path())
+        .args(["-c", &approve_line.replacen("relocate", &assert_cmd::cargo::cargo_bin("relocate").display().to_string(), 1)])
+        .output()
+        .expect("sh");
+    assert!(approve.status.success(), "{}", stderr(&approve));
+    let out = ws.run_plan("json");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(status_text(&ws).contains("stage seed: completed"));
+}
+
+#[test]
+fn status_watch_redraws_in_place() {
+    let ws = Workspace::new();
+    ws.fill("src", 2, 10);
+    ws.write(
+        "plan.yaml",
+        header("watched") + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n",
+    );
+    assert!(ws.run_plan("plain").status.success());
+    let log = ws.join("watch.log");
+    let mut child = spawn(
+        ws.path(),
+        &["status", "plan.yaml", "--state-dir", "state", "--watch", "1"],
+        &log,
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    child.kill().expect("stop watching");
+    child.wait().expect("reap");
+    let text = std::fs::read_to_string(&log).expect("log");
+    let redraws = text.matches("\x1b[H\x1b[2J").count();
+    assert!(redraws >= 2, "{redraws} redraws:\n{text}");
+    assert!(text.matches("stage seed: completed").count() >= 2, "{text}");
+}

@@ -63,10 +63,23 @@ pub(crate) async fn run_gate(
     if approved_keys.len() >= threshold {
         return Ok(());
     }
+    let awaiting_names: Vec<String> = awaiting.iter().map(|s| (*s).clone()).collect();
+    let attests = connectors::signoff::check_evidence(&evidence.envelope, None)
+        .map(|(_, predicate)| super::guide::attests(&predicate))
+        .unwrap_or_default();
     ctx.emit(Event::GateWaiting {
         stage: stage.name.clone(),
-        awaiting: awaiting.iter().map(|s| (*s).clone()).collect(),
+        asks: super::guide::asks(
+            &ctx.plan,
+            &ctx.state,
+            &stage.name,
+            &awaiting_names,
+            &evidence.path,
+        ),
+        awaiting: awaiting_names,
         threshold,
+        evidence: evidence.path.display().to_string(),
+        attests,
     });
 
     let mut asks: FuturesUnordered<_> = awaiting
@@ -166,13 +179,8 @@ fn build_hook(ctx: &Context, approver: &str) -> Result<Box<dyn ApprovalHook>, Re
 }
 
 /// Where a file hook expects `approver`'s answer for `stage`; `None` for other hooks.
-pub(crate) fn file_drop_path(ctx: &Context, stage: &Stage, approver: &str) -> Option<PathBuf> {
-    let dir = match ctx.plan.hook(approver).map(|h| &h.kind)? {
-        plans::HookKind::File { dir: Some(d) } => ctx.plan.base_dir().join(d),
-        plans::HookKind::File { dir: None } => ctx.state.approvals_dir(),
-        _ => return None,
-    };
-    Some(dir.join(&stage.name).join(format!("{approver}.json")))
+fn file_drop_path(ctx: &Context, stage: &Stage, approver: &str) -> Option<PathBuf> {
+    super::guide::drop_path(&ctx.plan, &ctx.state, &stage.name, approver)
 }
 
 /// A file left in the drop zone by an earlier attempt would be refused and fail the

@@ -12,6 +12,7 @@
 mod error;
 mod evidence;
 mod gate;
+pub mod guide;
 pub(crate) mod preflight;
 mod stage;
 pub mod steps;

@@ -163,6 +163,12 @@ pub enum Event {
         awaiting: Vec<String>,
         /// Approvals needed.
         threshold: usize,
+        /// The evidence file the approvers sign.
+        evidence: String,
+        /// One paragraph: what the evidence attests.
+        attests: String,
+        /// How each awaited approver answers (the exact commands for a file hook).
+        asks: Vec<String>,
     },
     /// An approver answered (approval or rejection), and the answer was checked.
     ApprovalReceived {
