@@ -367,3 +367,78 @@ fn status_watch_redraws_in_place() {
     assert!(redraws >= 2, "{redraws} redraws:\n{text}");
     assert!(text.matches("stage seed: completed").count() >= 2, "{text}");
 }
+
+// ---- 7. `relocate evidence show FILE` ---------------------------------------------------
+
+#[test]
+fn evidence_show_reads_a_sharded_stage_in_words_and_approve_show_says_the_same() {
+    let ws = Workspace::new();
+    ws.fill("src", 30, 200);
+    let public = ws.keypair("auditor");
+    ws.script(
+        "auditor-hook.sh",
+        "exec \"$RELOCATE_BIN\" approve --key auditor.key --evidence -",
+    );
+    let plan = header("readable").replace(
+        "    objects: { from: src, to: dst }\n",
+        "    objects: { from: src, to: dst, shards: 2, workers: { local: { parallelism: 2 } } }\n",
+    ) + &format!(
+        r#"approvers:
+  auditor:
+    publicKey: "{public}"
+    hook: {{ command: ["./auditor-hook.sh"] }}
+stages:
+  - name: seed
+    steps: [ {{ copy: data }}, {{ verify: data }} ]
+    signoff: [auditor]
+  - name: again
+    steps: [ {{ copy: data }}, {{ verify: data }} ]
+    signoff: [auditor]
+"#
+    );
+    ws.write("plan.yaml", plan);
+    let out = ws.run_plan("plain");
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let file = "state/evidence/02-again.attempt-1.intoto.json";
+
+    let shown = ws.relocate(&["evidence", "show", file, "--operator-key", "state/operator.pub"]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let text = stdout(&shown);
+    let operator_id = {
+        let pubkey = std::fs::read_to_string(ws.join("state/operator.pub")).expect("pub");
+        let key: connectors::signoff::keys::PublicKey = pubkey.trim().parse().expect("key");
+        key.key_id()
+    };
+    for expected in [
+        "plan      readable (sha256:",
+        "stage     again (stage 2, attempt 1)",
+        "move      moscow → zurich",
+        "data: 30 objects, 5.9 KiB (6000 bytes)",
+        "Merkle root (sha256)",
+        "1. copy data — succeeded: 0 copied, 30 unchanged, 0 failed",
+        "2. verify data — succeeded: 30 verified, 0 failed",
+        "shard 0 (…, ",
+        "shard 1 (",
+        "previous  sha256:",
+        &format!("signed by pinned operator key {operator_id}"),
+        "what approving means:",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+
+    // Unpinned, it says so; pinned to another key, it refuses.
+    let unpinned = stdout(&ws.relocate(&["evidence", "show", file]));
+    assert!(unpinned.contains("signature NOT checked"), "{unpinned}");
+    let wrong = ws.relocate(&["evidence", "show", file, "--operator-key", "auditor.pub"]);
+    assert_eq!(wrong.status.code(), Some(5), "{}", stdout(&wrong));
+
+    // `approve --show` prints the same rendering before signing.
+    let approve = ws.relocate(&[
+        "approve", "--key", "auditor.key", "--evidence", file,
+        "--operator-key", "state/operator.pub", "--show",
+    ]);
+    assert!(approve.status.success(), "{}", stderr(&approve));
+    let before = stderr(&approve);
+    let rendered: Vec<&str> = text.lines().take_while(|l| !l.starts_with("signature")).collect();
+    assert!(before.contains(&rendered.join("\n")), "approve --show differs:\n{before}");
+}

@@ -5,6 +5,7 @@
 //! (see [`crate::exit`]).
 
 mod approve;
+mod evidence;
 mod keys;
 pub(crate) mod output;
 mod plan;
@@ -54,6 +55,9 @@ pub enum Command {
     Approve(approve::ApproveArgs),
     /// Undo a stage's Kubernetes cutover: restore the source first (best effort), then stop the target.
     Rollback(run::RollbackArgs),
+    /// Read a stage's evidence in words: what an approver signs.
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCommand),
     /// Export the move's tamper-evident record (evidence and approvals) for auditors.
     #[command(subcommand)]
     Record(record::RecordCommand),
@@ -134,6 +138,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Approve(args) => approve::approve(&args),
         Command::Rollback(args) => run::rollback(args).await,
         Command::Record(command) => record::record(&command),
+        Command::Evidence(command) => evidence::evidence(&command),
         Command::Verify(args) => verify::verify(&args).await,
         Command::Worker(args) => worker::worker(&args).await,
     };
