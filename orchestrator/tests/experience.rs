@@ -442,3 +442,121 @@ stages:
     let rendered: Vec<&str> = text.lines().take_while(|l| !l.starts_with("signature")).collect();
     assert!(before.contains(&rendered.join("\n")), "approve --show differs:\n{before}");
 }
+
+// ---- 9. CLI rough edges -----------------------------------------------------------------
+
+#[test]
+fn no_colour_codes_when_stderr_is_not_a_terminal() {
+    let ws = Workspace::new();
+    // A world-readable secret file: `plan validate` warns through the log.
+    let plan = header("plain-stderr").replace(
+        r#"dst: { region: zurich, url: "file://./dst/" }"#,
+        r#"dst: { region: zurich, url: "s3://bucket/zurich/", options: { access_key_id: "${env:ZRH_ID}", secret_access_key: "${file:zrh-secret}" } }"#,
+    ) + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n";
+    ws.write("plan.yaml", plan);
+    ws.write("zrh-secret", "s3cr3t");
+    let out = ws.relocate(&["plan", "validate", "plan.yaml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("WARN") && err.contains("readable by every user"), "{err}");
+    assert!(!err.contains('\x1b'), "colour codes in a pipe: {err:?}");
+}
+
+#[test]
+fn an_error_is_one_line_with_its_cause_not_repeated() {
+    let ws = Workspace::new();
+    ws.fill("src", 2, 10);
+    ws.write(
+        "plan.yaml",
+        header("oneline") + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n",
+    );
+    ws.write("state/state.db", vec![0xAB; 8192]);
+    let out = ws.relocate(&["status", "plan.yaml", "--state-dir", "state"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.starts_with("relocate: error: ") && !err.contains("caused by"), "{err}");
+    assert!(err.contains("state.db"), "the cause names the file: {err}");
+}
+
+#[test]
+fn rollback_says_when_there_is_nothing_to_roll_back_or_no_such_stage() {
+    let ws = Workspace::new();
+    ws.fill("src", 2, 10);
+    ws.write(
+        "plan.yaml",
+        header("undo") + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n",
+    );
+    let out = ws.relocate(&["rollback", "plan.yaml", "--stage", "sead", "--state-dir", "state"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("has no stage `sead`") && err.contains("its stages are: seed"), "{err}");
+    assert!(!err.contains("step 0"), "{err}");
+    let out = ws.relocate(&["rollback", "plan.yaml", "--stage", "seed", "--state-dir", "state"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("stage seed has nothing to roll back"), "{}", stderr(&out));
+    assert!(!ws.join("state").exists(), "a rollback with nothing to do creates no state");
+}
+
+#[test]
+fn json_events_carry_a_timestamp_and_one_based_stage_and_step_numbers() {
+    let ws = Workspace::new();
+    ws.fill("src", 3, 10);
+    ws.write(
+        "plan.yaml",
+        header("numbered")
+            + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n  - name: again\n    steps: [ { copy: data }, { verify: data } ]\n",
+    );
+    let out = ws.run_plan("json");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("NDJSON"))
+        .collect();
+    for e in &events {
+        let ts = e["ts"].as_str().unwrap_or_else(|| panic!("no ts: {e}"));
+        chrono::DateTime::parse_from_rfc3339(ts).unwrap_or_else(|_| panic!("bad ts {ts}"));
+    }
+    let numbered = |event: &str, stage: &str| -> Vec<&serde_json::Value> {
+        events.iter().filter(|e| e["event"] == event && e["stage"] == stage).collect()
+    };
+    assert_eq!(numbered("stage_started", "again")[0]["stageNumber"], 2);
+    assert_eq!(numbered("step_started", "seed")[0]["stageNumber"], 1);
+    let steps: Vec<(u64, u64)> = numbered("step_started", "again")
+        .iter()
+        .map(|e| (e["stageNumber"].as_u64().expect("n"), e["step"].as_u64().expect("step")))
+        .collect();
+    assert_eq!(steps, [(2, 1), (2, 2)]);
+    let summary = util::summary(&out);
+    let last = summary["steps"].as_array().and_then(|s| s.last()).expect("steps");
+    assert_eq!((last["stageNumber"].as_u64(), last["step"].as_u64()), (Some(2), Some(2)));
+}
+
+#[test]
+fn the_operator_falls_back_to_the_os_user_when_user_is_unset() {
+    let ws = Workspace::new();
+    ws.fill("src", 2, 10);
+    let public = ws.keypair("auditor");
+    ws.script("auditor-hook.sh", "exec \"$RELOCATE_BIN\" approve --key auditor.key --evidence -");
+    ws.write(
+        "plan.yaml",
+        header("who")
+            + &format!(
+                "approvers:\n  auditor:\n    publicKey: \"{public}\"\n    hook: {{ command: [\"./auditor-hook.sh\"] }}\nstages:\n  - name: seed\n    steps: [ {{ copy: data }}, {{ verify: data }} ]\n    signoff: [auditor]\n"
+            ),
+    );
+    let out = Command::new(assert_cmd::cargo::cargo_bin("relocate"))
+        .current_dir(ws.path())
+        .args(["run", "plan.yaml", "--state-dir", "state", "--output", "plain"])
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let me = Command::new("id").arg("-un").output().expect("id -un");
+    let me = String::from_utf8_lossy(&me.stdout).trim().to_owned();
+    let shown = stdout(&ws.relocate(&[
+        "evidence", "show", "state/evidence/01-seed.attempt-1.intoto.json",
+    ]));
+    assert!(shown.contains(&format!("operator  {me}@")), "expected {me}@…:\n{shown}");
+}

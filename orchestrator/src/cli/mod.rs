@@ -119,8 +119,12 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only for a person at a terminal: never in a pipe, a file or CI logs.
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
@@ -151,13 +155,27 @@ pub async fn dispatch(cli: Cli) -> u8 {
     }
 }
 
-/// Print an error with its cause chain, one cause per line.
+/// Print an error on one line with its causes (see [`one_line`]).
 pub fn report(e: &anyhow::Error) {
-    let mut text = format!("relocate: error: {e}");
+    eprintln!("relocate: error: {}", one_line(e));
+}
+
+/// An error and its causes on one line, `what: why: deeper why`, leaving out a cause
+/// whose text the message already holds (many errors print their source themselves).
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    let mut previous = text.clone();
     for cause in e.chain().skip(1) {
-        text.push_str(&format!("\n  caused by: {cause}"));
+        let cause = cause.to_string();
+        // Already said, or the same thing said again at more length (`Error code 26:
+        // file is not a database` under `file is not a database`).
+        if !text.contains(&cause) && !cause.ends_with(&previous) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        previous = cause;
     }
-    eprintln!("{text}");
+    text
 }
 
 /// The exit code an error means.

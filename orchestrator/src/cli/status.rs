@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use serde_json::json;
 
 use super::{StateArgs, load_plan};
@@ -64,8 +65,10 @@ fn once(args: &StatusArgs, plan: &plans::ValidatedPlan, dir: &StateDir) -> anyho
         }
         return Ok(exit::SUCCESS);
     }
-    let db = Db::open_read_only(&dir.db_path())?;
-    let report = build(plan, dir, &db)?;
+    let db = Db::open_read_only(&dir.db_path())
+        .with_context(|| format!("reading {}", dir.db_path().display()))?;
+    let report = build(plan, dir, &db)
+        .with_context(|| format!("reading {}", dir.db_path().display()))?;
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
