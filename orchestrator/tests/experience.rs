@@ -560,3 +560,33 @@ fn the_operator_falls_back_to_the_os_user_when_user_is_unset() {
     ]));
     assert!(shown.contains(&format!("operator  {me}@")), "expected {me}@…:\n{shown}");
 }
+
+// ---- 10. completions, man page, top-level help ----------------------------------------
+
+#[test]
+fn completions_man_page_and_a_help_that_says_what_relocate_is() {
+    let ws = Workspace::new();
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef relocate"),
+        ("fish", "complete -c relocate"),
+    ] {
+        let out = ws.relocate(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(text.contains(marker), "{shell}: {text}");
+        assert!(text.contains("evidence") && text.contains("status"), "{shell} lacks commands");
+    }
+    let bad = ws.relocate(&["completions", "cmd.exe"]);
+    assert_eq!(bad.status.code(), Some(2));
+
+    let man = stdout(&ws.relocate(&["man"]));
+    assert!(man.starts_with(".ie") || man.contains(".TH relocate"), "{man}");
+    assert!(man.contains("relocate\\-evidence") || man.contains("evidence"), "{man}");
+
+    let help = stdout(&ws.relocate(&["--help"]));
+    assert!(help.contains("Move object stores and Kubernetes workloads between regions"), "{help}");
+    assert!(help.contains("Examples:") && help.contains("relocate run move.yaml"), "{help}");
+    let short = stdout(&ws.relocate(&["-h"]));
+    assert!(short.lines().next().is_some_and(|l| l.starts_with("Move object stores")), "{short}");
+}

@@ -12,6 +12,7 @@ mod plan;
 mod record;
 mod run;
 mod secret_files;
+mod shell;
 mod status;
 mod verify;
 mod worker;
@@ -28,7 +29,34 @@ use crate::state::StateError;
 /// relocate: move object-store and Kubernetes workloads between regions, verified and
 /// signed off stage by stage.
 #[derive(Debug, Parser)]
-#[command(name = "relocate", version, about, long_about = None)]
+#[command(
+    name = "relocate",
+    version,
+    about = "Move object stores and Kubernetes workloads between regions, stage by stage: \
+             every object verified at the target, every stage signed off by an independent auditor.",
+    long_about = "Move object stores and Kubernetes workloads between regions, stage by stage: \
+                  every object verified at the target, every stage signed off by an independent \
+                  auditor.\n\n\
+                  relocate runs a migration plan (YAML): stages of copy, verify, freeze, deploy \
+                  and run steps that move object stores (S3, Azure Blob, GCS, local) and \
+                  Kubernetes workloads from a source region to a target region. Every object is \
+                  hashed while it streams and re-read at the target; each stage ends with signed \
+                  evidence that the plan's approvers must sign before the next stage starts. The \
+                  state directory (beside the plan, `.relocate/<name>/`) remembers everything, so \
+                  an interrupted run resumes where it stopped, and the exported record can be \
+                  verified by anyone.",
+    after_help = "Examples:
+  relocate plan validate move.yaml         check a plan, every problem with its line
+  relocate plan show move.yaml             what each stage would do, and the pre-flight
+  relocate run move.yaml                   run (or resume) the move
+  relocate status move.yaml --watch        where it stands, redrawn every 2 s
+  relocate evidence show EVIDENCE          what an approver is asked to sign
+  relocate approve --key auditor.key --evidence EVIDENCE --plan move.yaml --out DROP
+  relocate record export move.yaml --out move.intoto.jsonl
+  relocate verify move.intoto.jsonl --plan move.yaml
+
+Shell completion: relocate completions bash|zsh|fish; manual: relocate man | man -l -"
+)]
 pub struct Cli {
     /// More logging on stderr (-v info, -vv debug); `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -61,6 +89,10 @@ pub enum Command {
     /// Export the move's tamper-evident record (evidence and approvals) for auditors.
     #[command(subcommand)]
     Record(record::RecordCommand),
+    /// Print the shell completion script (bash, zsh, fish, …) on stdout.
+    Completions(shell::CompletionsArgs),
+    /// Print the manual page (roff) on stdout: `relocate man | man -l -`.
+    Man,
     /// Run one shard of a sharded workload's work order (the worker image's
     /// entrypoint; `relocate run` starts these itself).
     Worker(worker::WorkerArgs),
@@ -143,6 +175,8 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Rollback(args) => run::rollback(args).await,
         Command::Record(command) => record::record(&command),
         Command::Evidence(command) => evidence::evidence(&command),
+        Command::Completions(args) => shell::completions(&args),
+        Command::Man => shell::man(),
         Command::Verify(args) => verify::verify(&args).await,
         Command::Worker(args) => worker::worker(&args).await,
     };
