@@ -590,3 +590,106 @@ fn completions_man_page_and_a_help_that_says_what_relocate_is() {
     let short = stdout(&ws.relocate(&["-h"]));
     assert!(short.lines().next().is_some_and(|l| l.starts_with("Move object stores")), "{short}");
 }
+
+// ---- 12. the Zurich example ships what it names; DNS switches after approval ----------
+
+fn examples() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../plans/examples")
+}
+
+#[test]
+fn the_zurich_example_switches_dns_only_after_the_approval_of_the_verified_wave() {
+    let plan = plans::load(&examples().join("zurich-relocation.yaml")).expect("valid example");
+    let stages = &plan.plan().stages;
+    let waves = [
+        ("eu", "telemetry-europe"),
+        ("na", "telemetry-north-america"),
+        ("apac", "telemetry-asia-pacific"),
+    ];
+    for (geo, workload) in waves {
+        let at = stages
+            .iter()
+            .position(|s| {
+                s.steps.iter().any(|st| {
+                    matches!(st, plans::Step::Run(r) if r.argv().iter().any(|a| a == geo))
+                })
+            })
+            .unwrap_or_else(|| panic!("no DNS switch for {geo}"));
+        let switch = &stages[at];
+        assert_eq!(switch.steps.len(), 1, "the switch of {geo} is a stage of its own");
+        let before = &stages[at - 1];
+        assert!(
+            before.steps.iter().any(|s| matches!(s, plans::Step::Verify(w) if w == workload)),
+            "stage {} before the {geo} switch verifies {workload}",
+            before.name
+        );
+        assert!(
+            before
+                .signoff
+                .as_ref()
+                .is_some_and(|s| s.approvers().iter().any(|a| a == "swiss-auditor")),
+            "the auditor approves {} before the {geo} switch",
+            before.name
+        );
+    }
+}
+
+#[test]
+fn the_zurich_example_ships_its_hook_and_scripts_and_shows_each_selection() {
+    let ws = Workspace::new();
+    let plan = examples().join("zurich-relocation.yaml");
+    let show = ws.relocate(&["plan", "show", &plan.display().to_string(), "--offline"]);
+    let text = stdout(&show);
+    for (include, exclude) in [
+        ("`customers/eu/**`", "`**/*.tmp`"),
+        ("`customers/na/**`", "`**/*.tmp`"),
+        ("`customers/apac/**`", "`**/*.tmp`"),
+    ] {
+        assert!(
+            text.contains(&format!("keys: include {include}, exclude {exclude}")),
+            "{include}:\n{text}"
+        );
+    }
+    // Only the secret, which is the user's to provide, is missing.
+    let problems: Vec<&str> = text.lines().filter(|l| l.starts_with("  - ")).collect();
+    assert_eq!(problems.len(), 1, "{text}");
+    assert!(problems[0].contains("secrets/zrh-s3-secret"), "{text}");
+    for (script, args) in [
+        ("scripts/switch-ingest-dns.sh", vec!["eu", "zurich"]),
+        ("scripts/retire-source.sh", vec!["--region", "moscow"]),
+    ] {
+        let out = Command::new(examples().join(script))
+            .args(&args)
+            .env("DRY_RUN", "1")
+            .output()
+            .expect(script);
+        assert!(out.status.success(), "{script}: {}", stderr(&out));
+        assert!(stdout(&out).starts_with("DRY_RUN: would"), "{script}: {}", stdout(&out));
+    }
+}
+
+#[test]
+fn the_zurich_example_auditor_hook_signs_a_real_gate() {
+    let ws = Workspace::new();
+    ws.fill("src", 3, 100);
+    let public = ws.keypair("auditor");
+    let hook = examples().join("hooks/swiss-auditor.sh");
+    ws.write(
+        "plan.yaml",
+        header("example-hook")
+            + &format!(
+                "approvers:\n  swiss-auditor:\n    publicKey: \"{public}\"\n    hook: {{ command: [\"{}\"], timeout: 1m }}\nstages:\n  - name: seed\n    steps: [ {{ copy: data }}, {{ verify: data }} ]\n    signoff: [swiss-auditor]\n",
+                hook.display()
+            ),
+    );
+    let out = Command::new(assert_cmd::cargo::cargo_bin("relocate"))
+        .current_dir(ws.path())
+        .args(["run", "plan.yaml", "--state-dir", "state", "--output", "plain"])
+        .env("SWISS_AUDITOR_KEY", ws.join("auditor.key"))
+        .env_remove("AUDITOR_SSH")
+        .env_remove("DRY_RUN")
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("swiss-auditor"), "{}", stdout(&out));
+}

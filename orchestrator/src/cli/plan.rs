@@ -148,7 +148,7 @@ fn describe(plan: &ValidatedPlan, step: &Step) -> String {
                 store(&o.from),
                 store(&o.to),
                 o.checksum.as_str()
-            ),
+            ) + &selection(o),
             None => format!("copy {w}"),
         },
         Step::Verify(w) => match plan.object_workload(w) {
@@ -188,6 +188,28 @@ fn describe(plan: &ValidatedPlan, step: &Step) -> String {
         ),
         Step::Run(run) => format!("run {}", run.argv().join(" ")),
     }
+}
+
+/// `; keys: include […], exclude […]`: which keys of the source the workload takes.
+fn selection(o: &plans::ObjectWorkload) -> String {
+    let list = |globs: &[String]| {
+        globs
+            .iter()
+            .map(|g| format!("`{g}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let include = if o.include.is_empty() {
+        "every key".to_owned()
+    } else {
+        format!("include {}", list(&o.include))
+    };
+    let exclude = if o.exclude.is_empty() {
+        String::new()
+    } else {
+        format!(", exclude {}", list(&o.exclude))
+    };
+    format!("; keys: {include}{exclude}")
 }
 
 /// Export from the source cluster, transform, and show what would change (Secret values masked).
