@@ -5,7 +5,7 @@
 mod util;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use util::{Workspace, header, stderr, stdout};
@@ -95,14 +95,23 @@ stages:
         "is not executable",
         "`no-such-program-anywhere` is not found on PATH",
     ] {
-        assert!(text.contains(expected), "plan show lacks {expected:?}:\n{text}");
+        assert!(
+            text.contains(expected),
+            "plan show lacks {expected:?}:\n{text}"
+        );
     }
 
     let out = ws.run_plan("plain");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("pre-flight") && err.contains("./auditor-hook.sh"), "{err}");
-    assert!(!ws.join("dst").exists(), "nothing may be copied before the pre-flight passes");
+    assert!(
+        err.contains("pre-flight") && err.contains("./auditor-hook.sh"),
+        "{err}"
+    );
+    assert!(
+        !ws.join("dst").exists(),
+        "nothing may be copied before the pre-flight passes"
+    );
 
     // Fixed, the same checks pass.
     ws.script("auditor-hook.sh", "exit 1");
@@ -113,7 +122,11 @@ stages:
     ws.write("plan.yaml", plan);
     let show = ws.relocate(&["plan", "show", "plan.yaml", "--offline"]);
     assert!(show.status.success(), "{}", stdout(&show));
-    assert!(stdout(&show).contains("pre-flight: every program"), "{}", stdout(&show));
+    assert!(
+        stdout(&show).contains("pre-flight: every program"),
+        "{}",
+        stdout(&show)
+    );
 }
 
 #[test]
@@ -129,7 +142,10 @@ fn a_missing_secret_file_stops_the_run_before_anything_moves() {
     let out = ws.run_plan("plain");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(!err.contains("zrh-id, which"), "the present file is fine: {err}");
+    assert!(
+        !err.contains("zrh-id, which"),
+        "the present file is fine: {err}"
+    );
     assert!(
         err.contains("secret file") && err.contains("zrh-token") && err.contains("does not exist"),
         "{err}"
@@ -150,7 +166,14 @@ fn garbage_and_wrong_key_files_in_the_drop_zone_are_set_aside_and_the_gate_waits
     let log = ws.join("run.ndjson");
     let child = spawn(
         ws.path(),
-        &["run", "plan.yaml", "--state-dir", "state", "--output", "json"],
+        &[
+            "run",
+            "plan.yaml",
+            "--state-dir",
+            "state",
+            "--output",
+            "json",
+        ],
         &log,
     );
     wait_for("the gate wait", Duration::from_secs(60), || {
@@ -169,21 +192,41 @@ fn garbage_and_wrong_key_files_in_the_drop_zone_are_set_aside_and_the_gate_waits
     };
     // Anyone who can write to the drop zone: garbage first, then a forged signature.
     ws.write(drop, "not an approval");
-    wait_for("garbage set aside", Duration::from_secs(30), || rejected() == 1);
+    wait_for("garbage set aside", Duration::from_secs(30), || {
+        rejected() == 1
+    });
     let forged = ws.relocate(&[
-        "approve", "--key", "mallory.key", "--evidence", evidence,
-        "--operator-key", "state/operator.pub", "--out", drop,
+        "approve",
+        "--key",
+        "mallory.key",
+        "--evidence",
+        evidence,
+        "--operator-key",
+        "state/operator.pub",
+        "--out",
+        drop,
     ]);
     assert!(forged.status.success(), "{}", stderr(&forged));
-    wait_for("forgery set aside", Duration::from_secs(30), || rejected() == 2);
+    wait_for("forgery set aside", Duration::from_secs(30), || {
+        rejected() == 2
+    });
     assert!(
-        std::fs::read_to_string(&log).expect("log").contains("set aside"),
+        std::fs::read_to_string(&log)
+            .expect("log")
+            .contains("set aside"),
         "the refusal is reported"
     );
     // The run is still waiting; the real approval passes the gate.
     let real = ws.relocate(&[
-        "approve", "--key", "auditor.key", "--evidence", evidence,
-        "--operator-key", "state/operator.pub", "--out", drop,
+        "approve",
+        "--key",
+        "auditor.key",
+        "--evidence",
+        evidence,
+        "--operator-key",
+        "state/operator.pub",
+        "--out",
+        drop,
     ]);
     assert!(real.status.success(), "{}", stderr(&real));
     let status = finish(child, Duration::from_secs(60));
@@ -213,8 +256,14 @@ fn the_same_plan_run_from_another_directory_finds_its_state() {
     plan_in_subdir(&ws, "wherever");
     let out = ws.relocate(&["run", "plans/move.yaml", "--output", "plain"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(ws.join("plans/.relocate/wherever/state.db").exists(), "state beside the plan");
-    assert!(!ws.join(".relocate").exists(), "no state in the current directory");
+    assert!(
+        ws.join("plans/.relocate/wherever/state.db").exists(),
+        "state beside the plan"
+    );
+    assert!(
+        !ws.join(".relocate").exists(),
+        "no state in the current directory"
+    );
 
     let elsewhere = ws.join("elsewhere");
     let status = Command::new(assert_cmd::cargo::cargo_bin("relocate"))
@@ -222,7 +271,11 @@ fn the_same_plan_run_from_another_directory_finds_its_state() {
         .args(["status", "../plans/move.yaml"])
         .output()
         .expect("status");
-    assert!(stdout(&status).contains("stage seed: completed"), "{}", stdout(&status));
+    assert!(
+        stdout(&status).contains("stage seed: completed"),
+        "{}",
+        stdout(&status)
+    );
     let again = Command::new(assert_cmd::cargo::cargo_bin("relocate"))
         .current_dir(&elsewhere)
         .args(["run", "../plans/move.yaml", "--output", "json"])
@@ -236,7 +289,10 @@ fn the_same_plan_run_from_another_directory_finds_its_state() {
         "{}",
         stdout(&again)
     );
-    assert!(!elsewhere.join(".relocate").exists(), "never a second state");
+    assert!(
+        !elsewhere.join(".relocate").exists(),
+        "never a second state"
+    );
 }
 
 #[test]
@@ -245,17 +301,36 @@ fn an_old_state_in_the_current_directory_is_used_with_a_notice() {
     plan_in_subdir(&ws, "legacy");
     // Where earlier versions kept it: ./.relocate/<name> under the current directory.
     let out = ws.relocate(&[
-        "run", "plans/move.yaml", "--state-dir", ".relocate/legacy", "--output", "plain",
+        "run",
+        "plans/move.yaml",
+        "--state-dir",
+        ".relocate/legacy",
+        "--output",
+        "plain",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let status = ws.relocate(&["status", "plans/move.yaml"]);
-    assert!(stdout(&status).contains("stage seed: completed"), "{}", stdout(&status));
+    assert!(
+        stdout(&status).contains("stage seed: completed"),
+        "{}",
+        stdout(&status)
+    );
     let notice = stderr(&status);
-    assert!(notice.contains("notice") && notice.contains("mv .relocate/legacy"), "{notice}");
-    assert!(!ws.join("plans/.relocate").exists(), "no second state started");
+    assert!(
+        notice.contains("notice") && notice.contains("mv .relocate/legacy"),
+        "{notice}"
+    );
+    assert!(
+        !ws.join("plans/.relocate").exists(),
+        "no second state started"
+    );
     // --state-dir still wins.
     let explicit = ws.relocate(&["status", "plans/move.yaml", "--state-dir", "nowhere"]);
-    assert!(stdout(&explicit).contains("not started"), "{}", stdout(&explicit));
+    assert!(
+        stdout(&explicit).contains("not started"),
+        "{}",
+        stdout(&explicit)
+    );
 }
 
 // ---- 2. `status` tells the truth; 6. a guided gate -------------------------------------
@@ -268,7 +343,10 @@ fn status_text(ws: &Workspace) -> String {
 fn status_tells_the_truth_before_at_and_after_a_killed_gate_and_guides_the_approver() {
     let ws = Workspace::new();
     ws.fill("src", 4, 1000);
-    ws.script("hold.sh", "touch holding\nwhile [ ! -f go ]; do sleep 0.05; done");
+    ws.script(
+        "hold.sh",
+        "touch holding\nwhile [ ! -f go ]; do sleep 0.05; done",
+    );
     let plan = gated_plan(&ws, "truth").replace(
         "steps: [ { copy: data }, { verify: data } ]",
         "steps: [ { copy: data }, { verify: data }, { run: [\"./hold.sh\"] } ]",
@@ -277,17 +355,29 @@ fn status_tells_the_truth_before_at_and_after_a_killed_gate_and_guides_the_appro
     let log = ws.join("run.log");
     let mut child = spawn(
         ws.path(),
-        &["run", "plan.yaml", "--state-dir", "state", "--output", "plain"],
+        &[
+            "run",
+            "plan.yaml",
+            "--state-dir",
+            "state",
+            "--output",
+            "plain",
+        ],
         &log,
     );
-    wait_for("the held step", Duration::from_secs(60), || ws.join("holding").exists());
+    wait_for("the held step", Duration::from_secs(60), || {
+        ws.join("holding").exists()
+    });
 
     // Steps still running: nobody is awaited yet.
     let text = status_text(&ws);
     assert!(text.contains("a run is going (pid"), "{text}");
     assert!(text.contains("stage seed: running"), "{text}");
     assert!(text.contains("awaiting []"), "not at the gate yet:\n{text}");
-    assert!(text.contains("4 copied, 0 unchanged, 0 failed, 3.9 KiB"), "{text}");
+    assert!(
+        text.contains("4 copied, 0 unchanged, 0 failed, 3.9 KiB"),
+        "{text}"
+    );
     assert!(text.contains("4 verified, 0 failed, 3.9 KiB"), "{text}");
 
     // At the gate: the evidence, what it attests, the exact commands.
@@ -298,7 +388,10 @@ fn status_tells_the_truth_before_at_and_after_a_killed_gate_and_guides_the_appro
     let text = status_text(&ws);
     assert!(text.contains("stage seed: awaiting-signoff"), "{text}");
     assert!(text.contains("awaiting [auditor]"), "{text}");
-    assert!(text.contains("evidence: ") && text.contains("01-seed.attempt-1.intoto.json"), "{text}");
+    assert!(
+        text.contains("evidence: ") && text.contains("01-seed.attempt-1.intoto.json"),
+        "{text}"
+    );
     assert!(
         text.contains("it attests: Evidence of stage seed (attempt 1) of plan truth")
             && text.contains("4 objects (3.9 KiB) of workload data")
@@ -312,10 +405,19 @@ fn status_tells_the_truth_before_at_and_after_a_killed_gate_and_guides_the_appro
         .unwrap_or_else(|| panic!("no approve command in:\n{text}"))
         .trim()
         .to_owned();
-    assert!(approve_line.ends_with(&format!("--out {}", drop.display())), "{approve_line}");
-    assert!(text.contains("auditor rejects with:") && text.contains("--reject"), "{text}");
+    assert!(
+        approve_line.ends_with(&format!("--out {}", drop.display())),
+        "{approve_line}"
+    );
+    assert!(
+        text.contains("auditor rejects with:") && text.contains("--reject"),
+        "{text}"
+    );
     let waiting = std::fs::read_to_string(&log).expect("log");
-    assert!(waiting.contains(&approve_line), "the waiting line shows it too:\n{waiting}");
+    assert!(
+        waiting.contains(&approve_line),
+        "the waiting line shows it too:\n{waiting}"
+    );
 
     // kill -9: the rows still say awaiting-signoff, but no run holds the state.
     child.kill().expect("kill -9");
@@ -325,7 +427,8 @@ fn status_tells_the_truth_before_at_and_after_a_killed_gate_and_guides_the_appro
     assert!(text.contains("stage seed: interrupted"), "{text}");
     assert!(text.contains("`relocate run` resumes it"), "{text}");
     let json: serde_json::Value = serde_json::from_slice(
-        &ws.relocate(&["status", "plan.yaml", "--state-dir", "state", "--json"]).stdout,
+        &ws.relocate(&["status", "plan.yaml", "--state-dir", "state", "--json"])
+            .stdout,
     )
     .expect("json");
     assert_eq!(json["run"]["active"], false);
@@ -335,7 +438,16 @@ fn status_tells_the_truth_before_at_and_after_a_killed_gate_and_guides_the_appro
     // The command shown is the command that works.
     let approve = Command::new("sh")
         .current_dir(ws.path())
-        .args(["-c", &approve_line.replacen("relocate", &assert_cmd::cargo::cargo_bin("relocate").display().to_string(), 1)])
+        .args([
+            "-c",
+            &approve_line.replacen(
+                "relocate",
+                &assert_cmd::cargo::cargo_bin("relocate")
+                    .display()
+                    .to_string(),
+                1,
+            ),
+        ])
         .output()
         .expect("sh");
     assert!(approve.status.success(), "{}", stderr(&approve));
@@ -350,13 +462,21 @@ fn status_watch_redraws_in_place() {
     ws.fill("src", 2, 10);
     ws.write(
         "plan.yaml",
-        header("watched") + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n",
+        header("watched")
+            + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n",
     );
     assert!(ws.run_plan("plain").status.success());
     let log = ws.join("watch.log");
     let mut child = spawn(
         ws.path(),
-        &["status", "plan.yaml", "--state-dir", "state", "--watch", "1"],
+        &[
+            "status",
+            "plan.yaml",
+            "--state-dir",
+            "state",
+            "--watch",
+            "1",
+        ],
         &log,
     );
     std::thread::sleep(Duration::from_millis(2500));
@@ -401,7 +521,13 @@ stages:
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let file = "state/evidence/02-again.attempt-1.intoto.json";
 
-    let shown = ws.relocate(&["evidence", "show", file, "--operator-key", "state/operator.pub"]);
+    let shown = ws.relocate(&[
+        "evidence",
+        "show",
+        file,
+        "--operator-key",
+        "state/operator.pub",
+    ]);
     assert!(shown.status.success(), "{}", stderr(&shown));
     let text = stdout(&shown);
     let operator_id = {
@@ -434,13 +560,25 @@ stages:
 
     // `approve --show` prints the same rendering before signing.
     let approve = ws.relocate(&[
-        "approve", "--key", "auditor.key", "--evidence", file,
-        "--operator-key", "state/operator.pub", "--show",
+        "approve",
+        "--key",
+        "auditor.key",
+        "--evidence",
+        file,
+        "--operator-key",
+        "state/operator.pub",
+        "--show",
     ]);
     assert!(approve.status.success(), "{}", stderr(&approve));
     let before = stderr(&approve);
-    let rendered: Vec<&str> = text.lines().take_while(|l| !l.starts_with("signature")).collect();
-    assert!(before.contains(&rendered.join("\n")), "approve --show differs:\n{before}");
+    let rendered: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("signature"))
+        .collect();
+    assert!(
+        before.contains(&rendered.join("\n")),
+        "approve --show differs:\n{before}"
+    );
 }
 
 // ---- 9. CLI rough edges -----------------------------------------------------------------
@@ -458,7 +596,10 @@ fn no_colour_codes_when_stderr_is_not_a_terminal() {
     let out = ws.relocate(&["plan", "validate", "plan.yaml"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("WARN") && err.contains("readable by every user"), "{err}");
+    assert!(
+        err.contains("WARN") && err.contains("readable by every user"),
+        "{err}"
+    );
     assert!(!err.contains('\x1b'), "colour codes in a pipe: {err:?}");
 }
 
@@ -468,14 +609,18 @@ fn an_error_is_one_line_with_its_cause_not_repeated() {
     ws.fill("src", 2, 10);
     ws.write(
         "plan.yaml",
-        header("oneline") + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n",
+        header("oneline")
+            + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n",
     );
     ws.write("state/state.db", vec![0xAB; 8192]);
     let out = ws.relocate(&["status", "plan.yaml", "--state-dir", "state"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(err.starts_with("relocate: error: ") && !err.contains("caused by"), "{err}");
+    assert!(
+        err.starts_with("relocate: error: ") && !err.contains("caused by"),
+        "{err}"
+    );
     assert!(err.contains("state.db"), "the cause names the file: {err}");
 }
 
@@ -485,17 +630,42 @@ fn rollback_says_when_there_is_nothing_to_roll_back_or_no_such_stage() {
     ws.fill("src", 2, 10);
     ws.write(
         "plan.yaml",
-        header("undo") + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n",
+        header("undo")
+            + "stages:\n  - name: seed\n    steps: [ { copy: data }, { verify: data } ]\n",
     );
-    let out = ws.relocate(&["rollback", "plan.yaml", "--stage", "sead", "--state-dir", "state"]);
+    let out = ws.relocate(&[
+        "rollback",
+        "plan.yaml",
+        "--stage",
+        "sead",
+        "--state-dir",
+        "state",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("has no stage `sead`") && err.contains("its stages are: seed"), "{err}");
+    assert!(
+        err.contains("has no stage `sead`") && err.contains("its stages are: seed"),
+        "{err}"
+    );
     assert!(!err.contains("step 0"), "{err}");
-    let out = ws.relocate(&["rollback", "plan.yaml", "--stage", "seed", "--state-dir", "state"]);
+    let out = ws.relocate(&[
+        "rollback",
+        "plan.yaml",
+        "--stage",
+        "seed",
+        "--state-dir",
+        "state",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("stage seed has nothing to roll back"), "{}", stderr(&out));
-    assert!(!ws.join("state").exists(), "a rollback with nothing to do creates no state");
+    assert!(
+        stderr(&out).contains("stage seed has nothing to roll back"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !ws.join("state").exists(),
+        "a rollback with nothing to do creates no state"
+    );
 }
 
 #[test]
@@ -518,18 +688,32 @@ fn json_events_carry_a_timestamp_and_one_based_stage_and_step_numbers() {
         chrono::DateTime::parse_from_rfc3339(ts).unwrap_or_else(|_| panic!("bad ts {ts}"));
     }
     let numbered = |event: &str, stage: &str| -> Vec<&serde_json::Value> {
-        events.iter().filter(|e| e["event"] == event && e["stage"] == stage).collect()
+        events
+            .iter()
+            .filter(|e| e["event"] == event && e["stage"] == stage)
+            .collect()
     };
     assert_eq!(numbered("stage_started", "again")[0]["stageNumber"], 2);
     assert_eq!(numbered("step_started", "seed")[0]["stageNumber"], 1);
     let steps: Vec<(u64, u64)> = numbered("step_started", "again")
         .iter()
-        .map(|e| (e["stageNumber"].as_u64().expect("n"), e["step"].as_u64().expect("step")))
+        .map(|e| {
+            (
+                e["stageNumber"].as_u64().expect("n"),
+                e["step"].as_u64().expect("step"),
+            )
+        })
         .collect();
     assert_eq!(steps, [(2, 1), (2, 2)]);
     let summary = util::summary(&out);
-    let last = summary["steps"].as_array().and_then(|s| s.last()).expect("steps");
-    assert_eq!((last["stageNumber"].as_u64(), last["step"].as_u64()), (Some(2), Some(2)));
+    let last = summary["steps"]
+        .as_array()
+        .and_then(|s| s.last())
+        .expect("steps");
+    assert_eq!(
+        (last["stageNumber"].as_u64(), last["step"].as_u64()),
+        (Some(2), Some(2))
+    );
 }
 
 #[test]
@@ -537,7 +721,10 @@ fn the_operator_falls_back_to_the_os_user_when_user_is_unset() {
     let ws = Workspace::new();
     ws.fill("src", 2, 10);
     let public = ws.keypair("auditor");
-    ws.script("auditor-hook.sh", "exec \"$RELOCATE_BIN\" approve --key auditor.key --evidence -");
+    ws.script(
+        "auditor-hook.sh",
+        "exec \"$RELOCATE_BIN\" approve --key auditor.key --evidence -",
+    );
     ws.write(
         "plan.yaml",
         header("who")
@@ -547,7 +734,14 @@ fn the_operator_falls_back_to_the_os_user_when_user_is_unset() {
     );
     let out = Command::new(assert_cmd::cargo::cargo_bin("relocate"))
         .current_dir(ws.path())
-        .args(["run", "plan.yaml", "--state-dir", "state", "--output", "plain"])
+        .args([
+            "run",
+            "plan.yaml",
+            "--state-dir",
+            "state",
+            "--output",
+            "plain",
+        ])
         .env_remove("USER")
         .env_remove("LOGNAME")
         .output()
@@ -556,9 +750,14 @@ fn the_operator_falls_back_to_the_os_user_when_user_is_unset() {
     let me = Command::new("id").arg("-un").output().expect("id -un");
     let me = String::from_utf8_lossy(&me.stdout).trim().to_owned();
     let shown = stdout(&ws.relocate(&[
-        "evidence", "show", "state/evidence/01-seed.attempt-1.intoto.json",
+        "evidence",
+        "show",
+        "state/evidence/01-seed.attempt-1.intoto.json",
     ]));
-    assert!(shown.contains(&format!("operator  {me}@")), "expected {me}@…:\n{shown}");
+    assert!(
+        shown.contains(&format!("operator  {me}@")),
+        "expected {me}@…:\n{shown}"
+    );
 }
 
 // ---- 10. completions, man page, top-level help ----------------------------------------
@@ -575,20 +774,41 @@ fn completions_man_page_and_a_help_that_says_what_relocate_is() {
         assert!(out.status.success(), "{shell}: {}", stderr(&out));
         let text = stdout(&out);
         assert!(text.contains(marker), "{shell}: {text}");
-        assert!(text.contains("evidence") && text.contains("status"), "{shell} lacks commands");
+        assert!(
+            text.contains("evidence") && text.contains("status"),
+            "{shell} lacks commands"
+        );
     }
     let bad = ws.relocate(&["completions", "cmd.exe"]);
     assert_eq!(bad.status.code(), Some(2));
 
     let man = stdout(&ws.relocate(&["man"]));
-    assert!(man.starts_with(".ie") || man.contains(".TH relocate"), "{man}");
-    assert!(man.contains("relocate\\-evidence") || man.contains("evidence"), "{man}");
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH relocate"),
+        "{man}"
+    );
+    assert!(
+        man.contains("relocate\\-evidence") || man.contains("evidence"),
+        "{man}"
+    );
 
     let help = stdout(&ws.relocate(&["--help"]));
-    assert!(help.contains("Move object stores and Kubernetes workloads between regions"), "{help}");
-    assert!(help.contains("Examples:") && help.contains("relocate run move.yaml"), "{help}");
+    assert!(
+        help.contains("Move object stores and Kubernetes workloads between regions"),
+        "{help}"
+    );
+    assert!(
+        help.contains("Examples:") && help.contains("relocate run move.yaml"),
+        "{help}"
+    );
     let short = stdout(&ws.relocate(&["-h"]));
-    assert!(short.lines().next().is_some_and(|l| l.starts_with("Move object stores")), "{short}");
+    assert!(
+        short
+            .lines()
+            .next()
+            .is_some_and(|l| l.starts_with("Move object stores")),
+        "{short}"
+    );
 }
 
 // ---- 12. the Zurich example ships what it names; DNS switches after approval ----------
@@ -610,16 +830,23 @@ fn the_zurich_example_switches_dns_only_after_the_approval_of_the_verified_wave(
         let at = stages
             .iter()
             .position(|s| {
-                s.steps.iter().any(|st| {
-                    matches!(st, plans::Step::Run(r) if r.argv().iter().any(|a| a == geo))
-                })
+                s.steps.iter().any(
+                    |st| matches!(st, plans::Step::Run(r) if r.argv().iter().any(|a| a == geo)),
+                )
             })
             .unwrap_or_else(|| panic!("no DNS switch for {geo}"));
         let switch = &stages[at];
-        assert_eq!(switch.steps.len(), 1, "the switch of {geo} is a stage of its own");
+        assert_eq!(
+            switch.steps.len(),
+            1,
+            "the switch of {geo} is a stage of its own"
+        );
         let before = &stages[at - 1];
         assert!(
-            before.steps.iter().any(|s| matches!(s, plans::Step::Verify(w) if w == workload)),
+            before
+                .steps
+                .iter()
+                .any(|s| matches!(s, plans::Step::Verify(w) if w == workload)),
             "stage {} before the {geo} switch verifies {workload}",
             before.name
         );
@@ -664,7 +891,11 @@ fn the_zurich_example_ships_its_hook_and_scripts_and_shows_each_selection() {
             .output()
             .expect(script);
         assert!(out.status.success(), "{script}: {}", stderr(&out));
-        assert!(stdout(&out).starts_with("DRY_RUN: would"), "{script}: {}", stdout(&out));
+        assert!(
+            stdout(&out).starts_with("DRY_RUN: would"),
+            "{script}: {}",
+            stdout(&out)
+        );
     }
 }
 
@@ -684,7 +915,14 @@ fn the_zurich_example_auditor_hook_signs_a_real_gate() {
     );
     let out = Command::new(assert_cmd::cargo::cargo_bin("relocate"))
         .current_dir(ws.path())
-        .args(["run", "plan.yaml", "--state-dir", "state", "--output", "plain"])
+        .args([
+            "run",
+            "plan.yaml",
+            "--state-dir",
+            "state",
+            "--output",
+            "plain",
+        ])
         .env("SWISS_AUDITOR_KEY", ws.join("auditor.key"))
         .env_remove("AUDITOR_SSH")
         .env_remove("DRY_RUN")

@@ -144,8 +144,14 @@ pub(crate) fn approve(args: &ApproveArgs) -> anyhow::Result<u8> {
     }
     if args.show {
         // The same words as `relocate evidence show`, then the signed JSON itself.
-        eprintln!("{}", crate::engine::guide::render(&predicate, Some(&evidence)));
-        eprintln!("what approving means:\n  {}\n", crate::engine::guide::attests(&predicate));
+        eprintln!(
+            "{}",
+            crate::engine::guide::render(&predicate, Some(&evidence))
+        );
+        eprintln!(
+            "what approving means:\n  {}\n",
+            crate::engine::guide::attests(&predicate)
+        );
         let json = serde_json::to_string_pretty(&statement)?;
         eprintln!("the signed statement:\n{json}");
     }

@@ -74,7 +74,10 @@ fn show(args: &ShowArgs) -> anyhow::Result<u8> {
     }
     outln!("{}", guide::render(&predicate, Some(&envelope)).trim_end());
     match &pin {
-        Some(k) => outln!("signature checked: signed by pinned operator key {}", k.key_id()),
+        Some(k) => outln!(
+            "signature checked: signed by pinned operator key {}",
+            k.key_id()
+        ),
         None => outln!(
             "signature NOT checked: no operator key pinned (pass --plan PLAN or --operator-key KEY)"
         ),
@@ -90,7 +93,9 @@ fn pin(args: &ShowArgs) -> anyhow::Result<Option<PublicKey>> {
         } else {
             std::fs::read_to_string(text).with_context(|| format!("reading {text}"))?
         };
-        return Ok(Some(PublicKey::parse(text.trim()).context("--operator-key")?));
+        return Ok(Some(
+            PublicKey::parse(text.trim()).context("--operator-key")?,
+        ));
     }
     let Some(path) = &args.plan else {
         return Ok(None);

@@ -143,12 +143,14 @@ fn describe(plan: &ValidatedPlan, step: &Step) -> String {
     };
     match step {
         Step::Copy(w) => match plan.object_workload(w) {
-            Some(o) => format!(
-                "copy {w}: {} → {}, {} hashed while streaming; only what is missing or changed",
-                store(&o.from),
-                store(&o.to),
-                o.checksum.as_str()
-            ) + &selection(o),
+            Some(o) => {
+                format!(
+                    "copy {w}: {} → {}, {} hashed while streaming; only what is missing or changed",
+                    store(&o.from),
+                    store(&o.to),
+                    o.checksum.as_str()
+                ) + &selection(o)
+            }
             None => format!("copy {w}"),
         },
         Step::Verify(w) => match plan.object_workload(w) {

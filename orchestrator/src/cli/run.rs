@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{OutputArgs, StateArgs, load_plan, load_plan_warning};
 use crate::engine::{self, EngineError, RunOptions, RunOutcome};
-use crate::state::StateDir;
 use crate::exit;
 use crate::progress::{Event, renderer};
+use crate::state::StateDir;
 
 /// `relocate run` arguments.
 #[derive(Debug, clap::Args)]

@@ -15,8 +15,8 @@ use serde_json::json;
 
 use super::{StateArgs, load_plan};
 use crate::cli::output::outln;
-use crate::exit;
 use crate::engine::guide;
+use crate::exit;
 use crate::state::{Db, RunLock, StageStatus, StateDir};
 
 /// `relocate status` arguments.
@@ -67,8 +67,8 @@ fn once(args: &StatusArgs, plan: &plans::ValidatedPlan, dir: &StateDir) -> anyho
     }
     let db = Db::open_read_only(&dir.db_path())
         .with_context(|| format!("reading {}", dir.db_path().display()))?;
-    let report = build(plan, dir, &db)
-        .with_context(|| format!("reading {}", dir.db_path().display()))?;
+    let report =
+        build(plan, dir, &db).with_context(|| format!("reading {}", dir.db_path().display()))?;
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -77,7 +77,11 @@ fn once(args: &StatusArgs, plan: &plans::ValidatedPlan, dir: &StateDir) -> anyho
     Ok(exit::SUCCESS)
 }
 
-fn build(plan: &plans::ValidatedPlan, dir: &StateDir, db: &Db) -> anyhow::Result<serde_json::Value> {
+fn build(
+    plan: &plans::ValidatedPlan,
+    dir: &StateDir,
+    db: &Db,
+) -> anyhow::Result<serde_json::Value> {
     let record = db.record()?;
     let holder = RunLock::holder(&dir.lock_path());
     let mut stages = Vec::new();
@@ -85,10 +89,17 @@ fn build(plan: &plans::ValidatedPlan, dir: &StateDir, db: &Db) -> anyhow::Result
         let rec = db.stage(i)?;
         let recorded = rec.as_ref().map_or("pending", |r| r.status.as_str());
         let unfinished = rec.as_ref().is_some_and(|r| {
-            matches!(r.status, StageStatus::Running | StageStatus::AwaitingSignoff)
+            matches!(
+                r.status,
+                StageStatus::Running | StageStatus::AwaitingSignoff
+            )
         });
         // Rows left unfinished by a run that no longer holds the lock: interrupted.
-        let status = if unfinished && holder.is_none() { "interrupted" } else { recorded };
+        let status = if unfinished && holder.is_none() {
+            "interrupted"
+        } else {
+            recorded
+        };
         let mut steps = Vec::new();
         for (j, step) in stage.steps.iter().enumerate() {
             let s = db.step(i, j)?;
@@ -184,7 +195,9 @@ fn volume(sum: &serde_json::Value) -> String {
     let seconds = sum["seconds"].as_f64().unwrap_or(0.0);
     let size = bytesize::ByteSize::b(bytes).display().iec();
     if seconds > 0.0 {
-        let rate = bytesize::ByteSize::b((bytes as f64 / seconds) as u64).display().iec();
+        let rate = bytesize::ByteSize::b((bytes as f64 / seconds) as u64)
+            .display()
+            .iec();
         format!(", {size} in {seconds:.1}s ({rate}/s)")
     } else {
         format!(", {size}")
@@ -204,7 +217,10 @@ fn print_shards(fan_out: &serde_json::Value) {
         fan_out["order"].as_str().unwrap_or_default()
     );
     for s in shards {
-        let bound = |k: &str| s[k].as_str().map_or_else(|| "…".to_owned(), |v| format!("{v:?}"));
+        let bound = |k: &str| {
+            s[k].as_str()
+                .map_or_else(|| "…".to_owned(), |v| format!("{v:?}"))
+        };
         let error = s["error"]
             .as_str()
             .map(|e| format!(": {e}"))
@@ -302,7 +318,10 @@ fn print_text(r: &serde_json::Value) {
                 list("rejected"),
                 list("awaiting")
             );
-            if let (Some(path), false) = (s["evidencePath"].as_str(), g["asks"].as_array().is_none_or(Vec::is_empty)) {
+            if let (Some(path), false) = (
+                s["evidencePath"].as_str(),
+                g["asks"].as_array().is_none_or(Vec::is_empty),
+            ) {
                 outln!("    evidence: {path}");
                 if let Some(attests) = g["attests"].as_str() {
                     outln!("    it attests: {attests}");

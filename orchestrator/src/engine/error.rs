@@ -86,7 +86,14 @@ pub enum EngineError {
     Transfer(#[from] TransferError),
     /// A sharded step's machinery failed (state store, workers, merge).
     #[error(transparent)]
-    ScaleOut(#[from] crate::scaleout::ScaleError),
+    ScaleOut(Box<crate::scaleout::ScaleError>),
+}
+
+// Boxed: a `ScaleError` is large, and every `Result<_, EngineError>` would carry its size.
+impl From<crate::scaleout::ScaleError> for EngineError {
+    fn from(e: crate::scaleout::ScaleError) -> Self {
+        EngineError::ScaleOut(Box::new(e))
+    }
 }
 
 impl EngineError {

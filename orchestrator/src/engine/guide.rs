@@ -150,11 +150,9 @@ fn render_step(t: &mut String, n: usize, s: &StepEvidence) {
             num("failed"),
             ByteSize::b(num("bytes")).display().iec()
         ),
-        "verify" if d.is_object() => format!(
-            ": {} verified, {} failed",
-            num("verified"),
-            num("failed")
-        ),
+        "verify" if d.is_object() => {
+            format!(": {} verified, {} failed", num("verified"), num("failed"))
+        }
         _ => String::new(),
     };
     let _ = writeln!(t, "  {n}. {}{workload} — {}{counts}", s.kind, s.outcome);
@@ -185,10 +183,7 @@ pub fn approve_commands(approver: &str, evidence: &Path, pin: &str, drop: &Path)
         quote(&evidence.display().to_string()),
         quote(&drop.display().to_string())
     );
-    [
-        base.clone(),
-        format!("{base} --reject --reason \"…\""),
-    ]
+    [base.clone(), format!("{base} --reject --reason \"…\"")]
 }
 
 /// Quote a path for a POSIX shell when it needs it.

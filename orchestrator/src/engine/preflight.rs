@@ -167,9 +167,7 @@ fn executable(path: &Path) -> Result<(), &'static str> {
     match std::fs::metadata(path) {
         Err(_) => Err("does not exist"),
         Ok(m) if !m.is_file() => Err("is not a file"),
-        Ok(m) if m.permissions().mode() & 0o111 == 0 => {
-            Err("is not executable (chmod +x it)")
-        }
+        Ok(m) if m.permissions().mode() & 0o111 == 0 => Err("is not executable (chmod +x it)"),
         Ok(_) => Ok(()),
     }
 }

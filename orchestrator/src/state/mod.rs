@@ -55,7 +55,12 @@ impl StateDir {
     /// notice for the operator when an old `./.relocate/<name>` was found.
     pub fn locate(dir: Option<&Path>, plan_dir: &Path, plan_name: &str) -> (Self, Option<String>) {
         if let Some(d) = dir {
-            return (Self { root: d.to_path_buf() }, None);
+            return (
+                Self {
+                    root: d.to_path_buf(),
+                },
+                None,
+            );
         }
         let plan_dir = std::path::absolute(plan_dir).unwrap_or_else(|_| plan_dir.to_path_buf());
         let beside = Self {

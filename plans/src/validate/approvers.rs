@@ -132,7 +132,9 @@ mod tests {
         );
         let found = crate::validate::testing::diagnostics(&text);
         assert!(
-            found.iter().any(|d| d.message.contains("hook timeout is zero") && d.line == 29),
+            found
+                .iter()
+                .any(|d| d.message.contains("hook timeout is zero") && d.line == 29),
             "{found:?}"
         );
     }

@@ -218,20 +218,30 @@ mod tests {
         );
         let found = diagnostics(&inside);
         assert!(
-            found.iter().any(|d| d.message.contains("target of workload `data`")
-                && d.message.contains("lies inside its source")),
+            found
+                .iter()
+                .any(|d| d.message.contains("target of workload `data`")
+                    && d.message.contains("lies inside its source")),
             "{found:?}"
         );
         let outside = base_with("url: \"s3://bucket/archive/\"", "url: \"file:///srv/\"");
         let found = diagnostics(&outside);
         assert!(
-            found.iter().any(|d| d.message.contains("source of workload `data`")),
+            found
+                .iter()
+                .any(|d| d.message.contains("source of workload `data`")),
             "{found:?}"
         );
-        let beside = base_with("url: \"s3://bucket/archive/\"", "url: \"file:///srv/src-zurich/\"");
+        let beside = base_with(
+            "url: \"s3://bucket/archive/\"",
+            "url: \"file:///srv/src-zurich/\"",
+        );
         let found = crate::parse(&beside, std::path::Path::new("p.yaml"));
         assert!(
-            found.as_ref().err().is_none_or(|e| !e.to_string().contains("lies inside")),
+            found
+                .as_ref()
+                .err()
+                .is_none_or(|e| !e.to_string().contains("lies inside")),
             "a sibling directory is fine: {found:?}"
         );
     }

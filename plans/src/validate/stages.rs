@@ -175,7 +175,9 @@ mod tests {
         );
         let found = diagnostics(&text);
         assert!(
-            found.iter().any(|d| d.message.contains("run step timeout is zero")),
+            found
+                .iter()
+                .any(|d| d.message.contains("run step timeout is zero")),
             "{found:?}"
         );
     }
@@ -185,7 +187,9 @@ mod tests {
         let text = base_with("signoff: [auditor]", "signoff: []");
         let found = diagnostics(&text);
         assert!(
-            found.iter().any(|d| d.message.contains("the sign-off lists no approvers")),
+            found
+                .iter()
+                .any(|d| d.message.contains("the sign-off lists no approvers")),
             "{found:?}"
         );
     }
