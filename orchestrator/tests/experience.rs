@@ -373,7 +373,11 @@ fn status_tells_the_truth_before_at_and_after_a_killed_gate_and_guides_the_appro
     let text = status_text(&ws);
     assert!(text.contains("a run is going (pid"), "{text}");
     assert!(text.contains("stage seed: running"), "{text}");
-    assert!(text.contains("awaiting []"), "not at the gate yet:\n{text}");
+    assert!(
+        text.contains("sign-off (1 of [auditor] needed): gate not reached yet")
+            && !text.contains("awaiting [auditor]"),
+        "not at the gate yet:\n{text}"
+    );
     assert!(
         text.contains("4 copied, 0 unchanged, 0 failed, 3.9 KiB"),
         "{text}"

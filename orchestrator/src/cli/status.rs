@@ -44,8 +44,11 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<u8> {
     };
     let every = std::time::Duration::from_secs(every.max(1));
     loop {
-        // Home and clear, then the whole report: a plain redraw, no terminal UI.
-        outln!("\x1b[H\x1b[2J{}", chrono::Utc::now().format("%H:%M:%S UTC"));
+        // Home and clear, then the whole report: a plain redraw, no terminal UI. With
+        // `--json`, one document after the other (for a script, nothing to clear).
+        if !args.json {
+            outln!("\x1b[H\x1b[2J{}", chrono::Utc::now().format("%H:%M:%S UTC"));
+        }
         once(args, &plan, &dir)?;
         std::thread::sleep(every);
     }
@@ -311,13 +314,22 @@ fn print_text(r: &serde_json::Value) {
                     })
                     .unwrap_or_default()
             };
-            outln!(
-                "  sign-off ({} needed): signed [{}], rejected [{}], awaiting [{}]",
-                g["threshold"],
-                list("signed"),
-                list("rejected"),
-                list("awaiting")
-            );
+            let before_gate = matches!(s["recorded"].as_str(), Some("running" | "pending"));
+            if before_gate {
+                outln!(
+                    "  sign-off ({} of [{}] needed): gate not reached yet",
+                    g["threshold"],
+                    list("approvers")
+                );
+            } else {
+                outln!(
+                    "  sign-off ({} needed): signed [{}], rejected [{}], awaiting [{}]",
+                    g["threshold"],
+                    list("signed"),
+                    list("rejected"),
+                    list("awaiting")
+                );
+            }
             if let (Some(path), false) = (
                 s["evidencePath"].as_str(),
                 g["asks"].as_array().is_none_or(Vec::is_empty),
