@@ -159,7 +159,13 @@ pub(crate) fn find_program(program: &str, base: &Path) -> Result<PathBuf, String
     std::env::split_paths(&path_var)
         .map(|dir| dir.join(program))
         .find(|candidate| executable(candidate).is_ok())
-        .ok_or_else(|| "is not found on PATH".to_owned())
+        .ok_or_else(|| {
+            if base.join(program).is_file() {
+                format!("is not found on PATH (for the one beside the plan, write `./{program}`)")
+            } else {
+                "is not found on PATH".to_owned()
+            }
+        })
 }
 
 fn executable(path: &Path) -> Result<(), &'static str> {
@@ -169,5 +175,23 @@ fn executable(path: &Path) -> Result<(), &'static str> {
         Ok(m) if !m.is_file() => Err("is not a file"),
         Ok(m) if m.permissions().mode() & 0o111 == 0 => Err("is not executable (chmod +x it)"),
         Ok(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_name_is_looked_up_on_path_and_a_script_beside_the_plan_gets_a_hint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(find_program("sh", dir.path()).is_ok(), "sh is on PATH");
+        std::fs::write(dir.path().join("switch.sh"), "#!/bin/sh\n").expect("write");
+        let why = find_program("switch.sh", dir.path()).expect_err("not on PATH");
+        assert!(why.contains("write `./switch.sh`"), "{why}");
+        let why = find_program("./switch.sh", dir.path()).expect_err("not executable");
+        assert!(why.contains("is not executable"), "{why}");
+        let why = find_program("./absent.sh", dir.path()).expect_err("absent");
+        assert!(why.contains("does not exist"), "{why}");
     }
 }
