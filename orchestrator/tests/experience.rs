@@ -718,6 +718,15 @@ fn json_events_carry_a_timestamp_and_one_based_stage_and_step_numbers() {
         (last["stageNumber"].as_u64(), last["step"].as_u64()),
         (Some(2), Some(2))
     );
+    // A rerun skips both stages, still numbered.
+    let again = ws.run_plan("json");
+    let skipped: Vec<serde_json::Value> = stdout(&again)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "stage_skipped")
+        .map(|e| e["stageNumber"].clone())
+        .collect();
+    assert_eq!(skipped, [1, 2]);
 }
 
 #[test]

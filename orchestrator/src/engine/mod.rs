@@ -177,6 +177,7 @@ async fn run_stages(ctx: &Context) -> Result<RunOutcome, EngineError> {
         plan_digest: ctx.plan.digest().to_string(),
         state_dir: ctx.state.root().display().to_string(),
         stages: stages.len(),
+        stage_names: stages.iter().map(|s| s.name.clone()).collect(),
     });
     let pending: Vec<usize> = (0..stages.len())
         .filter(|&i| !matches!(ctx.db.stage(i), Ok(Some(r)) if r.status == StageStatus::Completed))

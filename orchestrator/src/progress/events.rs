@@ -82,6 +82,8 @@ pub enum Event {
         state_dir: String,
         /// Number of stages.
         stages: usize,
+        /// The stages' names in plan order (stage N is `stage_names[N-1]`).
+        stage_names: Vec<String>,
     },
     /// A stage is already complete and is not run again.
     StageSkipped {

@@ -2,9 +2,10 @@
 //! the running object step. The last line is the `summary` event.
 //!
 //! Every line carries `ts` (RFC 3339, UTC, milliseconds). Numbers are 1-based, as
-//! shown to people: `step` always was; every object naming a stage that has started
-//! also carries `stageNumber` (its 1-based position in the plan). `stage_started`'s
-//! `index` stays 0-based for the scripts that read it already.
+//! shown to people: `step` always was; every object naming a stage also carries
+//! `stageNumber` (its 1-based position in the plan, learnt from `run_started`'s
+//! `stage_names`). `stage_started`'s `index` stays 0-based for the scripts that read
+//! it already.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -53,8 +54,16 @@ impl JsonRenderer {
     fn decorate(&self, event: &Event) -> serde_json::Result<serde_json::Value> {
         let mut value = serde_json::to_value(event)?;
         let mut numbers = self.numbers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Event::StageStarted { index, stage, .. } = event {
-            numbers.insert(stage.clone(), index + 1);
+        match event {
+            Event::RunStarted { stage_names, .. } => {
+                for (i, name) in stage_names.iter().enumerate() {
+                    numbers.insert(name.clone(), i + 1);
+                }
+            }
+            Event::StageStarted { index, stage, .. } => {
+                numbers.insert(stage.clone(), index + 1);
+            }
+            _ => {}
         }
         let number = |v: &mut serde_json::Value| {
             let n = v["stage"].as_str().and_then(|s| numbers.get(s)).copied();

@@ -118,6 +118,7 @@ pub fn event_text(event: &Event) -> Option<String> {
             plan_digest,
             state_dir,
             stages,
+            ..
         } => {
             format!(
                 "relocate: plan {plan} ({plan_digest}), {stages} stage(s), state in {state_dir}"
