@@ -17,6 +17,9 @@
 pub const SUCCESS: u8 = 0;
 /// Operational error.
 pub const ERROR: u8 = 1;
+/// Bad command line: clap's code, and an argument naming what the plan lacks (e.g.
+/// `rollback --stage` of a stage the plan does not have).
+pub const USAGE: u8 = 2;
 /// Invalid plan.
 pub const INVALID_PLAN: u8 = 3;
 /// A step failed.

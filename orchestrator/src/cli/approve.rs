@@ -54,7 +54,8 @@ pub struct ApproveArgs {
     /// Sign although the operator key is not pinned (the evidence's author is unchecked).
     #[arg(long)]
     pub unpinned: bool,
-    /// Print the whole evidence statement (pretty JSON) on stderr before signing.
+    /// Print the whole evidence statement on stderr before signing: in words (as
+    /// `relocate evidence show`), then as the signed JSON.
     #[arg(long)]
     pub show: bool,
 }
@@ -142,8 +143,17 @@ pub(crate) fn approve(args: &ApproveArgs) -> anyhow::Result<u8> {
         }
     }
     if args.show {
+        // The same words as `relocate evidence show`, then the signed JSON itself.
+        eprintln!(
+            "{}",
+            crate::engine::guide::render(&predicate, Some(&evidence))
+        );
+        eprintln!(
+            "what approving means:\n  {}\n",
+            crate::engine::guide::attests(&predicate)
+        );
         let json = serde_json::to_string_pretty(&statement)?;
-        eprintln!("{json}");
+        eprintln!("the signed statement:\n{json}");
     }
     describe(&predicate);
     let decision = if args.reject {

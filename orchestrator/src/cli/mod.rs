@@ -5,12 +5,14 @@
 //! (see [`crate::exit`]).
 
 mod approve;
+mod evidence;
 mod keys;
 pub(crate) mod output;
 mod plan;
 mod record;
 mod run;
 mod secret_files;
+mod shell;
 mod status;
 mod verify;
 mod worker;
@@ -27,7 +29,34 @@ use crate::state::StateError;
 /// relocate: move object-store and Kubernetes workloads between regions, verified and
 /// signed off stage by stage.
 #[derive(Debug, Parser)]
-#[command(name = "relocate", version, about, long_about = None)]
+#[command(
+    name = "relocate",
+    version,
+    about = "Move object stores and Kubernetes workloads between regions, stage by stage: \
+             every object verified at the target, every stage signed off by an independent auditor.",
+    long_about = "Move object stores and Kubernetes workloads between regions, stage by stage: \
+                  every object verified at the target, every stage signed off by an independent \
+                  auditor.\n\n\
+                  relocate runs a migration plan (YAML): stages of copy, verify, freeze, deploy \
+                  and run steps that move object stores (S3, Azure Blob, GCS, local) and \
+                  Kubernetes workloads from a source region to a target region. Every object is \
+                  hashed while it streams and re-read at the target; each stage ends with signed \
+                  evidence that the plan's approvers must sign before the next stage starts. The \
+                  state directory (beside the plan, `.relocate/<name>/`) remembers everything, so \
+                  an interrupted run resumes where it stopped, and the exported record can be \
+                  verified by anyone.",
+    after_help = "Examples:
+  relocate plan validate move.yaml         check a plan, every problem with its line
+  relocate plan show move.yaml             what each stage would do, and the pre-flight
+  relocate run move.yaml                   run (or resume) the move
+  relocate status move.yaml --watch        where it stands, redrawn every 2 s
+  relocate evidence show EVIDENCE          what an approver is asked to sign
+  relocate approve --key auditor.key --evidence EVIDENCE --plan move.yaml --out DROP
+  relocate record export move.yaml --out move.intoto.jsonl
+  relocate verify move.intoto.jsonl --plan move.yaml
+
+Shell completion: relocate completions bash|zsh|fish; manual: relocate man | man -l -"
+)]
 pub struct Cli {
     /// More logging on stderr (-v info, -vv debug); `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -54,9 +83,16 @@ pub enum Command {
     Approve(approve::ApproveArgs),
     /// Undo a stage's Kubernetes cutover: restore the source first (best effort), then stop the target.
     Rollback(run::RollbackArgs),
+    /// Read a stage's evidence in words: what an approver signs.
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCommand),
     /// Export the move's tamper-evident record (evidence and approvals) for auditors.
     #[command(subcommand)]
     Record(record::RecordCommand),
+    /// Print the shell completion script (bash, zsh, fish, …) on stdout.
+    Completions(shell::CompletionsArgs),
+    /// Print the manual page (roff) on stdout: `relocate man | man -l -`.
+    Man,
     /// Run one shard of a sharded workload's work order (the worker image's
     /// entrypoint; `relocate run` starts these itself).
     Worker(worker::WorkerArgs),
@@ -93,7 +129,7 @@ pub enum KeysCommand {
 /// Options shared by the commands that read or write state.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StateArgs {
-    /// State directory (default `.relocate/<plan name>/`).
+    /// State directory (default `.relocate/<plan name>/` beside the plan file).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }
@@ -115,8 +151,12 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only for a person at a terminal: never in a pipe, a file or CI logs.
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
@@ -134,6 +174,9 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Approve(args) => approve::approve(&args),
         Command::Rollback(args) => run::rollback(args).await,
         Command::Record(command) => record::record(&command),
+        Command::Evidence(command) => evidence::evidence(&command),
+        Command::Completions(args) => shell::completions(&args),
+        Command::Man => shell::man(),
         Command::Verify(args) => verify::verify(&args).await,
         Command::Worker(args) => worker::worker(&args).await,
     };
@@ -146,13 +189,27 @@ pub async fn dispatch(cli: Cli) -> u8 {
     }
 }
 
-/// Print an error with its cause chain, one cause per line.
+/// Print an error on one line with its causes (see [`one_line`]).
 pub fn report(e: &anyhow::Error) {
-    let mut text = format!("relocate: error: {e}");
+    eprintln!("relocate: error: {}", one_line(e));
+}
+
+/// An error and its causes on one line, `what: why: deeper why`, leaving out a cause
+/// whose text the message already holds (many errors print their source themselves).
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    let mut previous = text.clone();
     for cause in e.chain().skip(1) {
-        text.push_str(&format!("\n  caused by: {cause}"));
+        let cause = cause.to_string();
+        // Already said, or the same thing said again at more length (`Error code 26:
+        // file is not a database` under `file is not a database`).
+        if !text.contains(&cause) && !cause.ends_with(&previous) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        previous = cause;
     }
-    eprintln!("{text}");
+    text
 }
 
 /// The exit code an error means.
@@ -174,6 +231,17 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         }
     }
     exit::ERROR
+}
+
+/// The plan's state directory (`--state-dir`, else beside the plan); a notice about an
+/// old state in the current directory goes to stderr.
+pub(crate) fn state_dir(args: &StateArgs, plan: &plans::ValidatedPlan) -> crate::state::StateDir {
+    let (dir, notice) =
+        crate::state::StateDir::locate(args.state_dir.as_deref(), plan.base_dir(), plan.name());
+    if let Some(notice) = notice {
+        eprintln!("relocate: notice: {notice}");
+    }
+    dir
 }
 
 /// Load and validate a plan, printing nothing (errors carry their positions).

@@ -11,7 +11,7 @@ use plans::{Step, ValidatedPlan};
 use super::{StateArgs, load_plan};
 use crate::cli::output::outln;
 use crate::exit;
-use crate::state::{Db, StateDir};
+use crate::state::Db;
 use crate::transfer::KeyFilter;
 use crate::transfer::local::{Links, is_staging_name, list_store};
 
@@ -70,7 +70,7 @@ pub(crate) async fn show(args: &ShowArgs) -> anyhow::Result<u8> {
             res.allowed_target_jurisdictions.join(", ")
         );
     }
-    let state = StateDir::for_plan(args.state.state_dir.as_deref(), plan.name());
+    let state = super::state_dir(&args.state, &plan);
     let db = if state.exists() {
         Some(Db::open_read_only(&state.db_path())?)
     } else {
@@ -111,7 +111,28 @@ pub(crate) async fn show(args: &ShowArgs) -> anyhow::Result<u8> {
             );
         }
     }
-    Ok(exit::SUCCESS)
+    Ok(print_preflight(&plan, db.as_ref()))
+}
+
+/// The local pre-flight `run` starts with, for the stages not yet completed: printed,
+/// and a failing exit code when `run` would stop on it.
+fn print_preflight(plan: &ValidatedPlan, db: Option<&Db>) -> u8 {
+    let pending: Vec<usize> = (0..plan.plan().stages.len())
+        .filter(|&i| {
+            !db.and_then(|d| d.stage(i).ok().flatten())
+                .is_some_and(|r| r.status == crate::state::StageStatus::Completed)
+        })
+        .collect();
+    let problems = crate::engine::preflight::local_problems(plan, &pending);
+    if problems.is_empty() {
+        outln!("\npre-flight: every program, hook and secret file the plan names is in place");
+        return exit::SUCCESS;
+    }
+    outln!("\npre-flight: `relocate run` would stop before moving anything:");
+    for p in &problems {
+        outln!("  - {p}");
+    }
+    exit::ERROR
 }
 
 fn describe(plan: &ValidatedPlan, step: &Step) -> String {
@@ -122,12 +143,14 @@ fn describe(plan: &ValidatedPlan, step: &Step) -> String {
     };
     match step {
         Step::Copy(w) => match plan.object_workload(w) {
-            Some(o) => format!(
-                "copy {w}: {} → {}, {} hashed while streaming; only what is missing or changed",
-                store(&o.from),
-                store(&o.to),
-                o.checksum.as_str()
-            ),
+            Some(o) => {
+                format!(
+                    "copy {w}: {} → {}, {} hashed while streaming; only what is missing or changed",
+                    store(&o.from),
+                    store(&o.to),
+                    o.checksum.as_str()
+                ) + &selection(o)
+            }
             None => format!("copy {w}"),
         },
         Step::Verify(w) => match plan.object_workload(w) {
@@ -167,6 +190,28 @@ fn describe(plan: &ValidatedPlan, step: &Step) -> String {
         ),
         Step::Run(run) => format!("run {}", run.argv().join(" ")),
     }
+}
+
+/// `; keys: include […], exclude […]`: which keys of the source the workload takes.
+fn selection(o: &plans::ObjectWorkload) -> String {
+    let list = |globs: &[String]| {
+        globs
+            .iter()
+            .map(|g| format!("`{g}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let include = if o.include.is_empty() {
+        "every key".to_owned()
+    } else {
+        format!("include {}", list(&o.include))
+    };
+    let exclude = if o.exclude.is_empty() {
+        String::new()
+    } else {
+        format!(", exclude {}", list(&o.exclude))
+    };
+    format!("; keys: {include}{exclude}")
 }
 
 /// Export from the source cluster, transform, and show what would change (Secret values masked).

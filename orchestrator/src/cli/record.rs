@@ -9,7 +9,6 @@ use super::{StateArgs, load_plan};
 use crate::audit::export_record;
 use crate::cli::output::outln;
 use crate::exit;
-use crate::state::StateDir;
 
 /// `relocate record …`
 #[derive(Debug, clap::Subcommand)]
@@ -106,7 +105,7 @@ fn report(args: &ReportArgs) -> anyhow::Result<u8> {
 
 fn export(args: &ExportArgs) -> anyhow::Result<u8> {
     let plan = load_plan(&args.plan)?;
-    let state = StateDir::for_plan(args.state.state_dir.as_deref(), plan.name());
+    let state = super::state_dir(&args.state, &plan);
     let summary = export_record(&plan, &state, &args.out)
         .with_context(|| format!("exporting the record of plan `{}`", plan.name()))?;
     outln!(

@@ -29,7 +29,8 @@ pub struct RunArgs {
     /// Skip the stores' pre-flight check.
     #[arg(long)]
     pub skip_preflight: bool,
-    /// Who runs the move, recorded in evidence (default: $USER@hostname).
+    /// Who runs the move, recorded in evidence (default: user@hostname; the user from
+    /// $USER, else $LOGNAME, else the OS account).
     #[arg(long)]
     pub operator: Option<String>,
     /// The operator's secret key file (from `relocate keys generate`): copied into a
@@ -42,7 +43,7 @@ pub struct RunArgs {
 /// Run the plan.
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<u8> {
     let plan = load_plan_warning(&args.plan)?;
-    let state = StateDir::for_plan(args.state.state_dir.as_deref(), plan.name());
+    let state = super::state_dir(&args.state, &plan);
     let events = renderer(args.output.output);
     let cancel = CancellationToken::new();
     spawn_signal_handler(cancel.clone());
@@ -85,12 +86,36 @@ fn outcome_of(e: &EngineError) -> &'static str {
     }
 }
 
-fn default_operator() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+/// `user@host`: the user from `$USER`, else `$LOGNAME`, else the OS account of this
+/// process (`/etc/passwd` by uid), else `uid<N>`; never "unknown".
+pub(crate) fn default_operator() -> String {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|u| !u.trim().is_empty())
+        .unwrap_or_else(os_user);
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".into());
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
     format!("{user}@{host}")
+}
+
+/// The name of this process's user in `/etc/passwd`, or `uid<N>`.
+fn os_user() -> String {
+    let uid = rustix::process::getuid().as_raw();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let id = fields.nth(1)?;
+                (id.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+            })
+        })
+        .unwrap_or_else(|| format!("uid{uid}"))
 }
 
 fn spawn_signal_handler(cancel: CancellationToken) {
@@ -143,7 +168,10 @@ pub struct RollbackArgs {
 /// Roll a stage's Kubernetes cutover back from the recorded state.
 pub(crate) async fn rollback(args: RollbackArgs) -> anyhow::Result<u8> {
     let plan = load_plan(&args.plan)?;
-    let state = StateDir::for_plan(args.state.state_dir.as_deref(), plan.name());
+    let state = super::state_dir(&args.state, &plan);
+    if let Some(code) = nothing_to_roll_back(&plan, &state, &args.stage) {
+        return Ok(code);
+    }
     let events = renderer(args.output.output);
     let options = RunOptions {
         skip_preflight: true,
@@ -162,4 +190,39 @@ pub(crate) async fn rollback(args: RollbackArgs) -> anyhow::Result<u8> {
             Ok(code)
         }
     }
+}
+
+/// Say so, and the exit code, when `rollback --stage` has nothing to act on: a stage
+/// the plan does not have (exit 2, a usage error), a stage with no Kubernetes cutover,
+/// or a plan that never ran (exit 0: there is nothing to undo).
+fn nothing_to_roll_back(plan: &plans::ValidatedPlan, state: &StateDir, name: &str) -> Option<u8> {
+    let stages = &plan.plan().stages;
+    let Some(stage) = stages.iter().find(|s| s.name == name) else {
+        let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
+        eprintln!(
+            "relocate: error: plan {} has no stage `{name}`; its stages are: {}",
+            plan.name(),
+            names.join(", ")
+        );
+        return Some(exit::USAGE);
+    };
+    let cutover = stage
+        .steps
+        .iter()
+        .any(|s| matches!(s, plans::Step::Freeze(_) | plans::Step::Deploy(_)));
+    if !cutover {
+        eprintln!(
+            "relocate: stage {name} has nothing to roll back: it freezes and deploys no \
+             Kubernetes workload (copied objects are left at the target; nothing else changed)"
+        );
+        return Some(exit::SUCCESS);
+    }
+    if !state.exists() {
+        eprintln!(
+            "relocate: stage {name} has nothing to roll back: the plan has not run (no state in {})",
+            state.root().display()
+        );
+        return Some(exit::SUCCESS);
+    }
+    None
 }

@@ -1,14 +1,23 @@
 //! `relocate status PLAN`: where the move stands, from the state database, read-only
 //! (safe while a run is writing: SQLite's WAL lets readers in).
+//!
+//! The rows say what the last run was doing; the run lock says whether a run is still
+//! doing it. A stage left `running` or `awaiting-signoff` by a run that is gone (killed
+//! with `kill -9`, a lost machine) is shown as **interrupted**, with the command that
+//! resumes it. Approvers are listed as awaited only once the stage has reached its
+//! gate, with the evidence, what it attests and how to answer. `--watch` redraws the
+//! whole report in place every few seconds.
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use serde_json::json;
 
 use super::{StateArgs, load_plan};
 use crate::cli::output::outln;
+use crate::engine::guide;
 use crate::exit;
-use crate::state::{Db, StageStatus, StateDir};
+use crate::state::{Db, RunLock, StageStatus, StateDir};
 
 /// `relocate status` arguments.
 #[derive(Debug, clap::Args)]
@@ -21,12 +30,31 @@ pub struct StatusArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Redraw in place every SECS seconds (default 2) until interrupted.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2")]
+    pub watch: Option<u64>,
 }
 
-/// Print the status.
+/// Print the status (again and again with `--watch`).
 pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<u8> {
     let plan = load_plan(&args.plan)?;
-    let dir = StateDir::for_plan(args.state.state_dir.as_deref(), plan.name());
+    let dir = super::state_dir(&args.state, &plan);
+    let Some(every) = args.watch else {
+        return once(args, &plan, &dir);
+    };
+    let every = std::time::Duration::from_secs(every.max(1));
+    loop {
+        // Home and clear, then the whole report: a plain redraw, no terminal UI. With
+        // `--json`, one document after the other (for a script, nothing to clear).
+        if !args.json {
+            outln!("\x1b[H\x1b[2J{}", chrono::Utc::now().format("%H:%M:%S UTC"));
+        }
+        once(args, &plan, &dir)?;
+        std::thread::sleep(every);
+    }
+}
+
+fn once(args: &StatusArgs, plan: &plans::ValidatedPlan, dir: &StateDir) -> anyhow::Result<u8> {
     if !dir.exists() {
         if args.json {
             outln!("{}", json!({ "plan": plan.name(), "started": false }));
@@ -40,8 +68,10 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<u8> {
         }
         return Ok(exit::SUCCESS);
     }
-    let db = Db::open_read_only(&dir.db_path())?;
-    let report = build(&plan, &db)?;
+    let db = Db::open_read_only(&dir.db_path())
+        .with_context(|| format!("reading {}", dir.db_path().display()))?;
+    let report =
+        build(plan, dir, &db).with_context(|| format!("reading {}", dir.db_path().display()))?;
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -50,12 +80,29 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<u8> {
     Ok(exit::SUCCESS)
 }
 
-fn build(plan: &plans::ValidatedPlan, db: &Db) -> anyhow::Result<serde_json::Value> {
+fn build(
+    plan: &plans::ValidatedPlan,
+    dir: &StateDir,
+    db: &Db,
+) -> anyhow::Result<serde_json::Value> {
     let record = db.record()?;
+    let holder = RunLock::holder(&dir.lock_path());
     let mut stages = Vec::new();
     for (i, stage) in plan.plan().stages.iter().enumerate() {
         let rec = db.stage(i)?;
-        let status = rec.as_ref().map_or("pending", |r| r.status.as_str());
+        let recorded = rec.as_ref().map_or("pending", |r| r.status.as_str());
+        let unfinished = rec.as_ref().is_some_and(|r| {
+            matches!(
+                r.status,
+                StageStatus::Running | StageStatus::AwaitingSignoff
+            )
+        });
+        // Rows left unfinished by a run that no longer holds the lock: interrupted.
+        let status = if unfinished && holder.is_none() {
+            "interrupted"
+        } else {
+            recorded
+        };
         let mut steps = Vec::new();
         for (j, step) in stage.steps.iter().enumerate() {
             let s = db.step(i, j)?;
@@ -89,12 +136,21 @@ fn build(plan: &plans::ValidatedPlan, db: &Db) -> anyhow::Result<serde_json::Val
             let signed: Vec<String> = answers.iter().filter(|e| e.decision.as_deref() == Some("approve")).filter_map(|e| e.approver.clone()).collect();
             let rejected: Vec<String> = answers.iter().filter(|e| e.decision.as_deref() == Some("reject")).filter_map(|e| e.approver.clone()).collect();
             let awaiting: Vec<&String> = signoff.approvers().iter().filter(|a| !signed.contains(a) && !rejected.contains(a)).collect();
+            // Awaited only once the stage has reached its gate.
+            let at_gate = rec.as_ref().is_some_and(|r| r.status == StageStatus::AwaitingSignoff);
+            let awaiting: Vec<String> = if at_gate { awaiting.into_iter().cloned().collect() } else { Vec::new() };
+            let evidence_path = rec.as_ref().and_then(|r| r.evidence_path.clone());
+            let (attests, asks) = match (&evidence_path, at_gate) {
+                (Some(path), true) => guide_of(plan, dir, &stage.name, &awaiting, path),
+                _ => (None, Vec::new()),
+            };
             json!({ "threshold": signoff.threshold(), "approvers": signoff.approvers(), "signed": signed, "rejected": rejected,
-                    "awaiting": if rec.as_ref().is_some_and(|r| r.status == StageStatus::Completed) { Vec::new() } else { awaiting } , "evidence": digest })
+                    "awaiting": awaiting, "evidence": digest, "attests": attests, "asks": asks })
         });
         stages.push(json!({
             "name": stage.name,
             "status": status,
+            "recorded": recorded,
             "attempt": rec.as_ref().map(|r| r.attempt),
             "startedAt": rec.as_ref().and_then(|r| r.started_at.clone()),
             "finishedAt": rec.as_ref().and_then(|r| r.finished_at.clone()),
@@ -113,9 +169,42 @@ fn build(plan: &plans::ValidatedPlan, db: &Db) -> anyhow::Result<serde_json::Val
             );
         }
     }
+    let run = json!({ "active": holder.is_some(), "holder": holder });
     Ok(
-        json!({ "plan": plan.name(), "planDigest": plan.digest().to_string(), "started": true, "stages": stages, "workloads": workloads }),
+        json!({ "plan": plan.name(), "planDigest": plan.digest().to_string(), "started": true, "run": run, "stages": stages, "workloads": workloads }),
     )
+}
+
+/// What the evidence at `path` attests, and how each awaited approver answers.
+fn guide_of(
+    plan: &plans::ValidatedPlan,
+    dir: &StateDir,
+    stage: &str,
+    awaiting: &[String],
+    path: &str,
+) -> (Option<String>, Vec<String>) {
+    let attests = std::fs::read(path)
+        .ok()
+        .and_then(|bytes| connectors::signoff::Envelope::from_json(&bytes).ok())
+        .and_then(|env| connectors::signoff::check_evidence(&env, None).ok())
+        .map(|(_, predicate)| guide::attests(&predicate));
+    let asks = guide::asks(plan, dir, stage, awaiting, std::path::Path::new(path));
+    (attests, asks)
+}
+
+/// `, 1.2 MiB in 3.4s (360 KiB/s)` from a step summary's bytes and seconds.
+fn volume(sum: &serde_json::Value) -> String {
+    let bytes = sum["bytes"].as_u64().unwrap_or(0);
+    let seconds = sum["seconds"].as_f64().unwrap_or(0.0);
+    let size = bytesize::ByteSize::b(bytes).display().iec();
+    if seconds > 0.0 {
+        let rate = bytesize::ByteSize::b((bytes as f64 / seconds) as u64)
+            .display()
+            .iec();
+        format!(", {size} in {seconds:.1}s ({rate}/s)")
+    } else {
+        format!(", {size}")
+    }
 }
 
 /// One line per shard of a sharded step: its range, where it stands, why it failed.
@@ -155,6 +244,10 @@ fn print_text(r: &serde_json::Value) {
         r["plan"].as_str().unwrap_or_default(),
         r["planDigest"].as_str().unwrap_or_default()
     );
+    match r["run"]["holder"].as_str() {
+        Some(holder) => outln!("a run is going ({holder})"),
+        None => outln!("no run is going"),
+    }
     for s in r["stages"].as_array().into_iter().flatten() {
         let attempt = s["attempt"]
             .as_u64()
@@ -168,6 +261,12 @@ fn print_text(r: &serde_json::Value) {
         if let Some(d) = s["detail"].as_str() {
             outln!("    {d}");
         }
+        if s["status"] == "interrupted" {
+            outln!(
+                "    the run that was {} stopped without finishing; `relocate run` resumes it",
+                s["recorded"].as_str().unwrap_or_default()
+            );
+        }
         for (j, st) in s["steps"].as_array().into_iter().flatten().enumerate() {
             let w = st["workload"]
                 .as_str()
@@ -176,11 +275,19 @@ fn print_text(r: &serde_json::Value) {
             let sum = &st["summary"];
             let counts = if sum.is_object() && st["kind"] == "copy" {
                 format!(
-                    " — {} copied, {} unchanged, {} failed",
-                    sum["copied"], sum["skipped"], sum["failed"]
+                    " — {} copied, {} unchanged, {} failed{}",
+                    sum["copied"],
+                    sum["skipped"],
+                    sum["failed"],
+                    volume(sum)
                 )
             } else if sum.is_object() && st["kind"] == "verify" {
-                format!(" — {} verified, {} failed", sum["verified"], sum["failed"])
+                format!(
+                    " — {} verified, {} failed{}",
+                    sum["verified"],
+                    sum["failed"],
+                    volume(sum)
+                )
             } else {
                 String::new()
             };
@@ -207,13 +314,34 @@ fn print_text(r: &serde_json::Value) {
                     })
                     .unwrap_or_default()
             };
-            outln!(
-                "  sign-off ({} needed): signed [{}], rejected [{}], awaiting [{}]",
-                g["threshold"],
-                list("signed"),
-                list("rejected"),
-                list("awaiting")
-            );
+            let before_gate = matches!(s["recorded"].as_str(), Some("running" | "pending"));
+            if before_gate {
+                outln!(
+                    "  sign-off ({} of [{}] needed): gate not reached yet",
+                    g["threshold"],
+                    list("approvers")
+                );
+            } else {
+                outln!(
+                    "  sign-off ({} needed): signed [{}], rejected [{}], awaiting [{}]",
+                    g["threshold"],
+                    list("signed"),
+                    list("rejected"),
+                    list("awaiting")
+                );
+            }
+            if let (Some(path), false) = (
+                s["evidencePath"].as_str(),
+                g["asks"].as_array().is_none_or(Vec::is_empty),
+            ) {
+                outln!("    evidence: {path}");
+                if let Some(attests) = g["attests"].as_str() {
+                    outln!("    it attests: {attests}");
+                }
+                for ask in g["asks"].as_array().into_iter().flatten() {
+                    outln!("    {}", ask.as_str().unwrap_or_default());
+                }
+            }
         }
     }
     if let Some(w) = r["workloads"].as_object() {

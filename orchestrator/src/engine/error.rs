@@ -29,6 +29,13 @@ pub enum EngineError {
         #[source]
         cause: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
+    /// Something the pending stages need on this machine is missing (a `run` step's
+    /// program, a hook's program, a `${file:…}` secret); nothing was moved.
+    #[error("pre-flight: {}", problems.join("; "))]
+    LocalPreflight {
+        /// Every problem found.
+        problems: Vec<String>,
+    },
     /// A step failed; the stage stopped and keeps its state for a rerun.
     #[error("stage {stage}, step {step} ({kind}) failed: {cause}")]
     StepFailed {

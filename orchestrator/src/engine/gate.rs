@@ -8,6 +8,7 @@
 //! so a gate interrupted halfway keeps the approvals it already has.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use connectors::signoff::approval::{Expected, check_approval};
 use connectors::signoff::hook::{ApprovalHook, CommandHook, DEFAULT_TIMEOUT};
@@ -62,10 +63,23 @@ pub(crate) async fn run_gate(
     if approved_keys.len() >= threshold {
         return Ok(());
     }
+    let awaiting_names: Vec<String> = awaiting.iter().map(|s| (*s).clone()).collect();
+    let attests = connectors::signoff::check_evidence(&evidence.envelope, None)
+        .map(|(_, predicate)| super::guide::attests(&predicate))
+        .unwrap_or_default();
     ctx.emit(Event::GateWaiting {
         stage: stage.name.clone(),
-        awaiting: awaiting.iter().map(|s| (*s).clone()).collect(),
+        asks: super::guide::asks(
+            &ctx.plan,
+            &ctx.state,
+            &stage.name,
+            &awaiting_names,
+            &evidence.path,
+        ),
+        awaiting: awaiting_names,
         threshold,
+        evidence: evidence.path.display().to_string(),
+        attests,
     });
 
     let mut asks: FuturesUnordered<_> = awaiting
@@ -164,6 +178,11 @@ fn build_hook(ctx: &Context, approver: &str) -> Result<Box<dyn ApprovalHook>, Re
     Ok(hook_for(spec, approver, &base, &ctx.state.approvals_dir())?)
 }
 
+/// Where a file hook expects `approver`'s answer for `stage`; `None` for other hooks.
+fn file_drop_path(ctx: &Context, stage: &Stage, approver: &str) -> Option<PathBuf> {
+    super::guide::drop_path(&ctx.plan, &ctx.state, &stage.name, approver)
+}
+
 /// A file left in the drop zone by an earlier attempt would be refused and fail the
 /// gate; move it aside (kept for the record) so the hook waits for a fresh one.
 fn set_aside_stale_file(
@@ -173,11 +192,9 @@ fn set_aside_stale_file(
     pinned: &PublicKey,
     evidence: &StageEvidence,
 ) {
-    let dir = match ctx.plan.hook(approver).map(|h| &h.kind) {
-        Some(plans::HookKind::File { dir: Some(d) }) => ctx.plan.base_dir().join(d),
-        _ => ctx.state.approvals_dir(),
+    let Some(path) = file_drop_path(ctx, stage, approver) else {
+        return;
     };
-    let path = dir.join(&stage.name).join(format!("{approver}.json"));
     let Ok(bytes) = std::fs::read(&path) else {
         return;
     };
@@ -263,18 +280,39 @@ async fn ask_inner(
     ) {
         blocking(|| set_aside_stale_file(ctx, stage, approver, &pinned, evidence));
     }
-    let envelope = match hook.request(&request).await {
-        Ok(env) => env,
-        Err(e) => return Answer::Refused(e.into()),
-    };
     let expected = Expected {
         plan_digest: ctx.plan.digest().to_string(),
         stage: stage.name.clone(),
         evidence_digest: evidence.digest.clone(),
     };
-    let checked = match check_approval(&envelope, &expected, approver, &pinned) {
-        Ok(c) => c,
-        Err(refused) => return Answer::Refused(refused.into()),
+    let drop_path = file_drop_path(ctx, stage, approver);
+    let (envelope, checked) = loop {
+        let envelope = match hook.request(&request).await {
+            Ok(env) => env,
+            Err(e) => return Answer::Refused(e.into()),
+        };
+        let refused = match check_approval(&envelope, &expected, approver, &pinned) {
+            Ok(c) => break (envelope, c),
+            Err(refused) => refused,
+        };
+        // A file anyone could drop must not end the gate: set it aside and wait on.
+        let Some(path) = &drop_path else {
+            return Answer::Refused(refused.into());
+        };
+        match blocking(|| connectors::signoff::hook::file::set_aside(path)) {
+            Ok(aside) => ctx.emit(Event::ApprovalRefused {
+                stage: stage.name.clone(),
+                approver: approver.to_owned(),
+                reason: format!(
+                    "{refused}; the file was set aside as {} and the gate still waits",
+                    aside.display()
+                ),
+            }),
+            Err(e) => {
+                tracing::warn!("cannot set aside {}: {e}", path.display());
+                return Answer::Refused(refused.into());
+            }
+        }
     };
     let decision = match checked.decision {
         Decision::Approve => "approve",

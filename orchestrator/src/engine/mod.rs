@@ -12,7 +12,8 @@
 mod error;
 mod evidence;
 mod gate;
-mod preflight;
+pub mod guide;
+pub(crate) mod preflight;
 mod stage;
 pub mod steps;
 
@@ -176,6 +177,7 @@ async fn run_stages(ctx: &Context) -> Result<RunOutcome, EngineError> {
         plan_digest: ctx.plan.digest().to_string(),
         state_dir: ctx.state.root().display().to_string(),
         stages: stages.len(),
+        stage_names: stages.iter().map(|s| s.name.clone()).collect(),
     });
     let pending: Vec<usize> = (0..stages.len())
         .filter(|&i| !matches!(ctx.db.stage(i), Ok(Some(r)) if r.status == StageStatus::Completed))
@@ -188,6 +190,10 @@ async fn run_stages(ctx: &Context) -> Result<RunOutcome, EngineError> {
             });
         }
         return Ok(RunOutcome::NothingToDo);
+    }
+    let problems = preflight::local_problems(&ctx.plan, &pending);
+    if !problems.is_empty() {
+        return Err(EngineError::LocalPreflight { problems });
     }
     if !ctx.options.skip_preflight {
         preflight::check_stores(ctx, &pending).await?;

@@ -82,6 +82,8 @@ pub enum Event {
         state_dir: String,
         /// Number of stages.
         stages: usize,
+        /// The stages' names in plan order (stage N is `stage_names[N-1]`).
+        stage_names: Vec<String>,
     },
     /// A stage is already complete and is not run again.
     StageSkipped {
@@ -163,6 +165,12 @@ pub enum Event {
         awaiting: Vec<String>,
         /// Approvals needed.
         threshold: usize,
+        /// The evidence file the approvers sign.
+        evidence: String,
+        /// One paragraph: what the evidence attests.
+        attests: String,
+        /// How each awaited approver answers (the exact commands for a file hook).
+        asks: Vec<String>,
     },
     /// An approver answered (approval or rejection), and the answer was checked.
     ApprovalReceived {

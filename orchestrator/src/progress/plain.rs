@@ -118,6 +118,7 @@ pub fn event_text(event: &Event) -> Option<String> {
             plan_digest,
             state_dir,
             stages,
+            ..
         } => {
             format!(
                 "relocate: plan {plan} ({plan_digest}), {stages} stage(s), state in {state_dir}"
@@ -157,14 +158,24 @@ pub fn event_text(event: &Event) -> Option<String> {
         Event::GateWaiting {
             awaiting,
             threshold,
+            evidence,
+            attests,
+            asks,
             ..
         } => {
-            format!(
-                "  ⏳ sign-off: waiting for {} ({} of {} needed)",
+            let mut text = format!(
+                "  ⏳ sign-off: waiting for {} ({} of {} needed)\n     evidence: {evidence}",
                 awaiting.join(", "),
                 threshold,
                 awaiting.len()
-            )
+            );
+            if !attests.is_empty() {
+                text.push_str(&format!("\n     it attests: {attests}"));
+            }
+            for ask in asks {
+                text.push_str(&format!("\n     {ask}"));
+            }
+            text
         }
         Event::ApprovalReceived {
             approver,

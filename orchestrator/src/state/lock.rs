@@ -60,6 +60,24 @@ impl RunLock {
         file.write_all(stamp.as_bytes()).map_err(io)?;
         Ok(Self { _file: file })
     }
+
+    /// Who holds the lock at `path` (the holder's stamp), or `None` when no live run
+    /// does: a run killed with `kill -9` holds nothing, whatever its rows still say.
+    ///
+    /// Probed with a shared lock taken and dropped at once, so a reader never keeps a
+    /// run out for longer than that instant.
+    pub fn holder(path: &Path) -> Option<String> {
+        let mut file = File::open(path).ok()?;
+        match file.try_lock_shared() {
+            Ok(()) => None,
+            Err(TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                Some(holder.trim().to_owned())
+            }
+            Err(TryLockError::Error(_)) => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -77,7 +95,9 @@ mod tests {
             text.contains(&format!("pid {}", std::process::id())),
             "{text}"
         );
+        assert!(RunLock::holder(&path).is_some_and(|h| h.contains("pid")));
         drop(first);
+        assert_eq!(RunLock::holder(&path), None);
         RunLock::acquire(&path).unwrap();
     }
 }

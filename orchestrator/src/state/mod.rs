@@ -1,5 +1,11 @@
 //! The state directory: where a move remembers what it has done.
 //!
+//! Where it is ([`StateDir::locate`]): `--state-dir` when given; else
+//! `<directory of the plan file>/.relocate/<plan name>/`, so the same plan run from any
+//! directory finds the same state. Earlier versions kept it in `./.relocate/<plan name>/`
+//! under the current directory: when only that one exists it is used (never a second,
+//! empty state beside it) with a notice saying how to move it.
+//!
 //! Layout of `.relocate/<plan>/` (or `--state-dir`):
 //! - `state.db`: the SQLite database (objects, steps, stages, gates, the record);
 //! - `lock`: held by the one `relocate run` allowed at a time;
@@ -43,6 +49,53 @@ impl StateDir {
             None => Path::new(".relocate").join(plan_name),
         };
         Self { root }
+    }
+
+    /// The state directory of the plan at `plan_dir` (see the module docs), with a
+    /// notice for the operator when an old `./.relocate/<name>` was found.
+    pub fn locate(dir: Option<&Path>, plan_dir: &Path, plan_name: &str) -> (Self, Option<String>) {
+        if let Some(d) = dir {
+            return (
+                Self {
+                    root: d.to_path_buf(),
+                },
+                None,
+            );
+        }
+        let plan_dir = std::path::absolute(plan_dir).unwrap_or_else(|_| plan_dir.to_path_buf());
+        let beside = Self {
+            root: plan_dir.join(".relocate").join(plan_name),
+        };
+        let old = Self {
+            root: Path::new(".relocate").join(plan_name),
+        };
+        let same = match (
+            std::fs::canonicalize(beside.root()),
+            std::fs::canonicalize(old.root()),
+        ) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if same || !old.exists() {
+            return (beside, None);
+        }
+        if beside.exists() {
+            let notice = format!(
+                "another state of plan {plan_name} is in {} (the current directory); it is NOT used: \
+                 this run uses {} beside the plan (pass --state-dir to choose)",
+                old.root().display(),
+                beside.root().display()
+            );
+            return (beside, Some(notice));
+        }
+        let notice = format!(
+            "using the state of plan {plan_name} in {} (where earlier versions kept it); \
+             state now lives beside the plan: `mv {} {}` to move it",
+            old.root().display(),
+            old.root().display(),
+            beside.root().display()
+        );
+        (old, Some(notice))
     }
 
     /// Create the directory tree if missing.

@@ -84,12 +84,18 @@ fn check_hook(report: &mut Report, path: &str, approver: &str, hook: &Hook) {
     if let Some(webhook) = &hook.webhook {
         check_webhook(report, &format!("{path}.webhook"), webhook, hook.allow_http);
     }
-    if let Some(Err(why)) = hook.timeout.as_deref().map(parse_duration) {
-        report.value(
+    match hook.timeout.as_deref().map(parse_duration) {
+        Some(Err(why)) => report.value(
             format!("{path}.timeout"),
             "hook timeout is not a duration",
             why,
-        );
+        ),
+        Some(Ok(d)) if d.is_zero() => report.value(
+            format!("{path}.timeout"),
+            "hook timeout is zero: the gate would give up before the approver could answer",
+            "write how long the approver may take, e.g. `24h`, or leave `timeout` out",
+        ),
+        _ => {}
     }
 }
 
@@ -118,6 +124,21 @@ fn check_webhook(report: &mut Report, path: &str, webhook: &str, allow_http: boo
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_zero_hook_timeout_is_refused() {
+        let text = crate::validate::testing::base_with(
+            r#"hook: { command: ["./hook.sh"] }"#,
+            r#"hook: { command: ["./hook.sh"], timeout: 0s }"#,
+        );
+        let found = crate::validate::testing::diagnostics(&text);
+        assert!(
+            found
+                .iter()
+                .any(|d| d.message.contains("hook timeout is zero") && d.line == 29),
+            "{found:?}"
+        );
+    }
+
     use super::decode_public_key;
     use crate::validate::testing::{base_with, expect_one};
 

@@ -15,6 +15,9 @@
 //! - A `verify` before the workload's first `copy` has no manifest to compare with.
 //! - The plan may not **end** with a copy that was never verified.
 //!
+//! - A copy never **writes into what it reads**: a local (or in-memory) target inside
+//!   its source, or a source inside its target, would copy its own output.
+//!
 //! `freeze` and `rollback` are allowed anywhere: freezing the source is what makes the
 //! final delta copy complete, and a rollback returns to the source.
 
@@ -41,6 +44,7 @@ struct Walk<'p> {
 }
 
 pub(super) fn check(plan: &Plan, report: &mut Report) {
+    check_nesting(plan, report);
     let mut walk = Walk::default();
     for (i, stage) in plan.stages.iter().enumerate() {
         for (j, step) in stage
@@ -163,8 +167,85 @@ fn step_path(path: &str) -> &str {
     path.rsplit_once('.').map_or(path, |(p, _)| p)
 }
 
+/// Refuse an object workload whose local (or in-memory) target lies inside its source,
+/// or the other way round. Paths are compared lexically after resolving both against
+/// the same base, as the stores will resolve them (symlinks are not followed: no I/O).
+fn check_nesting(plan: &Plan, report: &mut Report) {
+    use crate::store_url::{StoreLocation, parse};
+    let base = std::path::Path::new("/");
+    let place = |store: &str| -> Option<std::path::PathBuf> {
+        let url = &plan.stores.get(store)?.url;
+        match parse(url).ok()?.resolve(base) {
+            StoreLocation::Local(path) => Some(path),
+            StoreLocation::Memory { prefix } => Some(std::path::Path::new("/memory").join(prefix)),
+            StoreLocation::Cloud { .. } => None,
+        }
+    };
+    for (name, workload) in &plan.workloads {
+        let Workload::Objects(o) = workload else {
+            continue;
+        };
+        let (Some(from), Some(to)) = (place(&o.from), place(&o.to)) else {
+            continue;
+        };
+        if to.starts_with(&from) || from.starts_with(&to) {
+            let (inner, outer) = if to.starts_with(&from) {
+                ("target", "source")
+            } else {
+                ("source", "target")
+            };
+            report.value(
+                format!("workloads.{name}.objects.to"),
+                format!(
+                    "the {inner} of workload `{name}` ({}) lies inside its {outer} ({}): the copy would read its own output",
+                    if inner == "target" { &o.to } else { &o.from },
+                    if inner == "target" { &o.from } else { &o.to },
+                ),
+                "give the target a directory beside the source, not inside it",
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_local_target_inside_the_source_is_refused_and_the_reverse_too() {
+        use crate::validate::testing::{base_with, diagnostics};
+        let inside = base_with(
+            "url: \"s3://bucket/archive/\"",
+            "url: \"file:///srv/src/zurich/\"",
+        );
+        let found = diagnostics(&inside);
+        assert!(
+            found
+                .iter()
+                .any(|d| d.message.contains("target of workload `data`")
+                    && d.message.contains("lies inside its source")),
+            "{found:?}"
+        );
+        let outside = base_with("url: \"s3://bucket/archive/\"", "url: \"file:///srv/\"");
+        let found = diagnostics(&outside);
+        assert!(
+            found
+                .iter()
+                .any(|d| d.message.contains("source of workload `data`")),
+            "{found:?}"
+        );
+        let beside = base_with(
+            "url: \"s3://bucket/archive/\"",
+            "url: \"file:///srv/src-zurich/\"",
+        );
+        let found = crate::parse(&beside, std::path::Path::new("p.yaml"));
+        assert!(
+            found
+                .as_ref()
+                .err()
+                .is_none_or(|e| !e.to_string().contains("lies inside")),
+            "a sibling directory is fine: {found:?}"
+        );
+    }
+
     use crate::validate::testing::{BASE, base_with, expect_one};
 
     const SEED: &str = "steps: [ { copy: data }, { verify: data } ]";

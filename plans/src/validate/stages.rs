@@ -105,12 +105,18 @@ fn check_run(report: &mut Report, at: &str, run: &RunCommand) {
             "write the argv, e.g. `{ run: [\"./switch-dns.sh\", \"zurich\"] }`",
         );
     }
-    if let Some(Err(why)) = run.timeout().map(parse_duration) {
-        report.value(
+    match run.timeout().map(parse_duration) {
+        Some(Err(why)) => report.value(
             format!("{at}.timeout"),
             "run step timeout is not a duration",
             why,
-        );
+        ),
+        Some(Ok(d)) if d.is_zero() => report.value(
+            format!("{at}.timeout"),
+            "run step timeout is zero: the command would be killed as it starts",
+            "write how long the command may run, e.g. `10m`, or leave `timeout` out (1h)",
+        ),
+        _ => {}
     }
 }
 
@@ -159,7 +165,34 @@ fn check_signoff(plan: &Plan, report: &mut Report, path: &str, signoff: &Signoff
 
 #[cfg(test)]
 mod tests {
-    use crate::validate::testing::{base_with, expect_one};
+    use crate::validate::testing::{base_with, diagnostics, expect_one};
+
+    #[test]
+    fn a_zero_run_timeout_is_refused() {
+        let text = base_with(
+            "{ deploy: app } ]",
+            "{ deploy: app }, { run: { command: [\"./dns.sh\"], timeout: 0s } } ]",
+        );
+        let found = diagnostics(&text);
+        assert!(
+            found
+                .iter()
+                .any(|d| d.message.contains("run step timeout is zero")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn an_empty_signoff_list_is_said() {
+        let text = base_with("signoff: [auditor]", "signoff: []");
+        let found = diagnostics(&text);
+        assert!(
+            found
+                .iter()
+                .any(|d| d.message.contains("the sign-off lists no approvers")),
+            "{found:?}"
+        );
+    }
 
     #[test]
     fn duplicate_and_unsafe_stage_names() {

@@ -170,12 +170,18 @@ fn check_kubernetes(plan: &Plan, report: &mut Report, path: &str, w: &Kubernetes
             "name the source namespace",
         );
     }
-    if let Some(Err(why)) = w.wait_timeout.as_deref().map(parse_duration) {
-        report.value(
+    match w.wait_timeout.as_deref().map(parse_duration) {
+        Some(Err(why)) => report.value(
             format!("{path}.waitTimeout"),
             "waitTimeout is not a duration",
             why,
-        );
+        ),
+        Some(Ok(d)) if d.is_zero() => report.value(
+            format!("{path}.waitTimeout"),
+            "waitTimeout is zero: no rollout could ever be ready in time",
+            "write how long a rollout may take, e.g. `10m`",
+        ),
+        _ => {}
     }
     for (resource, replicas) in &w.transform.replicas {
         if *replicas < 0 {

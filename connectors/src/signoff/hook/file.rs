@@ -2,6 +2,12 @@
 //! drop `<dir>/<stage>/<approver>.json` into a directory. The engine writes the
 //! evidence itself; this hook only waits, polling the filesystem, and tolerates a file
 //! that is still being written by re-reading it until it parses or stops changing.
+//!
+//! Anyone who can write to the drop zone can drop anything there, so nothing found in
+//! it ends the wait: a file that is too large or stays unparseable is logged and
+//! renamed aside ([`set_aside`], `<approver>.json.<time>.rejected`, kept for the
+//! record), and the hook goes on waiting for a real approval. The gate does the same
+//! with a well-formed envelope signed by the wrong key or for other evidence.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -41,13 +47,9 @@ impl FileHook {
         loop {
             match read_bounded(path).await {
                 Ok(None) => {
-                    return Err(HookError::BadResponse {
-                        approver: approver.to_owned(),
-                        detail: format!(
-                            "{} is over the {MAX_ENVELOPE_BYTES}-byte limit of an approval",
-                            path.display()
-                        ),
-                    });
+                    let why = format!("over the {MAX_ENVELOPE_BYTES}-byte limit of an approval");
+                    refuse_file(path, approver, &why);
+                    last_seen = None;
                 }
                 Ok(Some(bytes)) => match Envelope::from_json(&bytes) {
                     Ok(envelope) => return Ok(envelope),
@@ -59,15 +61,12 @@ impl FileHook {
                             failed_parses = 1;
                         }
                         if failed_parses >= PARSE_ATTEMPTS {
-                            return Err(HookError::BadResponse {
-                                approver: approver.to_owned(),
-                                detail: format!(
-                                    "{} is not an approval envelope: {e}",
-                                    path.display()
-                                ),
-                            });
+                            refuse_file(path, approver, &format!("not an approval envelope: {e}"));
+                            failed_parses = 0;
+                            last_seen = None;
+                        } else {
+                            last_seen = Some(bytes);
                         }
-                        last_seen = Some(bytes);
                     }
                 },
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -82,6 +81,36 @@ impl FileHook {
             tokio::time::sleep(self.poll_interval).await;
         }
     }
+}
+
+/// Log why a dropped file does not count and move it out of the way.
+fn refuse_file(path: &Path, approver: &str, why: &str) {
+    match set_aside(path) {
+        Ok(aside) => tracing::warn!(
+            %approver,
+            "{} is {why}; set aside as {} and still waiting",
+            path.display(),
+            aside.display()
+        ),
+        Err(e) => tracing::warn!(
+            %approver,
+            "{} is {why}, and cannot be set aside ({e}); still waiting",
+            path.display()
+        ),
+    }
+}
+
+/// Rename a file that does not count to `<name>.<UTC time>.rejected` beside it, so the
+/// drop zone is free for the real approval and the file stays for whoever investigates.
+pub fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+    let aside = path.with_file_name(format!("{name}.{stamp}.rejected"));
+    std::fs::rename(path, &aside)?;
+    Ok(aside)
 }
 
 /// The file's bytes, reading at most one byte past [`MAX_ENVELOPE_BYTES`]: `None` when
@@ -185,7 +214,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn times_out_when_nothing_arrives_and_rejects_garbage() {
+    async fn times_out_when_nothing_arrives() {
         let dir = tempfile::tempdir().expect("tempdir");
         let req = request("copy");
         let err = hook(dir.path(), Some(Duration::from_millis(100)))
@@ -193,34 +222,59 @@ mod tests {
             .await
             .expect_err("nothing dropped");
         assert!(matches!(err, HookError::Timeout { .. }), "{err:?}");
+    }
 
-        std::fs::create_dir_all(dir.path().join("copy")).expect("mkdir");
-        std::fs::write(dir.path().join("copy/auditor.json"), "garbage").expect("write");
-        let err = hook(dir.path(), Some(Duration::from_secs(5)))
-            .request(&req)
-            .await
-            .expect_err("garbage");
-        assert!(matches!(err, HookError::BadResponse { .. }), "{err:?}");
+    /// The `*.rejected` files beside the approval path.
+    fn rejected(dir: &Path) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir.join("copy"))
+            .expect("read dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "rejected"))
+            .collect();
+        found.sort();
+        found
     }
 
     #[tokio::test]
-    async fn finding_14_an_oversized_approval_file_is_refused_without_loading_it() {
+    async fn garbage_in_the_drop_zone_is_set_aside_and_the_wait_goes_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let req = request("copy");
+        std::fs::create_dir_all(dir.path().join("copy")).expect("mkdir");
+        std::fs::write(dir.path().join("copy/auditor.json"), "garbage").expect("write");
+        let approval = approve(&auditor(), &req.evidence, Decision::Approve, None).expect("sign");
+        let hook = hook(dir.path(), Some(Duration::from_secs(10)));
+        let path = hook.approval_path("copy", "auditor");
+        let bytes = approval.to_json_pretty();
+        let dropper = tokio::spawn(async move {
+            // Once the garbage is gone, the real approval arrives.
+            while path.exists() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tokio::fs::write(&path, bytes).await.expect("drop");
+        });
+        let got = hook.request(&req).await.expect("the real approval counts");
+        assert_eq!(got, approval);
+        dropper.await.expect("dropper");
+        let aside = rejected(dir.path());
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        assert_eq!(std::fs::read(&aside[0]).expect("kept"), b"garbage");
+    }
+
+    #[tokio::test]
+    async fn finding_14_an_oversized_approval_file_is_set_aside_without_loading_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let req = request("copy");
         std::fs::create_dir_all(dir.path().join("copy")).expect("mkdir");
         // Sparse: a huge file that costs no disk, and must cost no memory either.
         let file = std::fs::File::create(dir.path().join("copy/auditor.json")).expect("create");
         file.set_len(64 << 30).expect("sparse 64 GiB");
-        let err = hook(dir.path(), Some(Duration::from_secs(5)))
+        let err = hook(dir.path(), Some(Duration::from_millis(300)))
             .request(&req)
             .await
-            .expect_err("too large");
-        match err {
-            HookError::BadResponse { detail, .. } => {
-                assert!(detail.contains("byte limit"), "{detail}")
-            }
-            other => panic!("unexpected {other:?}"),
-        }
+            .expect_err("nothing valid arrives");
+        assert!(matches!(err, HookError::Timeout { .. }), "{err:?}");
+        assert!(!dir.path().join("copy/auditor.json").exists());
+        assert_eq!(rejected(dir.path()).len(), 1);
     }
 
     #[tokio::test]
