@@ -28,6 +28,7 @@ struct Setup {
     ws: Workspace,
     access: String,
     secret: String,
+    bucket: String,
 }
 
 impl Setup {
@@ -82,6 +83,7 @@ impl Setup {
             ws,
             access,
             secret,
+            bucket,
         }
     }
 
@@ -104,6 +106,13 @@ impl Setup {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         cmd
+    }
+}
+
+impl Setup {
+    /// The s3s-fs bucket folder holding the state store.
+    fn state_root(&self) -> std::path::PathBuf {
+        std::path::Path::new(&server("RELOCATE_TEST_S3S_ROOT")).join(&self.bucket)
     }
 }
 
@@ -235,12 +244,90 @@ fn a_lost_pod_resumes_and_a_killed_coordinator_reattaches_to_its_job() {
         0,
         "a disruption is not a failure: {status}"
     );
-    let summary = util::summary(&out);
-    let copy = &summary["steps"][0];
+    // Index 0's second pod resumed from the first one's checkpoints.
+    let result0 = find_file(&setup.state_root(), "step-1-copy", "shard-0/result.json");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&result0).expect("result")).expect("json");
+    assert!(
+        report["copy"]["skipped"].as_u64().unwrap_or(0) > 0,
+        "the restarted pod copied its whole range again: {report}"
+    );
+}
+
+/// The one file under `root` whose path has `part` and ends with `suffix`.
+fn find_file(root: &std::path::Path, part: &str, suffix: &str) -> std::path::PathBuf {
+    let mut stack = vec![root.to_path_buf()];
+    let mut found = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().contains(part) && p.to_string_lossy().ends_with(suffix) {
+                found.push(p);
+            }
+        }
+    }
     assert_eq!(
-        copy["copied"].as_u64().unwrap_or(0) + copy["skipped"].as_u64().unwrap_or(0),
-        48,
-        "{copy}"
+        found.len(),
+        1,
+        "{suffix} under {}: {found:?}",
+        root.display()
+    );
+    found.remove(0)
+}
+
+#[test]
+fn pods_that_cannot_start_fail_the_step_naming_the_pod_and_why() {
+    let setup = Setup::new("kubestuck", 2, "");
+    setup.ws.fill("src", 4, 100);
+    // No image to run: the fake kubelet leaves the pods Pending in ErrImagePull.
+    setup.cluster.clear_job_entrypoint();
+    let out = setup
+        .command()
+        .env("RELOCATE_STUCK_POD_SECONDS", "2")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot start") && err.contains("ErrImagePull"),
+        "{err}"
+    );
+    assert!(err.contains("describe pod"), "{err}");
+}
+
+#[test]
+fn a_job_someone_else_created_under_the_steps_name_is_refused() {
+    let setup = Setup::new("kubetaken", 2, "");
+    setup.ws.fill("src", 4, 100);
+    // A run creates the Job, whose pods cannot start, and is killed; meanwhile someone
+    // replaces the Job with their own spec under the same name and labels.
+    setup.cluster.clear_job_entrypoint();
+    let mut run = setup.command().spawn().expect("run");
+    let started = std::time::Instant::now();
+    while setup.cluster.job_requests().is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no Job"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = run.kill();
+    let _ = run.wait();
+    let name = setup.cluster.job_requests()[0]["metadata"]["name"]
+        .as_str()
+        .expect("name")
+        .to_owned();
+    let mut theirs = setup.cluster.job("relocate", &name).expect("the Job");
+    theirs["metadata"]["annotations"]["relocate.io/spec-digest"] = "sha256:0000".into();
+    setup.cluster.replace_job("relocate", &name, theirs);
+    let out = setup.command().output().expect("rerun");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("relocate.io/spec-digest"),
+        "{}",
+        stderr(&out)
     );
 }
 

@@ -1,7 +1,7 @@
 //! `relocate worker`: the worker image's entrypoint (and the local executor's child).
-//! Exit codes: 0 done; 4 the range is done with failed objects (or 7, failed
-//! verification); 3 the order is invalid (both permanent: the Job does not retry
-//! them); 1 an operational error (retried); 130 interrupted (checkpoint saved).
+//! Exit codes: 0 done; 4 the range is done with objects that failed to copy or
+//! verify; 3 the order is invalid (both permanent: the Job does not retry them); 1 an
+//! operational error (retried); 130 interrupted (checkpoint saved).
 
 use anyhow::Context as _;
 use clap::Args;
@@ -60,24 +60,13 @@ pub async fn worker(args: &WorkerArgs) -> anyhow::Result<u8> {
         }
         Err(e) => {
             // Redacted: a store's error may echo what it was sent.
-            eprintln!("relocate worker: {}", state.redact(&error_chain(&e)));
+            eprintln!(
+                "relocate worker: {}",
+                state.redact(&crate::transfer::copy::error_chain(&e))
+            );
             Ok(exit::ERROR)
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let s = c.to_string();
-        if !text.contains(&s) {
-            text.push_str(": ");
-            text.push_str(&s);
-        }
-        cause = c.source();
-    }
-    text
 }
 
 fn stop_on_signals(cancel: CancellationToken) {

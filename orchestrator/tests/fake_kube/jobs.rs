@@ -102,6 +102,16 @@ impl FakeCluster {
         let key = (namespace.to_owned(), name.to_owned());
         lock(&self.api.jobs.state).jobs.get(&key).cloned()
     }
+    /// Forget the entrypoint: pods then stay Pending in `ErrImagePull`, as with an
+    /// image that cannot be pulled.
+    pub fn clear_job_entrypoint(&self) {
+        lock(&self.api.jobs.state).entrypoint = None;
+    }
+    /// Replace the stored Job `namespace/name` (as if someone edited or re-created it).
+    pub fn replace_job(&self, namespace: &str, name: &str, job: Value) {
+        let key = (namespace.to_owned(), name.to_owned());
+        lock(&self.api.jobs.state).jobs.insert(key, job);
+    }
     /// Kill -9 the process running `index` of Job `namespace/job`; false when none runs.
     pub fn kill_job_index(&self, namespace: &str, job: &str, index: u32, how: KillAs) -> bool {
         let key = (namespace.to_owned(), job.to_owned(), index);

@@ -21,6 +21,9 @@ pub(super) fn check(plan: &Plan, report: &mut Report) {
     for (name, workload) in &plan.workloads {
         if let Workload::Objects(w) = workload {
             check_workload(plan, report, &format!("workloads.{name}.objects"), w);
+            if w.workers.as_ref().is_some_and(|x| x.kubernetes.is_some()) {
+                check_label_values(plan, report, name);
+            }
         }
     }
 }
@@ -209,6 +212,44 @@ fn check_kubernetes(plan: &Plan, report: &mut Report, at: &str, k: &KubernetesWo
     );
 }
 
+/// The workload's name and the names of the stages that copy or verify it become label
+/// values of its worker Jobs: refuse here what the API server would refuse there.
+fn check_label_values(plan: &Plan, report: &mut Report, workload: &str) {
+    let hint = "a Kubernetes label value: at most 63 letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit";
+    if !is_label_value(workload) {
+        report.key(
+            format!("workloads.{workload}"),
+            format!("workload `{workload}` runs Kubernetes workers, and its name is not a Kubernetes label value"),
+            hint,
+        );
+    }
+    for (i, stage) in plan.stages.iter().enumerate() {
+        let uses = stage
+            .steps
+            .iter()
+            .any(|s| matches!(s.kind(), "copy" | "verify") && s.workload() == Some(workload));
+        if uses && !is_label_value(&stage.name) {
+            report.value(
+                format!("stages[{i}].name"),
+                format!(
+                    "stage `{}` runs Kubernetes workers of `{workload}`, and its name is not a Kubernetes label value",
+                    stage.name
+                ),
+                hint,
+            );
+        }
+    }
+}
+
+/// A Kubernetes label value.
+fn is_label_value(s: &str) -> bool {
+    s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && s.bytes().next().is_none_or(|b| b.is_ascii_alphanumeric())
+        && s.bytes().last().is_none_or(|b| b.is_ascii_alphanumeric())
+}
+
 /// RFC 1123 label, as namespaces are.
 pub(crate) fn is_dns_label(s: &str) -> bool {
     (1..=63).contains(&s.len())
@@ -322,6 +363,29 @@ mod tests {
                 "no `{needle}` in {diags:#?}"
             );
         }
+    }
+
+    #[test]
+    fn names_that_become_label_values_are_checked() {
+        let plan = sharded("{ kubernetes: { cluster: zrh, namespace: relocate, image: r:1 } }")
+            .replacen("stages:\n", "state: { store: dst }\nstages:\n", 1)
+            .replace("- name: seed", "- name: seed_")
+            .replace(
+                "signoff: [auditor]\n  - name: cutover",
+                "signoff: [auditor]\n  - name: cutover",
+            );
+        let diags = super::super::testing::diagnostics(&plan);
+        assert!(
+            diags
+                .iter()
+                .any(|d| d.message.contains("stage `seed_` runs Kubernetes workers")),
+            "{diags:#?}"
+        );
+        assert!(
+            super::is_label_value("seed")
+                && !super::is_label_value("-x")
+                && !super::is_label_value(&"a".repeat(64))
+        );
     }
 
     #[test]

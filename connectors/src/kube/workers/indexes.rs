@@ -123,12 +123,10 @@ mod tests {
 
     #[test]
     fn a_huge_range_is_refused_before_it_is_expanded() {
-        let started = std::time::Instant::now();
         let err = parse_indexes("0-4294967295").expect_err("four billion indexes");
         assert!(err.problem.contains("more than 1000000 indexes"), "{err}");
         let err = parse_indexes("0-999999,1000000").expect_err("one too many");
         assert!(err.problem.contains("more than"), "{err}");
-        assert!(started.elapsed() < std::time::Duration::from_secs(2));
         assert_eq!(parse_indexes("0-999999").map(|s| s.len()), Ok(1_000_000));
     }
 

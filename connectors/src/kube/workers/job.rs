@@ -83,8 +83,23 @@ pub async fn ensure_job(client: Client, worker: &WorkerJob) -> Result<Job, KubeE
         }
         Err(kube::Error::Api(status)) if status.code == 409 => {
             let existing = api.get(&worker.name).await.map_err(|e| from_api(&id, e))?;
-            let differences =
+            let mut differences =
                 differing_labels(&worker.all_labels(), existing.metadata.labels.as_ref());
+            let digest = |job: &Job| {
+                job.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(super::spec::SPEC_DIGEST_ANNOTATION).cloned())
+            };
+            let (wanted, found) = (digest(&build_job(worker)), digest(&existing));
+            if wanted != found {
+                differences.push(format!(
+                    "annotation {}: {} (this step's spec: {})",
+                    super::spec::SPEC_DIGEST_ANNOTATION,
+                    found.as_deref().unwrap_or("missing"),
+                    wanted.as_deref().unwrap_or("?")
+                ));
+            }
             if !differences.is_empty() {
                 return Err(KubeError::JobTaken {
                     resource: id.to_string(),

@@ -88,8 +88,27 @@ fn int32(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
+/// The annotation holding the SHA-256 of the Job's spec as relocate built it: a Job
+/// found under the expected name is re-attached only when it carries the digest of the
+/// spec this step would create (same image, arguments, order digest, Secret), so a Job
+/// someone else created with the same name and labels is refused.
+pub const SPEC_DIGEST_ANNOTATION: &str = "relocate.io/spec-digest";
+
 /// The `batch/v1` Job for `worker`.
 pub fn build_job(worker: &WorkerJob) -> Job {
+    let mut job = build_unstamped(worker);
+    let digest = serde_json::to_vec(&job.spec)
+        .map(|bytes| format!("sha256:{}", hex::encode(Sha256::digest(&bytes))))
+        .unwrap_or_default();
+    job.metadata.annotations = Some(BTreeMap::from([(
+        SPEC_DIGEST_ANNOTATION.to_owned(),
+        digest,
+    )]));
+    job
+}
+
+/// [`build_job`] without its spec digest.
+fn build_unstamped(worker: &WorkerJob) -> Job {
     let labels = worker.all_labels();
     let metadata = ObjectMeta {
         name: Some(worker.name.clone()),

@@ -179,17 +179,20 @@ pub(crate) async fn run(
     fanout::save(ctx, name, &key, &record)?;
 
     // Shards with a clean result of this order stay done; anything else runs (again).
+    // A result with failures stays where it is: its worker starts from its rows.
     let mut to_run = Vec::new();
     for shard in &order.shards {
         let result = super::merge::read_result(&store, &layout, shard.index).await?;
-        let clean = result.as_ref().is_some_and(|r| {
-            r.failed() == 0 && r.order_digest == order_digest && r.range == shard.range
-        });
-        if !clean {
-            if result.is_some() {
+        let ours = result
+            .as_ref()
+            .map(|r| r.order_digest == order_digest && r.range == shard.range);
+        match (ours, result.as_ref().map(|r| r.failed())) {
+            (Some(true), Some(0)) => {}
+            (Some(false), _) => {
                 exchange::remove(&store, &layout.result(shard.index)).await?;
+                to_run.push(shard.index);
             }
-            to_run.push(shard.index);
+            _ => to_run.push(shard.index),
         }
     }
     let observed = Observed {

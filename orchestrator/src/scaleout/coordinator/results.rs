@@ -56,7 +56,7 @@ pub async fn gather(
         };
         let Some(result) = read_result(store, layout, shard.index).await? else {
             match ends.get(&shard.index) {
-                Some(ShardEnd::Failed(why)) => fail(status, redact(why)),
+                Some(ShardEnd::Failed { detail, .. }) => fail(status, redact(detail)),
                 Some(ShardEnd::Finished) => fail(
                     status,
                     "its worker ended successfully but left no result".into(),

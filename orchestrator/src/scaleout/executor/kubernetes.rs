@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use connectors::kube::workers::{
     JobFinished, WorkerJob, WorkerResources, check_worker_prerequisites, ensure_job,
-    follow_pod_logs, job_name, job_pods, job_progress,
+    follow_pod_logs, job_name, job_pods, job_progress, stuck_worker_pods,
 };
 use futures::StreamExt;
 use plans::KubernetesWorkers;
@@ -114,26 +114,65 @@ pub(crate) async fn run(
     ensure_job(client.clone(), &job).await.map_err(kube)?;
     let wanted: BTreeSet<u32> = launch.shards.iter().copied().collect();
     let mut following: BTreeSet<String> = BTreeSet::new();
-    let mut logs = JoinSet::new();
+    let mut logs: JoinSet<String> = JoinSet::new();
+    let mut stuck_since: Option<std::time::Instant> = None;
+    let kubectl = format!(
+        "kubectl -n {} logs -l batch.kubernetes.io/job-name={}",
+        job.namespace, job.name
+    );
     loop {
         let progress = job_progress(client.clone(), &job.namespace, &job.name)
             .await
             .map_err(kube)?;
-        // Follow the log of every pod not yet followed (each retry is a new pod).
-        if let Ok(pods) = job_pods(client.clone(), &job.namespace, &job.name).await {
-            for (_, pod, phase) in pods {
-                if phase == "Pending" || !following.insert(pod.clone()) {
-                    continue;
-                }
-                let (client, ns, observed) =
-                    (client.clone(), job.namespace.clone(), observed.clone());
-                logs.spawn(async move {
-                    let mut lines = std::pin::pin!(follow_pod_logs(client, &ns, &pod));
-                    while let Some(Ok(line)) = lines.next().await {
-                        observed.aggregate.take_line(&line, &observed.counters);
+        // A followed log that ended lets its pod be followed again (a dropped stream
+        // of a pod still running); each retry of a shard is a new pod.
+        while let Some(Ok(pod)) = logs.try_join_next() {
+            following.remove(&pod);
+        }
+        match job_pods(client.clone(), &job.namespace, &job.name).await {
+            Ok(pods) => {
+                for (_, pod, phase) in pods {
+                    if phase != "Running" || !following.insert(pod.clone()) {
+                        continue;
                     }
-                });
+                    let (client, ns, observed) =
+                        (client.clone(), job.namespace.clone(), observed.clone());
+                    logs.spawn(async move {
+                        let mut lines = std::pin::pin!(follow_pod_logs(client, &ns, &pod));
+                        while let Some(Ok(line)) = lines.next().await {
+                            observed.aggregate.take_line(&line, &observed.counters);
+                        }
+                        pod
+                    });
+                }
             }
+            Err(e) => tracing::warn!("listing the pods of Job {}: {e}", job.name),
+        }
+        // Pods that can never start (no image, a Secret or key missing, nowhere to
+        // schedule) leave the Job active forever: fail the step after a grace.
+        let stuck = stuck_worker_pods(client.clone(), &job.namespace, &job.name)
+            .await
+            .unwrap_or_default();
+        match (&stuck[..], stuck_since) {
+            ([], _) => stuck_since = None,
+            ([first, ..], Some(since)) if since.elapsed() >= stuck_grace() => {
+                logs.abort_all();
+                return Err(ScaleError::Executor(format!(
+                    "pod {} of shard {} cannot start: {}: {} ({} pod(s) stuck for {}s; the Job {}/{} is left for inspection: kubectl -n {} describe pod {})",
+                    first.pod,
+                    first.index,
+                    first.reason,
+                    first.message,
+                    stuck.len(),
+                    stuck_grace().as_secs(),
+                    job.namespace,
+                    job.name,
+                    job.namespace,
+                    first.pod
+                )));
+            }
+            (_, None) => stuck_since = Some(std::time::Instant::now()),
+            _ => {}
         }
         let ended = progress
             .completed
@@ -146,25 +185,26 @@ pub(crate) async fn run(
                 let end = if progress.completed.contains(&index) {
                     ShardEnd::Finished
                 } else if progress.failed.contains(&index) {
-                    // A permanent failure (exit 4/7) still wrote its result; the merge
+                    // A permanent failure (exit 4) still wrote its result; the merge
                     // finds it. Otherwise the Job's reason is all there is.
-                    ShardEnd::Failed(match &progress.finished {
+                    let why = match &progress.finished {
                         Some(JobFinished::Failed { reason, message }) => {
-                            format!(
-                                "pod failed ({reason}: {message}); see kubectl logs -n {} -l batch.kubernetes.io/job-name={}",
-                                job.namespace, job.name
-                            )
+                            format!("its pods failed ({reason}: {message}); see {kubectl}")
                         }
-                        _ => format!(
-                            "pod failed; see kubectl logs -n {} -l batch.kubernetes.io/job-name={}",
-                            job.namespace, job.name
-                        ),
-                    })
+                        _ => format!("its pods failed; see {kubectl}"),
+                    };
+                    ShardEnd::Failed {
+                        code: None,
+                        detail: why,
+                    }
                 } else {
-                    ShardEnd::Failed(format!(
-                        "the Job ended without running it ({:?})",
-                        progress.finished
-                    ))
+                    ShardEnd::Failed {
+                        code: None,
+                        detail: format!(
+                            "the Job ended without running it ({:?})",
+                            progress.finished
+                        ),
+                    }
                 };
                 ends.insert(index, end);
             }
@@ -184,4 +224,15 @@ pub(crate) async fn run(
             }
         }
     }
+}
+
+/// How long pods may be unable to start before the step fails
+/// (`RELOCATE_STUCK_POD_SECONDS`, default 300: an image pull can be slow).
+fn stuck_grace() -> Duration {
+    Duration::from_secs(
+        std::env::var("RELOCATE_STUCK_POD_SECONDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(300),
+    )
 }

@@ -4,8 +4,9 @@
 //! A child reads its order from the state store like a pod would and prints its
 //! progress on stdout. Ctrl-C reaches the children as SIGTERM (they checkpoint and
 //! stop); a child that dies (`kill -9`) is started again and resumes from its last
-//! checkpoint; a child whose coordinator dies stops by itself (`--exit-with-parent`),
-//! so a rerun never races an orphan on the same shard.
+//! checkpoint; a child whose coordinator dies stops by itself within half a second
+//! (`--exit-with-parent`), long before a rerun has split and started a worker for
+//! the same shard.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -18,6 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Ends, Launch, Observed, PERMANENT_EXIT_CODES, ShardEnd};
 use crate::scaleout::ScaleError;
+
+/// How long a worker may take to checkpoint and stop after SIGTERM.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Lines of a failed worker's stderr kept for the error message.
 const STDERR_TAIL: usize = 8;
@@ -42,16 +46,27 @@ pub async fn run(
         );
         tasks.spawn(async move {
             let Ok(_slot) = slots.acquire_owned().await else {
-                return (index, ShardEnd::Failed("executor closed".into()));
+                return (
+                    index,
+                    ShardEnd::Failed {
+                        code: None,
+                        detail: "executor closed".into(),
+                    },
+                );
             };
-            let mut last = ShardEnd::Failed("never started".into());
+            let mut last = ShardEnd::Failed {
+                code: None,
+                detail: "never started".into(),
+            };
             for attempt in 1..=launch.attempts.max(1) {
                 if cancel.is_cancelled() {
                     return (index, ShardEnd::Interrupted);
                 }
                 last = run_one(&exe, &launch, index, &observed, &cancel).await;
                 match &last {
-                    ShardEnd::Failed(why) if !permanent(why) => {
+                    ShardEnd::Failed { code, detail: why }
+                        if !code.is_some_and(|c| PERMANENT_EXIT_CODES.contains(&c)) =>
+                    {
                         tracing::warn!(
                             "shard {index}: worker run {attempt} of {} ended without a result ({why}); starting it again",
                             launch.attempts
@@ -70,12 +85,6 @@ pub async fn run(
         ends.insert(index, end);
     }
     Ok(ends)
-}
-
-fn permanent(why: &str) -> bool {
-    PERMANENT_EXIT_CODES
-        .iter()
-        .any(|c| why.starts_with(&format!("exit code {c}")))
 }
 
 async fn run_one(
@@ -102,7 +111,12 @@ async fn run_one(
         .spawn()
     {
         Ok(child) => child,
-        Err(e) => return ShardEnd::Failed(format!("cannot start a worker: {e}")),
+        Err(e) => {
+            return ShardEnd::Failed {
+                code: None,
+                detail: format!("cannot start a worker: {e}"),
+            };
+        }
     };
     let pid = child.id();
     let stdout = child.stdout.take().map(|out| {
@@ -135,7 +149,12 @@ async fn run_one(
             if let Some(pid) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
             }
-            let _ = child.wait().await;
+            // Objects in flight finish first; one that would take longer (a large
+            // object under a bandwidth cap) is cut: its rerun copies it again.
+            if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err() {
+                tracing::warn!("shard {index}: the worker did not stop within {STOP_GRACE:?}; killing it");
+                let _ = child.kill().await;
+            }
             return ShardEnd::Interrupted;
         }
     };
@@ -149,7 +168,6 @@ async fn run_one(
     match status {
         Ok(s) if s.success() => ShardEnd::Finished,
         // A worker that finished its range with failed objects still wrote its result.
-        Ok(s) if matches!(s.code(), Some(4) | Some(7)) => ShardEnd::Finished,
         Ok(s) => {
             use std::os::unix::process::ExitStatusExt;
             let how = match (s.code(), s.signal()) {
@@ -157,12 +175,18 @@ async fn run_one(
                 (None, Some(sig)) => format!("killed by signal {sig}"),
                 _ => "ended".to_owned(),
             };
-            ShardEnd::Failed(if tail.is_empty() {
-                how
-            } else {
-                format!("{how}: {tail}")
-            })
+            ShardEnd::Failed {
+                code: s.code(),
+                detail: if tail.is_empty() {
+                    how
+                } else {
+                    format!("{how}: {tail}")
+                },
+            }
         }
-        Err(e) => ShardEnd::Failed(format!("waiting for the worker: {e}")),
+        Err(e) => ShardEnd::Failed {
+            code: None,
+            detail: format!("waiting for the worker: {e}"),
+        },
     }
 }

@@ -3,8 +3,9 @@
 //! Both executors start `relocate worker` for the shards that have no result yet,
 //! at most `parallelism` at once, retry a worker that died (a lost node, `kill -9`)
 //! and give up on a shard whose worker says its failure is permanent (exit 3: the
-//! order is invalid; 4: objects failed; 7: verification failed). Their workers'
-//! progress lines are summed into the step's counters.
+//! order is invalid; 4: objects failed to copy or verify). Their workers' progress
+//! lines are summed into the step's counters. A Kubernetes Job runs every index of
+//! the order: a worker whose shard already has a clean result exits at once.
 
 pub mod kubernetes;
 pub mod local;
@@ -15,8 +16,9 @@ use std::sync::Arc;
 use super::progress::Aggregate;
 use crate::transfer::Counters;
 
-/// Exit codes after which retrying a shard cannot help.
-pub const PERMANENT_EXIT_CODES: [i32; 3] = [3, 4, 7];
+/// Exit codes after which retrying a shard cannot help (the Job's `podFailurePolicy`
+/// says the same to Kubernetes).
+pub use connectors::kube::workers::PERMANENT_EXIT_CODES;
 
 /// Runs of one shard's worker before it fails for good (the first run and retries).
 pub const DEFAULT_ATTEMPTS: u32 = 4;
@@ -47,8 +49,13 @@ pub struct Launch {
 pub enum ShardEnd {
     /// It wrote its result (which may still report failed objects).
     Finished,
-    /// It stopped without a result.
-    Failed(String),
+    /// It stopped without a result: its exit code when it had one, and why.
+    Failed {
+        /// The worker's exit code (none when killed by a signal or never started).
+        code: Option<i32>,
+        /// What happened, with the end of its stderr.
+        detail: String,
+    },
     /// The run was interrupted before the shard finished.
     Interrupted,
 }
