@@ -288,7 +288,7 @@ fn pods_that_cannot_start_fail_the_step_naming_the_pod_and_why() {
         .env("RELOCATE_STUCK_POD_SECONDS", "2")
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
         err.contains("cannot start") && err.contains("ErrImagePull"),
@@ -323,7 +323,7 @@ fn a_job_someone_else_created_under_the_steps_name_is_refused() {
     theirs["metadata"]["annotations"]["relocate.io/spec-digest"] = "sha256:0000".into();
     setup.cluster.replace_job("relocate", &name, theirs);
     let out = setup.command().output().expect("rerun");
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("relocate.io/spec-digest"),
         "{}",
