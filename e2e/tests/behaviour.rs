@@ -93,7 +93,7 @@ impl Harness {
                 concurrency: 2,
             },
             limiter: None,
-            shard: None,
+            range: None,
             prune: true,
             memory_budget: DEFAULT_MEMORY_BUDGET,
             local: local_ends(&source.handle, &target.handle),
@@ -127,7 +127,7 @@ impl Harness {
             target: target.object_store.clone(),
             filter: KeyFilter::all(),
             concurrency: 8,
-            shard: None,
+            range: None,
             local: target.handle.local.clone(),
         };
         verify_workload(
@@ -396,7 +396,7 @@ async fn same_bucket_copies_server_side_and_still_verifies() {
         concurrency: 4,
         multipart: Multipart::default(),
         limiter: None,
-        shard: None,
+        range: None,
         prune: true,
         memory_budget: DEFAULT_MEMORY_BUDGET,
         local: local_ends(&src, &dst),
@@ -429,7 +429,7 @@ async fn same_bucket_copies_server_side_and_still_verifies() {
         target: dst.store.clone(),
         filter: KeyFilter::all(),
         concurrency: 4,
-        shard: None,
+        range: None,
         local: dst.local.clone(),
     };
     let v = verify_workload(

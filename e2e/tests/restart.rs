@@ -145,7 +145,7 @@ async fn a_server_killed_and_restarted_mid_copy_loses_nothing() {
         multipart: Multipart::default(),
         // ~15 MiB at 5 MiB/s: the copy is mid-way when the server dies.
         limiter: Some(Arc::new(RateLimiter::new(5 << 20))),
-        shard: None,
+        range: None,
         prune: true,
         memory_budget: DEFAULT_MEMORY_BUDGET,
         local: Default::default(),
@@ -194,7 +194,7 @@ async fn a_server_killed_and_restarted_mid_copy_loses_nothing() {
         target: target.store.clone(),
         filter: KeyFilter::all(),
         concurrency: 4,
-        shard: None,
+        range: None,
         local: None,
     };
     let v = verify_workload(
