@@ -7,6 +7,7 @@
 //! start them: a real-server test is never skipped silently.
 
 pub mod backends;
+pub mod wan;
 mod hmac;
 pub mod servers;
 
