@@ -129,6 +129,7 @@ impl Harness {
             concurrency: 8,
             range: None,
             local: target.handle.local.clone(),
+            checksums: None,
         };
         verify_workload(
             &job,
@@ -431,6 +432,7 @@ async fn same_bucket_copies_server_side_and_still_verifies() {
         concurrency: 4,
         range: None,
         local: dst.local.clone(),
+        checksums: None,
     };
     let v = verify_workload(
         &vjob,

@@ -196,6 +196,7 @@ async fn a_server_killed_and_restarted_mid_copy_loses_nothing() {
         concurrency: 4,
         range: None,
         local: None,
+        checksums: None,
     };
     let v = verify_workload(
         &vjob,

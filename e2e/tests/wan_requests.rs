@@ -158,6 +158,7 @@ async fn copy_delta_and_verify_make_the_fewest_requests_per_object() {
         concurrency: 8,
         range: None,
         local: None,
+        checksums: None,
     };
     let report = verify_workload(
         &verify,

@@ -94,7 +94,7 @@ fn job(
         concurrency: 8,
         multipart,
         limiter: None,
-        shard: None,
+        range: None,
         prune: true,
         server_side: None,
         memory_budget: orchestrator::transfer::copy::DEFAULT_MEMORY_BUDGET,
@@ -139,8 +139,9 @@ impl Harness {
             target,
             filter: KeyFilter::all(),
             concurrency: 8,
-            shard: None,
+            range: None,
             local: None,
+            checksums: None,
         };
         verify_workload(
             &job,
@@ -657,8 +658,9 @@ async fn finding_14_verify_commits_its_findings_as_it_goes() {
         target: counted.clone(),
         filter: KeyFilter::all(),
         concurrency: 8,
-        shard: None,
+        range: None,
         local: None,
+        checksums: None,
     };
     let err = verify_workload(
         &job,

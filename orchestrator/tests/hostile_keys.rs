@@ -123,7 +123,7 @@ async fn hostile_keys_never_write_outside_the_target_and_fail_per_key() {
         concurrency: 4,
         multipart: Multipart::default(),
         limiter: None,
-        shard: None,
+        range: None,
         prune: true,
         server_side: None,
         memory_budget: orchestrator::transfer::copy::DEFAULT_MEMORY_BUDGET,

@@ -341,7 +341,7 @@ async fn finding_04_the_verify_step_sees_a_planted_hash_digit_file() {
         concurrency: 4,
         multipart: Default::default(),
         limiter: None,
-        shard: None,
+        range: None,
         prune: true,
         server_side: None,
         memory_budget: orchestrator::transfer::copy::DEFAULT_MEMORY_BUDGET,
@@ -364,8 +364,9 @@ async fn finding_04_the_verify_step_sees_a_planted_hash_digit_file() {
         target: dst.clone(),
         filter: KeyFilter::all(),
         concurrency: 4,
-        shard: None,
+        range: None,
         local: Some(dst),
+        checksums: None,
     };
     let report = verify_workload(&verify, &db, &counters, &cancel)
         .await
