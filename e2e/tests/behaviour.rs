@@ -86,6 +86,7 @@ impl Harness {
             filter: KeyFilter::all(),
             algorithm: plans::ChecksumAlgorithm::Sha256,
             concurrency: 8,
+            adaptive: false,
             // Small parts so the suite exercises multipart uploads on every backend.
             multipart: Multipart {
                 threshold: 6 << 20,
@@ -395,6 +396,7 @@ async fn same_bucket_copies_server_side_and_still_verifies() {
         filter: KeyFilter::all(),
         algorithm: plans::ChecksumAlgorithm::Sha256,
         concurrency: 4,
+        adaptive: false,
         multipart: Multipart::default(),
         limiter: None,
         range: None,

@@ -89,6 +89,7 @@ async fn checksum_verify_reads_no_single_part_object(
         filter: KeyFilter::all(),
         algorithm: plans::ChecksumAlgorithm::Sha256,
         concurrency: 8,
+        adaptive: false,
         multipart: Multipart {
             threshold: 6 << 20,
             part_size: 5 << 20,

@@ -57,6 +57,7 @@ fn job(source: &End, target: &End) -> CopyJob {
         filter: KeyFilter::all(),
         algorithm: plans::ChecksumAlgorithm::Sha256,
         concurrency: 8,
+        adaptive: false,
         multipart: Multipart {
             threshold: 6 << 20,
             part_size: 5 << 20,

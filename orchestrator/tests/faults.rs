@@ -92,6 +92,7 @@ fn job(
         filter: KeyFilter::all(),
         algorithm: ChecksumAlgorithm::Sha256,
         concurrency: 8,
+        adaptive: false,
         multipart,
         limiter: None,
         range: None,

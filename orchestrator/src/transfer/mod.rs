@@ -14,6 +14,7 @@
 //! - [`stored`]: the store's own checksum of an object, for a verify that does not
 //!   download (`verify: { mode: checksum }`).
 
+pub mod adaptive;
 pub mod copy;
 pub mod counters;
 mod existing;

@@ -144,7 +144,14 @@ pub(crate) fn copy_job(
         target: target.store.clone(),
         filter: filter(w)?,
         algorithm: w.checksum,
-        concurrency: w.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+        // Between two local directories the batches take blocking threads: a fixed 16.
+        // Elsewhere objects in flight adapt to the link, up to `concurrency`.
+        concurrency: w.concurrency.unwrap_or(if source.local.is_some() && target.local.is_some() {
+            DEFAULT_CONCURRENCY
+        } else {
+            crate::transfer::adaptive::CEILING
+        }),
+        adaptive: true,
         multipart: Multipart {
             threshold: m.threshold,
             part_size: m.part_size,
