@@ -7,9 +7,9 @@
 //! start them: a real-server test is never skipped silently.
 
 pub mod backends;
-pub mod wan;
 mod hmac;
 pub mod servers;
+pub mod wan;
 
 pub use backends::{Backend, all_backends};
 pub use servers::TestServer;

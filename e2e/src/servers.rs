@@ -144,7 +144,11 @@ impl TestServer {
     /// Write an object through GCS's JSON API (fake-gcs-server does not take object_store's
     /// XML-API uploads). Only for [`ServerKind::Gcs`].
     pub async fn gcs_upload(&self, bucket: &str, key: &str, body: bytes::Bytes) {
-        assert_eq!(self.kind, ServerKind::Gcs, "gcs_upload needs fake-gcs-server");
+        assert_eq!(
+            self.kind,
+            ServerKind::Gcs,
+            "gcs_upload needs fake-gcs-server"
+        );
         let name: String = url::form_urlencoded::byte_serialize(key.as_bytes()).collect();
         let url = format!(
             "{}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={name}",
@@ -159,7 +163,11 @@ impl TestServer {
 
     /// Delete an object through GCS's JSON API. Only for [`ServerKind::Gcs`].
     pub async fn gcs_delete(&self, bucket: &str, key: &str) {
-        assert_eq!(self.kind, ServerKind::Gcs, "gcs_delete needs fake-gcs-server");
+        assert_eq!(
+            self.kind,
+            ServerKind::Gcs,
+            "gcs_delete needs fake-gcs-server"
+        );
         let key: String = url::form_urlencoded::byte_serialize(key.as_bytes()).collect();
         let url = format!("{}/storage/v1/b/{bucket}/o/{key}", self.endpoint);
         put_ok(reqwest::Client::new().delete(url), "fake-gcs-server delete").await;

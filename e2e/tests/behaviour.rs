@@ -482,8 +482,16 @@ async fn gcs_to_local() {
     let first = h.copy(source, &target).await;
     assert_eq!(first.copied as usize, ODD_KEYS.len() + 1);
     let seeded = contents(&source.object_store).await;
-    assert_eq!(seeded.len(), ODD_KEYS.len() + 1, "object_store lists every GCS object");
-    assert_eq!(seeded, contents(&target.object_store).await, "target equals source");
+    assert_eq!(
+        seeded.len(),
+        ODD_KEYS.len() + 1,
+        "object_store lists every GCS object"
+    );
+    assert_eq!(
+        seeded,
+        contents(&target.object_store).await,
+        "target equals source"
+    );
     let v = h.verify(&target).await;
     assert_eq!(
         (v.verified as usize, v.failed()),

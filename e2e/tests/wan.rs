@@ -29,7 +29,9 @@ async fn echo_server() -> String {
 }
 
 async fn round_trip(proxy: &WanProxy) -> Duration {
-    let mut s = tokio::net::TcpStream::connect(proxy.addr()).await.expect("connect");
+    let mut s = tokio::net::TcpStream::connect(proxy.addr())
+        .await
+        .expect("connect");
     s.set_nodelay(true).expect("nodelay");
     // The first exchange also opens the proxy's connection to the server: warm up.
     let mut byte = [0u8; 1];
@@ -63,7 +65,9 @@ async fn each_direction_pays_its_configured_delay() {
         rtt >= Duration::from_millis(60) && rtt < Duration::from_millis(60 + 60),
         "round trip {rtt:?} at 60 ms up, 0 down"
     );
-    let direct = WanProxy::start(&echo, Link::default()).await.expect("proxy");
+    let direct = WanProxy::start(&echo, Link::default())
+        .await
+        .expect("proxy");
     assert!(round_trip(&direct).await < Duration::from_millis(30));
 }
 
@@ -86,7 +90,9 @@ async fn measured_rate(upload: bool, total: usize, link: Link) -> f64 {
         }
     });
     let proxy = WanProxy::start(&addr, link).await.expect("proxy");
-    let mut client = tokio::net::TcpStream::connect(proxy.addr()).await.expect("connect");
+    let mut client = tokio::net::TcpStream::connect(proxy.addr())
+        .await
+        .expect("connect");
     let start = Instant::now();
     if upload {
         client.write_all(&vec![7u8; total]).await.expect("write");
@@ -100,7 +106,11 @@ async fn measured_rate(upload: bool, total: usize, link: Link) -> f64 {
         server.await.expect("server");
     }
     // The last byte also paid the one-way delay once: take it off.
-    let delay = if upload { link.delay_up } else { link.delay_down };
+    let delay = if upload {
+        link.delay_up
+    } else {
+        link.delay_down
+    };
     total as f64 / (start.elapsed() - delay).as_secs_f64()
 }
 
@@ -140,7 +150,10 @@ async fn request_counts_are_exact_for_a_known_sequence_of_s3_calls() {
             .await
             .expect("put");
     }
-    let upload = store.put_multipart(&Path::from("big")).await.expect("create");
+    let upload = store
+        .put_multipart(&Path::from("big"))
+        .await
+        .expect("create");
     let mut writer = WriteMultipart::new_with_chunk_size(upload, 5 << 20);
     writer.put(Bytes::from(vec![2u8; (5 << 20) + 1000]));
     writer.finish().await.expect("complete");

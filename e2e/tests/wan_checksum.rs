@@ -71,7 +71,10 @@ async fn checksum_verify_reads_no_single_part_object(
     for i in 0..SMALL {
         let body = Bytes::from(vec![i as u8; 4096 + i as usize]);
         let key = Path::from(format!("small/{i:02}"));
-        source.put(&key, PutPayload::from(body)).await.expect("seed");
+        source
+            .put(&key, PutPayload::from(body))
+            .await
+            .expect("seed");
     }
     let big = Bytes::from(vec![3u8; 11 << 20]);
     source

@@ -147,8 +147,18 @@ async fn copy_delta_and_verify_make_the_fewest_requests_per_object() {
     let delta = run().await;
     assert_eq!((delta.copied, delta.skipped), (0, objects));
     let (src, dst) = (source.proxy.take_counts(), target.proxy.take_counts());
-    assert_eq!(requests(&src), expect(&[(RequestKind::List, 1)]), "source, delta: {:#?}", src.lines);
-    assert_eq!(requests(&dst), expect(&[]), "target, delta: {:#?}", dst.lines);
+    assert_eq!(
+        requests(&src),
+        expect(&[(RequestKind::List, 1)]),
+        "source, delta: {:#?}",
+        src.lines
+    );
+    assert_eq!(
+        requests(&dst),
+        expect(&[]),
+        "target, delta: {:#?}",
+        dst.lines
+    );
 
     // Verify: one GET per object at the target and one listing page; the source untouched.
     let verify = VerifyJob {
@@ -171,7 +181,12 @@ async fn copy_delta_and_verify_make_the_fewest_requests_per_object() {
     .expect("verify");
     assert_eq!((report.verified, report.failed()), (objects, 0));
     let (src, dst) = (source.proxy.take_counts(), target.proxy.take_counts());
-    assert_eq!(requests(&src), expect(&[]), "source, verify: {:#?}", src.lines);
+    assert_eq!(
+        requests(&src),
+        expect(&[]),
+        "source, verify: {:#?}",
+        src.lines
+    );
     assert_eq!(
         requests(&dst),
         expect(&[(RequestKind::Get, objects), (RequestKind::List, 1)]),

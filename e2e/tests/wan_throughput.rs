@@ -24,9 +24,14 @@ async fn objects_per_second(concurrency: usize, adaptive: bool) -> f64 {
     let server = e2e::servers::s3s();
     let bucket = server.fresh_bucket().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let direct = open_store("seed", &server.plan_store(&bucket, "data"), dir.path(), Access::Write)
-        .expect("open")
-        .store;
+    let direct = open_store(
+        "seed",
+        &server.plan_store(&bucket, "data"),
+        dir.path(),
+        Access::Write,
+    )
+    .expect("open")
+    .store;
     futures::stream::iter(0..OBJECTS)
         .for_each_concurrent(32, |i| {
             let direct = direct.clone();
@@ -92,7 +97,10 @@ async fn adaptive_concurrency_is_not_stuck_at_a_few_hundred_small_objects_per_se
     eprintln!(
         "1000 x 10 KiB across 40 ms: fixed 16 in flight {fixed:.0} objects/s, adaptive {adaptive:.0} objects/s"
     );
-    assert!(fixed < 420.0, "16 in flight cannot beat 16 per round trip: {fixed:.0}/s");
+    assert!(
+        fixed < 420.0,
+        "16 in flight cannot beat 16 per round trip: {fixed:.0}/s"
+    );
     assert!(
         adaptive >= 2.5 * fixed,
         "adaptive {adaptive:.0}/s against fixed {fixed:.0}/s"

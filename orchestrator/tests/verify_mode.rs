@@ -40,12 +40,7 @@ fn run(extra: &str) -> serde_json::Value {
     ws.fill("src", 5, 1000);
     ws.write("plan.yaml", plan(extra));
     let out = ws.run_plan("plain");
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     evidence_verify_detail(&ws)
 }
 
@@ -67,7 +62,10 @@ fn the_evidence_records_which_mode_verified_the_workload() {
 fn a_checksum_verify_over_a_blake3_manifest_is_refused_before_anything_moves() {
     let ws = Workspace::new();
     ws.fill("src", 2, 10);
-    ws.write("plan.yaml", plan(", checksum: blake3, verify: { mode: checksum }"));
+    ws.write(
+        "plan.yaml",
+        plan(", checksum: blake3, verify: { mode: checksum }"),
+    );
     let out = ws.relocate(&["plan", "validate", "plan.yaml"]);
     assert!(!out.status.success());
     let text = format!("{}{}", stdout(&out), stderr(&out));

@@ -268,8 +268,14 @@ mod tests {
             kind("PUT", "/b/k?partNumber=2&uploadId=u"),
             RequestKind::UploadPart
         );
-        assert_eq!(kind("POST", "/b/k?uploadId=u"), RequestKind::CompleteMultipart);
-        assert_eq!(kind("DELETE", "/b/k?uploadId=u"), RequestKind::AbortMultipart);
+        assert_eq!(
+            kind("POST", "/b/k?uploadId=u"),
+            RequestKind::CompleteMultipart
+        );
+        assert_eq!(
+            kind("DELETE", "/b/k?uploadId=u"),
+            RequestKind::AbortMultipart
+        );
         assert_eq!(kind("DELETE", "/b/k"), RequestKind::Delete);
         assert_eq!(kind("POST", "/b?delete"), RequestKind::DeleteMany);
         assert_eq!(kind("PUT", "/b"), RequestKind::Other, "create bucket");

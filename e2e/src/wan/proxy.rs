@@ -123,7 +123,11 @@ impl WanProxy {
                 connections.spawn(serve(client, ends.clone()));
             }
         });
-        Ok(Self { addr, tally, accept })
+        Ok(Self {
+            addr,
+            tally,
+            accept,
+        })
     }
 
     /// `http://127.0.0.1:PORT`: the endpoint clients use instead of the server's.

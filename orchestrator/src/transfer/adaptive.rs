@@ -175,7 +175,12 @@ impl Adaptive {
             self.owed = owed - self.sem.forget_permits(owed);
         }
         if after != before {
-            tracing::debug!(rate, before, after, "adaptive concurrency: objects in flight");
+            tracing::debug!(
+                rate,
+                before,
+                after,
+                "adaptive concurrency: objects in flight"
+            );
         }
         self.window = (Instant::now(), objects, bytes);
     }
@@ -239,6 +244,10 @@ mod tests {
         }
         a.window.0 -= MAX_WINDOW;
         a.tick(&counters);
-        assert_eq!(sem.available_permits(), 8, "the first window's rate beats zero: doubled");
+        assert_eq!(
+            sem.available_permits(),
+            8,
+            "the first window's rate beats zero: doubled"
+        );
     }
 }

@@ -149,7 +149,10 @@ mod tests {
             (Some("aGVsbG8=".to_owned()), None),
         ] {
             assert!(
-                matches!(from_headers(value.clone(), kind.clone()), Stored::Unknown(_)),
+                matches!(
+                    from_headers(value.clone(), kind.clone()),
+                    Stored::Unknown(_)
+                ),
                 "{value:?} {kind:?}"
             );
         }

@@ -329,17 +329,11 @@ mod tests {
             diags[0].message.contains("blake3") && diags[0].hint.contains("checksum: sha256"),
             "{diags:#?}"
         );
-        let fine = base_with(
-            "include: [\"**/*.log\"] }",
-            "verify: { mode: checksum } }",
-        );
+        let fine = base_with("include: [\"**/*.log\"] }", "verify: { mode: checksum } }");
         let plan = crate::parse(&fine, std::path::Path::new("plan.yaml")).expect("valid");
         let w = plan.object_workload("data").expect("the data workload");
         assert_eq!(w.verify_mode(), crate::VerifyMode::Checksum);
-        let unknown = base_with(
-            "include: [\"**/*.log\"] }",
-            "verify: { mode: hash } }",
-        );
+        let unknown = base_with("include: [\"**/*.log\"] }", "verify: { mode: hash } }");
         assert_eq!(diagnostics(&unknown).len(), 1, "an unknown mode is refused");
     }
 

@@ -146,11 +146,13 @@ pub(crate) fn copy_job(
         algorithm: w.checksum,
         // Between two local directories the batches take blocking threads: a fixed 16.
         // Elsewhere objects in flight adapt to the link, up to `concurrency`.
-        concurrency: w.concurrency.unwrap_or(if source.local.is_some() && target.local.is_some() {
-            DEFAULT_CONCURRENCY
-        } else {
-            crate::transfer::adaptive::CEILING
-        }),
+        concurrency: w
+            .concurrency
+            .unwrap_or(if source.local.is_some() && target.local.is_some() {
+                DEFAULT_CONCURRENCY
+            } else {
+                crate::transfer::adaptive::CEILING
+            }),
         adaptive: true,
         multipart: Multipart {
             threshold: m.threshold,
