@@ -194,7 +194,7 @@ fn a_worker_killed_mid_shard_resumes_from_its_last_checkpoint() {
             "{ from: src, to: dst, concurrency: 2, bandwidth: 1MiB/s, shards: 1, workers: { local: { parallelism: 1 } } }",
         ),
     );
-    let run = spawn_run(&ws);
+    let mut run = spawn_run(&ws);
     wait_until("a worker", Duration::from_secs(20), || !children_of(run.id()).is_empty());
     wait_until("a third of the objects", Duration::from_secs(30), || {
         files_in(&ws.join("dst")) >= 16
