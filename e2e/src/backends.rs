@@ -106,6 +106,46 @@ pub async fn azurite() -> Backend {
     on_server("azurite", servers::azurite()).await
 }
 
+/// A fresh bucket on fake-gcs-server, as a source: GCS joins the suite as a source only
+/// (fake-gcs-server does not take object_store's XML-API uploads, so GCS as a target stays
+/// unit-tested). Objects are seeded and changed through [`GcsSource`]. Panics when the
+/// servers are not running.
+pub async fn gcs_source() -> GcsSource {
+    let server = servers::gcs();
+    let bucket = server.fresh_bucket().await;
+    let backend = Backend::open("gcs", server.plan_store(&bucket, "data"), tempdir());
+    GcsSource {
+        backend,
+        server,
+        bucket,
+    }
+}
+
+/// A GCS source and the JSON-API writes that seed and change it.
+#[derive(Debug)]
+pub struct GcsSource {
+    /// The source, opened as a plan opens it.
+    pub backend: Backend,
+    server: TestServer,
+    bucket: String,
+}
+
+impl GcsSource {
+    /// Write `key` (relative to the backend's `data/` prefix).
+    pub async fn put(&self, key: &str, body: bytes::Bytes) {
+        self.server
+            .gcs_upload(&self.bucket, &format!("data/{key}"), body)
+            .await;
+    }
+
+    /// Delete `key` (relative to the backend's `data/` prefix).
+    pub async fn delete(&self, key: &str) {
+        self.server
+            .gcs_delete(&self.bucket, &format!("data/{key}"))
+            .await;
+    }
+}
+
 /// One fresh location on each backend: local, memory, moto, s3s, azurite. Panics (with how to
 /// start them) when the servers are not running: no backend is ever silently left out.
 pub async fn all_backends() -> Vec<Backend> {

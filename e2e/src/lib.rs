@@ -9,6 +9,7 @@
 pub mod backends;
 mod hmac;
 pub mod servers;
+pub mod wan;
 
 pub use backends::{Backend, all_backends};
 pub use servers::TestServer;

@@ -24,6 +24,9 @@ pub enum ServerKind {
     S3s,
     /// Azurite: Azure Blob Storage.
     Azurite,
+    /// fake-gcs-server: GCS's JSON API (listing and reads through object_store; its XML
+    /// API uploads are not supported, so objects are seeded with [`TestServer::gcs_upload`]).
+    Gcs,
 }
 
 /// One running server: where it listens and the environment variables that hold its
@@ -84,6 +87,18 @@ pub fn azurite() -> TestServer {
     }
 }
 
+/// fake-gcs-server. Panics (with how to start it) when the servers are not running.
+pub fn gcs() -> TestServer {
+    TestServer {
+        kind: ServerKind::Gcs,
+        endpoint: required("RELOCATE_TEST_GCS_ENDPOINT"),
+        // A service-account key that names the server and turns OAuth off; no secret.
+        access_key_env: "RELOCATE_TEST_GCS_KEY",
+        secret_key_env: "RELOCATE_TEST_GCS_KEY",
+        s3s_root: None,
+    }
+}
+
 /// A name no other test in this run (or a previous one) has used: valid as an S3 bucket and an
 /// Azure container (lowercase letters, digits, hyphens; 3–63 characters).
 pub fn unique_name(prefix: &str) -> String {
@@ -113,8 +128,49 @@ impl TestServer {
                 std::fs::create_dir_all(root.join(&name)).expect("create s3s-fs bucket folder");
             }
             ServerKind::Azurite => create_azure_container(&self.endpoint, &name).await,
+            ServerKind::Gcs => {
+                put_ok(
+                    reqwest::Client::new()
+                        .post(format!("{}/storage/v1/b", self.endpoint))
+                        .json(&serde_json::json!({ "name": name })),
+                    "fake-gcs-server bucket",
+                )
+                .await
+            }
         }
         name
+    }
+
+    /// Write an object through GCS's JSON API (fake-gcs-server does not take object_store's
+    /// XML-API uploads). Only for [`ServerKind::Gcs`].
+    pub async fn gcs_upload(&self, bucket: &str, key: &str, body: bytes::Bytes) {
+        assert_eq!(
+            self.kind,
+            ServerKind::Gcs,
+            "gcs_upload needs fake-gcs-server"
+        );
+        let name: String = url::form_urlencoded::byte_serialize(key.as_bytes()).collect();
+        let url = format!(
+            "{}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={name}",
+            self.endpoint
+        );
+        put_ok(
+            reqwest::Client::new().post(url).body(body),
+            "fake-gcs-server upload",
+        )
+        .await;
+    }
+
+    /// Delete an object through GCS's JSON API. Only for [`ServerKind::Gcs`].
+    pub async fn gcs_delete(&self, bucket: &str, key: &str) {
+        assert_eq!(
+            self.kind,
+            ServerKind::Gcs,
+            "gcs_delete needs fake-gcs-server"
+        );
+        let key: String = url::form_urlencoded::byte_serialize(key.as_bytes()).collect();
+        let url = format!("{}/storage/v1/b/{bucket}/o/{key}", self.endpoint);
+        put_ok(reqwest::Client::new().delete(url), "fake-gcs-server delete").await;
     }
 
     /// A plan store for `bucket/prefix` on this server, credentials as `${env:…}` references,
@@ -152,6 +208,10 @@ impl TestServer {
                     ("account_name", access.into()),
                     ("access_key", secret.into()),
                 ],
+            ),
+            ServerKind::Gcs => (
+                format!("gs://{bucket}/{prefix}"),
+                vec![("service_account_key", access.into())],
             ),
         };
         let store = plans::Store {

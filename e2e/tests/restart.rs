@@ -142,6 +142,7 @@ async fn a_server_killed_and_restarted_mid_copy_loses_nothing() {
         filter: KeyFilter::all(),
         algorithm: plans::ChecksumAlgorithm::Sha256,
         concurrency: 4,
+        adaptive: false,
         multipart: Multipart::default(),
         // ~15 MiB at 5 MiB/s: the copy is mid-way when the server dies.
         limiter: Some(Arc::new(RateLimiter::new(5 << 20))),
@@ -196,6 +197,7 @@ async fn a_server_killed_and_restarted_mid_copy_loses_nothing() {
         concurrency: 4,
         range: None,
         local: None,
+        checksums: None,
     };
     let v = verify_workload(
         &vjob,

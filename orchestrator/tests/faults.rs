@@ -92,6 +92,7 @@ fn job(
         filter: KeyFilter::all(),
         algorithm: ChecksumAlgorithm::Sha256,
         concurrency: 8,
+        adaptive: false,
         multipart,
         limiter: None,
         range: None,
@@ -141,6 +142,7 @@ impl Harness {
             concurrency: 8,
             range: None,
             local: None,
+            checksums: None,
         };
         verify_workload(
             &job,
@@ -659,6 +661,7 @@ async fn finding_14_verify_commits_its_findings_as_it_goes() {
         concurrency: 8,
         range: None,
         local: None,
+        checksums: None,
     };
     let err = verify_workload(
         &job,

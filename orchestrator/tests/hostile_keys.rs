@@ -121,6 +121,7 @@ async fn hostile_keys_never_write_outside_the_target_and_fail_per_key() {
         filter: KeyFilter::all(),
         algorithm: ChecksumAlgorithm::Sha256,
         concurrency: 4,
+        adaptive: false,
         multipart: Multipart::default(),
         limiter: None,
         range: None,

@@ -339,6 +339,7 @@ async fn finding_04_the_verify_step_sees_a_planted_hash_digit_file() {
         filter: KeyFilter::all(),
         algorithm: plans::ChecksumAlgorithm::Sha256,
         concurrency: 4,
+        adaptive: false,
         multipart: Default::default(),
         limiter: None,
         range: None,
@@ -366,6 +367,7 @@ async fn finding_04_the_verify_step_sees_a_planted_hash_digit_file() {
         concurrency: 4,
         range: None,
         local: Some(dst),
+        checksums: None,
     };
     let report = verify_workload(&verify, &db, &counters, &cancel)
         .await

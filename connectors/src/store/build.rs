@@ -79,8 +79,23 @@ macro_rules! build_with {
                 PROBE_CONNECT_TIMEOUT,
             );
         }
-        Arc::new(builder.build().map_err(|e| build_error(input, &e))?) as Arc<dyn ObjectStore>
+        builder.build().map_err(|e| build_error(input, &e))?
     }};
+}
+
+/// An S3 client used only to presign requests object_store makes no call for (a `HEAD`
+/// asking for the stored checksum): same URL, options and credentials as the store's.
+pub(crate) fn s3_signer(
+    input: &BuildInput<'_>,
+) -> Result<Arc<dyn object_store::signer::Signer>, StoreError> {
+    Ok(Arc::new(build_with!(
+        AmazonS3Builder,
+        AmazonS3ConfigKey,
+        Cloud::S3,
+        input,
+        false,
+        aws_anonymous()
+    )))
 }
 
 /// Build the client for `cloud`; with `probe`, one that fails fast for the pre-flight check.
@@ -100,32 +115,32 @@ pub(crate) fn build_cloud(
                 retry: input.retry.clone(),
                 ..*input
             };
-            build_with!(
+            Arc::new(build_with!(
                 AmazonS3Builder,
                 AmazonS3ConfigKey,
                 cloud,
                 &input,
                 probe,
                 aws_anonymous()
-            )
+            ))
         }
-        Cloud::S3 => build_with!(
+        Cloud::S3 => Arc::new(build_with!(
             AmazonS3Builder,
             AmazonS3ConfigKey,
             cloud,
             input,
             probe,
             aws_anonymous()
-        ),
-        Cloud::Azure => build_with!(
+        )),
+        Cloud::Azure => Arc::new(build_with!(
             MicrosoftAzureBuilder,
             AzureConfigKey,
             cloud,
             input,
             probe,
             AzureCredential::BearerToken(String::new())
-        ),
-        Cloud::Gcs => build_with!(
+        )),
+        Cloud::Gcs => Arc::new(build_with!(
             GoogleCloudStorageBuilder,
             GoogleConfigKey,
             cloud,
@@ -134,7 +149,7 @@ pub(crate) fn build_cloud(
             GcpCredential {
                 bearer: String::new()
             }
-        ),
+        )),
     })
 }
 

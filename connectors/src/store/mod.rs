@@ -75,6 +75,10 @@ pub struct StoreHandle {
     /// writes local files directly (whole objects per blocking call) instead of through
     /// the generic client's per-chunk thread hand-offs.
     pub local: Option<Arc<LocalFileSystem>>,
+    /// S3 only: presigns requests object_store makes no call for, such as a `HEAD` asking
+    /// for the stored `x-amz-checksum-sha256` (`verify: { mode: checksum }`). Paths are
+    /// relative to `root`.
+    pub signer: Option<Arc<dyn object_store::signer::Signer>>,
     /// A client that gives up within seconds, used by [`preflight`].
     probe: Arc<dyn ObjectStore>,
     redactor: Redactor,
@@ -150,6 +154,7 @@ pub(crate) fn open_store_with_env(
     let redactor = Arc::new(options.redactor.clone());
     let guard = |store: Arc<dyn ObjectStore>| RedactingStore::wrap(store, Arc::clone(&redactor));
     let mut local = None;
+    let mut signer = None;
     let (root, prefix, probe_root, display) = match &location {
         StoreLocation::Local(dir) => {
             reject_options(name, &options.pairs, "local")?;
@@ -184,6 +189,9 @@ pub(crate) fn open_store_with_env(
                 credentials: store.credentials,
             };
             let root = guard(build_cloud(*cloud, &input, false)?);
+            if *cloud == plans::Cloud::S3 {
+                signer = Some(build::s3_signer(&input)?);
+            }
             let probe = guard(build_cloud(
                 *cloud,
                 &BuildInput {
@@ -205,6 +213,7 @@ pub(crate) fn open_store_with_env(
         multipart,
         same_account_key: account_key,
         local,
+        signer,
         redactor: options.redactor,
     })
 }

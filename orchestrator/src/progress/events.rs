@@ -43,6 +43,14 @@ pub struct StepSummary {
     /// Objects the source deleted that could not be removed from the target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prune_failed: Option<u64>,
+    /// How a verify step checked the target: `reread` or `checksum` (the plan's
+    /// `verify.mode`); absent for other steps and in evidence written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_mode: Option<String>,
+    /// With `verify_mode: checksum`, the objects checked against the store's stored
+    /// checksum without being downloaded (the others were re-read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_by_checksum: Option<u64>,
     /// The shards of a sharded step, each with the digest of the rows it returned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shards: Option<Vec<ShardEvidence>>,

@@ -67,8 +67,12 @@ pub struct CopyJob {
     pub filter: KeyFilter,
     /// Manifest hash.
     pub algorithm: ChecksumAlgorithm,
-    /// Objects in flight.
+    /// Objects in flight (with `adaptive`, the most ever in flight).
     pub concurrency: usize,
+    /// Find the objects in flight from measured throughput, between
+    /// [`super::adaptive::FLOOR`] and `concurrency` (see [`super::adaptive`]); not for a
+    /// copy between two local directories, whose batches take blocking threads.
+    pub adaptive: bool,
     /// Multipart tuning.
     pub multipart: Multipart,
     /// Shared bandwidth cap.
@@ -181,13 +185,19 @@ pub async fn copy_workload(
     let writer = db.object_writer();
     let adopt = super::existing::first_copy(job, db, cancel).await?;
     let epoch = db.next_epoch(&job.workload)?;
-    let sem = Arc::new(Semaphore::new(job.concurrency.max(1)));
     let budget = Arc::new(Semaphore::new(
         (job.memory_budget / BUDGET_UNIT).max(1) as usize
     ));
     let mut tasks: JoinSet<Vec<ObjectOutcome>> = JoinSet::new();
     // A bandwidth cap needs the async path's pacing.
     let local = job.local.both().filter(|_| job.limiter.is_none());
+    let (mut adaptive, sem) = if job.adaptive && local.is_none() {
+        let (a, sem) =
+            super::adaptive::Adaptive::new(super::adaptive::FLOOR, job.concurrency, counters);
+        (Some(a), sem)
+    } else {
+        (None, Arc::new(Semaphore::new(job.concurrency.max(1))))
+    };
     // object_store's local store neither reads nor writes `name#digits`.
     let reserved = job.local.source.is_some() || job.local.target.is_some();
     let mut report = CopyReport::default();
@@ -283,6 +293,9 @@ pub async fn copy_workload(
             None => one_by_one.extend(to_copy.into_iter().map(|m| (m, false))),
         }
         for (meta, adopting) in one_by_one {
+            if let Some(a) = adaptive.as_mut() {
+                a.tick(counters);
+            }
             let permit = tokio::select! {
                 p = sem.clone().acquire_owned() => p.map_err(|e| TransferError::Task(e.to_string()))?,
                 () = cancel.cancelled() => break,
@@ -296,6 +309,7 @@ pub async fn copy_workload(
                 vanished += record(done, &mut report, &writer, job, counters)?;
             }
             let (job2, counters2) = (job.clone(), counters.clone());
+            let done = adaptive.as_ref().map(super::adaptive::Adaptive::start);
             tasks.spawn(async move {
                 let result = if adopting {
                     super::existing::adopt_or_copy(&job2, &meta, &counters2).await
@@ -304,7 +318,7 @@ pub async fn copy_workload(
                         .await
                         .map(Done::Copied)
                 };
-                drop((permit, memory));
+                drop((permit, memory, done));
                 vec![ObjectOutcome { meta, result }]
             });
         }
@@ -430,6 +444,7 @@ mod tests {
             filter: super::super::KeyFilter::all(),
             algorithm: ChecksumAlgorithm::Sha256,
             concurrency: 4,
+            adaptive: false,
             multipart: Multipart::default(),
             limiter: None,
             range: None,

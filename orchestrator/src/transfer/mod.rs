@@ -10,8 +10,11 @@
 //!   relocate copied earlier that the source no longer has;
 //! - [`verify`]: re-read every manifest object at the target, hash it, compare; list
 //!   the target for unexpected extras;
-//! - [`manifest`]: the manifest file and its Merkle root for evidence.
+//! - [`manifest`]: the manifest file and its Merkle root for evidence;
+//! - [`stored`]: the store's own checksum of an object, for a verify that does not
+//!   download (`verify: { mode: checksum }`).
 
+pub mod adaptive;
 pub mod copy;
 pub mod counters;
 mod existing;
@@ -27,6 +30,7 @@ mod prune;
 pub mod range;
 pub mod ratelimit;
 pub mod read;
+pub mod stored;
 pub mod verify;
 
 pub use copy::{CopyJob, CopyReport, copy_workload};

@@ -1,6 +1,12 @@
 //! Verify: re-read every manifest object at the target, hash it, compare with the hash
 //! taken at the source; then list the target for objects the manifest does not know.
 //!
+//! With [`VerifyJob::checksums`] set (`verify: { mode: checksum }` on an S3 target), an
+//! object whose store keeps a whole-object SHA-256 is checked against it without being
+//! downloaded (one `HEAD`, see [`super::stored`]); every other object is re-read, so each
+//! object is checked one way or the other, and the report counts which
+//! ([`VerifyReport::by_checksum`]).
+//!
 //! Every problem is reported per key (to the state, the log and the report); the step
 //! fails once at the end with the counts, like `rclone check`. Findings are committed to
 //! the state a page at a time as the verify goes. A local target is listed by relocate's
@@ -39,6 +45,9 @@ pub struct VerifyJob {
     /// The target is a local directory: hash its files directly, batches of small ones
     /// per blocking call (see [`super::local`]).
     pub local: Option<Arc<LocalFileSystem>>,
+    /// Compare the store's stored SHA-256 with the manifest instead of re-reading, where
+    /// the store keeps one (`None`: re-read every object).
+    pub checksums: Option<Arc<super::stored::StoredChecksums>>,
 }
 
 /// What kind of problem verify found.
@@ -73,6 +82,10 @@ pub struct VerifyReport {
     pub verified: u64,
     /// Bytes verified.
     pub bytes: u64,
+    /// Of the verified objects, those checked against the store's stored checksum
+    /// without being downloaded (the rest were re-read).
+    #[serde(default)]
+    pub by_checksum: u64,
     /// Hash mismatches.
     pub mismatched: u64,
     /// Missing at the target.
@@ -159,7 +172,7 @@ pub async fn verify_workload(
                     drop(permit);
                     hashed
                         .into_iter()
-                        .filter_map(|(row, result)| result.map(|r| (row, r)))
+                        .filter_map(|(row, result)| result.map(|r| (row, r, false)))
                         .collect()
                 });
             }
@@ -175,10 +188,20 @@ pub async fn verify_workload(
             }
             let (target, counters2) = (job.target.clone(), counters.clone());
             let algorithm = algorithm_of(&row);
+            let stored = job
+                .checksums
+                .clone()
+                .filter(|_| algorithm == ChecksumAlgorithm::Sha256);
             tasks.spawn(async move {
-                let result = hash_target(&target, &row.key, algorithm, &counters2).await;
+                let checked = match stored {
+                    Some(stored) => by_checksum(&stored, &target, row, &counters2).await,
+                    None => {
+                        let result = hash_target(&target, &row.key, algorithm, &counters2).await;
+                        (row, result, false)
+                    }
+                };
                 drop(permit);
-                vec![(row, result)]
+                vec![checked]
             });
         }
     }
@@ -200,8 +223,33 @@ fn algorithm_of(row: &ObjectRow) -> ChecksumAlgorithm {
     }
 }
 
-/// One object's row and what reading it at the target gave.
-type Checked = (ObjectRow, Result<String, object_store::Error>);
+/// One object's row, the hash found at the target, and whether that hash is the store's
+/// stored checksum (`true`) or was computed by re-reading (`false`).
+type Checked = (ObjectRow, Result<String, object_store::Error>, bool);
+
+/// The store's stored SHA-256 of the object when it keeps one, else the object re-read.
+async fn by_checksum(
+    stored: &super::stored::StoredChecksums,
+    target: &Arc<dyn ObjectStore>,
+    row: ObjectRow,
+    counters: &Counters,
+) -> Checked {
+    match stored.sha256(&row.key).await {
+        super::stored::Stored::Sha256(hash) => (row, Ok(hash), true),
+        super::stored::Stored::Missing => {
+            let result = Err(object_store::Error::NotFound {
+                path: row.key.clone(),
+                source: "HEAD answered 404".into(),
+            });
+            (row, result, true)
+        }
+        super::stored::Stored::Unknown(why) => {
+            tracing::debug!(key = %row.key, "no stored checksum to compare ({why}): re-reading");
+            let result = hash_target(target, &row.key, ChecksumAlgorithm::Sha256, counters).await;
+            (row, result, false)
+        }
+    }
+}
 
 fn check_all(
     done: Result<Vec<Checked>, tokio::task::JoinError>,
@@ -217,7 +265,7 @@ fn check_all(
 }
 
 fn check(
-    (row, result): Checked,
+    (row, result, from_store): Checked,
     report: &mut VerifyReport,
     writer: &crate::state::ObjectWriter,
     job: &VerifyJob,
@@ -229,12 +277,18 @@ fn check(
     let (status, target_hash) = match result {
         Ok(h) if h == expected => {
             report.verified += 1;
+            report.by_checksum += u64::from(from_store);
             report.bytes += row.size;
             Counters::add(&counters.verified, 1);
             (ObjectStatus::Verified, Some(h))
         }
         Ok(h) => {
-            let detail = format!("target hash {h} differs from source hash {expected}");
+            let what = if from_store {
+                "target's stored SHA-256"
+            } else {
+                "target hash"
+            };
+            let detail = format!("{what} {h} differs from source hash {expected}");
             report.note(
                 Problem {
                     key: row.key.clone(),

@@ -14,7 +14,7 @@ mod workers;
 pub use kubernetes::{Cluster, JsonPatchRule, KubernetesWorkload, ResourceRef, Transform};
 pub use objects::{
     ChecksumAlgorithm, Credentials, ExistingTarget, Multipart, ObjectWorkload, RetrySettings,
-    Store, SymlinkPolicy,
+    Store, SymlinkPolicy, VerifyMode, VerifySettings,
 };
 pub use operator::Operator;
 pub use signoff::{Approver, FileHook, Hook, Signoff, SignoffRule};

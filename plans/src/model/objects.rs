@@ -108,6 +108,11 @@ pub struct ObjectWorkload {
     /// (objects whose hash matches the source's are kept and recorded, the rest copied).
     #[serde(default, skip_serializing_if = "ExistingTarget::is_default")]
     pub existing_target: ExistingTarget,
+    /// How the verify step checks the target: `{ mode: reread }` (default: every object
+    /// read back and hashed) or `{ mode: checksum }` (the store's own checksum compared
+    /// with the manifest without downloading, where the store keeps one; the rest re-read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifySettings>,
     /// Fan the copy and verify out over this many contiguous key ranges of about equal
     /// bytes, each run by a worker (see `workers`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,6 +120,45 @@ pub struct ObjectWorkload {
     /// Where the shards run: `kubernetes` (an Indexed Job) or `local` (child processes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<super::Workers>,
+}
+
+/// The verify step's settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifySettings {
+    /// `reread` (default) or `checksum`.
+    #[serde(default)]
+    pub mode: VerifyMode,
+}
+
+/// How a verify checks an object at the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyMode {
+    /// Read every object back and hash it.
+    #[default]
+    Reread,
+    /// Compare the store's stored checksum with the manifest without downloading (S3's
+    /// `x-amz-checksum-sha256` of a single-part object, manifests in SHA-256); objects
+    /// without one are re-read.
+    Checksum,
+}
+
+impl VerifyMode {
+    /// Name as written in plans and evidence.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyMode::Reread => "reread",
+            VerifyMode::Checksum => "checksum",
+        }
+    }
+}
+
+impl ObjectWorkload {
+    /// The verify mode the plan asks for (`reread` unless set).
+    pub fn verify_mode(&self) -> VerifyMode {
+        self.verify.map(|v| v.mode).unwrap_or_default()
+    }
 }
 
 /// What a copy does with a symbolic link in a local source.

@@ -147,6 +147,19 @@ fn check_objects(plan: &Plan, report: &mut Report, path: &str, w: &ObjectWorkloa
     if let Some(Err(why)) = w.bandwidth.as_deref().map(parse_rate) {
         report.value(format!("{path}.bandwidth"), "bandwidth is not a rate", why);
     }
+    if w.verify_mode() == crate::VerifyMode::Checksum
+        && w.checksum != crate::ChecksumAlgorithm::Sha256
+    {
+        report.value(
+            format!("{path}.verify.mode"),
+            format!(
+                "`verify: {{ mode: checksum }}` compares the store's SHA-256 with the manifest, \
+                 but this manifest is {}: every object would be re-read",
+                w.checksum.as_str()
+            ),
+            "set `checksum: sha256`, or `verify: { mode: reread }`",
+        );
+    }
 }
 
 fn check_kubernetes(plan: &Plan, report: &mut Report, path: &str, w: &KubernetesWorkload) {
@@ -308,6 +321,26 @@ mod tests {
             diags[1].message.contains("bandwidth is not a rate")
                 && diags[1].hint.contains("200MiB/s")
         );
+    }
+
+    #[test]
+    fn checksum_verify_needs_a_sha256_manifest() {
+        let text = base_with(
+            "include: [\"**/*.log\"] }",
+            "checksum: blake3, verify: { mode: checksum } }",
+        );
+        let diags = diagnostics(&text);
+        assert_eq!(diags.len(), 1, "{diags:#?}");
+        assert!(
+            diags[0].message.contains("blake3") && diags[0].hint.contains("checksum: sha256"),
+            "{diags:#?}"
+        );
+        let fine = base_with("include: [\"**/*.log\"] }", "verify: { mode: checksum } }");
+        let plan = crate::parse(&fine, std::path::Path::new("plan.yaml")).expect("valid");
+        let w = plan.object_workload("data").expect("the data workload");
+        assert_eq!(w.verify_mode(), crate::VerifyMode::Checksum);
+        let unknown = base_with("include: [\"**/*.log\"] }", "verify: { mode: hash } }");
+        assert_eq!(diagnostics(&unknown).len(), 1, "an unknown mode is refused");
     }
 
     #[test]

@@ -144,7 +144,16 @@ pub(crate) fn copy_job(
         target: target.store.clone(),
         filter: filter(w)?,
         algorithm: w.checksum,
-        concurrency: w.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+        // Between two local directories the batches take blocking threads: a fixed 16.
+        // Elsewhere objects in flight adapt to the link, up to `concurrency`.
+        concurrency: w
+            .concurrency
+            .unwrap_or(if source.local.is_some() && target.local.is_some() {
+                DEFAULT_CONCURRENCY
+            } else {
+                crate::transfer::adaptive::CEILING
+            }),
+        adaptive: true,
         multipart: Multipart {
             threshold: m.threshold,
             part_size: m.part_size,
@@ -178,7 +187,35 @@ pub(crate) fn verify_job(
         concurrency: w.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
         range: None,
         local: target.local.clone(),
+        checksums: stored_checksums(name, w, target),
     })
+}
+
+/// With `verify: { mode: checksum }`, the reader of the target's stored checksums: S3 only
+/// (the one store whose checksum of the whole object relocate can read); elsewhere every
+/// object is re-read, and the log says so once.
+fn stored_checksums(
+    name: &str,
+    w: &ObjectWorkload,
+    target: &StoreHandle,
+) -> Option<Arc<crate::transfer::stored::StoredChecksums>> {
+    if w.verify_mode() != plans::VerifyMode::Checksum {
+        return None;
+    }
+    match &target.signer {
+        Some(signer) => Some(Arc::new(crate::transfer::stored::StoredChecksums::new(
+            signer.clone(),
+            target.prefix.clone(),
+        ))),
+        None => {
+            tracing::info!(
+                "{name}: {} keeps no checksum relocate can read without downloading: \
+                 `verify: {{ mode: checksum }}` re-reads every object",
+                target.display_url
+            );
+            None
+        }
+    }
 }
 
 /// Copy what is missing or changed at the target.
@@ -327,6 +364,9 @@ pub(crate) async fn verify(
         verified: report.verified,
         failed: report.failed(),
         bytes: report.bytes,
+        verify_mode: Some(w.verify_mode().as_str().to_owned()),
+        verified_by_checksum: (w.verify_mode() == plans::VerifyMode::Checksum)
+            .then_some(report.by_checksum),
         ..Default::default()
     };
     let outcome = if report.interrupted {
