@@ -99,7 +99,9 @@ mod tests {
     fn with_volumes(volumes: &str) -> String {
         base_with(
             APP,
-            &format!("kubernetes: {{ from: msk, to: zrh, namespace: analysis, volumes: {volumes} }}"),
+            &format!(
+                "kubernetes: {{ from: msk, to: zrh, namespace: analysis, volumes: {volumes} }}"
+            ),
         )
     }
 
@@ -112,13 +114,7 @@ mod tests {
     #[test]
     fn a_missing_staging_store_is_refused_with_a_suggestion() {
         let plan = with_volumes("{ copy: true, staging: dts }");
-        expect_one(
-            &plan,
-            25,
-            92,
-            "staging store `dts` is not defined",
-            "`dst`",
-        );
+        expect_one(&plan, 25, 92, "staging store `dts` is not defined", "`dst`");
     }
 
     #[test]
@@ -144,13 +140,15 @@ mod tests {
         let plan = with_volumes("{ staging: dst, snapshotClass: Csi_Snap }");
         let diags = diagnostics(&plan);
         assert!(
-            diags.iter().any(|d| d.message.contains("`copy` is not true")),
+            diags
+                .iter()
+                .any(|d| d.message.contains("`copy` is not true")),
             "{diags:#?}"
         );
         assert!(
-            diags
-                .iter()
-                .any(|d| d.message.contains("`Csi_Snap` is not a Kubernetes object name")),
+            diags.iter().any(|d| d
+                .message
+                .contains("`Csi_Snap` is not a Kubernetes object name")),
             "{diags:#?}"
         );
     }
@@ -158,8 +156,11 @@ mod tests {
     #[test]
     fn plans_without_volumes_keep_their_digest() {
         // The new key is skipped when absent: the model serialises to what it read.
-        let plan = crate::parse(super::super::testing::BASE, std::path::Path::new("plan.yaml"))
-            .expect("valid");
+        let plan = crate::parse(
+            super::super::testing::BASE,
+            std::path::Path::new("plan.yaml"),
+        )
+        .expect("valid");
         let json = serde_json::to_string(plan.plan()).expect("json");
         assert!(!json.contains("volumes"), "{json}");
     }

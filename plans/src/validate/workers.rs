@@ -269,7 +269,13 @@ mod tests {
     #[test]
     fn kubernetes_workers_without_a_state_store_are_refused() {
         let plan = sharded("{ kubernetes: { cluster: zrh, namespace: relocate, image: r:1 } }");
-        expect_one(&plan, 23, 58, "need `state: { store: … }`", "state: { store:");
+        expect_one(
+            &plan,
+            23,
+            58,
+            "need `state: { store: … }`",
+            "state: { store:",
+        );
     }
 
     #[test]
@@ -284,7 +290,9 @@ mod tests {
             "{diags:#?}"
         );
         assert!(
-            diags.iter().any(|d| d.message.contains("jurisdiction `RU`")),
+            diags
+                .iter()
+                .any(|d| d.message.contains("jurisdiction `RU`")),
             "{diags:#?}"
         );
         assert!(

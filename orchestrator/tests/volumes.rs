@@ -1,0 +1,398 @@
+//! The volume mover library end to end over a local object store: a tree with odd
+//! content packs into segments and restores byte for byte with its metadata; a
+//! corrupted segment is caught; a rerun restores only what is missing.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use orchestrator::volumes::{PackOptions, VolumeError, pack, restore, scan};
+use sha2::{Digest, Sha256};
+
+const UNICODE: &str = "Zürich 日本/файл #1\nline2.txt";
+
+fn set_mtime(path: &Path, sec: i64, nsec: i64) {
+    let at = rustix::fs::Timespec {
+        tv_sec: sec,
+        tv_nsec: nsec,
+    };
+    let times = rustix::fs::Timestamps {
+        last_access: at,
+        last_modification: at,
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        path,
+        &times,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .expect("utimensat");
+}
+
+/// A tree with everything a mover gets wrong: modes, owners, nanosecond mtimes,
+/// symlinks (one dangling), an empty directory, a read-only directory, a hard link, a
+/// sparse file, unicode/`#`/newline names, many small files and a multi-segment file.
+fn odd_tree(root: &Path) {
+    let w = |rel: &str, bytes: &[u8], mode: u32| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, bytes).expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        p
+    };
+    let secret = w("data/a.txt", b"the analyzer's state\n", 0o600);
+    std::os::unix::fs::chown(&secret, Some(1234), Some(5678)).expect("chown (tests run as root)");
+    std::fs::hard_link(&secret, root.join("data/hard")).expect("hard link");
+    w(UNICODE, "grüße\n".as_bytes(), 0o644);
+    w("exec.sh", b"#!/bin/sh\necho hi\n", 0o4755);
+    std::os::unix::fs::symlink("data/a.txt", root.join("link")).expect("symlink");
+    std::os::unix::fs::symlink("nowhere/x", root.join("dangling")).expect("dangling");
+    std::fs::create_dir(root.join("empty")).expect("empty dir");
+    std::fs::set_permissions(root.join("empty"), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod");
+    w("ro/inside", b"x", 0o444);
+    std::fs::set_permissions(root.join("ro"), std::fs::Permissions::from_mode(0o555))
+        .expect("chmod");
+    let sparse = std::fs::File::create(root.join("sparse.bin")).expect("sparse");
+    sparse.set_len(8 << 20).expect("set_len");
+    std::os::unix::fs::FileExt::write_all_at(&sparse, &[7u8; 4096], 5 << 20).expect("write");
+    drop(sparse);
+    for i in 0..500 {
+        w(
+            &format!("small/{i:04}"),
+            format!("file {i}").as_bytes(),
+            0o640,
+        );
+    }
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    w("big.bin", &big, 0o644);
+    set_mtime(&secret, 1_700_000_000, 123_456_789);
+    set_mtime(&root.join("link"), 1_600_000_000, 42);
+    set_mtime(&root.join("empty"), 1_500_000_000, 999_999_999);
+    set_mtime(&root.join("ro"), 1_400_000_000, 1);
+}
+
+/// `find -printf '%p %y %s %m %U %G %T@ %l'` plus each file's SHA-256 and, for hard
+/// links, which earlier path shares the inode: written independently of the library.
+fn listing(root: &Path) -> BTreeMap<String, String> {
+    fn visit(
+        root: &Path,
+        dir: &Path,
+        inodes: &mut BTreeMap<u64, String>,
+        out: &mut BTreeMap<String, String>,
+    ) {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        names.sort();
+        for p in names {
+            let m = std::fs::symlink_metadata(&p).expect("lstat");
+            let rel = p
+                .strip_prefix(root)
+                .expect("under root")
+                .to_string_lossy()
+                .into_owned();
+            let kind = if m.is_dir() {
+                "d"
+            } else if m.file_type().is_symlink() {
+                "l"
+            } else {
+                "f"
+            };
+            let link = std::fs::read_link(&p)
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let (sha, size) = if m.is_file() {
+                (
+                    hex::encode(Sha256::digest(std::fs::read(&p).expect("read"))),
+                    m.size(),
+                )
+            } else {
+                (String::new(), 0)
+            };
+            let same = if m.is_file() && m.nlink() > 1 {
+                inodes.entry(m.ino()).or_insert_with(|| rel.clone()).clone()
+            } else {
+                String::new()
+            };
+            out.insert(
+                rel.clone(),
+                format!(
+                    "{kind} {size} {:o} {} {} {}.{:09} {link} {sha} {same}",
+                    m.mode() & 0o7777,
+                    m.uid(),
+                    m.gid(),
+                    m.mtime(),
+                    m.mtime_nsec()
+                ),
+            );
+            if m.is_dir() {
+                visit(root, &p, inodes, out);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    let m = std::fs::metadata(root).expect("root");
+    out.insert(
+        ".".into(),
+        format!("d {:o} {} {}", m.mode() & 0o7777, m.uid(), m.gid()),
+    );
+    visit(root, root, &mut BTreeMap::new(), &mut out);
+    out
+}
+
+struct Staging {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    store: Arc<dyn ObjectStore>,
+}
+
+fn staging() -> Staging {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalFileSystem::new_with_prefix(dir.path()).expect("store");
+    Staging {
+        path: dir.path().to_path_buf(),
+        _dir: dir,
+        store: Arc::new(store),
+    }
+}
+
+fn small_segments() -> PackOptions {
+    PackOptions {
+        segment_bytes: 1 << 20,
+        segment_files: 100,
+    }
+}
+
+fn prefix() -> ObjectPath {
+    ObjectPath::from("volumes/analysis/data-analyzer-0")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_odd_tree_moves_byte_for_byte_with_its_metadata() {
+    let src = tempfile::tempdir().expect("src");
+    let dst = tempfile::tempdir().expect("dst");
+    odd_tree(src.path());
+    let before = listing(src.path());
+    let staging = staging();
+
+    let packed = pack(
+        src.path(),
+        staging.store.clone(),
+        &prefix(),
+        "data-analyzer-0",
+        small_segments(),
+    )
+    .await
+    .expect("pack");
+    assert_eq!(listing(src.path()), before, "packing changed the source");
+    assert_eq!(packed.hard_links, 1);
+    assert_eq!(packed.symlinks, 2);
+    assert_eq!(packed.sparse, vec!["sparse.bin".to_owned()]);
+    assert!(packed.not_moved.is_empty());
+    // 500 small files and 11 MB of larger ones: batched, not one object each.
+    assert!(
+        (7..=20).contains(&packed.segments.len()),
+        "{} segments for {} files",
+        packed.segments.len(),
+        packed.files
+    );
+
+    let target = dst.path().join("claim");
+    let restored = restore(staging.store.clone(), &prefix(), &target)
+        .await
+        .expect("restore");
+    assert_eq!(restored.root, packed.root);
+    assert_eq!(restored.files_written, packed.files);
+    assert_eq!(restored.ownership_not_restored, 0, "tests run as root");
+
+    let after = listing(&target);
+    for (path, line) in &before {
+        assert_eq!(after.get(path), Some(line), "{path:?} differs");
+    }
+    assert_eq!(after.len(), before.len(), "extra paths at the target");
+    let sparse = std::fs::metadata(target.join("sparse.bin")).expect("sparse");
+    assert!(
+        sparse.blocks() * 512 < 1 << 20,
+        "restored sparse file is not sparse: {} blocks",
+        sparse.blocks()
+    );
+    let (a, hard) = (
+        std::fs::metadata(target.join("data/a.txt")).expect("a"),
+        std::fs::metadata(target.join("data/hard")).expect("hard"),
+    );
+    assert_eq!(a.ino(), hard.ino(), "the hard link is a copy, not a link");
+
+    let scanned = tokio::task::spawn_blocking(move || scan(&target))
+        .await
+        .expect("join")
+        .expect("scan");
+    assert_eq!(
+        scanned.root, packed.root,
+        "verify of the target finds a different root"
+    );
+    let source_scan = scan(src.path()).expect("scan source");
+    assert_eq!(source_scan.root, packed.root);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_byte_changes_the_scanned_root() {
+    let src = tempfile::tempdir().expect("src");
+    odd_tree(src.path());
+    let before = scan(src.path()).expect("scan").root;
+    std::fs::set_permissions(
+        src.path().join("exec.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    let mode_changed = scan(src.path()).expect("scan").root;
+    assert_ne!(before, mode_changed, "a lost setuid bit went unnoticed");
+    std::fs::write(src.path().join("small/0007"), b"file 8").expect("write");
+    assert_ne!(mode_changed, scan(src.path()).expect("scan").root);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_segment_fails_the_restore_naming_the_file() {
+    let src = tempfile::tempdir().expect("src");
+    let dst = tempfile::tempdir().expect("dst");
+    odd_tree(src.path());
+    let staging = staging();
+    let packed = pack(
+        src.path(),
+        staging.store.clone(),
+        &prefix(),
+        "c",
+        small_segments(),
+    )
+    .await
+    .expect("pack");
+    // Flip one byte in the middle of the first segment.
+    let first = staging
+        .path
+        .join(prefix().to_string())
+        .join(&packed.segments[0].name);
+    let mut bytes = std::fs::read(&first).expect("segment");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&first, bytes).expect("corrupt");
+
+    let err = restore(staging.store.clone(), &prefix(), dst.path())
+        .await
+        .expect_err("corrupt");
+    let text = err.to_string();
+    assert!(matches!(err, VolumeError::Corrupt { .. }), "{err:?}");
+    assert!(text.contains("from segment 0 hash to"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_manifest_is_refused_before_anything_is_written() {
+    let src = tempfile::tempdir().expect("src");
+    let dst = tempfile::tempdir().expect("dst");
+    odd_tree(src.path());
+    let staging = staging();
+    pack(
+        src.path(),
+        staging.store.clone(),
+        &prefix(),
+        "c",
+        PackOptions::default(),
+    )
+    .await
+    .expect("pack");
+    let manifest = staging
+        .path
+        .join(prefix().to_string())
+        .join("manifest.ndjson");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    std::fs::write(&manifest, text.replace("\"mode\":384", "\"mode\":420")).expect("tamper");
+    let target = dst.path().join("claim");
+    let err = restore(staging.store.clone(), &prefix(), &target)
+        .await
+        .expect_err("tampered");
+    assert!(err.to_string().contains("volume.json says"), "{err}");
+    assert!(
+        !target.exists(),
+        "restore wrote before checking the manifest"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_restores_only_what_is_missing_or_different() {
+    let src = tempfile::tempdir().expect("src");
+    let dst = tempfile::tempdir().expect("dst");
+    odd_tree(src.path());
+    let staging = staging();
+    let packed = pack(
+        src.path(),
+        staging.store.clone(),
+        &prefix(),
+        "c",
+        small_segments(),
+    )
+    .await
+    .expect("pack");
+    restore(staging.store.clone(), &prefix(), dst.path())
+        .await
+        .expect("restore");
+
+    // One file lost, one changed; then every segment but theirs removed from staging:
+    // a rerun that fetched anything else would fail.
+    std::fs::remove_file(dst.path().join("small/0003")).expect("rm");
+    std::fs::write(dst.path().join("small/0450"), b"changed").expect("change");
+    let manifest = std::fs::read_to_string(
+        staging
+            .path
+            .join(prefix().to_string())
+            .join("manifest.ndjson"),
+    )
+    .expect("manifest");
+    let segment_of = |path: &str| -> u64 {
+        manifest
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("line"))
+            .find(|v| v["path"] == path)
+            .and_then(|v| v["segment"].as_u64())
+            .expect("segment")
+    };
+    let keep = [segment_of("small/0003"), segment_of("small/0450")];
+    for (i, seg) in packed.segments.iter().enumerate() {
+        if !keep.contains(&(i as u64)) {
+            std::fs::remove_file(staging.path.join(prefix().to_string()).join(&seg.name))
+                .expect("rm seg");
+        }
+    }
+    let rerun = restore(staging.store.clone(), &prefix(), dst.path())
+        .await
+        .expect("rerun");
+    assert_eq!(rerun.files_written, 2);
+    assert_eq!(rerun.files_present, packed.files - 2);
+    assert_eq!(scan(dst.path()).expect("scan").root, packed.root);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restoring_what_was_never_packed_says_so() {
+    let staging = staging();
+    let dst = tempfile::tempdir().expect("dst");
+    let err = restore(staging.store.clone(), &prefix(), dst.path())
+        .await
+        .expect_err("nothing");
+    assert!(matches!(err, VolumeError::NotPacked { .. }), "{err:?}");
+    assert!(err.to_string().contains("pack it first"), "{err}");
+}
+
+#[test]
+fn a_claim_smaller_than_the_data_is_refused() {
+    let err =
+        orchestrator::volumes::restore::capacity_fits(Path::new("/mnt/claim"), 2 << 30, 1 << 30)
+            .expect_err("too small");
+    assert!(err.to_string().contains("make the claim larger"), "{err}");
+    orchestrator::volumes::restore::capacity_fits(Path::new("/mnt/claim"), 1 << 30, 2 << 30)
+        .expect("fits");
+}
