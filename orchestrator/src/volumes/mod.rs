@@ -12,7 +12,9 @@
 //!    it is written and compared; files already right are left alone, so a rerun
 //!    restores only what is missing or different;
 //! 4. [`scan`]: a tree's manifest root recomputed from disk alone, which is what a
-//!    `verify` of the target volume compares with the staged root.
+//!    `verify` of the target volume compares with the staged root;
+//! 5. [`order`] and [`mover`]: `relocate volume pack|restore|verify`, one mover pod
+//!    per claim, ordered through the state store like the scale-out workers.
 //!
 //! The staging layout under a volume's prefix: `segments/NNNNNN.seg` (file bytes,
 //! concatenated), `manifest.ndjson` (one [`manifest::Entry`] a line) and
@@ -21,6 +23,8 @@
 
 mod error;
 pub mod manifest;
+pub mod mover;
+pub mod order;
 pub mod pack;
 pub mod restore;
 pub mod scan;

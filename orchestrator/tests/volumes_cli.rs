@@ -1,0 +1,251 @@
+//! `relocate volume pack|restore|verify` through the real binary, ordered through a
+//! state store like a mover pod, with the staging store on the s3s-fs server the test
+//! script starts (credentials only by the plan's `${env:…}` references): the odd tree
+//! moves byte for byte; a verify of a tampered target fails with exit 7 naming the
+//! claim; a file the mover cannot read fails the pack naming it.
+
+mod util;
+mod volumes_tree;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Output;
+
+use util::Workspace;
+use volumes_tree::{listing, odd_tree};
+
+fn server(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set: start the test servers (`source scripts/servers.sh && start_servers`) or run scripts/test.sh"
+        )
+    })
+}
+
+struct Movers {
+    ws: Workspace,
+    state_store: String,
+    order: String,
+    key: String,
+    secret: String,
+}
+
+/// A plan whose workload moves its volumes through a bucket on s3s-fs, and an order
+/// for two claims written to a local state store.
+fn movers() -> Movers {
+    let (endpoint, root) = (
+        server("RELOCATE_TEST_S3S_ENDPOINT"),
+        server("RELOCATE_TEST_S3S_ROOT"),
+    );
+    let bucket = format!(
+        "staging-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    );
+    std::fs::create_dir_all(Path::new(&root).join(&bucket)).expect("bucket");
+    let ws = Workspace::new();
+    let plan = format!(
+        r#"apiVersion: relocate/v1
+kind: MigrationPlan
+name: volumes
+regions:
+  moscow: {{ jurisdiction: RU }}
+  zurich: {{ jurisdiction: CH }}
+source: moscow
+target: zurich
+residency: {{ allowedTargetJurisdictions: [CH] }}
+stores:
+  staging:
+    region: zurich
+    url: "s3://{bucket}/relocate/"
+    options: {{ endpoint: "{endpoint}", allow_http: "true", region: us-east-1, access_key_id: "${{env:STAGING_KEY_ID}}", secret_access_key: "${{env:STAGING_SECRET}}" }}
+clusters:
+  msk: {{ region: moscow, context: msk }}
+  zrh: {{ region: zurich, context: zrh }}
+workloads:
+  analyzer:
+    kubernetes:
+      from: msk
+      to: zrh
+      namespace: analysis
+      volumes: {{ copy: true, staging: staging }}
+stages:
+  - name: cutover
+    steps: [ {{ freeze: analyzer }}, {{ deploy: analyzer }} ]
+"#
+    );
+    let plan_path = ws.write("plan.yaml", &plan);
+    let parsed = plans::parse(&plan, &plan_path).expect("plan is valid");
+    let order = serde_json::json!({
+        "version": 1,
+        "planDigest": parsed.digest().to_string(),
+        "planText": plan,
+        "planPath": plan_path.to_string_lossy(),
+        "workload": "analyzer",
+        "claims": ["data-analyzer-0", "data-analyzer-1"],
+        "segmentBytes": 1 << 20,
+        "segmentFiles": 100,
+    });
+    ws.write(
+        "state/volumes/analyzer/gen-1/order.json",
+        serde_json::to_vec_pretty(&order).expect("json"),
+    );
+    // Movers running as another user read the order and the binary.
+    for dir in [ws.path().to_path_buf(), ws.join("state")] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let state_store = serde_json::json!({
+        "region": "zurich",
+        "url": format!("file://{}/", ws.join("state").display()),
+    })
+    .to_string();
+    Movers {
+        ws,
+        state_store,
+        order: "volumes/analyzer/gen-1/order.json".into(),
+        key: server("RELOCATE_TEST_S3S_ACCESS_KEY"),
+        secret: server("RELOCATE_TEST_S3S_SECRET_KEY"),
+    }
+}
+
+impl Movers {
+    fn command(&self, task: &str, index: u32, path: &Path) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("relocate"));
+        cmd.current_dir(self.ws.path())
+            .args(["volume", task, "--order", &self.order, "--path"])
+            .arg(path)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("JOB_COMPLETION_INDEX", index.to_string())
+            .env("RELOCATE_STATE_STORE", &self.state_store)
+            .env("STAGING_KEY_ID", &self.key)
+            .env("STAGING_SECRET", &self.secret);
+        cmd
+    }
+
+    fn run(&self, task: &str, index: u32, path: &Path) -> Output {
+        self.command(task, index, path)
+            .output()
+            .expect("run relocate volume")
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn an_odd_tree_moves_through_the_binary_and_a_tampered_target_fails_verify() {
+    let m = movers();
+    let src = m.ws.join("claims/source-0");
+    let dst = m.ws.join("claims/target-0");
+    std::fs::create_dir_all(&src).expect("src");
+    odd_tree(&src);
+    let before = listing(&src);
+
+    let packed = m.run("pack", 0, &src);
+    assert_eq!(packed.status.code(), Some(0), "{}", text(&packed));
+    let report: serde_json::Value = serde_json::from_slice(&packed.stdout).expect("report");
+    assert_eq!(report["claim"], "data-analyzer-0");
+    assert!(
+        report["packed"]["segments"]
+            .as_array()
+            .is_some_and(|s| s.len() > 5),
+        "{report}"
+    );
+    assert!(
+        m.ws.join("state/volumes/analyzer/gen-1/pack-0.json")
+            .exists(),
+        "no result in the state store"
+    );
+    assert!(!String::from_utf8_lossy(&packed.stderr).contains(&m.secret));
+
+    let restored = m.run("restore", 0, &dst);
+    assert_eq!(restored.status.code(), Some(0), "{}", text(&restored));
+    assert_eq!(listing(&dst), before, "the restored tree differs");
+
+    let verified = m.run("verify", 0, &dst);
+    assert_eq!(verified.status.code(), Some(0), "{}", text(&verified));
+
+    std::fs::write(dst.join("small/0042"), b"tampered").expect("tamper");
+    let tampered = m.run("verify", 0, &dst);
+    assert_eq!(tampered.status.code(), Some(7), "{}", text(&tampered));
+    assert!(
+        String::from_utf8_lossy(&tampered.stderr)
+            .contains("claim data-analyzer-0: the target volume's root is"),
+        "{}",
+        text(&tampered)
+    );
+    // A rerun of the restore repairs exactly that file.
+    let again = m.run("restore", 0, &dst);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).expect("report");
+    assert_eq!(report["restored"]["filesWritten"], 1, "{report}");
+    assert_eq!(listing(&dst), before);
+}
+
+#[test]
+fn a_file_the_mover_cannot_read_fails_the_pack_naming_it() {
+    let m = movers();
+    let src = m.ws.join("claims/source-1");
+    std::fs::create_dir_all(src.join("db")).expect("src");
+    for dir in [m.ws.join("claims"), src.clone(), src.join("db")] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    std::fs::write(src.join("db/readable"), b"ok").expect("write");
+    std::fs::set_permissions(
+        src.join("db/readable"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+    std::fs::write(src.join("db/WiredTiger.wt"), b"collection").expect("write");
+    std::fs::set_permissions(
+        src.join("db/WiredTiger.wt"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod");
+
+    // The mover runs as nobody: the root-owned 0600 file is unreadable to it.
+    let out = m
+        .command("pack", 1, &src)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run as nobody");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("claim data-analyzer-1: cannot read db/WiredTiger.wt"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !m.ws
+            .join("state/volumes/analyzer/gen-1/pack-1.json")
+            .exists(),
+        "a failed pack left a result"
+    );
+}
+
+#[test]
+fn an_order_for_a_claim_it_does_not_have_is_refused_as_invalid() {
+    let m = movers();
+    let dir = m.ws.join("claims/none");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out = m.run("pack", 5, &dir);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("it has no claim 5 (it has 2)"),
+        "{}",
+        text(&out)
+    );
+}
