@@ -263,3 +263,63 @@ fn a_claim_smaller_than_the_data_is_refused() {
     orchestrator::volumes::restore::capacity_fits(Path::new("/mnt/claim"), 1 << 30, 2 << 30)
         .expect("fits");
 }
+
+/// Peak memory and files per second for many tiny files (not a pass/fail test):
+/// `RELOCATE_VOLUME_BENCH_FILES=1000000 cargo nextest run -p orchestrator --test volumes
+/// --run-ignored only measure_many_small_files --no-capture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement"]
+async fn measure_many_small_files() {
+    fn peak_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+    let n: usize = std::env::var("RELOCATE_VOLUME_BENCH_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let src = tempfile::tempdir().expect("src");
+    for d in 0..n.div_ceil(1000) {
+        let dir = src.path().join(format!("d{d:04}"));
+        std::fs::create_dir(&dir).expect("dir");
+        for i in 0..1000.min(n - d * 1000) {
+            std::fs::write(dir.join(format!("f{i:04}")), [b'x'; 100]).expect("file");
+        }
+    }
+    let staging = staging();
+    let before = peak_kib();
+    let t = std::time::Instant::now();
+    let packed = pack(
+        src.path(),
+        staging.store.clone(),
+        &prefix(),
+        "bench",
+        PackOptions::default(),
+    )
+    .await
+    .expect("pack");
+    let pack_s = t.elapsed().as_secs_f64();
+    let after_pack = peak_kib();
+    let dst = tempfile::tempdir().expect("dst");
+    let t = std::time::Instant::now();
+    restore(staging.store.clone(), &prefix(), dst.path())
+        .await
+        .expect("restore");
+    let restore_s = t.elapsed().as_secs_f64();
+    println!(
+        "{n} files of 100 B: {} segments; pack {pack_s:.1}s ({:.0} files/s), restore {restore_s:.1}s ({:.0} files/s); peak RSS {} MiB before, {} MiB after pack, {} MiB after restore",
+        packed.segments.len(),
+        n as f64 / pack_s,
+        n as f64 / restore_s,
+        before / 1024,
+        after_pack / 1024,
+        peak_kib() / 1024
+    );
+}
