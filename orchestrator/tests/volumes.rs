@@ -323,3 +323,94 @@ async fn measure_many_small_files() {
         peak_kib() / 1024
     );
 }
+
+/// Rewrite the staged manifest with `forge` and re-sign it in `volume.json` (sha and
+/// root), as someone with write access to the staging store could.
+fn forge_manifest(staging: &Staging, forge: impl Fn(&mut Vec<orchestrator::volumes::Entry>)) {
+    let dir = staging.path.join(prefix().to_string());
+    let text = std::fs::read_to_string(dir.join("manifest.ndjson")).expect("manifest");
+    let mut entries: Vec<orchestrator::volumes::Entry> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("entry"))
+        .collect();
+    forge(&mut entries);
+    let mut body = Vec::new();
+    let mut tree = relocate_verifier::merkle::MerkleBuilder::default();
+    for e in &entries {
+        body.extend(serde_json::to_vec(e).expect("json"));
+        body.push(b'\n');
+        tree.push(e.leaf());
+    }
+    std::fs::write(dir.join("manifest.ndjson"), &body).expect("write manifest");
+    let mut summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("volume.json")).expect("summary"))
+            .expect("json");
+    summary["manifestSha256"] = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)).into();
+    summary["root"] = hex::encode(tree.root()).into();
+    std::fs::write(
+        dir.join("volume.json"),
+        serde_json::to_vec(&summary).expect("json"),
+    )
+    .expect("write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_manifest_cannot_write_outside_the_volume() {
+    let src = tempfile::tempdir().expect("src");
+    std::fs::create_dir(src.path().join("dir")).expect("dir");
+    std::fs::write(src.path().join("dir/file"), b"payload").expect("file");
+    std::os::unix::fs::symlink("/", src.path().join("link")).expect("symlink");
+    let outside = tempfile::tempdir().expect("outside");
+    for (name, forge) in [
+        (
+            "dotdot",
+            Box::new(|e: &mut Vec<orchestrator::volumes::Entry>| {
+                e.iter_mut()
+                    .find(|e| e.path == "dir/file")
+                    .expect("file")
+                    .path = "dir/../../escape".into();
+            }) as Box<dyn Fn(&mut Vec<orchestrator::volumes::Entry>)>,
+        ),
+        (
+            "through a symlink",
+            Box::new(|e: &mut Vec<orchestrator::volumes::Entry>| {
+                // `link` (-> /) is restored first, then a file "under" it.
+                let mut file = e
+                    .iter()
+                    .find(|e| e.path == "dir/file")
+                    .expect("file")
+                    .clone();
+                file.path = "link/tmp/escape".into();
+                e.push(file);
+            }),
+        ),
+    ] {
+        let staging = staging();
+        pack(
+            src.path(),
+            staging.store.clone(),
+            &prefix(),
+            "c",
+            PackOptions::default(),
+        )
+        .await
+        .expect("pack");
+        forge_manifest(&staging, forge);
+        let target = outside.path().join("volume");
+        let err = restore(staging.store.clone(), &prefix(), &target)
+            .await
+            .expect_err(name);
+        assert!(
+            matches!(err, VolumeError::Corrupt { .. }),
+            "{name}: {err:?}"
+        );
+        assert!(
+            !outside.path().join("escape").exists(),
+            "{name}: wrote outside the volume"
+        );
+        assert!(
+            !Path::new("/tmp/escape").exists(),
+            "{name}: wrote through the symlink"
+        );
+    }
+}

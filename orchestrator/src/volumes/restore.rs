@@ -194,8 +194,10 @@ struct Restorer {
 
 impl Restorer {
     fn run(mut self, manifest: &Path) -> Result<RestoreSummary, VolumeError> {
+        let mut checked_parent = String::new();
         for entry in entries(manifest)? {
             let entry = entry?;
+            self.check_path(&entry, &mut checked_parent)?;
             let full = self.full(&entry.path);
             match entry.kind {
                 EntryKind::Dir => self.dir(&full, &entry)?,
@@ -220,6 +222,45 @@ impl Restorer {
             }
         }
         Ok(self.summary)
+    }
+
+    /// Refuse a path that would land outside the volume: `..`, absolute or empty
+    /// components, or a parent that is not a real directory (a symlink restored
+    /// earlier must never be written through). The walk never produces these, so
+    /// only a forged manifest does. The last parent checked is cached: walk order
+    /// keeps siblings together.
+    fn check_path(&self, entry: &Entry, checked_parent: &mut String) -> Result<(), VolumeError> {
+        let forged = |why: &str| VolumeError::Corrupt {
+            detail: format!("manifest path {:?} {why}", entry.path),
+        };
+        if entry.path == "." {
+            return if entry.kind == EntryKind::Dir {
+                Ok(())
+            } else {
+                Err(forged("is the root but not a directory"))
+            };
+        }
+        if !safe_relative(&entry.path) {
+            return Err(forged("is not a plain relative path"));
+        }
+        if entry.kind == EntryKind::HardLink && !entry.target.as_deref().is_some_and(safe_relative)
+        {
+            return Err(forged("links to a path outside the volume"));
+        }
+        let parent = entry.path.rsplit_once('/').map_or("", |(p, _)| p);
+        if parent.is_empty() || parent == checked_parent {
+            return Ok(());
+        }
+        let mut at = self.root.clone();
+        for part in parent.split('/') {
+            at.push(part);
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.is_dir() => {}
+                _ => return Err(forged("has a parent that is not a directory")),
+            }
+        }
+        parent.clone_into(checked_parent);
+        Ok(())
     }
 
     fn full(&self, rel: &str) -> PathBuf {
@@ -429,6 +470,14 @@ fn write_at(file: &std::fs::File, data: &[u8], pos: u64, sparse: bool) -> std::i
         at += block.len() as u64;
     }
     Ok(())
+}
+
+/// `a/b/c`: no empty, `.` or `..` component, not absolute.
+fn safe_relative(path: &str) -> bool {
+    !path.is_empty()
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
 }
 
 fn remove(full: &Path, rel: &str) -> Result<(), VolumeError> {
