@@ -30,14 +30,7 @@ fn a_sharded_copy_runs_as_an_indexed_job_with_credentials_only_by_reference() {
         server("RELOCATE_TEST_S3S_ACCESS_KEY"),
         server("RELOCATE_TEST_S3S_SECRET_KEY"),
     );
-    let bucket = format!(
-        "state-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0)
-    );
+    let bucket = format!("state-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0));
     std::fs::create_dir_all(std::path::Path::new(&root).join(&bucket)).expect("bucket");
 
     let cluster = FakeCluster::start();
@@ -54,10 +47,7 @@ fn a_sharded_copy_runs_as_an_indexed_job_with_credentials_only_by_reference() {
     let ws = Workspace::new();
     ws.fill("src", 60, 2000);
     ws.write("src/é/ü", b"unicode");
-    ws.write(
-        "kubeconfig.yaml",
-        fake_kube::kubeconfig_for(&cluster.url, &cluster.url),
-    );
+    ws.write("kubeconfig.yaml", fake_kube::kubeconfig_for(&cluster.url, &cluster.url));
     let plan = header("kubeworkers").replace(
         "    objects: { from: src, to: dst }\n",
         "    objects:\n      from: src\n      to: dst\n      shards: 4\n      workers:\n        kubernetes:\n          cluster: zrh\n          namespace: relocate\n          image: registry.zrh.example.ch/relocate:0.2.0\n          parallelism: 2\n          credentials: { secretName: relocate-stores }\n          resources: { cpu: \"1\", memory: 512Mi }\n",
@@ -76,25 +66,13 @@ fn a_sharded_copy_runs_as_an_indexed_job_with_credentials_only_by_reference() {
     let out = assert_cmd::Command::cargo_bin("relocate")
         .expect("binary")
         .current_dir(ws.path())
-        .args([
-            "run",
-            "plan.yaml",
-            "--state-dir",
-            "state",
-            "--output",
-            "json",
-        ])
+        .args(["run", "plan.yaml", "--state-dir", "state", "--output", "json"])
         .env("STATE_KEY_ID", &access)
         .env("STATE_SECRET", &secret)
         .output()
         .expect("run");
     cluster.kill_all_job_pods();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        util::stdout(&out),
-        stderr(&out)
-    );
+    assert!(out.status.success(), "{}\n{}", util::stdout(&out), stderr(&out));
     assert_eq!(tree(&ws.join("src")), tree(&ws.join("dst")));
 
     // Two Jobs (copy, verify), each an Indexed Job with the fields the issue names.
@@ -112,23 +90,13 @@ fn a_sharded_copy_runs_as_an_indexed_job_with_credentials_only_by_reference() {
     let container = &pod["containers"][0];
     assert_eq!(container["image"], "registry.zrh.example.ch/relocate:0.2.0");
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
-    assert_eq!(
-        container["envFrom"][0]["secretRef"]["name"],
-        "relocate-stores"
-    );
+    assert_eq!(container["envFrom"][0]["secretRef"]["name"], "relocate-stores");
     let rules = spec["podFailurePolicy"]["rules"].as_array().expect("rules");
     assert!(rules.iter().any(|r| r["action"] == "FailIndex"));
-    assert!(
-        rules
-            .iter()
-            .any(|r| r["action"] == "Ignore"
-                && r["onPodConditions"][0]["type"] == "DisruptionTarget")
-    );
+    assert!(rules.iter().any(|r| r["action"] == "Ignore"
+        && r["onPodConditions"][0]["type"] == "DisruptionTarget"));
     let body = jobs[0].to_string();
-    assert!(
-        !body.contains(&secret) && !body.contains(&access),
-        "a credential is literal in the Job"
-    );
+    assert!(!body.contains(&secret) && !body.contains(&access), "a credential is literal in the Job");
 
     // The manifest equals an in-process run's on the same data.
     let in_process = Workspace::new();
@@ -136,10 +104,7 @@ fn a_sharded_copy_runs_as_an_indexed_job_with_credentials_only_by_reference() {
     in_process.write("src/é/ü", b"unicode");
     in_process.write(
         "plan.yaml",
-        format!(
-            "{}stages:\n  - name: seed\n    steps: [ {{ copy: data }}, {{ verify: data }} ]\n",
-            header("kubeworkers")
-        ),
+        format!("{}stages:\n  - name: seed\n    steps: [ {{ copy: data }}, {{ verify: data }} ]\n", header("kubeworkers")),
     );
     let out2 = in_process.run_plan("json");
     assert!(out2.status.success(), "{}", stderr(&out2));

@@ -36,10 +36,7 @@ fn fill_awkward(ws: &Workspace) {
         .iter()
         .enumerate()
     {
-        ws.write(
-            &format!("src/{key}"),
-            format!("{key}:{i}").repeat(i * 50 + 1),
-        );
+        ws.write(&format!("src/{key}"), format!("{key}:{i}").repeat(i * 50 + 1));
     }
 }
 
@@ -86,57 +83,26 @@ fn a_sharded_run_computes_the_in_process_manifest_and_root_byte_for_byte() {
 
     assert_eq!(tree(&sharded.join("src")), tree(&sharded.join("dst")));
     assert_eq!(manifest(&sharded), manifest(&in_process));
-    let (a, b) = (
-        evidence_predicate(&sharded),
-        evidence_predicate(&in_process),
-    );
-    assert_eq!(
-        a["workloads"][0]["manifestRoot"],
-        b["workloads"][0]["manifestRoot"]
-    );
+    let (a, b) = (evidence_predicate(&sharded), evidence_predicate(&in_process));
+    assert_eq!(a["workloads"][0]["manifestRoot"], b["workloads"][0]["manifestRoot"]);
     assert_eq!(a["workloads"][0]["objects"], 129);
     // The evidence names every shard with the digest of the rows it returned, and the
     // ranges are contiguous.
-    let shards = a["steps"][0]["detail"]["shards"]
-        .as_array()
-        .expect("shards");
+    let shards = a["steps"][0]["detail"]["shards"].as_array().expect("shards");
     assert!(shards.len() >= 4, "{shards:?}");
     for pair in shards.windows(2) {
         assert_eq!(pair[0]["through"], pair[1]["after"]);
     }
-    assert!(shards.iter().all(|s| {
-        s["resultDigest"]
-            .as_str()
-            .is_some_and(|d| d.starts_with("sha256:"))
-    }));
+    assert!(shards.iter().all(|s| s["resultDigest"].as_str().is_some_and(|d| d.starts_with("sha256:"))));
     let s = summary(&out);
     assert_eq!(util::count(&s, "copy", "copied"), 129);
     assert_eq!(util::count(&s, "verify", "verified"), 129);
 
     // The auditor's verifier accepts the sharded record against the target.
-    let export = sharded.relocate(&[
-        "record",
-        "export",
-        "plan.yaml",
-        "--state-dir",
-        "state",
-        "--out",
-        "move.intoto.jsonl",
-    ]);
+    let export = sharded.relocate(&["record", "export", "plan.yaml", "--state-dir", "state", "--out", "move.intoto.jsonl"]);
     assert!(export.status.success(), "{}", stderr(&export));
-    let verify = sharded.relocate(&[
-        "verify",
-        "move.intoto.jsonl",
-        "--plan",
-        "plan.yaml",
-        "--target",
-    ]);
-    assert!(
-        verify.status.success(),
-        "{}{}",
-        util::stdout(&verify),
-        stderr(&verify)
-    );
+    let verify = sharded.relocate(&["verify", "move.intoto.jsonl", "--plan", "plan.yaml", "--target"]);
+    assert!(verify.status.success(), "{}{}", util::stdout(&verify), stderr(&verify));
 }
 
 #[test]
@@ -185,10 +151,7 @@ fn children_of(pid: u32) -> Vec<u32> {
         };
         // pid (comm) state ppid …
         let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let ppid = after
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok());
+        let ppid = after.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
         if ppid == Some(pid) {
             out.push(child);
         }
@@ -203,14 +166,7 @@ fn files_in(dir: &Path) -> usize {
 fn spawn_run(ws: &Workspace) -> std::process::Child {
     std::process::Command::new(assert_cmd::cargo::cargo_bin("relocate"))
         .current_dir(ws.path())
-        .args([
-            "run",
-            "plan.yaml",
-            "--state-dir",
-            "state",
-            "--output",
-            "json",
-        ])
+        .args(["run", "plan.yaml", "--state-dir", "state", "--output", "json"])
         .env("RELOCATE_CHECKPOINT_SECONDS", "1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -239,9 +195,7 @@ fn a_worker_killed_mid_shard_resumes_from_its_last_checkpoint() {
         ),
     );
     let mut run = spawn_run(&ws);
-    wait_until("a worker", Duration::from_secs(20), || {
-        !children_of(run.id()).is_empty()
-    });
+    wait_until("a worker", Duration::from_secs(20), || !children_of(run.id()).is_empty());
     wait_until("a third of the objects", Duration::from_secs(30), || {
         files_in(&ws.join("dst")) >= 16
     });
@@ -249,13 +203,7 @@ fn a_worker_killed_mid_shard_resumes_from_its_last_checkpoint() {
     std::thread::sleep(Duration::from_millis(1500));
     let worker = children_of(run.id())[0];
     let at_kill = files_in(&ws.join("dst"));
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-9", &worker.to_string()])
-            .status()
-            .expect("kill")
-            .success()
-    );
+    assert!(std::process::Command::new("kill").args(["-9", &worker.to_string()]).status().expect("kill").success());
     let out = run.wait_with_output().expect("wait");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(tree(&ws.join("src")), tree(&ws.join("dst")));
@@ -268,15 +216,8 @@ fn a_worker_killed_mid_shard_resumes_from_its_last_checkpoint() {
     let skipped = copy["skipped"].as_u64().expect("skipped");
     let redone = at_kill as u64 - skipped.min(at_kill as u64);
     assert!(skipped > 0, "the restarted worker resumed nothing: {copy}");
-    assert!(
-        redone <= 12,
-        "redid {redone} of the {at_kill} objects done at the kill: {copy}"
-    );
-    assert_eq!(
-        copy["copied"].as_u64().expect("copied") + skipped,
-        48,
-        "{copy}"
-    );
+    assert!(redone <= 12, "redid {redone} of the {at_kill} objects done at the kill: {copy}");
+    assert_eq!(copy["copied"].as_u64().expect("copied") + skipped, 48, "{copy}");
 }
 
 #[test]
@@ -293,9 +234,7 @@ fn a_coordinator_killed_and_rerun_reuses_the_order_and_the_finished_shards() {
     let mut run = spawn_run(&ws);
     let exchange = ws.join("state/exchange/relocate/killcoord/data/01-seed/step-1-copy");
     let result0 = exchange.join("gen-1/shard-0/result.json");
-    wait_until("shard 0's result", Duration::from_secs(60), || {
-        result0.exists()
-    });
+    wait_until("shard 0's result", Duration::from_secs(60), || result0.exists());
     let first_result = std::fs::read(&result0).expect("result");
     let _ = run.kill();
     let _ = run.wait();
@@ -304,10 +243,7 @@ fn a_coordinator_killed_and_rerun_reuses_the_order_and_the_finished_shards() {
     let out = spawn_run(&ws).wait_with_output().expect("rerun");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(tree(&ws.join("src")), tree(&ws.join("dst")));
-    let generations: Vec<_> = std::fs::read_dir(&exchange)
-        .expect("dir")
-        .flatten()
-        .collect();
+    let generations: Vec<_> = std::fs::read_dir(&exchange).expect("dir").flatten().collect();
     assert_eq!(generations.len(), 1, "a second fan-out was started");
     assert_eq!(
         std::fs::read(&result0).expect("result"),
@@ -338,20 +274,14 @@ fn a_shard_that_fails_for_good_fails_the_step_by_name_and_only_it_reruns() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("1 of 4 shard(s) failed"), "{err}");
-    assert!(
-        err.contains("shard 3 (\"d"),
-        "names the shard and its range: {err}"
-    );
+    assert!(err.contains("shard 3 (\"d"), "names the shard and its range: {err}");
     let exchange = ws.join("state/exchange/relocate/failshard/data/01-seed/step-1-copy/gen-1");
     let kept = std::fs::read(exchange.join("shard-0/result.json")).expect("shard 0");
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let out = ws.run_plan("json");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(tree(&ws.join("src")), tree(&ws.join("dst")));
-    assert_eq!(
-        std::fs::read(exchange.join("shard-0/result.json")).expect("shard 0"),
-        kept
-    );
+    assert_eq!(std::fs::read(exchange.join("shard-0/result.json")).expect("shard 0"), kept);
     assert_eq!(util::count(&summary(&out), "copy", "copied"), 1);
 }
 
@@ -361,20 +291,13 @@ fn a_worker_refuses_an_order_whose_plan_was_edited() {
     ws.fill("src", 10, 100);
     ws.write(
         "plan.yaml",
-        plan(
-            "forged",
-            "{ from: src, to: dst, shards: 2, workers: { local: { parallelism: 1 } } }",
-        ),
+        plan("forged", "{ from: src, to: dst, shards: 2, workers: { local: { parallelism: 1 } } }"),
     );
     let out = ws.run_plan("plain");
     assert!(out.status.success(), "{}", stderr(&out));
     let order = ws.join("state/exchange/relocate/forged/data/01-seed/step-1-copy/gen-1/order.json");
-    let mut doc: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&order).expect("order")).expect("json");
-    let text = doc["planText"]
-        .as_str()
-        .expect("plan")
-        .replace("dst/", "elsewhere/");
+    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&order).expect("order")).expect("json");
+    let text = doc["planText"].as_str().expect("plan").replace("dst/", "elsewhere/");
     doc["planText"] = text.into();
     std::fs::write(&order, serde_json::to_vec(&doc).expect("json")).expect("write");
     let state = serde_json::json!({
@@ -383,13 +306,7 @@ fn a_worker_refuses_an_order_whose_plan_was_edited() {
     });
     let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("relocate"))
         .current_dir(ws.path())
-        .args([
-            "worker",
-            "--order",
-            "relocate/forged/data/01-seed/step-1-copy/gen-1/order.json",
-            "--index",
-            "0",
-        ])
+        .args(["worker", "--order", "relocate/forged/data/01-seed/step-1-copy/gen-1/order.json", "--index", "0"])
         .env("RELOCATE_STATE_STORE", state.to_string())
         .output()
         .expect("worker");
@@ -408,27 +325,16 @@ fn status_shows_each_shard_with_its_range_and_outcome() {
     ws.fill("src", 30, 500);
     ws.write(
         "plan.yaml",
-        plan(
-            "status",
-            "{ from: src, to: dst, shards: 3, workers: { local: { parallelism: 3 } } }",
-        ),
+        plan("status", "{ from: src, to: dst, shards: 3, workers: { local: { parallelism: 3 } } }"),
     );
     let out = ws.run_plan("plain");
     assert!(out.status.success(), "{}", stderr(&out));
     let status = ws.relocate(&["status", "plan.yaml", "--state-dir", "state"]);
     let text = util::stdout(&status);
-    assert!(
-        text.contains("3 shard(s) on local workers, 3 done"),
-        "{text}"
-    );
+    assert!(text.contains("3 shard(s) on local workers, 3 done"), "{text}");
     assert!(text.contains("shard 0 (…, \"d"), "{text}");
     assert!(text.contains(", …]: done"), "{text}");
     let json = ws.relocate(&["status", "plan.yaml", "--state-dir", "state", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
-    assert_eq!(
-        v["stages"][0]["steps"][0]["fanOut"]["shards"]
-            .as_array()
-            .map(Vec::len),
-        Some(3)
-    );
+    assert_eq!(v["stages"][0]["steps"][0]["fanOut"]["shards"].as_array().map(Vec::len), Some(3));
 }

@@ -131,10 +131,7 @@ fn print_shards(fan_out: &serde_json::Value) {
         fan_out["order"].as_str().unwrap_or_default()
     );
     for s in shards {
-        let bound = |k: &str| {
-            s[k].as_str()
-                .map_or_else(|| "…".to_owned(), |v| format!("{v:?}"))
-        };
+        let bound = |k: &str| s[k].as_str().map_or_else(|| "…".to_owned(), |v| format!("{v:?}"));
         let error = s["error"]
             .as_str()
             .map(|e| format!(": {e}"))

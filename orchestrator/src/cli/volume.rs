@@ -64,13 +64,14 @@ pub async fn volume(command: &VolumeCommand) -> anyhow::Result<u8> {
                 task.as_str(),
                 state.redact(&chain(&e))
             );
-            Ok(match e {
+            Ok(match &e {
                 MoverError::Order { .. } => exit::INVALID_PLAN,
-                MoverError::Mismatch { .. }
-                | MoverError::Volume {
-                    source: VolumeError::Corrupt { .. },
-                    ..
-                } => exit::VERIFY_FAILED,
+                MoverError::Mismatch { .. } => exit::VERIFY_FAILED,
+                MoverError::Volume { source, .. }
+                    if matches!(**source, VolumeError::Corrupt { .. }) =>
+                {
+                    exit::VERIFY_FAILED
+                }
                 _ => exit::ERROR,
             })
         }

@@ -72,8 +72,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 fn stop_on_signals(cancel: CancellationToken) {
     tokio::spawn(async move {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         else {
             return;
         };

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use connectors::store::{Access, StoreHandle};
 use plans::{ObjectWorkload, Stage, ValidatedPlan};
 
-use super::exchange;
 use super::executor::{self, Ends, Launch, Observed, ShardEnd};
+use super::exchange;
 use super::merge::{merge_shard, read_result};
 use super::order::{Layout, ORDER_VERSION, ShardTask, WorkOrder};
 use super::progress::Aggregate;
@@ -104,14 +104,9 @@ fn state_entry(ctx: &Context) -> Result<plans::Store, ScaleError> {
     let plan = &ctx.plan;
     match &plan.plan().state {
         Some(state) => {
-            let mut entry = plan
-                .plan()
-                .stores
-                .get(&state.store)
-                .cloned()
-                .ok_or_else(|| {
-                    ScaleError::Executor(format!("state store {} is not in the plan", state.store))
-                })?;
+            let mut entry = plan.plan().stores.get(&state.store).cloned().ok_or_else(|| {
+                ScaleError::Executor(format!("state store {} is not in the plan", state.store))
+            })?;
             if let Some(url) = plan.store_url(&state.store) {
                 entry.url = url.to_string();
             }
@@ -239,9 +234,10 @@ pub(crate) async fn run(
                     .meta(&format!("epoch:{name}"))?
                     .and_then(|v| v.parse().ok()),
                 checkpoint_seconds: checkpoint_seconds(),
-                bandwidth: ctx.plan.bandwidth(name).map(|b| {
-                    (b / u64::from(parallelism.min(split.shards.len() as u32).max(1))).max(1)
-                }),
+                bandwidth: ctx
+                    .plan
+                    .bandwidth(name)
+                    .map(|b| (b / u64::from(parallelism.min(split.shards.len() as u32).max(1))).max(1)),
                 objects: split.objects,
                 bytes: split.bytes,
                 shards: split.shards,
@@ -391,8 +387,7 @@ pub(crate) async fn run(
     if task == ShardTask::Copy && !interrupted {
         // The shards each started a new listing epoch from the order's.
         let epoch = order.epoch.unwrap_or(0) + 1;
-        ctx.db
-            .set_meta(&format!("epoch:{name}"), &epoch.to_string())?;
+        ctx.db.set_meta(&format!("epoch:{name}"), &epoch.to_string())?;
     }
     summary.shards = Some(evidence);
     let outcome = if interrupted {

@@ -94,11 +94,12 @@ pub fn row_pages(
     file: &std::path::Path,
     name: &str,
 ) -> Result<impl FnMut() -> Result<Option<Vec<ShardRow>>, crate::state::StateError>, ScaleError> {
-    let reader =
-        std::io::BufReader::new(std::fs::File::open(file).map_err(|source| ScaleError::Io {
+    let reader = std::io::BufReader::new(std::fs::File::open(file).map_err(|source| {
+        ScaleError::Io {
             what: format!("reading {name}"),
             source,
-        })?);
+        }
+    })?);
     let mut lines = reader.lines();
     let name = name.to_owned();
     let mut line_no = 0u64;

@@ -4,15 +4,15 @@
 //! billion keys at 1,000 keys a request is a million round trips end to end. The split
 //! does not need keys in order, so the prefixes' listings interleave freely.
 
-use futures::StreamExt;
 use futures::stream::{self, BoxStream};
+use futures::StreamExt;
 use object_store::ObjectMeta;
 
 use connectors::store::StoreHandle;
 use plans::SymlinkPolicy;
 
-use crate::transfer::listing::{Page, read_ahead};
 use crate::transfer::local::{Links, list_store};
+use crate::transfer::listing::{Page, read_ahead};
 
 /// Prefix listings in flight at once.
 pub const PREFIXES_AT_ONCE: usize = 16;

@@ -17,8 +17,8 @@
 pub mod coordinator;
 mod error;
 pub mod exchange;
-pub mod executor;
 pub mod listing;
+pub mod executor;
 pub mod merge;
 pub mod order;
 pub mod progress;

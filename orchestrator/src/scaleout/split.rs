@@ -180,12 +180,7 @@ mod tests {
     fn ranges_are_contiguous_cover_everything_and_weigh_about_the_same() {
         // 100,000 objects, sizes spread over three orders of magnitude, listed out of order.
         let mut objects: Vec<(String, u64)> = (0..100_000u64)
-            .map(|i| {
-                (
-                    format!("tenant-{:03}/obj-{i:06}", i % 977),
-                    (i * 7919) % 1_000_000,
-                )
-            })
+            .map(|i| (format!("tenant-{:03}/obj-{i:06}", i % 977), (i * 7919) % 1_000_000))
             .collect();
         objects.sort_by_key(|(k, _)| blake3::hash(k.as_bytes()).as_bytes()[0]);
         let mut splitter = Splitter::new(16);
@@ -201,10 +196,7 @@ mod tests {
             assert_eq!(pair[0].range.through, pair[1].range.after, "contiguous");
         }
         for (k, _) in &objects {
-            assert_eq!(
-                split.shards.iter().filter(|s| s.range.contains(k)).count(),
-                1
-            );
+            assert_eq!(split.shards.iter().filter(|s| s.range.contains(k)).count(), 1);
         }
         let w = weights(&split, &objects);
         let mean = w.iter().sum::<u64>() as f64 / 16.0;
@@ -222,14 +214,10 @@ mod tests {
         }
         splitter.push("huge", 10 << 30);
         let split = splitter.finish();
-        let owner = split
-            .shards
-            .iter()
-            .find(|s| s.range.contains("huge"))
-            .unwrap();
-        assert!(!split.shards.iter().any(|s| s.index != owner.index
-            && s.range.contains("small/0000")
-            && owner.range.contains("small/0000")),);
+        let owner = split.shards.iter().find(|s| s.range.contains("huge")).unwrap();
+        assert!(
+            !split.shards.iter().any(|s| s.index != owner.index && s.range.contains("small/0000") && owner.range.contains("small/0000")),
+        );
         assert!(split.shards.len() >= 2, "{split:?}");
     }
 

@@ -22,11 +22,11 @@ use object_store::ObjectStore;
 use plans::{StoreSpec, ValidatedPlan};
 use tokio_util::sync::CancellationToken;
 
-use super::ScaleError;
 use super::exchange::{self, load_rows, upload_rows};
 use super::order::{Layout, ShardTask, WorkOrder};
 use super::progress::WorkerLine;
 use super::result::ShardResult;
+use super::ScaleError;
 use crate::engine::steps::objects::{copy_job, verify_job};
 use crate::state::Db;
 use crate::transfer::{Counters, copy_workload, verify_workload};
@@ -79,12 +79,7 @@ pub async fn run_worker(
         .shards
         .iter()
         .find(|s| s.index == index)
-        .ok_or_else(|| {
-            bad(format!(
-                "it has no shard {index} (it has {})",
-                order.shards.len()
-            ))
-        })?
+        .ok_or_else(|| bad(format!("it has no shard {index} (it has {})", order.shards.len())))?
         .clone();
     let plan = plans::parse(&order.plan_text, FsPath::new(&order.plan_path))
         .map_err(|e| bad(format!("its plan does not validate: {e}")))?;
@@ -95,12 +90,9 @@ pub async fn run_worker(
             order.plan_digest
         )));
     }
-    let w = plan.object_workload(&order.workload).ok_or_else(|| {
-        bad(format!(
-            "its plan has no object workload {}",
-            order.workload
-        ))
-    })?;
+    let w = plan
+        .object_workload(&order.workload)
+        .ok_or_else(|| bad(format!("its plan has no object workload {}", order.workload)))?;
     let open = |name: &str, access| open_plan_store(&plan, name, access);
 
     let dir = tempfile::tempdir().map_err(|source| ScaleError::Io {
@@ -153,8 +145,8 @@ pub async fn run_worker(
             ShardTask::Copy => {
                 let source = open(&w.from, Access::Read)?;
                 let target = open(&w.to, Access::Write)?;
-                let mut job =
-                    copy_job(&order.workload, w, order.bandwidth, &source, &target).map_err(bad)?;
+                let mut job = copy_job(&order.workload, w, order.bandwidth, &source, &target)
+                    .map_err(bad)?;
                 job.range = Some(shard.range.clone());
                 let report = copy_workload(&job, &db, &counters, cancel).await?;
                 Ok::<_, ScaleError>(ShardResult::copy(&shard, report))

@@ -155,11 +155,7 @@ impl Db {
     }
 }
 
-fn insert(
-    tx: &rusqlite::Transaction<'_>,
-    workload: &str,
-    rows: &[ShardRow],
-) -> Result<(), StateError> {
+fn insert(tx: &rusqlite::Transaction<'_>, workload: &str, rows: &[ShardRow]) -> Result<(), StateError> {
     let mut stmt = tx.prepare_cached(
         "INSERT OR REPLACE INTO objects (workload, key, size, etag, modified, algorithm, source_hash, target_hash, status, epoch, error, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -207,45 +203,28 @@ mod tests {
     fn a_range_is_replaced_whole_and_nothing_outside_it_moves() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("state.db")).unwrap();
-        db.upsert_rows(
-            "w",
-            &[row("a", "copied"), row("m", "copied"), row("z", "copied")],
-        )
-        .unwrap();
+        db.upsert_rows("w", &[row("a", "copied"), row("m", "copied"), row("z", "copied")])
+            .unwrap();
         let range = KeyRange {
             after: Some("a".into()),
             through: Some("n".into()),
         };
         let mut pages = vec![vec![row("b", "copied"), row("n", "failed")]].into_iter();
-        assert_eq!(
-            db.replace_range("w", &range, || Ok(pages.next())).unwrap(),
-            2
-        );
-        let all = db
-            .range_rows("w", &KeyRange::default(), None, None, 10)
-            .unwrap();
+        assert_eq!(db.replace_range("w", &range, || Ok(pages.next())).unwrap(), 2);
+        let all = db.range_rows("w", &KeyRange::default(), None, None, 10).unwrap();
         let keys: Vec<&str> = all.iter().map(|r| r.key.as_str()).collect();
         assert_eq!(keys, ["a", "b", "n", "z"], "`m` went with its range");
         let outside = vec![vec![row("zz", "copied")]];
         let mut pages = outside.into_iter();
-        let err = db
-            .replace_range("w", &range, || Ok(pages.next()))
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("outside the shard's range"),
-            "{err}"
-        );
+        let err = db.replace_range("w", &range, || Ok(pages.next())).unwrap_err();
+        assert!(err.to_string().contains("outside the shard's range"), "{err}");
         let keys: Vec<String> = db
             .range_rows("w", &KeyRange::default(), None, None, 10)
             .unwrap()
             .into_iter()
             .map(|r| r.key)
             .collect();
-        assert_eq!(
-            keys,
-            ["a", "b", "n", "z"],
-            "a refused result changes nothing"
-        );
+        assert_eq!(keys, ["a", "b", "n", "z"], "a refused result changes nothing");
     }
 
     #[test]

@@ -198,8 +198,7 @@ pub async fn copy_workload(
         c = listing.next() => c,
         () = cancel.cancelled() => None,
     } {
-        let listed =
-            super::listing::owned(page, &job.source_name, &job.filter, job.range.as_ref())?;
+        let listed = super::listing::owned(page, &job.source_name, &job.filter, job.range.as_ref())?;
         let keys: Vec<&str> = listed.iter().map(|m| m.location.as_ref()).collect();
         let known = db.known(&job.workload, &keys)?;
         let (mut to_copy, mut refused, mut one_by_one) = (Vec::new(), Vec::new(), Vec::new());
@@ -354,8 +353,7 @@ async fn mark_listed(
         c = listing.next() => c,
         () = cancel.cancelled() => None,
     } {
-        for meta in super::listing::owned(page, &job.source_name, &job.filter, job.range.as_ref())?
-        {
+        for meta in super::listing::owned(page, &job.source_name, &job.filter, job.range.as_ref())? {
             writer.send(ObjectUpdate::Seen {
                 workload: job.workload.clone(),
                 key: meta.location.as_ref().to_owned(),

@@ -46,8 +46,7 @@ pub(super) async fn first_copy(
         p = listing.next() => p,
         () = cancel.cancelled() => None,
     } {
-        for meta in super::listing::owned(page, &job.target_name, &job.filter, job.range.as_ref())?
-        {
+        for meta in super::listing::owned(page, &job.target_name, &job.filter, job.range.as_ref())? {
             found.insert(meta.location.as_ref().to_owned());
         }
     }

@@ -315,8 +315,7 @@ async fn find_unexpected(
         p = listing.next() => p,
         () = cancel.cancelled() => None,
     } {
-        let listed =
-            super::listing::owned(page, &job.target_name, &job.filter, job.range.as_ref())?;
+        let listed = super::listing::owned(page, &job.target_name, &job.filter, job.range.as_ref())?;
         let keys: Vec<&str> = listed.iter().map(|m| m.location.as_ref()).collect();
         let known = db.known(&job.workload, &keys)?;
         for (meta, known) in listed.iter().zip(known) {

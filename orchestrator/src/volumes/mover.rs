@@ -25,7 +25,7 @@ pub enum MoverError {
     },
     /// The state store failed.
     #[error("state store")]
-    State(#[source] ScaleError),
+    State(#[source] Box<ScaleError>),
     /// The staging store could not be opened.
     #[error("opening the staging store {store}")]
     OpenStaging {
@@ -42,7 +42,7 @@ pub enum MoverError {
         claim: String,
         /// Why.
         #[source]
-        source: VolumeError,
+        source: Box<VolumeError>,
     },
     /// The target volume does not match what was staged.
     #[error(
@@ -91,7 +91,7 @@ pub async fn run_mover(
     };
     let order: VolumeOrder = exchange::get_json(&state.store, &layout.order(), "volume order")
         .await
-        .map_err(MoverError::State)?
+        .map_err(|e| MoverError::State(Box::new(e)))?
         .ok_or_else(|| bad("not found in the state store".into()))?;
     let claim = order
         .claims
@@ -138,7 +138,7 @@ pub async fn run_mover(
     let prefix = volume_prefix(plan.name(), &order.workload, &claim);
     let failed = |source| MoverError::Volume {
         claim: claim.clone(),
-        source,
+        source: Box::new(source),
     };
     let report = match task {
         MoverTask::Pack => {
@@ -197,11 +197,11 @@ pub async fn run_mover(
     };
     exchange::put_json(&state.store, &layout.result(task, index), &report)
         .await
-        .map_err(MoverError::State)?;
+        .map_err(|e| MoverError::State(Box::new(e)))?;
     Ok(report)
 }
 
 /// Open the state store from its plan entry (as the coordinator passed it).
 pub fn open_state(entry: &plans::Store) -> Result<StoreHandle, MoverError> {
-    crate::scaleout::worker::open_state_store(entry).map_err(MoverError::State)
+    crate::scaleout::worker::open_state_store(entry).map_err(|e| MoverError::State(Box::new(e)))
 }

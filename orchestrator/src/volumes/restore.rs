@@ -400,10 +400,10 @@ impl Restorer {
 
     fn symlink(&mut self, full: &Path, entry: &Entry) -> Result<(), VolumeError> {
         let target = entry.target.as_deref().unwrap_or_default();
-        if let Ok(existing) = std::fs::read_link(full) {
-            if existing.as_os_str() == target {
-                return Ok(());
-            }
+        if let Ok(existing) = std::fs::read_link(full)
+            && existing.as_os_str() == target
+        {
+            return Ok(());
         }
         if std::fs::symlink_metadata(full).is_ok() {
             remove(full, &entry.path)?;

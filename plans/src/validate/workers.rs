@@ -62,16 +62,16 @@ fn check_state_store(plan: &Plan, report: &mut Report, store: &str) {
 }
 
 fn check_workload(plan: &Plan, report: &mut Report, path: &str, w: &ObjectWorkload) {
-    if let Some(shards) = w.shards {
-        if shards == 0 || shards > MAX_SHARDS {
-            report.value(
+    if let Some(shards) = w.shards
+        && (shards == 0 || shards > MAX_SHARDS)
+    {
+        report.value(
                 format!("{path}.shards"),
                 format!("shards is {shards}"),
                 format!(
                     "write 1 to {MAX_SHARDS}: each shard is a key range of about equal bytes run by one worker; a few times the workers' parallelism is plenty"
                 ),
             );
-        }
     }
     let Some(workers) = &w.workers else {
         return;

@@ -81,5 +81,5 @@ pub fn parse_quantity(text: &str) -> Option<u64> {
         _ => return None,
     };
     let value: f64 = number.parse().ok()?;
-    (value >= 0.0).then(|| (value * factor) as u64)
+    (value >= 0.0).then_some((value * factor) as u64)
 }

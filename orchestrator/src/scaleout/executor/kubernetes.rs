@@ -89,10 +89,9 @@ pub(crate) async fn run(
         cluster: k.cluster.clone(),
         source,
     };
-    let spec =
-        ctx.plan.plan().clusters.get(&k.cluster).ok_or_else(|| {
-            ScaleError::Executor(format!("cluster {} is not in the plan", k.cluster))
-        })?;
+    let spec = ctx.plan.plan().clusters.get(&k.cluster).ok_or_else(|| {
+        ScaleError::Executor(format!("cluster {} is not in the plan", k.cluster))
+    })?;
     let client = connectors::kube::connect(spec, ctx.plan.base_dir())
         .await
         .map_err(kube)?;
@@ -129,11 +128,7 @@ pub(crate) async fn run(
                 });
             }
         }
-        let ended = progress
-            .completed
-            .union(&progress.failed)
-            .copied()
-            .collect::<BTreeSet<_>>();
+        let ended = progress.completed.union(&progress.failed).copied().collect::<BTreeSet<_>>();
         if wanted.is_subset(&ended) || progress.finished.is_some() {
             let mut ends = Ends::new();
             for &index in &launch.shards {
@@ -144,15 +139,9 @@ pub(crate) async fn run(
                     // finds it. Otherwise the Job's reason is all there is.
                     ShardEnd::Failed(match &progress.finished {
                         Some(JobFinished::Failed { reason, message }) => {
-                            format!(
-                                "pod failed ({reason}: {message}); see kubectl logs -n {} -l batch.kubernetes.io/job-name={}",
-                                job.namespace, job.name
-                            )
+                            format!("pod failed ({reason}: {message}); see kubectl logs -n {} -l batch.kubernetes.io/job-name={}", job.namespace, job.name)
                         }
-                        _ => format!(
-                            "pod failed; see kubectl logs -n {} -l batch.kubernetes.io/job-name={}",
-                            job.namespace, job.name
-                        ),
+                        _ => format!("pod failed; see kubectl logs -n {} -l batch.kubernetes.io/job-name={}", job.namespace, job.name),
                     })
                 } else {
                     ShardEnd::Failed(format!(
