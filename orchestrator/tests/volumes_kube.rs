@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use connectors::kube::volumes::{MoverJob, claim_status, ensure_mover_job};
+use connectors::kube::volumes::{ClaimRefused, MoverJob, claim_status, ensure_mover_job};
 use connectors::kube::workers::{WorkerJob, WorkerResources, job_progress};
 use fake_kube::FakeCluster;
 use serde_json::json;
@@ -206,7 +206,7 @@ async fn a_claim_moves_through_pack_and_restore_jobs_byte_for_byte() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pending_claim_and_its_capacity_are_read() {
+async fn a_pending_or_small_target_claim_is_refused_naming_it() {
     let cluster = FakeCluster::start();
     cluster.api.create_namespace("analysis-zrh");
     let claims = "/api/v1/namespaces/analysis-zrh/persistentvolumeclaims";
@@ -237,6 +237,27 @@ async fn a_pending_claim_and_its_capacity_are_read() {
     assert_eq!(
         (bound.phase.as_str(), bound.capacity),
         ("Bound", Some(2 << 30))
+    );
+    let refused = pending
+        .accepts("analysis-zrh", "data-analyzer-0", 10)
+        .expect_err("pending");
+    assert!(matches!(refused, ClaimRefused::Pending { .. }));
+    let text = refused.to_string();
+    assert!(
+        text.contains("claim analysis-zrh/data-analyzer-0 is still Pending"),
+        "{text}"
+    );
+    assert!(text.contains("zrh-ssd"), "{text}");
+    bound
+        .accepts("analysis-zrh", "data-analyzer-1", 2 << 30)
+        .expect("fits exactly");
+    let small = bound
+        .accepts("analysis-zrh", "data-analyzer-1", 3 << 30)
+        .expect_err("too small")
+        .to_string();
+    assert!(
+        small.contains("claim analysis-zrh/data-analyzer-1 holds 2147483648 bytes"),
+        "{small}"
     );
     let err = claim_status(client, "analysis-zrh", "data-analyzer-9")
         .await

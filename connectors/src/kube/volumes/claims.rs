@@ -18,6 +18,64 @@ pub struct ClaimStatus {
     pub storage_class: Option<String>,
 }
 
+/// Why a target claim cannot take a volume's data.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClaimRefused {
+    /// The claim is still `Pending` after its restore pod was scheduled: no volume will
+    /// bind (no provisioner for the class, no capacity in the zone).
+    #[error(
+        "claim {namespace}/{claim} is still Pending after its restore pod was scheduled (storage class {class}): check `kubectl describe pvc -n {namespace} {claim}` and the class mapping in `transform.storageClasses`"
+    )]
+    Pending {
+        /// Namespace.
+        namespace: String,
+        /// Claim.
+        claim: String,
+        /// Its storage class, or `(default)`.
+        class: String,
+    },
+    /// The claim is smaller than the data staged for it.
+    #[error(
+        "claim {namespace}/{claim} holds {capacity} bytes, the staged volume has {needed}: request more storage at the target"
+    )]
+    TooSmall {
+        /// Namespace.
+        namespace: String,
+        /// Claim.
+        claim: String,
+        /// Its capacity in bytes.
+        capacity: u64,
+        /// Bytes staged.
+        needed: u64,
+    },
+}
+
+impl ClaimStatus {
+    /// Whether this claim, once its restore pod is scheduled, can take `needed` bytes.
+    pub fn accepts(&self, namespace: &str, claim: &str, needed: u64) -> Result<(), ClaimRefused> {
+        if self.phase == "Pending" {
+            return Err(ClaimRefused::Pending {
+                namespace: namespace.into(),
+                claim: claim.into(),
+                class: self
+                    .storage_class
+                    .clone()
+                    .unwrap_or_else(|| "(default)".into()),
+            });
+        }
+        match self.capacity {
+            Some(capacity) if capacity < needed => Err(ClaimRefused::TooSmall {
+                namespace: namespace.into(),
+                claim: claim.into(),
+                capacity,
+                needed,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Read claim `namespace/name`.
 pub async fn claim_status(
     client: Client,

@@ -20,5 +20,5 @@ mod job;
 #[cfg(test)]
 mod tests;
 
-pub use claims::{ClaimStatus, claim_status, parse_quantity};
+pub use claims::{ClaimRefused, ClaimStatus, claim_status, parse_quantity};
 pub use job::{MoverJob, VOLUME_MOUNT, build_mover_job, ensure_mover_job};
