@@ -249,3 +249,59 @@ fn an_order_for_a_claim_it_does_not_have_is_refused_as_invalid() {
         text(&out)
     );
 }
+
+#[test]
+fn a_restore_without_root_names_the_ownership_it_could_not_restore() {
+    let m = movers();
+    let src = m.ws.join("claims/source-0");
+    let dst = m.ws.join("claims/target-0");
+    std::fs::create_dir_all(&src).expect("src");
+    odd_tree(&src);
+    let packed = m.run("pack", 0, &src);
+    assert_eq!(packed.status.code(), Some(0), "{}", text(&packed));
+    let packed: serde_json::Value = serde_json::from_slice(&packed.stdout).expect("report");
+
+    // The target claim belongs to the mover's user, which is not root.
+    std::fs::create_dir_all(&dst).expect("dst");
+    std::os::unix::fs::chown(&dst, Some(65534), Some(65534)).expect("chown");
+    for dir in [
+        m.ws.join("claims"),
+        m.ws.join("state/volumes/analyzer/gen-1"),
+    ] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+    let out = m
+        .command("restore", 0, &dst)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run as nobody");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+    let restored = &report["restored"];
+    assert_eq!(
+        restored["ownershipNotRestored"], packed["packed"]["entries"],
+        "every entry belongs to root or uid 1234: {report}"
+    );
+    assert!(
+        restored["ownershipSample"]
+            .as_array()
+            .is_some_and(|s| s.contains(&serde_json::json!("data/a.txt"))),
+        "{report}"
+    );
+    // Bytes, modes and times are there all the same; only owners differ.
+    let strip_owner = |l: &str| {
+        let mut f: Vec<&str> = l.split(' ').collect();
+        if f.len() > 5 {
+            f.drain(3..5);
+        } else {
+            f.truncate(2);
+        }
+        f.join(" ")
+    };
+    let (before, after) = (listing(&src), listing(&dst));
+    for (path, line) in &before {
+        let got = after.get(path).map(|l| strip_owner(l));
+        assert_eq!(got, Some(strip_owner(line)), "{path:?}");
+    }
+}
