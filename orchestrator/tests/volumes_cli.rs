@@ -305,3 +305,60 @@ fn a_restore_without_root_names_the_ownership_it_could_not_restore() {
         assert_eq!(got, Some(strip_owner(line)), "{path:?}");
     }
 }
+
+#[test]
+fn a_restore_killed_mid_volume_resumes_with_only_what_is_missing() {
+    let m = movers();
+    let src = m.ws.join("claims/source-0");
+    let dst = m.ws.join("claims/target-0");
+    for d in 0..20 {
+        let dir = src.join(format!("d{d:02}"));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for i in 0..1000 {
+            std::fs::write(dir.join(format!("f{i:04}")), format!("{d}/{i}")).expect("file");
+        }
+    }
+    let before = listing(&src);
+    let packed = m.run("pack", 0, &src);
+    assert_eq!(packed.status.code(), Some(0), "{}", text(&packed));
+
+    let mut child = m
+        .command("restore", 0, &dst)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn restore");
+    // Kill -9 once part of the tree is there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_dir(dst.join("d01")).map_or(0, |d| d.count()) < 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore never got going"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the restore finished before it could be killed: make the tree larger"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+
+    let rerun = m.run("restore", 0, &dst);
+    assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun));
+    let report: serde_json::Value = serde_json::from_slice(&rerun.stdout).expect("report");
+    let (written, present) = (
+        report["restored"]["filesWritten"]
+            .as_u64()
+            .expect("written"),
+        report["restored"]["filesPresent"]
+            .as_u64()
+            .expect("present"),
+    );
+    assert_eq!(written + present, 20_000, "{report}");
+    assert!(
+        present >= 1200 && written > 0,
+        "nothing was resumed: {report}"
+    );
+    assert_eq!(listing(&dst), before, "the resumed restore differs");
+}
