@@ -29,8 +29,12 @@ pub enum EntryKind {
     Symlink,
     /// Another name of a file earlier in the manifest (`target`).
     HardLink,
-    /// A FIFO, socket or device node: recorded, not recreated, named in the summary.
-    Special,
+    /// A named pipe, recreated empty.
+    Fifo,
+    /// A character device node (`rdev`), recreated when restoring as root.
+    CharDevice,
+    /// A block device node (`rdev`), recreated when restoring as root.
+    BlockDevice,
 }
 
 impl EntryKind {
@@ -40,7 +44,9 @@ impl EntryKind {
             EntryKind::File => "file",
             EntryKind::Symlink => "symlink",
             EntryKind::HardLink => "hardLink",
-            EntryKind::Special => "special",
+            EntryKind::Fifo => "fifo",
+            EntryKind::CharDevice => "charDevice",
+            EntryKind::BlockDevice => "blockDevice",
         }
     }
 }
@@ -71,6 +77,9 @@ pub struct Entry {
     /// SHA-256 of a file's bytes, hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// A device node's device number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdev: Option<u64>,
     /// The file has holes: stored in full, restored with holes where it reads zeros.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sparse: bool,
@@ -98,6 +107,9 @@ impl Entry {
         h.update(self.target.as_deref().unwrap_or(""));
         h.update([0]);
         h.update(self.sha256.as_deref().unwrap_or(""));
+        if let Some(rdev) = self.rdev {
+            h.update(format!("\0{rdev}"));
+        }
         hex::encode(h.finalize())
     }
 
@@ -143,7 +155,8 @@ pub struct VolumeSummary {
     pub hard_links: u64,
     /// Sparse files (stored in full, restored with holes), by path.
     pub sparse: Vec<String>,
-    /// FIFOs, sockets and device nodes: recorded, not recreated, by path.
+    /// Sockets, by path: left out of the manifest (a socket is its listening
+    /// process's, and is made anew when that process starts).
     pub not_moved: Vec<String>,
     /// The segments, in order.
     pub segments: Vec<SegmentInfo>,

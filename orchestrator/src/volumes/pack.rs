@@ -133,14 +133,15 @@ impl Packer {
         };
         let mut segment: Option<SegmentWriter> = None;
         let mut buf = vec![0u8; 256 << 10];
-        for walked in Walk::new(&self.root) {
+        let mut walk = Walk::new(&self.root);
+        while let Some(walked) = walk.next() {
             let mut walked = walked?;
             let entry = &mut walked.entry;
             match entry.kind {
                 EntryKind::Dir => volume.dirs += 1,
                 EntryKind::Symlink => volume.symlinks += 1,
                 EntryKind::HardLink => volume.hard_links += 1,
-                EntryKind::Special => volume.not_moved.push(entry.path.clone()),
+                EntryKind::Fifo | EntryKind::CharDevice | EntryKind::BlockDevice => {}
                 EntryKind::File => {
                     let index = volume.segments.len() as u32;
                     let out = segment.get_or_insert_with(|| {
@@ -169,6 +170,7 @@ impl Packer {
             manifest.push(entry)?;
         }
         self.close(segment.take(), &mut volume)?;
+        volume.not_moved = std::mem::take(&mut walk.sockets);
         volume.entries = manifest.entries;
         let (file, _, root) = manifest.finish()?;
         volume.root = root;

@@ -51,7 +51,7 @@ pub struct RestoreSummary {
     pub ownership_not_restored: u64,
     /// Some of them.
     pub ownership_sample: Vec<String>,
-    /// FIFOs, sockets and device nodes recorded at the source and not recreated.
+    /// Device nodes not recreated (restoring them needs root).
     pub not_recreated: Vec<String>,
 }
 
@@ -204,9 +204,11 @@ impl Restorer {
                 EntryKind::File => self.file(&full, &entry)?,
                 EntryKind::Symlink => self.symlink(&full, &entry)?,
                 EntryKind::HardLink => self.hard_link(&full, &entry)?,
-                EntryKind::Special => {
-                    self.summary.not_recreated.push(entry.path.clone());
-                    continue;
+                EntryKind::Fifo | EntryKind::CharDevice | EntryKind::BlockDevice => {
+                    if !self.node(&full, &entry)? {
+                        self.summary.not_recreated.push(entry.path.clone());
+                        continue;
+                    }
                 }
             }
             if entry.kind != EntryKind::Dir {
@@ -409,6 +411,34 @@ impl Restorer {
             remove(full, &entry.path)?;
         }
         std::os::unix::fs::symlink(target, full).map_err(write_err(entry))
+    }
+
+    /// A FIFO or device node; false when a device node cannot be made (not root).
+    fn node(&mut self, full: &Path, entry: &Entry) -> Result<bool, VolumeError> {
+        use rustix::fs::FileType;
+        let (file_type, rdev) = match entry.kind {
+            EntryKind::Fifo => (FileType::Fifo, 0),
+            EntryKind::BlockDevice => (FileType::BlockDevice, entry.rdev.unwrap_or(0)),
+            _ => (FileType::CharacterDevice, entry.rdev.unwrap_or(0)),
+        };
+        if entry.kind != EntryKind::Fifo && !self.as_root {
+            return Ok(false);
+        }
+        if let Ok(m) = std::fs::symlink_metadata(full) {
+            if FileType::from_raw_mode(m.mode()) == file_type && m.rdev() == rdev {
+                return Ok(true);
+            }
+            remove(full, &entry.path)?;
+        }
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            full,
+            file_type,
+            rustix::fs::Mode::from_raw_mode(entry.mode & 0o777),
+            rdev,
+        )
+        .map_err(|e| write_err(entry)(e.into()))?;
+        Ok(true)
     }
 
     fn hard_link(&mut self, full: &Path, entry: &Entry) -> Result<(), VolumeError> {

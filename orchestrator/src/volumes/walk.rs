@@ -34,6 +34,8 @@ pub struct Walk {
     stack: Vec<(String, Vec<OsString>)>,
     started: bool,
     links: HashMap<(u64, u64), String>,
+    /// Sockets met, by path: not walked into the manifest (see [`super::VolumeSummary`]).
+    pub sockets: Vec<String>,
 }
 
 impl Walk {
@@ -44,21 +46,32 @@ impl Walk {
             stack: Vec::new(),
             started: false,
             links: HashMap::new(),
+            sockets: Vec::new(),
         }
     }
 
-    fn visit(&mut self, rel: String) -> Result<Walked, VolumeError> {
+    fn visit(&mut self, rel: String) -> Result<Option<Walked>, VolumeError> {
         let full = if rel == "." {
             self.root.clone()
         } else {
             self.root.join(&rel)
         };
-        let meta = std::fs::symlink_metadata(&full).map_err(|source| VolumeError::Unreadable {
+        // The mount itself may be reached through a link; nothing under it is followed.
+        let meta = if rel == "." {
+            std::fs::metadata(&full)
+        } else {
+            std::fs::symlink_metadata(&full)
+        }
+        .map_err(|source| VolumeError::Unreadable {
             path: rel.clone(),
             source,
         })?;
-        let mut entry = entry_of(&rel, &meta);
         let ft = meta.file_type();
+        if ft.is_socket() {
+            self.sockets.push(rel);
+            return Ok(None);
+        }
+        let mut entry = entry_of(&rel, &meta);
         if ft.is_dir() {
             let names = list(&full, &rel)?;
             self.stack.push((rel, names));
@@ -80,7 +93,7 @@ impl Walk {
                 }
             }
         }
-        Ok(Walked { entry, full })
+        Ok(Some(Walked { entry, full }))
     }
 }
 
@@ -90,7 +103,7 @@ impl Iterator for Walk {
     fn next(&mut self) -> Option<Self::Item> {
         if !self.started {
             self.started = true;
-            return Some(self.visit(".".to_owned()));
+            return self.visit(".".to_owned()).transpose();
         }
         loop {
             let (dir, names) = self.stack.last_mut()?;
@@ -103,7 +116,10 @@ impl Iterator for Walk {
                 Ok(n) => format!("{dir}/{n}"),
                 Err(e) => return Some(Err(e)),
             };
-            return Some(self.visit(rel));
+            match self.visit(rel) {
+                Ok(None) => continue,
+                other => return other.transpose(),
+            }
         }
     }
 }
@@ -137,11 +153,12 @@ pub(crate) fn entry_of(rel: &str, meta: &Metadata) -> Entry {
         EntryKind::File
     } else if ft.is_symlink() {
         EntryKind::Symlink
+    } else if ft.is_fifo() {
+        EntryKind::Fifo
+    } else if ft.is_block_device() {
+        EntryKind::BlockDevice
     } else {
-        debug_assert!(
-            ft.is_fifo() || ft.is_socket() || ft.is_block_device() || ft.is_char_device()
-        );
-        EntryKind::Special
+        EntryKind::CharDevice
     };
     let size = if kind == EntryKind::File {
         meta.size()
@@ -159,6 +176,7 @@ pub(crate) fn entry_of(rel: &str, meta: &Metadata) -> Entry {
         mtime_nsec: u32::try_from(meta.mtime_nsec()).unwrap_or(0),
         target: None,
         sha256: None,
+        rdev: matches!(kind, EntryKind::CharDevice | EntryKind::BlockDevice).then(|| meta.rdev()),
         // Fewer 512-byte blocks than the bytes need: the file has holes.
         sparse: kind == EntryKind::File && meta.blocks().saturating_mul(512) < size,
         segment: None,

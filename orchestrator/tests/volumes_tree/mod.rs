@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -64,6 +64,25 @@ pub fn odd_tree(root: &Path) {
             0o640,
         );
     }
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &root.join("queue.fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o620),
+        0,
+    )
+    .expect("mkfifo");
+    // A device node where the sandbox allows one (root with CAP_MKNOD): /dev/null's.
+    let _ = rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &root.join("null.dev"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o666),
+        rustix::fs::makedev(1, 3),
+    );
+    // A socket: its process's, not the volume's; left out and named.
+    let socket = std::os::unix::net::UnixListener::bind(root.join("app.sock")).expect("socket");
+    drop(socket);
     let big: Vec<u8> = (0..3_000_000u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
@@ -95,12 +114,20 @@ pub fn listing(root: &Path) -> BTreeMap<String, String> {
                 .expect("under root")
                 .to_string_lossy()
                 .into_owned();
+            let ft = m.file_type();
             let kind = if m.is_dir() {
-                "d"
-            } else if m.file_type().is_symlink() {
-                "l"
+                "d".to_owned()
+            } else if ft.is_symlink() {
+                "l".to_owned()
+            } else if ft.is_fifo() {
+                "p".to_owned()
+            } else if ft.is_char_device() {
+                format!("c{}", m.rdev())
+            } else if ft.is_socket() {
+                // Sockets do not move (see `notMoved`).
+                continue;
             } else {
-                "f"
+                "f".to_owned()
             };
             let link = std::fs::read_link(&p)
                 .map(|t| t.to_string_lossy().into_owned())
