@@ -134,7 +134,7 @@ impl Packer {
         let mut segment: Option<SegmentWriter> = None;
         let mut buf = vec![0u8; 256 << 10];
         let mut walk = Walk::new(&self.root);
-        while let Some(walked) = walk.next() {
+        for walked in walk.by_ref() {
             let mut walked = walked?;
             let entry = &mut walked.entry;
             match entry.kind {
