@@ -66,7 +66,7 @@ pub fn odd_tree(root: &Path) {
     }
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &root.join("queue.fifo"),
+        root.join("queue.fifo"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o620),
         0,
@@ -75,7 +75,7 @@ pub fn odd_tree(root: &Path) {
     // A device node where the sandbox allows one (root with CAP_MKNOD): /dev/null's.
     let _ = rustix::fs::mknodat(
         rustix::fs::CWD,
-        &root.join("null.dev"),
+        root.join("null.dev"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::from_raw_mode(0o666),
         rustix::fs::makedev(1, 3),
