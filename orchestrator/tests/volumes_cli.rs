@@ -29,6 +29,8 @@ struct Movers {
     order: String,
     key: String,
     secret: String,
+    /// Where s3s-fs keeps the workload's staged volumes.
+    staged: std::path::PathBuf,
 }
 
 /// A plan whose workload moves its volumes through a bucket on s3s-fs, and an order
@@ -109,6 +111,9 @@ stages:
         order: "volumes/analyzer/gen-1/order.json".into(),
         key: server("RELOCATE_TEST_S3S_ACCESS_KEY"),
         secret: server("RELOCATE_TEST_S3S_SECRET_KEY"),
+        staged: Path::new(&root)
+            .join(&bucket)
+            .join("relocate/volumes/analyzer"),
     }
 }
 
@@ -375,4 +380,68 @@ fn a_restore_killed_mid_volume_resumes_with_only_what_is_missing() {
         "nothing was resumed: {report}"
     );
     assert_eq!(listing(&dst), before, "the resumed restore differs");
+}
+
+#[test]
+fn a_pack_killed_mid_volume_resumes_from_its_checkpoint() {
+    let m = movers();
+    let src = m.ws.join("claims/source-0");
+    let dst = m.ws.join("claims/target-0");
+    for d in 0..20 {
+        let dir = src.join(format!("d{d:02}"));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for i in 0..1000 {
+            std::fs::write(dir.join(format!("f{i:04}")), format!("{d}/{i}")).expect("file");
+        }
+    }
+    let before = listing(&src);
+    let parts = m.staged.join("data-analyzer-0/manifest-parts");
+    let mut child = m
+        .command("pack", 0, &src)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn pack");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_dir(&parts).map_or(0, |d| d.count()) < 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pack never checkpointed"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the pack finished before it could be killed: make the tree larger"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    assert!(m.staged.join("data-analyzer-0/checkpoint.json").exists());
+    assert!(!m.staged.join("data-analyzer-0/volume.json").exists());
+
+    let rerun = m.run("pack", 0, &src);
+    assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun));
+    let report: serde_json::Value = serde_json::from_slice(&rerun.stdout).expect("report");
+    let resumed = report["packed"]["resumedEntries"].as_u64().unwrap_or(0);
+    assert!(resumed >= 1000, "nothing was resumed: {report}");
+    assert_eq!(report["packed"]["files"], 20_000, "{report}");
+    assert!(
+        !m.staged.join("data-analyzer-0/checkpoint.json").exists(),
+        "a complete pack left its checkpoint"
+    );
+
+    let restored = m.run("restore", 0, &dst);
+    assert_eq!(restored.status.code(), Some(0), "{}", text(&restored));
+    assert_eq!(
+        listing(&dst),
+        before,
+        "the resumed pack restores a different tree"
+    );
+    let verified = m.run("verify", 0, &src);
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "the source's own root differs: {}",
+        text(&verified)
+    );
 }

@@ -162,6 +162,13 @@ pub struct VolumeSummary {
     pub segments: Vec<SegmentInfo>,
     /// SHA-256 of `manifest.ndjson`, hex.
     pub manifest_sha256: String,
+    /// Entries taken from an interrupted pack's checkpoint rather than read again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resumed_entries: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Writes the manifest as NDJSON to a local file while building its root.
@@ -171,6 +178,8 @@ pub(crate) struct ManifestWriter {
     tree: MerkleBuilder,
     hasher: Sha256,
     pub(crate) entries: u64,
+    /// Bytes written so far.
+    pub(crate) bytes: u64,
 }
 
 impl ManifestWriter {
@@ -183,6 +192,7 @@ impl ManifestWriter {
             tree: MerkleBuilder::default(),
             hasher: Sha256::new(),
             entries: 0,
+            bytes: 0,
         })
     }
 
@@ -198,7 +208,16 @@ impl ManifestWriter {
             .map_err(VolumeError::local("writing the manifest's scratch file"))?;
         self.tree.push(entry.leaf());
         self.entries += 1;
+        self.bytes += line.len() as u64;
         Ok(())
+    }
+
+    /// Flush to the scratch file; its path and length.
+    pub(crate) fn flushed(&mut self) -> Result<(std::path::PathBuf, u64), VolumeError> {
+        self.out
+            .flush()
+            .map_err(VolumeError::local("writing the manifest's scratch file"))?;
+        Ok((self.out.get_ref().path().to_path_buf(), self.bytes))
     }
 
     /// The file, its SHA-256 and the Merkle root.

@@ -16,11 +16,15 @@
 //! 5. [`order`] and [`mover`]: `relocate volume pack|restore|verify`, one mover pod
 //!    per claim, ordered through the state store like the scale-out workers.
 //!
+//! A pack checkpoints after each segment ([`checkpoint`]): a mover killed mid-volume
+//! and run again redoes at most one segment.
+//!
 //! The staging layout under a volume's prefix: `segments/NNNNNN.seg` (file bytes,
 //! concatenated), `manifest.ndjson` (one [`manifest::Entry`] a line) and
 //! `volume.json` (the [`manifest::VolumeSummary`], written last: its presence means
 //! the pack is complete).
 
+mod checkpoint;
 mod error;
 pub mod manifest;
 pub mod mover;

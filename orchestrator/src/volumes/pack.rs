@@ -18,6 +18,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 
+use super::checkpoint::{self, Checkpoint};
 use super::manifest::{ManifestWriter, SegmentInfo};
 use super::segment::SegmentWriter;
 use super::walk::Walk;
@@ -130,13 +131,32 @@ impl Packer {
             not_moved: Vec::new(),
             segments: Vec::new(),
             manifest_sha256: String::new(),
+            resumed_entries: 0,
         };
+        let mut progress = Checkpoint {
+            parts: 0,
+            manifest_bytes: 0,
+            last_path: String::new(),
+            volume: volume.clone(),
+        };
+        let resumed = checkpoint::load(&self.rt, &self.store, &self.prefix)?;
+        if let Some(saved) = resumed.clone() {
+            checkpoint::replay(&self.rt, &self.store, &self.prefix, &saved, &mut manifest)?;
+            tracing::info!(entries = manifest.entries, last = %saved.last_path, "resuming an interrupted pack");
+            volume = saved.volume.clone();
+            volume.resumed_entries = manifest.entries;
+            progress = saved;
+        }
         let mut segment: Option<SegmentWriter> = None;
         let mut buf = vec![0u8; 256 << 10];
         let mut walk = Walk::new(&self.root);
         for walked in walk.by_ref() {
             let mut walked = walked?;
             let entry = &mut walked.entry;
+            if resumed.is_some() && checkpoint::walked_by(&entry.path, &progress.last_path) {
+                continue;
+            }
+            let mut closed = false;
             match entry.kind {
                 EntryKind::Dir => volume.dirs += 1,
                 EntryKind::Symlink => volume.symlinks += 1,
@@ -164,10 +184,23 @@ impl Packer {
                         || out.files >= self.options.segment_files
                     {
                         self.close(segment.take(), &mut volume)?;
+                        closed = true;
                     }
                 }
             }
             manifest.push(entry)?;
+            if closed {
+                let (rt, store, prefix) = (&self.rt, &self.store, &self.prefix);
+                checkpoint::save(
+                    rt,
+                    store,
+                    prefix,
+                    &mut manifest,
+                    &mut progress,
+                    &entry.path,
+                    &volume,
+                )?;
+            }
         }
         self.close(segment.take(), &mut volume)?;
         volume.not_moved = std::mem::take(&mut walk.sockets);
@@ -175,6 +208,7 @@ impl Packer {
         let (file, _, root) = manifest.finish()?;
         volume.root = root;
         volume.manifest_sha256 = self.upload_manifest(file.path(), &mut buf)?;
+        checkpoint::remove(&self.rt, &self.store, &self.prefix, progress.parts);
         Ok(volume)
     }
 
