@@ -261,10 +261,10 @@ async fn restoring_what_was_never_packed_says_so() {
 #[test]
 fn a_claim_smaller_than_the_data_is_refused() {
     let err =
-        orchestrator::volumes::restore::capacity_fits(Path::new("/mnt/claim"), 2 << 30, 1 << 30)
+        orchestrator::volumes::staged::capacity_fits(Path::new("/mnt/claim"), 2 << 30, 1 << 30)
             .expect_err("too small");
     assert!(err.to_string().contains("make the claim larger"), "{err}");
-    orchestrator::volumes::restore::capacity_fits(Path::new("/mnt/claim"), 1 << 30, 2 << 30)
+    orchestrator::volumes::staged::capacity_fits(Path::new("/mnt/claim"), 1 << 30, 2 << 30)
         .expect("fits");
 }
 

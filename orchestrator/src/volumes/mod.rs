@@ -33,6 +33,7 @@ pub mod pack;
 pub mod restore;
 pub mod scan;
 mod segment;
+pub mod staged;
 pub mod walk;
 
 pub use error::VolumeError;

@@ -7,7 +7,7 @@ use connectors::store::{Access, StoreHandle, open_store};
 use serde::{Deserialize, Serialize};
 
 use super::order::{MoverTask, VolumeLayout, VolumeOrder, volume_prefix};
-use super::restore::read_summary;
+use super::staged::read_summary;
 use super::{PackOptions, RestoreSummary, VolumeError, VolumeSummary, pack, restore, scan};
 use crate::scaleout::{ScaleError, exchange};
 
