@@ -445,3 +445,22 @@ fn a_pack_killed_mid_volume_resumes_from_its_checkpoint() {
         text(&verified)
     );
 }
+
+#[test]
+fn an_order_naming_a_claim_that_is_not_a_kubernetes_name_is_refused() {
+    let m = movers();
+    let order = m.ws.join("state/volumes/analyzer/gen-1/order.json");
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&order).expect("order")).expect("json");
+    body["claims"][0] = "../../other-plan/x".into();
+    std::fs::write(&order, serde_json::to_vec(&body).expect("json")).expect("write");
+    let dir = m.ws.join("claims/none");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out = m.run("pack", 0, &dir);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a Kubernetes object name"),
+        "{}",
+        text(&out)
+    );
+}

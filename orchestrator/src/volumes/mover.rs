@@ -103,6 +103,22 @@ pub async fn run_mover(
             ))
         })?
         .clone();
+    // The claim names the staging prefix: a Kubernetes object name, nothing else.
+    let valid = |c: &str| {
+        (1..=253).contains(&c.len())
+            && c.split('.').all(|l| {
+                !l.is_empty()
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            })
+    };
+    if !valid(&claim) {
+        return Err(bad(format!(
+            "claim {claim:?} is not a Kubernetes object name"
+        )));
+    }
     let plan = plans::parse(&order.plan_text, FsPath::new(&order.plan_path))
         .map_err(|e| bad(format!("its plan does not validate: {e}")))?;
     if plan.digest().to_string() != order.plan_digest {
