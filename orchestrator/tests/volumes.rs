@@ -418,3 +418,43 @@ async fn a_forged_manifest_cannot_write_outside_the_volume() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mount_reached_through_a_link_is_restored_into_not_replaced() {
+    let src = tempfile::tempdir().expect("src");
+    std::fs::write(src.path().join("f"), b"data").expect("file");
+    std::fs::set_permissions(src.path(), std::fs::Permissions::from_mode(0o750)).expect("chmod");
+    let dst = tempfile::tempdir().expect("dst");
+    let real = dst.path().join("real");
+    std::fs::create_dir(&real).expect("real");
+    std::os::unix::fs::symlink(&real, dst.path().join("mount")).expect("link");
+    let staging = staging();
+    let packed = pack(
+        src.path(),
+        staging.store.clone(),
+        &prefix(),
+        "c",
+        PackOptions::default(),
+    )
+    .await
+    .expect("pack");
+    restore(staging.store.clone(), &prefix(), &dst.path().join("mount"))
+        .await
+        .expect("restore");
+    assert!(
+        std::fs::symlink_metadata(dst.path().join("mount"))
+            .expect("mount")
+            .file_type()
+            .is_symlink(),
+        "the mount link was replaced"
+    );
+    assert_eq!(std::fs::read(real.join("f")).expect("restored"), b"data");
+    assert_eq!(
+        std::fs::metadata(&real).expect("real").mode() & 0o7777,
+        0o750
+    );
+    assert_eq!(
+        scan(&dst.path().join("mount")).expect("scan").root,
+        packed.root
+    );
+}

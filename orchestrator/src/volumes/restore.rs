@@ -99,6 +99,14 @@ struct Restorer {
 
 impl Restorer {
     fn run(mut self, manifest: &Path) -> Result<RestoreSummary, VolumeError> {
+        // The mount may be reached through a link: resolve it once, so the root's
+        // metadata lands on the directory and nothing replaces it.
+        let mount_err = |source| VolumeError::Write {
+            path: ".".into(),
+            source,
+        };
+        std::fs::create_dir_all(&self.root).map_err(mount_err)?;
+        self.root = std::fs::canonicalize(&self.root).map_err(mount_err)?;
         let mut checked_parent = String::new();
         for entry in entries(manifest)? {
             let entry = entry?;
@@ -179,13 +187,16 @@ impl Restorer {
     }
 
     fn dir(&mut self, full: &Path, entry: &Entry) -> Result<(), VolumeError> {
+        if entry.path == "." {
+            // The mount: made (or resolved) in `run`, never replaced.
+            return Ok(());
+        }
         match std::fs::symlink_metadata(full) {
             Ok(m) if m.is_dir() => Ok(()),
             Ok(_) => {
                 remove(full, &entry.path)?;
                 std::fs::create_dir(full).map_err(write_err(entry))
             }
-            Err(_) if entry.path == "." => std::fs::create_dir_all(full).map_err(write_err(entry)),
             Err(_) => std::fs::create_dir(full).map_err(write_err(entry)),
         }
     }
