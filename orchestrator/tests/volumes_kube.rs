@@ -264,3 +264,91 @@ async fn a_pending_or_small_target_claim_is_refused_naming_it() {
         .expect_err("missing");
     assert!(err.to_string().contains("data-analyzer-9"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coordinator_moves_every_claim_and_a_failed_verify_names_its_claim() {
+    use orchestrator::volumes::coordinator::{Movers, run_movers};
+    use orchestrator::volumes::mover::MoverError;
+    use orchestrator::volumes::order::{MoverTask, VolumeOrder};
+
+    let ws = Workspace::new();
+    let state_entry = order(&ws);
+    let written: VolumeOrder =
+        serde_json::from_slice(&std::fs::read(ws.join("state/v/order.json")).expect("order"))
+            .expect("order json");
+    let order = VolumeOrder {
+        claims: vec!["data-analyzer-0".into(), "data-analyzer-1".into()],
+        ..written
+    };
+    let cluster = FakeCluster::start();
+    cluster.set_job_entrypoint(assert_cmd::cargo::cargo_bin("relocate"));
+    let mut sources = Vec::new();
+    for (i, claim) in order.claims.iter().enumerate() {
+        for ns in ["analysis", "analysis-zrh"] {
+            let dir = ws.join(&format!("claims/{ns}/{claim}"));
+            std::fs::create_dir_all(&dir).expect("claim dir");
+            cluster.set_claim_dir(ns, claim, &dir);
+        }
+        let src = ws.join(&format!("claims/analysis/{claim}"));
+        std::fs::write(src.join("index.db"), format!("claim {i}")).expect("data");
+        sources.push(src);
+    }
+    odd_tree(&sources[1]);
+    let state: std::sync::Arc<dyn object_store::ObjectStore> = std::sync::Arc::new(
+        object_store::local::LocalFileSystem::new_with_prefix(ws.join("state")).expect("state"),
+    );
+    let movers = |namespace: &str| Movers {
+        client: client(&cluster),
+        namespace: namespace.into(),
+        image: "registry.zrh.example.ch/relocate:0.2.0".into(),
+        secret_name: Some("relocate-stores".into()),
+        resources: WorkerResources::default(),
+        state: state.clone(),
+        state_entry: state_entry.clone(),
+        order_path: "v/order.json".into(),
+        labels: BTreeMap::from([("relocate.io/stage".into(), "cutover".into())]),
+        attempt: 1,
+        timeout: Duration::from_secs(60),
+    };
+    for ns in ["analysis", "analysis-zrh"] {
+        cluster.api.create_namespace(ns);
+        secret(&cluster, ns);
+    }
+
+    let packed = run_movers(&movers("analysis"), &order, MoverTask::Pack)
+        .await
+        .expect("pack");
+    let restored = run_movers(&movers("analysis-zrh"), &order, MoverTask::Restore)
+        .await
+        .expect("restore");
+    let verified = run_movers(&movers("analysis-zrh"), &order, MoverTask::Verify)
+        .await
+        .expect("verify");
+    for i in 0..2 {
+        assert_eq!(packed[i].root, restored[i].root);
+        assert_eq!(packed[i].root, verified[i].root);
+        let target = ws.join(&format!("claims/analysis-zrh/{}", order.claims[i]));
+        assert_eq!(listing(&target), listing(&sources[i]), "claim {i}");
+    }
+    assert_ne!(packed[0].root, packed[1].root);
+
+    // The next attempt's verify finds a changed byte on the second claim.
+    std::fs::write(
+        ws.join("claims/analysis-zrh/data-analyzer-1/index.db"),
+        b"claim 9",
+    )
+    .expect("tamper");
+    let again = Movers {
+        attempt: 2,
+        ..movers("analysis-zrh")
+    };
+    let err = run_movers(&again, &order, MoverTask::Verify)
+        .await
+        .expect_err("tampered");
+    assert!(matches!(err, MoverError::MoverFailed { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("claim data-analyzer-1: the verify Job analysis-zrh/"),
+        "{err}"
+    );
+}

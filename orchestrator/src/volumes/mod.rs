@@ -25,6 +25,7 @@
 //! the pack is complete).
 
 mod checkpoint;
+pub mod coordinator;
 mod error;
 pub mod manifest;
 pub mod mover;

@@ -44,6 +44,34 @@ pub enum MoverError {
         #[source]
         source: Box<VolumeError>,
     },
+    /// The cluster could not be asked (Job, claim).
+    #[error("claim {claim}: the cluster")]
+    Cluster {
+        /// The claim.
+        claim: String,
+        /// Why.
+        #[source]
+        source: Box<connectors::kube::KubeError>,
+    },
+    /// The target claim cannot take the data.
+    #[error(transparent)]
+    Claim(#[from] connectors::kube::volumes::ClaimRefused),
+    /// The mover's Job failed.
+    #[error(
+        "claim {claim}: the {task} Job {namespace}/{job} failed ({detail}); see kubectl logs -n {namespace} -l batch.kubernetes.io/job-name={job}"
+    )]
+    MoverFailed {
+        /// The claim.
+        claim: String,
+        /// pack, restore or verify.
+        task: &'static str,
+        /// The Job's namespace.
+        namespace: String,
+        /// The Job.
+        job: String,
+        /// What Kubernetes says.
+        detail: String,
+    },
     /// The target volume does not match what was staged.
     #[error(
         "claim {claim}: the target volume's root is {found}, the staged manifest's is {staged}"
