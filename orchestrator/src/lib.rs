@@ -16,3 +16,4 @@ pub mod progress;
 pub mod scaleout;
 pub mod state;
 pub mod transfer;
+pub mod volumes;

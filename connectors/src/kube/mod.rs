@@ -27,6 +27,7 @@ mod rename;
 mod resource;
 mod scale;
 mod transform;
+pub mod volumes;
 mod wait;
 pub mod workers;
 

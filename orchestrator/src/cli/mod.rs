@@ -15,6 +15,7 @@ mod secret_files;
 mod shell;
 mod status;
 mod verify;
+mod volume;
 mod worker;
 
 use std::path::PathBuf;
@@ -96,6 +97,10 @@ pub enum Command {
     /// Run one shard of a sharded workload's work order (the worker image's
     /// entrypoint; `relocate run` starts these itself).
     Worker(worker::WorkerArgs),
+    /// Move one PersistentVolumeClaim's files through the staging store (the mover
+    /// pods' entrypoint; `relocate run` starts these itself).
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// Check an exported record on any machine: signatures, chain, thresholds; with
     /// `--target` the target's objects; `--object` one object's proof; `--digests` a store.
     Verify(verify::VerifyArgs),
@@ -179,6 +184,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Man => shell::man(),
         Command::Verify(args) => verify::verify(&args).await,
         Command::Worker(args) => worker::worker(&args).await,
+        Command::Volume(command) => volume::volume(&command).await,
     };
     match result {
         Ok(code) => code,

@@ -60,6 +60,8 @@ struct Running {
 struct State {
     entrypoint: Option<PathBuf>,
     workdir: Option<PathBuf>,
+    /// PersistentVolumeClaim `(namespace, name)` → the local directory standing for it.
+    claims: BTreeMap<(String, String), PathBuf>,
     jobs: BTreeMap<(String, String), Value>,
     requests: Vec<Value>,
     logs: BTreeMap<(String, String), Arc<LogBuffer>>,
@@ -92,6 +94,13 @@ impl FakeCluster {
     /// The working directory of the pods' processes (default: the test's).
     pub fn set_job_workdir(&self, path: impl Into<PathBuf>) {
         lock(&self.api.jobs.state).workdir = Some(path.into());
+    }
+    /// The local directory a pod mounting claim `namespace/name` sees at the mount's
+    /// path: env values under that path are rewritten to it (volume mover tests).
+    pub fn set_claim_dir(&self, namespace: &str, name: &str, dir: impl Into<PathBuf>) {
+        lock(&self.api.jobs.state)
+            .claims
+            .insert((namespace.to_owned(), name.to_owned()), dir.into());
     }
     /// Every Job body POSTed, in order (rejected ones included).
     pub fn job_requests(&self) -> Vec<Value> {

@@ -62,6 +62,26 @@ pub struct KubernetesWorkload {
     /// Create the target namespace when it is missing (default: report it missing).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub create_namespace: bool,
+    /// Move the data of the selected PersistentVolumeClaims through a staging store
+    /// (default: claims are recreated empty at the target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<Volumes>,
+}
+
+/// `volumes:` of a Kubernetes workload: how its claims' data moves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Volumes {
+    /// Move the files of every selected PVC (and claim templates).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub copy: bool,
+    /// The object store (a key of `stores`) the files pass through, in an allowed
+    /// jurisdiction and not in the source region.
+    pub staging: String,
+    /// Seed from a CSI VolumeSnapshot of this class while the source runs (default:
+    /// read-only from the live volume, not point-in-time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_class: Option<String>,
 }
 
 /// One named resource.

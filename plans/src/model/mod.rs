@@ -11,7 +11,7 @@ mod operator;
 mod signoff;
 mod workers;
 
-pub use kubernetes::{Cluster, JsonPatchRule, KubernetesWorkload, ResourceRef, Transform};
+pub use kubernetes::{Cluster, JsonPatchRule, KubernetesWorkload, ResourceRef, Transform, Volumes};
 pub use objects::{
     ChecksumAlgorithm, Credentials, ExistingTarget, Multipart, ObjectWorkload, RetrySettings,
     Store, SymlinkPolicy, VerifyMode, VerifySettings,

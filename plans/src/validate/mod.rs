@@ -41,6 +41,7 @@ mod operator;
 mod stages;
 pub(crate) mod stores;
 pub use workers::MAX_SHARDS;
+mod volumes;
 mod workers;
 mod workloads;
 
@@ -89,6 +90,7 @@ pub(crate) fn checked(plan: &Plan) -> (Vec<Problem>, Typed) {
     let stores = stores::check(plan, &mut report);
     workloads::check(plan, &mut report);
     workers::check(plan, &mut report);
+    volumes::check(plan, &mut report);
     approvers::check(plan, &mut report);
     operator::check(plan, &mut report);
     stages::check(plan, &mut report);

@@ -38,7 +38,9 @@ impl Jobs {
                                               "uid": job["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}]},
             "spec": template["spec"], "status": {"phase": "Pending"}});
         let container = template["spec"]["containers"][0].clone();
-        let env = self.resolve_env(&namespace, &container, index);
+        let env = self
+            .resolve_env(&namespace, &container, index)
+            .map(|env| self.map_claims(&namespace, &template["spec"], &container, env));
         let entrypoint = lock(&self.state).entrypoint.clone();
         let (env, entrypoint) = match (env, entrypoint) {
             (Ok(env), Some(entrypoint)) => (env, entrypoint),
@@ -224,6 +226,37 @@ impl Jobs {
             }
         }
         Ok(env)
+    }
+
+    /// Env values under a mounted claim's path, rewritten to the claim's local directory.
+    fn map_claims(
+        &self,
+        namespace: &str,
+        pod_spec: &Value,
+        container: &Value,
+        env: Vec<(String, String)>,
+    ) -> Vec<(String, String)> {
+        let state = lock(&self.state);
+        let job_volumes = pod_spec["volumes"].as_array().cloned().unwrap_or_default();
+        let mut mapped = env;
+        for mount in container["volumeMounts"].as_array().into_iter().flatten() {
+            let claim = job_volumes
+                .iter()
+                .find(|v| v["name"] == mount["name"])
+                .and_then(|v| v["persistentVolumeClaim"]["claimName"].as_str());
+            let (Some(claim), Some(path)) = (claim, mount["mountPath"].as_str()) else {
+                continue;
+            };
+            let Some(dir) = state.claims.get(&(namespace.to_owned(), claim.to_owned())) else {
+                continue;
+            };
+            for (_, value) in &mut mapped {
+                if let Some(rest) = value.strip_prefix(path) {
+                    *value = format!("{}{rest}", dir.display());
+                }
+            }
+        }
+        mapped
     }
 
     /// A stored Secret's values, decoded.

@@ -1,0 +1,143 @@
+//! A claim as a mover needs to see it: bound or not, how large, which class.
+
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::Client;
+use kube::api::Api;
+
+use super::super::KubeError;
+use super::super::resource::ResourceId;
+
+/// Where a claim stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimStatus {
+    /// `Pending`, `Bound` or `Lost`.
+    pub phase: String,
+    /// Bytes of the bound volume (`status.capacity.storage`), else the request.
+    pub capacity: Option<u64>,
+    /// Its storage class.
+    pub storage_class: Option<String>,
+}
+
+/// Why a target claim cannot take a volume's data.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClaimRefused {
+    /// The claim is still `Pending` after its restore pod was scheduled: no volume will
+    /// bind (no provisioner for the class, no capacity in the zone).
+    #[error(
+        "claim {namespace}/{claim} is still Pending after its restore pod was scheduled (storage class {class}): check `kubectl describe pvc -n {namespace} {claim}` and the class mapping in `transform.storageClasses`"
+    )]
+    Pending {
+        /// Namespace.
+        namespace: String,
+        /// Claim.
+        claim: String,
+        /// Its storage class, or `(default)`.
+        class: String,
+    },
+    /// The claim is smaller than the data staged for it.
+    #[error(
+        "claim {namespace}/{claim} holds {capacity} bytes, the staged volume has {needed}: request more storage at the target"
+    )]
+    TooSmall {
+        /// Namespace.
+        namespace: String,
+        /// Claim.
+        claim: String,
+        /// Its capacity in bytes.
+        capacity: u64,
+        /// Bytes staged.
+        needed: u64,
+    },
+}
+
+impl ClaimStatus {
+    /// Whether this claim, once its restore pod is scheduled, can take `needed` bytes.
+    pub fn accepts(&self, namespace: &str, claim: &str, needed: u64) -> Result<(), ClaimRefused> {
+        if self.phase == "Pending" {
+            return Err(ClaimRefused::Pending {
+                namespace: namespace.into(),
+                claim: claim.into(),
+                class: self
+                    .storage_class
+                    .clone()
+                    .unwrap_or_else(|| "(default)".into()),
+            });
+        }
+        match self.capacity {
+            Some(capacity) if capacity < needed => Err(ClaimRefused::TooSmall {
+                namespace: namespace.into(),
+                claim: claim.into(),
+                capacity,
+                needed,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Read claim `namespace/name`.
+pub async fn claim_status(
+    client: Client,
+    namespace: &str,
+    name: &str,
+) -> Result<ClaimStatus, KubeError> {
+    let id = ResourceId {
+        api_version: "v1".into(),
+        kind: "PersistentVolumeClaim".into(),
+        namespace: namespace.into(),
+        name: name.into(),
+    };
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client, namespace);
+    let claim = api
+        .get(name)
+        .await
+        .map_err(|e| KubeError::from_api(&id, e))?;
+    let status = claim.status.unwrap_or_default();
+    let spec = claim.spec.unwrap_or_default();
+    let bound = status
+        .capacity
+        .as_ref()
+        .and_then(|c| c.get("storage"))
+        .and_then(|q| parse_quantity(&q.0));
+    let requested = spec
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"))
+        .and_then(|q| parse_quantity(&q.0));
+    Ok(ClaimStatus {
+        phase: status.phase.unwrap_or_else(|| "Pending".into()),
+        capacity: bound.or(requested),
+        storage_class: spec.storage_class_name,
+    })
+}
+
+/// Bytes of a storage quantity (`10Gi`, `500M`, `1e9`, `1073741824`); `None` when it
+/// does not parse.
+pub fn parse_quantity(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(split);
+    let factor: f64 = match suffix {
+        "" => 1.0,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        s if s.starts_with('e') || s.starts_with('E') => {
+            return format!("{number}{s}").parse::<f64>().ok().map(|v| v as u64);
+        }
+        _ => return None,
+    };
+    let value: f64 = number.parse().ok()?;
+    (value >= 0.0).then_some((value * factor) as u64)
+}

@@ -1,0 +1,105 @@
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::kube::workers::{WorkerJob, WorkerResources};
+
+fn mover(read_only: bool, as_root: bool) -> MoverJob {
+    MoverJob {
+        worker: WorkerJob {
+            name: "analyzer-cutover-1-1-pack-0-abcdef1234".into(),
+            namespace: "analysis".into(),
+            image: "registry.zrh.example.ch/relocate:0.2.0".into(),
+            completions: 1,
+            parallelism: 1,
+            service_account: None,
+            secret_name: Some("relocate-stores".into()),
+            resources: WorkerResources {
+                cpu: Some("1".into()),
+                memory: Some("256Mi".into()),
+            },
+            args: vec![
+                "volume".into(),
+                "pack".into(),
+                "--order".into(),
+                "o/order.json".into(),
+            ],
+            env: vec![("RELOCATE_STATE_STORE".into(), "{}".into())],
+            labels: BTreeMap::from([("relocate.io/stage".into(), "cutover".into())]),
+            backoff_limit_per_index: 2,
+            ttl_seconds_after_finished: 3600,
+        },
+        claim: "data-analyzer-0".into(),
+        read_only,
+        as_root,
+    }
+}
+
+fn job_json(m: &MoverJob) -> Value {
+    serde_json::to_value(build_mover_job(m)).expect("json")
+}
+
+#[test]
+fn a_pack_mounts_the_claim_read_only_without_fs_group() {
+    let job = job_json(&mover(true, false));
+    let pod = &job["spec"]["template"]["spec"];
+    let volume = pod["volumes"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["name"] == "claim"))
+        .expect("claim volume");
+    assert_eq!(
+        volume["persistentVolumeClaim"],
+        json!({"claimName": "data-analyzer-0", "readOnly": true})
+    );
+    let container = &pod["containers"][0];
+    let mount = container["volumeMounts"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["name"] == "claim"))
+        .expect("mount");
+    assert_eq!(mount["mountPath"], VOLUME_MOUNT);
+    assert_eq!(mount["readOnly"], true);
+    assert!(pod["securityContext"].get("fsGroup").is_none(), "{pod}");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert!(
+        container["env"].as_array().is_some_and(
+            |e| e.contains(&json!({"name": "RELOCATE_VOLUME_PATH", "value": "/volume"}))
+        )
+    );
+    // The worker Job's guarantees stay: credentials only by reference, resources.
+    assert_eq!(
+        container["envFrom"][0]["secretRef"]["name"],
+        "relocate-stores"
+    );
+    assert_eq!(container["resources"]["limits"]["memory"], "256Mi");
+}
+
+#[test]
+fn a_restore_as_root_adds_only_the_ownership_capabilities() {
+    let job = job_json(&mover(false, true));
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsUser"], 0);
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["securityContext"]["capabilities"],
+        json!({"add": ["CHOWN", "FOWNER", "DAC_OVERRIDE"], "drop": ["ALL"]})
+    );
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    let mount = container["volumeMounts"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["name"] == "claim"))
+        .expect("mount");
+    assert_eq!(mount["readOnly"], false);
+}
+
+#[test]
+fn storage_quantities_parse_to_bytes() {
+    assert_eq!(parse_quantity("10Gi"), Some(10 << 30));
+    assert_eq!(parse_quantity("500M"), Some(500_000_000));
+    assert_eq!(parse_quantity("1e9"), Some(1_000_000_000));
+    assert_eq!(parse_quantity("1073741824"), Some(1 << 30));
+    assert_eq!(parse_quantity("ten"), None);
+}

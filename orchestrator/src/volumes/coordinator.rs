@@ -1,0 +1,187 @@
+//! The coordinator's side of a volume move: write the order, run one mover Job per
+//! claim (the claim mounted, read-only unless restoring), follow the Jobs, and collect
+//! each mover's report (its manifest root goes into the stage's evidence).
+//!
+//! One Job per claim, not one Indexed Job for all: a pod mounts claims of its own
+//! namespace only, and a `ReadWriteOnce` claim binds the pod to its node, so claims on
+//! different nodes need different pods anyway. A Job re-created by a rerun is
+//! re-attached to (same name and labels), so a coordinator killed mid-move follows
+//! the movers it started. A mover that does not finish in time on a claim still
+//! `Pending` fails naming the claim and its class.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use connectors::kube::volumes::{MoverJob, claim_status, ensure_mover_job};
+use connectors::kube::workers::{WorkerJob, WorkerResources, job_name, job_progress};
+use object_store::ObjectStore;
+
+use super::mover::{MoverError, MoverReport};
+use super::order::{MoverTask, VolumeLayout, VolumeOrder};
+use crate::scaleout::exchange;
+
+/// How often the Jobs are read.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Where and how the movers run.
+#[derive(Clone)]
+pub struct Movers {
+    /// The cluster holding the claims.
+    pub client: kube::Client,
+    /// The claims' namespace (the movers run there).
+    pub namespace: String,
+    /// The relocate image.
+    pub image: String,
+    /// The Secret with the stores' credentials, by reference.
+    pub secret_name: Option<String>,
+    /// CPU and memory per mover.
+    pub resources: WorkerResources,
+    /// The state store, where the order and the reports go.
+    pub state: Arc<dyn ObjectStore>,
+    /// The state store's plan entry in JSON (`RELOCATE_STATE_STORE` of the pods).
+    pub state_entry: String,
+    /// The order's path in the state store (`…/order.json`).
+    pub order_path: String,
+    /// The run's labels (plan digest, stage, attempt) on every Job.
+    pub labels: BTreeMap<String, String>,
+    /// Stage attempt (part of the Jobs' names).
+    pub attempt: u32,
+    /// How long a mover may take.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Movers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Movers")
+            .field("namespace", &self.namespace)
+            .field("order_path", &self.order_path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Run `task` for every claim of `order`; their reports, in the order's claim order.
+pub async fn run_movers(
+    movers: &Movers,
+    order: &VolumeOrder,
+    task: MoverTask,
+) -> Result<Vec<MoverReport>, MoverError> {
+    let layout = VolumeLayout::of_order(&movers.order_path);
+    let state_err = |e| MoverError::State(Box::new(e));
+    exchange::put_json(&movers.state, &layout.order(), order)
+        .await
+        .map_err(state_err)?;
+    let mut jobs = Vec::new();
+    for (index, claim) in order.claims.iter().enumerate() {
+        let job = mover_job(movers, order, task, index, claim);
+        ensure_mover_job(movers.client.clone(), &job)
+            .await
+            .map_err(|e| cluster(claim, e))?;
+        jobs.push(job);
+    }
+    let deadline = Instant::now() + movers.timeout;
+    let mut reports = Vec::new();
+    for (index, job) in jobs.iter().enumerate() {
+        wait(movers, job, task, deadline).await?;
+        let report: MoverReport = exchange::get_json(
+            &movers.state,
+            &layout.result(task, index as u32),
+            "mover report",
+        )
+        .await
+        .map_err(state_err)?
+        .ok_or_else(|| MoverError::MoverFailed {
+            claim: job.claim.clone(),
+            task: task.as_str(),
+            namespace: movers.namespace.clone(),
+            job: job.worker.name.clone(),
+            detail: "it completed without a report".into(),
+        })?;
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+fn mover_job(
+    movers: &Movers,
+    order: &VolumeOrder,
+    task: MoverTask,
+    index: usize,
+    claim: &str,
+) -> MoverJob {
+    let mut labels = movers.labels.clone();
+    labels.insert("relocate.io/workload".into(), order.workload.clone());
+    labels.insert("relocate.io/volume-task".into(), task.as_str().into());
+    MoverJob {
+        worker: WorkerJob {
+            name: job_name(&order.workload, claim, movers.attempt, task.as_str()),
+            namespace: movers.namespace.clone(),
+            image: movers.image.clone(),
+            completions: 1,
+            parallelism: 1,
+            service_account: None,
+            secret_name: movers.secret_name.clone(),
+            resources: movers.resources.clone(),
+            args: vec![
+                "volume".into(),
+                task.as_str().into(),
+                "--order".into(),
+                movers.order_path.clone(),
+                "--index".into(),
+                index.to_string(),
+            ],
+            env: vec![("RELOCATE_STATE_STORE".into(), movers.state_entry.clone())],
+            labels,
+            backoff_limit_per_index: 2,
+            ttl_seconds_after_finished: 24 * 3600,
+        },
+        claim: claim.to_owned(),
+        read_only: task != MoverTask::Restore,
+        as_root: task == MoverTask::Restore,
+    }
+}
+
+async fn wait(
+    movers: &Movers,
+    job: &MoverJob,
+    task: MoverTask,
+    deadline: Instant,
+) -> Result<(), MoverError> {
+    let (ns, name, claim) = (&movers.namespace, &job.worker.name, &job.claim);
+    let failed = |detail: String| MoverError::MoverFailed {
+        claim: claim.clone(),
+        task: task.as_str(),
+        namespace: ns.clone(),
+        job: name.clone(),
+        detail,
+    };
+    loop {
+        let progress = job_progress(movers.client.clone(), ns, name)
+            .await
+            .map_err(|e| cluster(claim, e))?;
+        if progress.completed.contains(&0) {
+            return Ok(());
+        }
+        if !progress.failed.is_empty() || progress.finished.is_some() {
+            return Err(failed(format!("{:?}", progress.finished)));
+        }
+        if Instant::now() >= deadline {
+            let status = claim_status(movers.client.clone(), ns, claim)
+                .await
+                .map_err(|e| cluster(claim, e))?;
+            status.accepts(ns, claim, 0)?;
+            return Err(failed(format!(
+                "not done after {}",
+                humantime::format_duration(movers.timeout)
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn cluster(claim: &str, source: connectors::kube::KubeError) -> MoverError {
+    MoverError::Cluster {
+        claim: claim.to_owned(),
+        source: Box::new(source),
+    }
+}

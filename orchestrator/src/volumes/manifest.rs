@@ -1,0 +1,265 @@
+//! A volume's manifest: one [`Entry`] per path (NDJSON, in walk order), and the
+//! [`VolumeSummary`] that names its Merkle root.
+//!
+//! The root is the auditor's RFC 6962 tree ([`relocate_verifier::merkle`]) over leaves
+//! `leaf_hash(path, size, entry digest)`, where the entry digest is the SHA-256 of
+//! `kind NUL mode(octal) NUL uid NUL gid NUL mtime(sec.nsec) NUL link target NUL
+//! content sha256`. Everything a restored tree must reproduce is in it (bytes and
+//! metadata), and nothing of the staging layout (segment, offset), so the root of a
+//! tree recomputed from disk ([`super::scan`]) equals the staged root exactly when
+//! the trees are equal.
+
+use std::io::{BufRead, BufWriter, Write};
+
+use relocate_verifier::merkle::{MerkleBuilder, leaf_hash};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::VolumeError;
+
+/// What a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EntryKind {
+    /// A directory (the volume's root is `.`).
+    Dir,
+    /// A regular file; its bytes are in a segment.
+    File,
+    /// A symbolic link, kept as a link (never followed).
+    Symlink,
+    /// Another name of a file earlier in the manifest (`target`).
+    HardLink,
+    /// A named pipe, recreated empty.
+    Fifo,
+    /// A character device node (`rdev`), recreated when restoring as root.
+    CharDevice,
+    /// A block device node (`rdev`), recreated when restoring as root.
+    BlockDevice,
+}
+
+impl EntryKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Dir => "dir",
+            EntryKind::File => "file",
+            EntryKind::Symlink => "symlink",
+            EntryKind::HardLink => "hardLink",
+            EntryKind::Fifo => "fifo",
+            EntryKind::CharDevice => "charDevice",
+            EntryKind::BlockDevice => "blockDevice",
+        }
+    }
+}
+
+/// One path of the volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    /// Relative to the volume's root, `/`-separated; the root itself is `.`.
+    pub path: String,
+    /// What it is.
+    pub kind: EntryKind,
+    /// Bytes (files and hard links; 0 otherwise).
+    pub size: u64,
+    /// Permission bits, including setuid, setgid and sticky.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Modification time, seconds since the epoch.
+    pub mtime: i64,
+    /// Its nanoseconds.
+    pub mtime_nsec: u32,
+    /// A symlink's target, or the earlier path a hard link shares its inode with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// SHA-256 of a file's bytes, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// A device node's device number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdev: Option<u64>,
+    /// The file has holes: stored in full, restored with holes where it reads zeros.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sparse: bool,
+    /// The segment holding a file's bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<u32>,
+    /// Where in the segment they start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+}
+
+impl Entry {
+    /// The entry's digest (hex): its kind, metadata, link target and content hash.
+    pub fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.kind.as_str());
+        h.update([0]);
+        h.update(format!("{:o}", self.mode));
+        h.update([0]);
+        h.update(format!(
+            "{}\0{}\0{}.{:09}",
+            self.uid, self.gid, self.mtime, self.mtime_nsec
+        ));
+        h.update([0]);
+        h.update(self.target.as_deref().unwrap_or(""));
+        h.update([0]);
+        h.update(self.sha256.as_deref().unwrap_or(""));
+        if let Some(rdev) = self.rdev {
+            h.update(format!("\0{rdev}"));
+        }
+        hex::encode(h.finalize())
+    }
+
+    /// Its Merkle leaf.
+    pub fn leaf(&self) -> [u8; 32] {
+        leaf_hash(&self.path, self.size, &self.digest())
+    }
+}
+
+/// One staged segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentInfo {
+    /// Its object name under the volume's prefix.
+    pub name: String,
+    /// Bytes.
+    pub bytes: u64,
+    /// Files whose bytes it holds.
+    pub files: u64,
+    /// SHA-256 of its bytes, hex.
+    pub sha256: String,
+}
+
+/// What a pack staged: `volume.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSummary {
+    /// The claim the volume belongs to.
+    pub claim: String,
+    /// The manifest's Merkle root, hex.
+    pub root: String,
+    /// Entries in the manifest.
+    pub entries: u64,
+    /// Regular files.
+    pub files: u64,
+    /// Bytes of the regular files.
+    pub bytes: u64,
+    /// Directories (the root included).
+    pub dirs: u64,
+    /// Symbolic links.
+    pub symlinks: u64,
+    /// Hard links (names beyond each inode's first), preserved as links.
+    pub hard_links: u64,
+    /// Sparse files (stored in full, restored with holes), by path.
+    pub sparse: Vec<String>,
+    /// Sockets, by path: left out of the manifest (a socket is its listening
+    /// process's, and is made anew when that process starts).
+    pub not_moved: Vec<String>,
+    /// The segments, in order.
+    pub segments: Vec<SegmentInfo>,
+    /// SHA-256 of `manifest.ndjson`, hex.
+    pub manifest_sha256: String,
+    /// Entries taken from an interrupted pack's checkpoint rather than read again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resumed_entries: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Writes the manifest as NDJSON to a local file while building its root.
+#[derive(Debug)]
+pub(crate) struct ManifestWriter {
+    out: BufWriter<tempfile::NamedTempFile>,
+    tree: MerkleBuilder,
+    hasher: Sha256,
+    pub(crate) entries: u64,
+    /// Bytes written so far.
+    pub(crate) bytes: u64,
+}
+
+impl ManifestWriter {
+    pub(crate) fn new() -> Result<Self, VolumeError> {
+        let file = tempfile::NamedTempFile::new().map_err(VolumeError::local(
+            "creating the manifest's scratch file (TMPDIR)",
+        ))?;
+        Ok(Self {
+            out: BufWriter::new(file),
+            tree: MerkleBuilder::default(),
+            hasher: Sha256::new(),
+            entries: 0,
+            bytes: 0,
+        })
+    }
+
+    pub(crate) fn push(&mut self, entry: &Entry) -> Result<(), VolumeError> {
+        let mut line = serde_json::to_vec(entry).map_err(|e| VolumeError::Local {
+            what: format!("encoding the manifest entry of {}", entry.path),
+            source: e.into(),
+        })?;
+        line.push(b'\n');
+        self.hasher.update(&line);
+        self.out
+            .write_all(&line)
+            .map_err(VolumeError::local("writing the manifest's scratch file"))?;
+        self.tree.push(entry.leaf());
+        self.entries += 1;
+        self.bytes += line.len() as u64;
+        Ok(())
+    }
+
+    /// Flush to the scratch file; its path and length.
+    pub(crate) fn flushed(&mut self) -> Result<(std::path::PathBuf, u64), VolumeError> {
+        self.out
+            .flush()
+            .map_err(VolumeError::local("writing the manifest's scratch file"))?;
+        Ok((self.out.get_ref().path().to_path_buf(), self.bytes))
+    }
+
+    /// The file, its SHA-256 and the Merkle root.
+    pub(crate) fn finish(self) -> Result<(tempfile::NamedTempFile, String, String), VolumeError> {
+        let file = self.out.into_inner().map_err(|e| VolumeError::Local {
+            what: "writing the manifest's scratch file".into(),
+            source: e.into_error(),
+        })?;
+        Ok((
+            file,
+            hex::encode(self.hasher.finalize()),
+            hex::encode(self.tree.root()),
+        ))
+    }
+}
+
+/// The entries of a manifest file, one at a time.
+pub(crate) fn entries(
+    file: &std::path::Path,
+) -> Result<impl Iterator<Item = Result<Entry, VolumeError>>, VolumeError> {
+    let reader = std::io::BufReader::new(
+        std::fs::File::open(file).map_err(VolumeError::local("reading the manifest"))?,
+    );
+    Ok(reader.lines().enumerate().filter_map(|(i, line)| {
+        let line = match line {
+            Ok(line) if line.is_empty() => return None,
+            Ok(line) => line,
+            Err(e) => return Some(Err(VolumeError::local("reading the manifest")(e))),
+        };
+        Some(
+            serde_json::from_str(&line).map_err(|e| VolumeError::Corrupt {
+                detail: format!("manifest line {}: {e}", i + 1),
+            }),
+        )
+    }))
+}
+
+/// The Merkle root of a manifest file's entries, hex.
+pub(crate) fn root_of(file: &std::path::Path) -> Result<String, VolumeError> {
+    let mut tree = MerkleBuilder::default();
+    for entry in entries(file)? {
+        tree.push(entry?.leaf());
+    }
+    Ok(hex::encode(tree.root()))
+}

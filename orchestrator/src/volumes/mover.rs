@@ -1,0 +1,251 @@
+//! `relocate volume pack|restore|verify`: one mover, one claim, its order read from the
+//! state store (see [`super::order`]) and its summary written back there.
+
+use std::path::Path as FsPath;
+
+use connectors::store::{Access, StoreHandle, open_store};
+use serde::{Deserialize, Serialize};
+
+use super::order::{MoverTask, VolumeLayout, VolumeOrder, volume_prefix};
+use super::staged::read_summary;
+use super::{PackOptions, RestoreSummary, VolumeError, VolumeSummary, pack, restore, scan};
+use crate::scaleout::{ScaleError, exchange};
+
+/// A mover's failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MoverError {
+    /// The order is unusable (permanent: a retry would fail alike).
+    #[error("volume order {path}: {detail}")]
+    Order {
+        /// The order's path.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The state store failed.
+    #[error("state store")]
+    State(#[source] Box<ScaleError>),
+    /// The staging store could not be opened.
+    #[error("opening the staging store {store}")]
+    OpenStaging {
+        /// Its name in the plan.
+        store: String,
+        /// Why.
+        #[source]
+        source: connectors::store::StoreError,
+    },
+    /// Moving the volume failed.
+    #[error("claim {claim}")]
+    Volume {
+        /// The claim.
+        claim: String,
+        /// Why.
+        #[source]
+        source: Box<VolumeError>,
+    },
+    /// The cluster could not be asked (Job, claim).
+    #[error("claim {claim}: the cluster")]
+    Cluster {
+        /// The claim.
+        claim: String,
+        /// Why.
+        #[source]
+        source: Box<connectors::kube::KubeError>,
+    },
+    /// The target claim cannot take the data.
+    #[error(transparent)]
+    Claim(#[from] connectors::kube::volumes::ClaimRefused),
+    /// The mover's Job failed.
+    #[error(
+        "claim {claim}: the {task} Job {namespace}/{job} failed ({detail}); see kubectl logs -n {namespace} -l batch.kubernetes.io/job-name={job}"
+    )]
+    MoverFailed {
+        /// The claim.
+        claim: String,
+        /// pack, restore or verify.
+        task: &'static str,
+        /// The Job's namespace.
+        namespace: String,
+        /// The Job.
+        job: String,
+        /// What Kubernetes says.
+        detail: String,
+    },
+    /// The target volume does not match what was staged.
+    #[error(
+        "claim {claim}: the target volume's root is {found}, the staged manifest's is {staged}"
+    )]
+    Mismatch {
+        /// The claim.
+        claim: String,
+        /// The root found on disk.
+        found: String,
+        /// The staged root.
+        staged: String,
+    },
+}
+
+/// What a mover writes to the state store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MoverReport {
+    /// The claim.
+    pub claim: String,
+    /// What was done.
+    pub task: MoverTask,
+    /// The manifest's Merkle root (staged, restored or found), hex.
+    pub root: String,
+    /// A pack's summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packed: Option<VolumeSummary>,
+    /// A restore's summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<RestoreSummary>,
+}
+
+/// Run mover `index` of the order at `order_path` on the claim mounted at `dir`.
+pub async fn run_mover(
+    state: &StoreHandle,
+    order_path: &str,
+    index: u32,
+    task: MoverTask,
+    dir: &FsPath,
+) -> Result<MoverReport, MoverError> {
+    let layout = VolumeLayout::of_order(order_path);
+    let bad = |detail: String| MoverError::Order {
+        path: order_path.to_owned(),
+        detail,
+    };
+    let order: VolumeOrder = exchange::get_json(&state.store, &layout.order(), "volume order")
+        .await
+        .map_err(|e| MoverError::State(Box::new(e)))?
+        .ok_or_else(|| bad("not found in the state store".into()))?;
+    let claim = order
+        .claims
+        .get(index as usize)
+        .ok_or_else(|| {
+            bad(format!(
+                "it has no claim {index} (it has {})",
+                order.claims.len()
+            ))
+        })?
+        .clone();
+    // The claim names the staging prefix: a Kubernetes object name, nothing else.
+    let valid = |c: &str| {
+        (1..=253).contains(&c.len())
+            && c.split('.').all(|l| {
+                !l.is_empty()
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            })
+    };
+    if !valid(&claim) {
+        return Err(bad(format!(
+            "claim {claim:?} is not a Kubernetes object name"
+        )));
+    }
+    let plan = plans::parse(&order.plan_text, FsPath::new(&order.plan_path))
+        .map_err(|e| bad(format!("its plan does not validate: {e}")))?;
+    if plan.digest().to_string() != order.plan_digest {
+        return Err(bad(format!(
+            "its plan hashes to {}, not the {} it claims",
+            plan.digest(),
+            order.plan_digest
+        )));
+    }
+    let staging_name = plan
+        .kubernetes_workload(&order.workload)
+        .and_then(|w| w.volumes.as_ref())
+        .map(|v| v.staging.clone())
+        .ok_or_else(|| {
+            bad(format!(
+                "its plan has no Kubernetes workload {} with `volumes`",
+                order.workload
+            ))
+        })?;
+    let spec = plan
+        .store(&staging_name)
+        .ok_or_else(|| bad(format!("store {staging_name} is not in the plan")))?;
+    let access = match task {
+        MoverTask::Pack => Access::Write,
+        MoverTask::Restore | MoverTask::Verify => Access::Read,
+    };
+    let staging = open_store(&staging_name, spec, plan.base_dir(), access).map_err(|source| {
+        MoverError::OpenStaging {
+            store: staging_name.clone(),
+            source,
+        }
+    })?;
+    let prefix = volume_prefix(plan.name(), &order.workload, &claim);
+    let failed = |source| MoverError::Volume {
+        claim: claim.clone(),
+        source: Box::new(source),
+    };
+    let report = match task {
+        MoverTask::Pack => {
+            let defaults = PackOptions::default();
+            let options = PackOptions {
+                segment_bytes: order.segment_bytes.unwrap_or(defaults.segment_bytes),
+                segment_files: order.segment_files.unwrap_or(defaults.segment_files),
+            };
+            let packed = pack(dir, staging.store.clone(), &prefix, &claim, options)
+                .await
+                .map_err(failed)?;
+            MoverReport {
+                claim: claim.clone(),
+                task,
+                root: packed.root.clone(),
+                packed: Some(packed),
+                restored: None,
+            }
+        }
+        MoverTask::Restore => {
+            let restored = restore(staging.store.clone(), &prefix, dir)
+                .await
+                .map_err(failed)?;
+            MoverReport {
+                claim: claim.clone(),
+                task,
+                root: restored.root.clone(),
+                packed: None,
+                restored: Some(restored),
+            }
+        }
+        MoverTask::Verify => {
+            let staged = read_summary(&staging.store, &prefix)
+                .await
+                .map_err(failed)?;
+            let dir = dir.to_path_buf();
+            let found = tokio::task::spawn_blocking(move || scan(&dir))
+                .await
+                .map_err(|e| failed(VolumeError::Task(e.to_string())))?
+                .map_err(failed)?;
+            if found.root != staged.root {
+                return Err(MoverError::Mismatch {
+                    claim,
+                    found: found.root,
+                    staged: staged.root,
+                });
+            }
+            MoverReport {
+                claim: claim.clone(),
+                task,
+                root: found.root,
+                packed: None,
+                restored: None,
+            }
+        }
+    };
+    exchange::put_json(&state.store, &layout.result(task, index), &report)
+        .await
+        .map_err(|e| MoverError::State(Box::new(e)))?;
+    Ok(report)
+}
+
+/// Open the state store from its plan entry (as the coordinator passed it).
+pub fn open_state(entry: &plans::Store) -> Result<StoreHandle, MoverError> {
+    crate::scaleout::worker::open_state_store(entry).map_err(|e| MoverError::State(Box::new(e)))
+}

@@ -1,0 +1,466 @@
+//! `relocate volume pack|restore|verify` through the real binary, ordered through a
+//! state store like a mover pod, with the staging store on the s3s-fs server the test
+//! script starts (credentials only by the plan's `${env:…}` references): the odd tree
+//! moves byte for byte; a verify of a tampered target fails with exit 7 naming the
+//! claim; a file the mover cannot read fails the pack naming it.
+
+mod util;
+mod volumes_tree;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Output;
+
+use util::Workspace;
+use volumes_tree::{listing, odd_tree};
+
+fn server(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set: start the test servers (`source scripts/servers.sh && start_servers`) or run scripts/test.sh"
+        )
+    })
+}
+
+struct Movers {
+    ws: Workspace,
+    state_store: String,
+    order: String,
+    key: String,
+    secret: String,
+    /// Where s3s-fs keeps the workload's staged volumes.
+    staged: std::path::PathBuf,
+}
+
+/// A plan whose workload moves its volumes through a bucket on s3s-fs, and an order
+/// for two claims written to a local state store.
+fn movers() -> Movers {
+    let (endpoint, root) = (
+        server("RELOCATE_TEST_S3S_ENDPOINT"),
+        server("RELOCATE_TEST_S3S_ROOT"),
+    );
+    let bucket = format!(
+        "staging-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    );
+    std::fs::create_dir_all(Path::new(&root).join(&bucket)).expect("bucket");
+    let ws = Workspace::new();
+    let plan = format!(
+        r#"apiVersion: relocate/v1
+kind: MigrationPlan
+name: volumes
+regions:
+  moscow: {{ jurisdiction: RU }}
+  zurich: {{ jurisdiction: CH }}
+source: moscow
+target: zurich
+residency: {{ allowedTargetJurisdictions: [CH] }}
+stores:
+  staging:
+    region: zurich
+    url: "s3://{bucket}/relocate/"
+    options: {{ endpoint: "{endpoint}", allow_http: "true", region: us-east-1, access_key_id: "${{env:STAGING_KEY_ID}}", secret_access_key: "${{env:STAGING_SECRET}}" }}
+clusters:
+  msk: {{ region: moscow, context: msk }}
+  zrh: {{ region: zurich, context: zrh }}
+workloads:
+  analyzer:
+    kubernetes:
+      from: msk
+      to: zrh
+      namespace: analysis
+      volumes: {{ copy: true, staging: staging }}
+stages:
+  - name: cutover
+    steps: [ {{ freeze: analyzer }}, {{ deploy: analyzer }} ]
+"#
+    );
+    let plan_path = ws.write("plan.yaml", &plan);
+    let parsed = plans::parse(&plan, &plan_path).expect("plan is valid");
+    let order = serde_json::json!({
+        "version": 1,
+        "planDigest": parsed.digest().to_string(),
+        "planText": plan,
+        "planPath": plan_path.to_string_lossy(),
+        "workload": "analyzer",
+        "claims": ["data-analyzer-0", "data-analyzer-1"],
+        "segmentBytes": 1 << 20,
+        "segmentFiles": 100,
+    });
+    ws.write(
+        "state/volumes/analyzer/gen-1/order.json",
+        serde_json::to_vec_pretty(&order).expect("json"),
+    );
+    // Movers running as another user read the order and the binary.
+    for dir in [ws.path().to_path_buf(), ws.join("state")] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let state_store = serde_json::json!({
+        "region": "zurich",
+        "url": format!("file://{}/", ws.join("state").display()),
+    })
+    .to_string();
+    Movers {
+        ws,
+        state_store,
+        order: "volumes/analyzer/gen-1/order.json".into(),
+        key: server("RELOCATE_TEST_S3S_ACCESS_KEY"),
+        secret: server("RELOCATE_TEST_S3S_SECRET_KEY"),
+        staged: Path::new(&root)
+            .join(&bucket)
+            .join("relocate/volumes/analyzer"),
+    }
+}
+
+impl Movers {
+    fn command(&self, task: &str, index: u32, path: &Path) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("relocate"));
+        cmd.current_dir(self.ws.path())
+            .args(["volume", task, "--order", &self.order, "--path"])
+            .arg(path)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("JOB_COMPLETION_INDEX", index.to_string())
+            .env("RELOCATE_STATE_STORE", &self.state_store)
+            .env("STAGING_KEY_ID", &self.key)
+            .env("STAGING_SECRET", &self.secret);
+        cmd
+    }
+
+    fn run(&self, task: &str, index: u32, path: &Path) -> Output {
+        self.command(task, index, path)
+            .output()
+            .expect("run relocate volume")
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn an_odd_tree_moves_through_the_binary_and_a_tampered_target_fails_verify() {
+    let m = movers();
+    let src = m.ws.join("claims/source-0");
+    let dst = m.ws.join("claims/target-0");
+    std::fs::create_dir_all(&src).expect("src");
+    odd_tree(&src);
+    let before = listing(&src);
+
+    let packed = m.run("pack", 0, &src);
+    assert_eq!(packed.status.code(), Some(0), "{}", text(&packed));
+    let report: serde_json::Value = serde_json::from_slice(&packed.stdout).expect("report");
+    assert_eq!(report["claim"], "data-analyzer-0");
+    assert!(
+        report["packed"]["segments"]
+            .as_array()
+            .is_some_and(|s| s.len() > 5),
+        "{report}"
+    );
+    assert!(
+        m.ws.join("state/volumes/analyzer/gen-1/pack-0.json")
+            .exists(),
+        "no result in the state store"
+    );
+    assert!(!String::from_utf8_lossy(&packed.stderr).contains(&m.secret));
+
+    let restored = m.run("restore", 0, &dst);
+    assert_eq!(restored.status.code(), Some(0), "{}", text(&restored));
+    assert_eq!(listing(&dst), before, "the restored tree differs");
+
+    let verified = m.run("verify", 0, &dst);
+    assert_eq!(verified.status.code(), Some(0), "{}", text(&verified));
+
+    std::fs::write(dst.join("small/0042"), b"tampered").expect("tamper");
+    let tampered = m.run("verify", 0, &dst);
+    assert_eq!(tampered.status.code(), Some(7), "{}", text(&tampered));
+    assert!(
+        String::from_utf8_lossy(&tampered.stderr)
+            .contains("claim data-analyzer-0: the target volume's root is"),
+        "{}",
+        text(&tampered)
+    );
+    // A rerun of the restore repairs exactly that file.
+    let again = m.run("restore", 0, &dst);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).expect("report");
+    assert_eq!(report["restored"]["filesWritten"], 1, "{report}");
+    assert_eq!(listing(&dst), before);
+}
+
+#[test]
+fn a_file_the_mover_cannot_read_fails_the_pack_naming_it() {
+    let m = movers();
+    let src = m.ws.join("claims/source-1");
+    std::fs::create_dir_all(src.join("db")).expect("src");
+    for dir in [m.ws.join("claims"), src.clone(), src.join("db")] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    std::fs::write(src.join("db/readable"), b"ok").expect("write");
+    std::fs::set_permissions(
+        src.join("db/readable"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+    std::fs::write(src.join("db/WiredTiger.wt"), b"collection").expect("write");
+    std::fs::set_permissions(
+        src.join("db/WiredTiger.wt"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod");
+
+    // The mover runs as nobody: the root-owned 0600 file is unreadable to it.
+    let out = m
+        .command("pack", 1, &src)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run as nobody");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("claim data-analyzer-1: cannot read db/WiredTiger.wt"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !m.ws
+            .join("state/volumes/analyzer/gen-1/pack-1.json")
+            .exists(),
+        "a failed pack left a result"
+    );
+}
+
+#[test]
+fn an_order_for_a_claim_it_does_not_have_is_refused_as_invalid() {
+    let m = movers();
+    let dir = m.ws.join("claims/none");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out = m.run("pack", 5, &dir);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("it has no claim 5 (it has 2)"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_restore_without_root_names_the_ownership_it_could_not_restore() {
+    let m = movers();
+    let src = m.ws.join("claims/source-0");
+    let dst = m.ws.join("claims/target-0");
+    std::fs::create_dir_all(&src).expect("src");
+    odd_tree(&src);
+    let packed = m.run("pack", 0, &src);
+    assert_eq!(packed.status.code(), Some(0), "{}", text(&packed));
+    let packed: serde_json::Value = serde_json::from_slice(&packed.stdout).expect("report");
+
+    // The target claim belongs to the mover's user, which is not root.
+    std::fs::create_dir_all(&dst).expect("dst");
+    std::os::unix::fs::chown(&dst, Some(65534), Some(65534)).expect("chown");
+    for dir in [
+        m.ws.join("claims"),
+        m.ws.join("state/volumes/analyzer/gen-1"),
+    ] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+    let out = m
+        .command("restore", 0, &dst)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run as nobody");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+    let restored = &report["restored"];
+    // Device nodes need root to be made: named, not made.
+    let devices: Vec<serde_json::Value> = if src.join("null.dev").exists() {
+        vec![serde_json::json!("null.dev")]
+    } else {
+        vec![]
+    };
+    assert_eq!(
+        restored["notRecreated"],
+        serde_json::json!(devices),
+        "{report}"
+    );
+    assert_eq!(
+        restored["ownershipNotRestored"].as_u64(),
+        packed["packed"]["entries"]
+            .as_u64()
+            .map(|n| n - devices.len() as u64),
+        "every other entry belongs to root or uid 1234: {report}"
+    );
+    assert!(
+        restored["ownershipSample"]
+            .as_array()
+            .is_some_and(|s| s.contains(&serde_json::json!("data/a.txt"))),
+        "{report}"
+    );
+    // Bytes, modes and times are there all the same; only owners differ.
+    let strip_owner = |l: &str| {
+        let mut f: Vec<&str> = l.split(' ').collect();
+        if f.len() > 5 {
+            f.drain(3..5);
+        } else {
+            f.truncate(2);
+        }
+        f.join(" ")
+    };
+    let (before, after) = (listing(&src), listing(&dst));
+    for (path, line) in before.iter().filter(|(p, _)| p.as_str() != "null.dev") {
+        let got = after.get(path).map(|l| strip_owner(l));
+        assert_eq!(got, Some(strip_owner(line)), "{path:?}");
+    }
+}
+
+#[test]
+fn a_restore_killed_mid_volume_resumes_with_only_what_is_missing() {
+    let m = movers();
+    let src = m.ws.join("claims/source-0");
+    let dst = m.ws.join("claims/target-0");
+    for d in 0..20 {
+        let dir = src.join(format!("d{d:02}"));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for i in 0..1000 {
+            std::fs::write(dir.join(format!("f{i:04}")), format!("{d}/{i}")).expect("file");
+        }
+    }
+    let before = listing(&src);
+    let packed = m.run("pack", 0, &src);
+    assert_eq!(packed.status.code(), Some(0), "{}", text(&packed));
+
+    let mut child = m
+        .command("restore", 0, &dst)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn restore");
+    // Kill -9 once part of the tree is there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_dir(dst.join("d01")).map_or(0, |d| d.count()) < 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore never got going"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the restore finished before it could be killed: make the tree larger"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+
+    let rerun = m.run("restore", 0, &dst);
+    assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun));
+    let report: serde_json::Value = serde_json::from_slice(&rerun.stdout).expect("report");
+    let (written, present) = (
+        report["restored"]["filesWritten"]
+            .as_u64()
+            .expect("written"),
+        report["restored"]["filesPresent"]
+            .as_u64()
+            .expect("present"),
+    );
+    assert_eq!(written + present, 20_000, "{report}");
+    assert!(
+        present >= 1200 && written > 0,
+        "nothing was resumed: {report}"
+    );
+    assert_eq!(listing(&dst), before, "the resumed restore differs");
+}
+
+#[test]
+fn a_pack_killed_mid_volume_resumes_from_its_checkpoint() {
+    let m = movers();
+    let src = m.ws.join("claims/source-0");
+    let dst = m.ws.join("claims/target-0");
+    for d in 0..20 {
+        let dir = src.join(format!("d{d:02}"));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for i in 0..1000 {
+            std::fs::write(dir.join(format!("f{i:04}")), format!("{d}/{i}")).expect("file");
+        }
+    }
+    let before = listing(&src);
+    let parts = m.staged.join("data-analyzer-0/manifest-parts");
+    let mut child = m
+        .command("pack", 0, &src)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn pack");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_dir(&parts).map_or(0, |d| d.count()) < 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pack never checkpointed"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the pack finished before it could be killed: make the tree larger"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    assert!(m.staged.join("data-analyzer-0/checkpoint.json").exists());
+    assert!(!m.staged.join("data-analyzer-0/volume.json").exists());
+
+    let rerun = m.run("pack", 0, &src);
+    assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun));
+    let report: serde_json::Value = serde_json::from_slice(&rerun.stdout).expect("report");
+    let resumed = report["packed"]["resumedEntries"].as_u64().unwrap_or(0);
+    assert!(resumed >= 1000, "nothing was resumed: {report}");
+    assert_eq!(report["packed"]["files"], 20_000, "{report}");
+    assert!(
+        !m.staged.join("data-analyzer-0/checkpoint.json").exists(),
+        "a complete pack left its checkpoint"
+    );
+
+    let restored = m.run("restore", 0, &dst);
+    assert_eq!(restored.status.code(), Some(0), "{}", text(&restored));
+    assert_eq!(
+        listing(&dst),
+        before,
+        "the resumed pack restores a different tree"
+    );
+    let verified = m.run("verify", 0, &src);
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "the source's own root differs: {}",
+        text(&verified)
+    );
+}
+
+#[test]
+fn an_order_naming_a_claim_that_is_not_a_kubernetes_name_is_refused() {
+    let m = movers();
+    let order = m.ws.join("state/volumes/analyzer/gen-1/order.json");
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&order).expect("order")).expect("json");
+    body["claims"][0] = "../../other-plan/x".into();
+    std::fs::write(&order, serde_json::to_vec(&body).expect("json")).expect("write");
+    let dir = m.ws.join("claims/none");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out = m.run("pack", 0, &dir);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a Kubernetes object name"),
+        "{}",
+        text(&out)
+    );
+}
