@@ -174,7 +174,7 @@ mod tests {
         };
         let kept: Vec<String> = cloud_listing(&store, Some(&scan))
             .map_ok(|m| m.location.to_string())
-            .try_collect()
+            .try_collect::<Vec<String>>()
             .await
             .expect("list")
             .into_iter()

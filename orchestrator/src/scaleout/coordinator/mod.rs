@@ -222,8 +222,7 @@ pub(crate) async fn run(
     let gathered = results::gather(
         ctx,
         stage,
-        &store,
-        &layout,
+        (&store, &layout),
         (&order, &order_digest),
         &ends,
         &mut record.shards,

@@ -32,8 +32,7 @@ pub struct Gathered {
 pub async fn gather(
     ctx: &Context,
     stage: &Stage,
-    store: &Arc<dyn ObjectStore>,
-    layout: &Layout,
+    (store, layout): (&Arc<dyn ObjectStore>, &Layout),
     (order, order_digest): (&WorkOrder, &str),
     ends: &Ends,
     statuses: &mut [ShardStatus],
