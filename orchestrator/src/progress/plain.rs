@@ -41,13 +41,16 @@ fn line(text: &str) {
     let _ = out.flush();
 }
 
-/// `120/400 objects, 1.2 MiB/3.4 MiB` style progress.
+/// `120/400 objects, 1.2 MiB/3.4 MiB` style progress (`400+` while the listing is
+/// still being read; bytes count what is in flight, as the bar does).
 pub fn progress_text(s: &Snapshot) -> String {
+    let more = if s.listing_complete { "" } else { "+" };
+    let view = super::tty::BarView::of(s);
     format!(
-        "{}/{} objects, {}/{}, {} failed",
+        "{}/{}{more} objects, {}/{}{more}, {} failed",
         s.done_objects,
         s.discovered_objects,
-        ByteSize::b(s.done_bytes).display().iec(),
+        ByteSize::b(view.position).display().iec(),
         ByteSize::b(s.discovered_bytes).display().iec(),
         s.failed
     )

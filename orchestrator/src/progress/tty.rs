@@ -25,20 +25,11 @@ impl TtyRenderer {
         let bar: std::sync::Arc<Mutex<Option<ProgressBar>>> = Default::default();
         let bar2 = bar.clone();
         let ticker = Ticker::start(Duration::from_millis(100), move |_label, counters| {
-            let s = counters.snapshot();
+            let view = BarView::of(&counters.snapshot());
             if let Some(b) = bar2.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                b.set_length(s.discovered_bytes.max(1));
-                b.set_position(s.done_bytes);
-                b.set_message(format!(
-                    "{}/{} objects{}",
-                    s.done_objects,
-                    s.discovered_objects,
-                    if s.failed > 0 {
-                        format!(", {} failed", s.failed)
-                    } else {
-                        String::new()
-                    }
-                ));
+                b.set_length(view.length);
+                b.set_position(view.position);
+                b.set_message(view.message);
             }
         });
         Self { multi, bar, ticker }
@@ -57,10 +48,49 @@ impl Default for TtyRenderer {
     }
 }
 
+/// What the bar shows for a step's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BarView {
+    /// Bytes in all (at least 1).
+    pub length: u64,
+    /// Bytes done, counting the bytes of objects still in flight (a 100 MB object
+    /// half copied is 50 MB of progress, and of rate and ETA), never past the length.
+    pub position: u64,
+    /// `done/total obj`; `total+` while the listing is still being read.
+    pub message: String,
+}
+
+impl BarView {
+    pub(crate) fn of(s: &crate::transfer::counters::Snapshot) -> Self {
+        let length = s.discovered_bytes.max(1);
+        let position = s
+            .done_bytes
+            .max(s.skipped_bytes + s.transferred_bytes)
+            .min(length);
+        let more = if s.listing_complete { "" } else { "+" };
+        let failed = if s.failed > 0 {
+            format!(", {} failed", s.failed)
+        } else {
+            String::new()
+        };
+        Self {
+            length,
+            position,
+            message: format!(
+                "{}/{}{more} obj{failed}",
+                s.done_objects, s.discovered_objects
+            ),
+        }
+    }
+}
+
+/// One line that fits 80 columns: the prefix is cut at 18, the bar takes what is left.
 fn style() -> ProgressStyle {
-    ProgressStyle::with_template("  {spinner} {prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} — {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ")
+    ProgressStyle::with_template(
+        "{spinner} {prefix:18!} {wide_bar} {percent:>3}% {binary_bytes_per_sec:>11} ETA {eta:>3} {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ")
 }
 
 impl EventSink for TtyRenderer {
@@ -107,6 +137,133 @@ impl EventSink for TtyRenderer {
     fn finish(&self) {
         if let Some(b) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).take() {
             b.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transfer::counters::Snapshot;
+
+    #[test]
+    fn bytes_in_flight_count_and_an_unfinished_listing_says_so() {
+        // A 100 MB object half copied, under a listing still being read.
+        let s = Snapshot {
+            discovered_objects: 1,
+            discovered_bytes: 100 << 20,
+            transferred_bytes: 50 << 20,
+            ..Snapshot::default()
+        };
+        let v = BarView::of(&s);
+        assert_eq!((v.length, v.position), (100 << 20, 50 << 20));
+        assert_eq!(v.message, "0/1+ obj");
+        let done = Snapshot {
+            discovered_objects: 2001,
+            discovered_bytes: 10,
+            done_objects: 320,
+            done_bytes: 4,
+            skipped_bytes: 4,
+            transferred_bytes: 9,
+            failed: 2,
+            listing_complete: true,
+            ..Snapshot::default()
+        };
+        let v = BarView::of(&done);
+        assert_eq!(v.position, 10, "never past the length");
+        assert_eq!(v.message, "320/2001 obj, 2 failed");
+    }
+
+    /// A terminal 80 columns wide that keeps what is written.
+    #[derive(Debug, Default)]
+    struct Term80(Mutex<Vec<String>>);
+
+    impl indicatif::TermLike for Term80 {
+        fn width(&self) -> u16 {
+            80
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(s.to_owned());
+            Ok(())
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(s.to_owned());
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_line_fits_80_columns() {
+        let term = std::sync::Arc::new(Term80::default());
+        let target = ProgressDrawTarget::term_like(Box::new(ArcTerm(term.clone())));
+        let bar = ProgressBar::with_draw_target(Some(100 << 20), target);
+        bar.set_position(40 << 20);
+        bar.set_style(style());
+        bar.set_prefix("cutover-wave-2/copy telemetry-europe-archive");
+        bar.set_message("123456/1234567+ obj, 12 failed");
+        bar.tick();
+        let lines = term.0.lock().unwrap().clone();
+        let drawn: Vec<&String> = lines.iter().filter(|l| l.contains("obj")).collect();
+        assert!(!drawn.is_empty(), "{lines:?}");
+        for line in drawn {
+            let width = line.chars().count();
+            assert!(width <= 80, "{width} columns: {line:?}");
+            assert!(
+                line.contains("40%") && line.contains("cutover-wave-2/cop"),
+                "{line:?}"
+            );
+        }
+    }
+
+    /// The terminal shared with the test.
+    #[derive(Debug)]
+    struct ArcTerm(std::sync::Arc<Term80>);
+
+    impl indicatif::TermLike for ArcTerm {
+        fn width(&self) -> u16 {
+            self.0.width()
+        }
+        fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+            self.0.move_cursor_up(n)
+        }
+        fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+            self.0.move_cursor_down(n)
+        }
+        fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+            self.0.move_cursor_right(n)
+        }
+        fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+            self.0.move_cursor_left(n)
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.0.write_line(s)
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.0.write_str(s)
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            self.0.clear_line()
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            self.0.flush()
         }
     }
 }

@@ -77,6 +77,7 @@ impl Aggregate {
             sum.verified += s.verified;
             sum.failed += s.failed;
             sum.pruned += s.pruned;
+            sum.skipped_bytes += s.skipped_bytes;
         }
         let set = |c: &std::sync::atomic::AtomicU64, v| c.store(v, Ordering::Relaxed);
         set(&into.done_objects, sum.done_objects);
@@ -87,6 +88,7 @@ impl Aggregate {
         set(&into.verified, sum.verified);
         set(&into.failed, sum.failed);
         set(&into.pruned, sum.pruned);
+        set(&into.skipped_bytes, sum.skipped_bytes);
     }
 }
 

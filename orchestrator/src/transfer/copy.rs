@@ -226,6 +226,7 @@ pub async fn copy_workload(
                 Counters::add(&counters.skipped, 1);
                 Counters::add(&counters.done_objects, 1);
                 Counters::add(&counters.done_bytes, meta.size);
+                Counters::add(&counters.skipped_bytes, meta.size);
                 continue;
             }
             writer.send(ObjectUpdate::Intent {
@@ -322,6 +323,9 @@ pub async fn copy_workload(
                 vec![ObjectOutcome { meta, result }]
             });
         }
+    }
+    if !cancel.is_cancelled() {
+        counters.listing_done();
     }
     report.interrupted = cancel.is_cancelled();
     while let Some(done) = tasks.join_next().await {
@@ -508,5 +512,55 @@ mod tests {
             "a delta with nothing to do copies and prunes nothing"
         );
         assert_eq!(db.live_objects("w").unwrap(), 3);
+    }
+
+    /// The display's totals: a verify knows the whole manifest before its first read
+    /// (it showed 320/1024 for 2,001 objects, the first page), and a copy says when its
+    /// listing is complete; skipped objects count their bytes as done without moving any.
+    #[tokio::test]
+    async fn totals_are_the_whole_manifest_and_say_when_the_listing_is_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("state.db")).unwrap();
+        let (source, target) = (Arc::new(InMemory::new()), Arc::new(InMemory::new()));
+        for i in 0..2001 {
+            source
+                .put(&Path::from(format!("k{i:05}")), "xy".into())
+                .await
+                .unwrap();
+        }
+        let job = job(&source, &target);
+        let counters = Arc::new(Counters::default());
+        copy_workload(&job, &db, &counters, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert!(counters.snapshot().listing_complete);
+        let again = Arc::new(Counters::default());
+        copy_workload(&job, &db, &again, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(again.snapshot().skipped_bytes, 4002);
+
+        let verify = super::super::VerifyJob {
+            workload: "w".into(),
+            target_name: "dst".into(),
+            target: target.clone(),
+            filter: super::super::KeyFilter::all(),
+            concurrency: 4,
+            range: None,
+            local: None,
+            checksums: None,
+        };
+        // Stopped before reading anything, the totals are already the manifest's.
+        let stopped = CancellationToken::new();
+        stopped.cancel();
+        let counters = Arc::new(Counters::default());
+        super::super::verify_workload(&verify, &db, &counters, &stopped)
+            .await
+            .unwrap();
+        let s = counters.snapshot();
+        assert_eq!(
+            (s.discovered_objects, s.discovered_bytes, s.listing_complete),
+            (2001, 4002, true)
+        );
     }
 }

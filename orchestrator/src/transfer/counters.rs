@@ -3,7 +3,7 @@
 //! Workers bump atomics; the renderer samples them on its own clock. This keeps a
 //! million per-object events off the event stream.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Counters of one copy or verify step.
 #[derive(Debug, Default)]
@@ -28,6 +28,11 @@ pub struct Counters {
     pub failed: AtomicU64,
     /// Objects removed from the target because the source deleted them.
     pub pruned: AtomicU64,
+    /// Bytes of objects skipped as unchanged (done without a byte moved): with
+    /// `transferred_bytes` the position of a step that counts bytes still in flight.
+    pub skipped_bytes: AtomicU64,
+    /// The listing (or the manifest) is read to its end: `discovered_*` are the totals.
+    pub listing_complete: AtomicBool,
 }
 
 /// A consistent-enough snapshot for display.
@@ -53,12 +58,23 @@ pub struct Snapshot {
     pub failed: u64,
     /// See [`Counters::pruned`].
     pub pruned: u64,
+    /// See [`Counters::skipped_bytes`].
+    #[serde(default)]
+    pub skipped_bytes: u64,
+    /// See [`Counters::listing_complete`].
+    #[serde(default)]
+    pub listing_complete: bool,
 }
 
 impl Counters {
     /// Add to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Mark the totals as final.
+    pub fn listing_done(&self) {
+        self.listing_complete.store(true, Ordering::Relaxed);
     }
 
     /// Read all counters.
@@ -75,6 +91,8 @@ impl Counters {
             verified: r(&self.verified),
             failed: r(&self.failed),
             pruned: r(&self.pruned),
+            skipped_bytes: r(&self.skipped_bytes),
+            listing_complete: self.listing_complete.load(Ordering::Relaxed),
         }
     }
 }

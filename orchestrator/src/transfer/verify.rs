@@ -135,6 +135,20 @@ pub async fn verify_workload(
     let mut tasks: JoinSet<Vec<Checked>> = JoinSet::new();
     let mut report = VerifyReport::default();
     let mut after: Option<String> = None;
+    // The whole manifest's totals are known before the first object is read: the
+    // display shows them, not a page at a time (a range counts as it goes).
+    let whole = job.range.is_none();
+    if whole {
+        let counts = db.workload_counts(&job.workload)?;
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        counters
+            .discovered_objects
+            .store(counts.manifest_objects, relaxed);
+        counters
+            .discovered_bytes
+            .store(counts.manifest_bytes, relaxed);
+        counters.listing_done();
+    }
     'pages: loop {
         let page = db.manifest_page(&job.workload, after.as_deref(), PAGE)?;
         let Some(last) = page.last() else { break };
@@ -143,7 +157,7 @@ pub async fn verify_workload(
             .into_iter()
             .filter(|row| job.range.as_ref().is_none_or(|r| r.keys.contains(&row.key)))
             .collect();
-        for row in &rows {
+        for row in rows.iter().filter(|_| !whole) {
             Counters::add(&counters.discovered_objects, 1);
             Counters::add(&counters.discovered_bytes, row.size);
         }

@@ -144,6 +144,7 @@ pub(crate) async fn run(
     let relaxed = std::sync::atomic::Ordering::Relaxed;
     counters.discovered_objects.store(order.objects, relaxed);
     counters.discovered_bytes.store(order.bytes, relaxed);
+    counters.listing_done();
     let kubernetes = w.workers.as_ref().and_then(|x| x.kubernetes.as_ref());
     let mut record = FanOut {
         stage: stage.name.clone(),
