@@ -147,13 +147,16 @@ mod tests {
         let store = InMemory::new();
         for key in ["a😀", "a～", "b"] {
             store
-                .put(&key.into(), PutPayload::from_static(b"x"))
+                .put(
+                    &object_store::path::Path::parse(key).expect("key"),
+                    PutPayload::from_static(b"x"),
+                )
                 .await
                 .expect("put");
         }
         let utf16 = |s: &str| s.encode_utf16().collect::<Vec<u16>>();
         let mut listed: Vec<String> = cloud_listing(&store, None)
-            .map_ok(|m| m.location.to_string())
+            .map_ok(|m| m.location.as_ref().to_owned())
             .try_collect()
             .await
             .expect("list");
@@ -173,7 +176,7 @@ mod tests {
             ordered: false,
         };
         let kept: Vec<String> = cloud_listing(&store, Some(&scan))
-            .map_ok(|m| m.location.to_string())
+            .map_ok(|m| m.location.as_ref().to_owned())
             .try_collect::<Vec<String>>()
             .await
             .expect("list")
