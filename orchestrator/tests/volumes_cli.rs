@@ -424,7 +424,7 @@ fn a_pack_killed_mid_volume_resumes_from_its_checkpoint() {
     let report: serde_json::Value = serde_json::from_slice(&rerun.stdout).expect("report");
     let resumed = report["packed"]["resumedEntries"].as_u64().unwrap_or(0);
     // The checkpoint lags the staged parts by up to a segment: at least one is resumed.
-    assert!(resumed >= 100, "nothing was resumed: {report}");
+    assert!(resumed >= 100, "nothing was resumed: {resumed} entries");
     assert_eq!(report["packed"]["files"], 20_000, "{report}");
     assert!(
         !m.staged.join("data-analyzer-0/checkpoint.json").exists(),
