@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 
 use super::checkpoint::{self, Checkpoint};
@@ -258,23 +257,5 @@ fn copy_file(
     out: &mut SegmentWriter,
     buf: &mut [u8],
 ) -> Result<(u64, String), VolumeError> {
-    let unreadable = |source| VolumeError::Unreadable {
-        path: rel.to_owned(),
-        source,
-    };
-    let mut file = std::fs::File::open(full).map_err(unreadable)?;
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    loop {
-        let n = match file.read(buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(unreadable(e)),
-        };
-        hasher.update(&buf[..n]);
-        out.write(&buf[..n])?;
-        size += n as u64;
-    }
-    Ok((size, hex::encode(hasher.finalize())))
+    super::scan::stream_file(full, rel, buf, |chunk| out.write(chunk))
 }

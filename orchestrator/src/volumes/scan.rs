@@ -51,6 +51,17 @@ pub(crate) fn hash_file(
     rel: &str,
     buf: &mut [u8],
 ) -> Result<(u64, String), VolumeError> {
+    stream_file(full, rel, buf, |_| Ok(()))
+}
+
+/// Read a file through `buf`, hashing it and handing each chunk to `each`; its size
+/// and SHA-256. A file that cannot be read fails naming it (`rel`).
+pub(crate) fn stream_file(
+    full: &Path,
+    rel: &str,
+    buf: &mut [u8],
+    mut each: impl FnMut(&[u8]) -> Result<(), VolumeError>,
+) -> Result<(u64, String), VolumeError> {
     let unreadable = |source| VolumeError::Unreadable {
         path: rel.to_owned(),
         source,
@@ -66,6 +77,7 @@ pub(crate) fn hash_file(
             Err(e) => return Err(unreadable(e)),
         };
         hasher.update(&buf[..n]);
+        each(&buf[..n])?;
         size += n as u64;
     }
     Ok((size, hex::encode(hasher.finalize())))
