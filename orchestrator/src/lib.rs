@@ -17,3 +17,4 @@ pub mod scaleout;
 pub mod state;
 pub mod transfer;
 pub mod volumes;
+pub mod watch;

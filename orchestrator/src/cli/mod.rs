@@ -16,6 +16,7 @@ mod shell;
 mod status;
 mod verify;
 mod volume;
+mod watch;
 mod worker;
 
 use std::path::PathBuf;
@@ -75,6 +76,9 @@ pub enum Command {
     Plan(PlanCommand),
     /// Run a plan's stages in order, resuming where a previous run stopped.
     Run(run::RunArgs),
+    /// A full-screen live view of a move (stages, the step in progress, rate, ETA,
+    /// failures, who is awaited at a gate); `q` quits. Reads the state only.
+    Watch(watch::WatchArgs),
     /// Show where a move stands (works while a run is going).
     Status(status::StatusArgs),
     /// Manage approver keys.
@@ -175,6 +179,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Plan(PlanCommand::Schema) => plan::schema(),
         Command::Run(args) => run::run(args).await,
         Command::Status(args) => status::status(&args),
+        Command::Watch(args) => watch::watch(&args),
         Command::Keys(KeysCommand::Generate { out }) => keys::generate(&out),
         Command::Approve(args) => approve::approve(&args),
         Command::Rollback(args) => run::rollback(args).await,

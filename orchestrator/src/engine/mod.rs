@@ -86,11 +86,21 @@ pub async fn run(
         Ok(l) => l,
         Err(e) => return (Err(e), Vec::new()),
     };
+    // `relocate watch` follows the run through this file, from any terminal.
+    let live = Arc::new(crate::watch::live::LiveFile::new(
+        crate::watch::live::path_in(state.root()),
+        events,
+    ));
+    let events: Arc<dyn EventSink> = live.clone();
     let ctx = match open(plan, state, events, cancel, options) {
         Ok(ctx) => ctx,
-        Err(e) => return (Err(e), Vec::new()),
+        Err(e) => {
+            live.close();
+            return (Err(e), Vec::new());
+        }
     };
     let result = run_stages(&ctx).await;
+    live.close();
     let summaries = std::mem::take(&mut *ctx.summaries.lock().unwrap_or_else(|p| p.into_inner()));
     (result, summaries)
 }
