@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# relocate vs rclone on the same data, in one invocation (DESIGN.md §7).
+# relocate vs rclone on the same data, in one invocation (method: README, "Benchmarks").
 #
 # usage: e2e/bench/run.sh [--quick] [--runs N] [--sets LIST] [--no-s3]
 #   --quick      smaller data sets (a minute or two instead of much longer)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# relocate at scale on local files (DESIGN.md §7, issue 7): memory must stay flat as the
+# relocate at scale on local files (issue 7; method: README, "Benchmarks"): memory must stay flat as the
 # object count grows, the first object must start copying within seconds, and a copy
 # that finds nothing to do must finish in seconds.
 #
