@@ -102,7 +102,7 @@ pub enum Command {
     /// entrypoint; `relocate run` starts these itself).
     Worker(worker::WorkerArgs),
     /// Move one PersistentVolumeClaim's files through the staging store (the mover
-    /// pods' entrypoint; `relocate run` starts these itself).
+    /// pods' entrypoint; not yet started by `relocate run`: see the README, "Stateful workloads").
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
     /// Check an exported record on any machine: signatures, chain, thresholds; with
