@@ -365,15 +365,18 @@ fn finding_20_a_closed_stdout_ends_a_command_quietly() {
         &["plan", "validate", "plan.yaml"],
         &["plan", "schema"],
     ] {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("relocate"))
+        // The reader is gone before the command starts: its first write meets a
+        // closed pipe, whatever the timing (dropping a piped stdout after the spawn
+        // raced a fast command that had already written into the pipe's buffer).
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let child = Command::new(assert_cmd::cargo::cargo_bin("relocate"))
             .current_dir(ws.path())
             .args(args)
-            .stdout(Stdio::piped())
+            .stdout(writer)
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn relocate");
-        // The reader is gone before the first line is written.
-        drop(child.stdout.take());
         let out = child.wait_with_output().expect("wait");
         let err = stderr(&out);
         assert!(!err.contains("panicked"), "{args:?}: {err}");
