@@ -186,16 +186,8 @@ fn operator_pin(
     let from_flag = args
         .operator_key
         .as_deref()
-        .map(|text| -> anyhow::Result<PublicKey> {
-            let text = if text.trim_start().starts_with("ed25519:") {
-                text.to_owned()
-            } else {
-                std::fs::read_to_string(text).with_context(|| format!("reading {text}"))?
-            };
-            Ok(PublicKey::parse(text.trim())?)
-        })
-        .transpose()
-        .context("--operator-key")?;
+        .map(super::operator_key_arg)
+        .transpose()?;
     match (from_plan, from_flag) {
         (Some(a), Some(b)) if a != b => anyhow::bail!(
             "--operator-key is key {}, but the plan's operator.publicKey is key {}",

@@ -88,14 +88,7 @@ fn show(args: &ShowArgs) -> anyhow::Result<u8> {
 
 fn pin(args: &ShowArgs) -> anyhow::Result<Option<PublicKey>> {
     if let Some(text) = &args.operator_key {
-        let text = if text.trim_start().starts_with("ed25519:") {
-            text.clone()
-        } else {
-            std::fs::read_to_string(text).with_context(|| format!("reading {text}"))?
-        };
-        return Ok(Some(
-            PublicKey::parse(text.trim()).context("--operator-key")?,
-        ));
+        return super::operator_key_arg(text).map(Some);
     }
     let Some(path) = &args.plan else {
         return Ok(None);

@@ -266,3 +266,15 @@ pub(crate) fn load_plan_warning(path: &std::path::Path) -> anyhow::Result<plans:
     secret_files::warn(&plan);
     Ok(plan)
 }
+
+/// An `--operator-key KEY|FILE` argument: the key itself (`ed25519:…`) or a file holding
+/// it (`operator.pub`). One reading for every command that pins the operator key.
+pub(crate) fn operator_key_arg(text: &str) -> anyhow::Result<relocate_verifier::PublicKey> {
+    use anyhow::Context as _;
+    let text = if text.trim_start().starts_with("ed25519:") {
+        text.to_owned()
+    } else {
+        std::fs::read_to_string(text).with_context(|| format!("reading {text}"))?
+    };
+    relocate_verifier::PublicKey::parse(text.trim()).context("--operator-key")
+}

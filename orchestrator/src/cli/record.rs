@@ -61,21 +61,13 @@ pub(crate) fn record(command: &RecordCommand) -> anyhow::Result<u8> {
 }
 
 fn report(args: &ReportArgs) -> anyhow::Result<u8> {
-    use relocate_verifier::{Bundle, PublicKey, Report};
+    use relocate_verifier::{Bundle, Report};
     let plan = load_plan(&args.plan)?;
     let operator = args
         .operator_key
         .as_deref()
-        .map(|text| -> anyhow::Result<PublicKey> {
-            let text = if text.trim_start().starts_with("ed25519:") {
-                text.to_owned()
-            } else {
-                std::fs::read_to_string(text).with_context(|| format!("reading {text}"))?
-            };
-            Ok(PublicKey::parse(text.trim())?)
-        })
-        .transpose()
-        .context("--operator-key")?;
+        .map(super::operator_key_arg)
+        .transpose()?;
     let bundle = Bundle::read(&args.record)
         .with_context(|| format!("reading the record {}", args.record.display()))?;
     let mut verdict = Report::quiet();

@@ -12,7 +12,7 @@ use connectors::store::{Access, open_store};
 use plans::{ChecksumAlgorithm, ValidatedPlan};
 
 use super::load_plan;
-use relocate_verifier::{Bundle, Outcome, PublicKey, Report, proof, trust};
+use relocate_verifier::{Bundle, Outcome, Report, proof, trust};
 
 use crate::audit::export::reviewed_plan;
 use crate::audit::{digests, target};
@@ -97,15 +97,6 @@ pub(crate) async fn verify(args: &VerifyArgs) -> anyhow::Result<u8> {
 }
 
 /// `--operator-key`: the key itself, or a file holding it.
-fn flag_operator_key(text: &str) -> anyhow::Result<PublicKey> {
-    let text = if text.trim_start().starts_with("ed25519:") {
-        text.to_owned()
-    } else {
-        std::fs::read_to_string(text).with_context(|| format!("reading {text}"))?
-    };
-    Ok(PublicKey::parse(text.trim())?)
-}
-
 /// The record's checks (the verifier crate), then what needs a store: the target.
 async fn verify_record(
     args: &VerifyArgs,
@@ -116,7 +107,7 @@ async fn verify_record(
     let flag = args
         .operator_key
         .as_deref()
-        .map(flag_operator_key)
+        .map(super::operator_key_arg)
         .transpose()
         .context("--operator-key")?;
     let bundle =
