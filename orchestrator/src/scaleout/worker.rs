@@ -27,7 +27,7 @@ use super::exchange::{self, load_rows, upload_rows};
 use super::order::{Layout, ShardTask, WorkOrder};
 use super::progress::WorkerLine;
 use super::result::ShardResult;
-use crate::engine::steps::objects::{copy_job, verify_job};
+use crate::engine::steps::objects::{copy_job, sweep_staging_files, verify_job};
 use crate::state::Db;
 use crate::transfer::range::ScanRange;
 use crate::transfer::{Counters, copy_workload, verify_workload};
@@ -227,6 +227,15 @@ pub async fn run_worker(
             ShardTask::Copy => {
                 let source = open(&w.from, Access::Read)?;
                 let target = open(&w.to, Access::Write)?;
+                // A killed earlier run of this shard may have left object_store's
+                // staging files (`name#N`) beside objects it was writing, as in process.
+                if let Some(dir) = plan
+                    .store_url(&w.to)
+                    .filter(|u| u.scheme() == "file")
+                    .and_then(|u| u.to_file_path().ok())
+                {
+                    sweep_staging_files(&db, &order.workload, &dir)?;
+                }
                 let mut job =
                     copy_job(&order.workload, w, order.bandwidth, &source, &target).map_err(bad)?;
                 // The range is listed at both ends (the source; the target on a first

@@ -58,15 +58,15 @@ fn server_side(source: &StoreHandle, target: &StoreHandle) -> Option<ServerSide>
 /// the object; verify would then report it as an unexpected object, and nothing else
 /// would remove it. Only the objects that were in flight can have one, so only their
 /// directories are looked at.
-fn sweep_staging_files(
-    ctx: &Context,
+pub(crate) fn sweep_staging_files(
+    db: &crate::state::Db,
     workload: &str,
     dir: &std::path::Path,
-) -> Result<(), EngineError> {
+) -> Result<(), crate::state::StateError> {
     // In-flight objects by directory, so each directory is read once however many of
     // its objects were in flight (a page of intents is 1,024 keys).
     let mut by_dir: BTreeMap<std::path::PathBuf, BTreeSet<String>> = BTreeMap::new();
-    for key in ctx.db.in_flight_keys(workload, 100_000)? {
+    for key in db.in_flight_keys(workload, 100_000)? {
         let path = dir.join(&key);
         if let (Some(parent), Some(name)) =
             (path.parent(), path.file_name().and_then(|n| n.to_str()))
@@ -244,7 +244,7 @@ pub(crate) async fn copy(
         .filter(|u| u.scheme() == "file")
         .and_then(|u| u.to_file_path().ok())
     {
-        sweep_staging_files(ctx, name, &dir)?;
+        sweep_staging_files(&ctx.db, name, &dir)?;
     }
     let counters = Arc::new(Counters::default());
     ctx.emit(Event::StepStarted {
