@@ -106,6 +106,7 @@ fn mover(task: &str, namespace: &str, state_store: &str, read_only: bool) -> Mov
         claim: "data-analyzer-0".into(),
         read_only,
         as_root: !read_only,
+        node: None,
     }
 }
 
@@ -297,7 +298,7 @@ async fn the_coordinator_moves_every_claim_and_a_failed_verify_names_its_claim()
     let state: std::sync::Arc<dyn object_store::ObjectStore> = std::sync::Arc::new(
         object_store::local::LocalFileSystem::new_with_prefix(ws.join("state")).expect("state"),
     );
-    let movers = |namespace: &str| Movers {
+    let movers = |namespace: &str, step: &str| Movers {
         client: client(&cluster),
         namespace: namespace.into(),
         image: "registry.zrh.example.ch/relocate:0.2.0".into(),
@@ -308,6 +309,8 @@ async fn the_coordinator_moves_every_claim_and_a_failed_verify_names_its_claim()
         order_path: "v/order.json".into(),
         labels: BTreeMap::from([("relocate.io/stage".into(), "cutover".into())]),
         attempt: 1,
+        stage: "cutover".into(),
+        step: step.into(),
         timeout: Duration::from_secs(60),
     };
     for ns in ["analysis", "analysis-zrh"] {
@@ -315,15 +318,30 @@ async fn the_coordinator_moves_every_claim_and_a_failed_verify_names_its_claim()
         secret(&cluster, ns);
     }
 
-    let packed = run_movers(&movers("analysis"), &order, MoverTask::Pack)
-        .await
-        .expect("pack");
-    let restored = run_movers(&movers("analysis-zrh"), &order, MoverTask::Restore)
-        .await
-        .expect("restore");
-    let verified = run_movers(&movers("analysis-zrh"), &order, MoverTask::Verify)
-        .await
-        .expect("verify");
+    let packed = run_movers(
+        &movers("analysis", "1-pack"),
+        &order,
+        MoverTask::Pack,
+        &BTreeMap::new(),
+    )
+    .await
+    .expect("pack");
+    let restored = run_movers(
+        &movers("analysis-zrh", "2-restore"),
+        &order,
+        MoverTask::Restore,
+        &BTreeMap::new(),
+    )
+    .await
+    .expect("restore");
+    let verified = run_movers(
+        &movers("analysis-zrh", "3-verify"),
+        &order,
+        MoverTask::Verify,
+        &BTreeMap::new(),
+    )
+    .await
+    .expect("verify");
     for i in 0..2 {
         assert_eq!(packed[i].root, restored[i].root);
         assert_eq!(packed[i].root, verified[i].root);
@@ -340,9 +358,9 @@ async fn the_coordinator_moves_every_claim_and_a_failed_verify_names_its_claim()
     .expect("tamper");
     let again = Movers {
         attempt: 2,
-        ..movers("analysis-zrh")
+        ..movers("analysis-zrh", "3-verify")
     };
-    let err = run_movers(&again, &order, MoverTask::Verify)
+    let err = run_movers(&again, &order, MoverTask::Verify, &BTreeMap::new())
         .await
         .expect_err("tampered");
     assert!(matches!(err, MoverError::MoverFailed { .. }), "{err:?}");

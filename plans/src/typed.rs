@@ -21,6 +21,7 @@ pub(crate) struct Values {
     pub(crate) bandwidth: HashMap<String, u64>,
     /// `waitTimeout` of Kubernetes workloads.
     pub(crate) wait_timeout: HashMap<String, Duration>,
+    pub(crate) volume_timeout: HashMap<String, Duration>,
     /// Each approver's hook, typed.
     pub(crate) hook: HashMap<String, crate::HookSpec>,
     /// The Ed25519 key each approver's `publicKey` pins.
@@ -58,6 +59,15 @@ pub(crate) fn values(plan: &Plan) -> Result<Values, Vec<Problem>> {
                         values.wait_timeout.insert(name.clone(), d);
                     });
                     keep(format!("workloads.{name}.kubernetes.waitTimeout"), parsed);
+                }
+                if let Some(raw) = w.volumes.as_ref().and_then(|v| v.timeout.as_ref()) {
+                    let parsed = parse_duration(raw).map(|d| {
+                        values.volume_timeout.insert(name.clone(), d);
+                    });
+                    keep(
+                        format!("workloads.{name}.kubernetes.volumes.timeout"),
+                        parsed,
+                    );
                 }
             }
         }

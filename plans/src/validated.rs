@@ -146,6 +146,21 @@ impl ValidatedPlan {
         self.values.wait_timeout.get(workload).copied()
     }
 
+    /// The `volumes.timeout` of Kubernetes workload `name`, if the plan sets one.
+    pub fn volume_timeout(&self, workload: &str) -> Option<std::time::Duration> {
+        self.values.volume_timeout.get(workload).copied()
+    }
+
+    /// The Kubernetes workload `name` when its claims' data moves (`volumes.copy`).
+    pub fn volume_workload(
+        &self,
+        name: &str,
+    ) -> Option<(&crate::KubernetesWorkload, &crate::Volumes)> {
+        let w = self.kubernetes_workload(name)?;
+        let v = w.volumes.as_ref().filter(|v| v.copy)?;
+        Some((w, v))
+    }
+
     /// The hook of approver `name`, typed (read once, at validation).
     pub fn hook(&self, approver: &str) -> Option<&crate::HookSpec> {
         self.values.hook.get(approver)

@@ -29,6 +29,15 @@ pub enum EngineError {
         #[source]
         cause: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
+    /// A volume workload's movers could not run where the pending stages need them
+    /// (namespace or Secret missing); nothing was moved.
+    #[error("pre-flight of the volumes of {workload}: {detail}")]
+    VolumePreflight {
+        /// The workload's name in the plan.
+        workload: String,
+        /// What is missing and how to fix it.
+        detail: String,
+    },
     /// Something the pending stages need on this machine is missing (a `run` step's
     /// program, a hook's program, a `${file:…}` secret); nothing was moved.
     #[error("pre-flight: {}", problems.join("; "))]

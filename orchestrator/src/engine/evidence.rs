@@ -13,7 +13,7 @@ use connectors::signoff::dsse::Envelope;
 use connectors::signoff::keys::{SecretKey, generate_keypair};
 use connectors::signoff::statement::{
     EVIDENCE_PREDICATE_TYPE, EvidencePredicate, ResourceDigest, Statement, StepEvidence, Subject,
-    WorkloadEvidence, evidence_digest, sign_evidence,
+    VolumeEvidence, WorkloadEvidence, evidence_digest, sign_evidence,
 };
 use plans::{Stage, Step};
 
@@ -72,7 +72,14 @@ pub(crate) fn write_stage_evidence(
     let mut subjects = Vec::new();
     let mut workloads = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
+    let mut volume_workloads: Vec<String> = Vec::new();
     for step in &stage.steps {
+        if let Step::Copy(name) | Step::Verify(name) | Step::Deploy(name) = step
+            && ctx.plan.volume_workload(name).is_some()
+            && !volume_workloads.contains(name)
+        {
+            volume_workloads.push(name.clone());
+        }
         if let Step::Deploy(name) = step
             && seen.insert(name.clone())
         {
@@ -99,6 +106,7 @@ pub(crate) fn write_stage_evidence(
                 manifest_root: None,
                 manifest_digest: None,
                 resources,
+                volumes: Vec::new(),
             });
             continue;
         }
@@ -135,7 +143,42 @@ pub(crate) fn write_stage_evidence(
             manifest_root: Some(m.root.clone()),
             manifest_digest: Some(m.file_digest.clone()),
             resources: Vec::new(),
+            volumes: Vec::new(),
         });
+    }
+    for name in &volume_workloads {
+        let volumes = volume_evidence(ctx, name)?;
+        for v in &volumes {
+            subjects.push(Subject {
+                name: format!("volume:{name}/{}", v.claim),
+                digest: BTreeMap::from([(
+                    "sha256".to_owned(),
+                    v.root.trim_start_matches("sha256:").to_owned(),
+                )]),
+            });
+        }
+        match workloads.iter_mut().find(|w| &w.name == name) {
+            Some(w) => w.volumes = volumes,
+            None => {
+                let w = ctx
+                    .plan
+                    .kubernetes_workload(name)
+                    .ok_or_else(|| err(stage, format!("{name} is not a Kubernetes workload")))?;
+                workloads.push(WorkloadEvidence {
+                    name: name.clone(),
+                    kind: "kubernetes".into(),
+                    source: w.from.clone(),
+                    target: w.to.clone(),
+                    algorithm: None,
+                    objects: 0,
+                    bytes: 0,
+                    manifest_root: None,
+                    manifest_digest: None,
+                    resources: Vec::new(),
+                    volumes,
+                });
+            }
+        }
     }
     let steps = stage
         .steps
@@ -261,6 +304,59 @@ fn deployed_resources<'a>(
         })
         .collect();
     Ok((w, resources))
+}
+
+/// Each packed claim of a volume workload: its manifest and root as packed, and the
+/// last check that matched them (a restore re-hashes every file; a verify re-reads).
+fn volume_evidence(ctx: &Context, name: &str) -> Result<Vec<VolumeEvidence>, EngineError> {
+    use super::steps::kubernetes::volumes::{PACKED, RESTORED, VERIFIED};
+    use crate::volumes::mover::MoverReport;
+    let read = |state: &str| -> Result<Vec<MoverReport>, EngineError> {
+        match ctx.db.workload_state(name, state)? {
+            Some(json) => serde_json::from_str(&json).map_err(|e| EngineError::Evidence {
+                stage: String::new(),
+                detail: format!("{state} of {name}: {e}"),
+            }),
+            None => Ok(Vec::new()),
+        }
+    };
+    let (packed, restored, verified) = (read(PACKED)?, read(RESTORED)?, read(VERIFIED)?);
+    let namespace = ctx
+        .plan
+        .kubernetes_workload(name)
+        .map_or(String::new(), |w| {
+            w.transform
+                .namespace
+                .clone()
+                .unwrap_or_else(|| w.namespace.clone())
+        });
+    let matched = |reports: &[MoverReport], claim: &str, root: &str| {
+        reports.iter().any(|r| r.claim == claim && r.root == root)
+    };
+    Ok(packed
+        .iter()
+        .filter_map(|r| r.packed.as_ref().map(|p| (r, p)))
+        .map(|(r, p)| VolumeEvidence {
+            claim: r.claim.clone(),
+            namespace: namespace.clone(),
+            entries: p.entries,
+            files: p.files,
+            bytes: p.bytes,
+            root: format!("sha256:{}", p.root),
+            manifest_digest: format!("sha256:{}", p.manifest_sha256),
+            sparse: p.sparse.clone(),
+            not_moved: p.not_moved.clone(),
+            hard_links: p.hard_links,
+            checked: if matched(&verified, &r.claim, &p.root) {
+                "reread"
+            } else if matched(&restored, &r.claim, &p.root) {
+                "restored"
+            } else {
+                "packed"
+            }
+            .to_owned(),
+        })
+        .collect())
 }
 
 /// Reload the evidence of an attempt that was waiting for sign-off when the run stopped.

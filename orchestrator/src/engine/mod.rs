@@ -208,6 +208,7 @@ async fn run_stages(ctx: &Context) -> Result<RunOutcome, EngineError> {
     if !ctx.options.skip_preflight {
         preflight::check_stores(ctx, &pending).await?;
         preflight::check_deploys(ctx, &pending).await?;
+        preflight::check_volumes(ctx, &pending).await?;
     }
     for (index, stage) in stages.iter().enumerate() {
         if !pending.contains(&index) {

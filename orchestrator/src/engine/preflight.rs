@@ -27,6 +27,14 @@ pub(crate) async fn check_stores(ctx: &Context, pending: &[usize]) -> Result<(),
                 stores.insert((wl.from.clone(), false));
                 stores.insert((wl.to.clone(), true));
             }
+            if let Step::Copy(w) | Step::Verify(w) | Step::Deploy(w) = step
+                && let Some((_, v)) = ctx.plan.volume_workload(w)
+            {
+                stores.insert((v.staging.clone(), true));
+                if let Some(state) = &ctx.plan.plan().state {
+                    stores.insert((state.store.clone(), true));
+                }
+            }
         }
     }
     for (name, write) in stores {
@@ -70,6 +78,87 @@ pub(crate) async fn check_deploys(ctx: &Context, pending: &[usize]) -> Result<()
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// For every workload whose claims' data the pending stages move: the namespace the
+/// movers run in exists at each cluster, with the Secret the plan names for them, so a
+/// missing Secret stops the run before `freeze`, not at the restore.
+pub(crate) async fn check_volumes(ctx: &Context, pending: &[usize]) -> Result<(), EngineError> {
+    let mut sides: BTreeSet<(String, bool)> = BTreeSet::new();
+    for &i in pending {
+        for step in &ctx.plan.plan().stages[i].steps {
+            match step {
+                Step::Copy(w) => sides.insert((w.clone(), false)),
+                Step::Deploy(w) | Step::Verify(w) => sides.insert((w.clone(), true)),
+                _ => false,
+            };
+        }
+    }
+    for (name, target) in sides {
+        let Some((w, v)) = ctx.plan.volume_workload(&name) else {
+            continue;
+        };
+        let Some(secret) = v.credentials.as_ref().map(|c| c.secret_name.as_str()) else {
+            continue;
+        };
+        let (cluster, namespace) = if target {
+            (
+                &w.to,
+                w.transform
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| w.namespace.clone()),
+            )
+        } else {
+            (&w.from, w.namespace.clone())
+        };
+        let fail = |detail: String| EngineError::VolumePreflight {
+            workload: name.clone(),
+            detail,
+        };
+        let client = super::steps::kubernetes::cluster_client(ctx, cluster)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        connectors::kube::workers::check_worker_prerequisites(
+            client,
+            &namespace,
+            Some(secret),
+            None,
+        )
+        .await
+        .map_err(|e| {
+            // The workers' hints name `workers.kubernetes`; a mover runs where the claims are.
+            let e = match e {
+                connectors::kube::KubeError::MissingPrerequisite {
+                    kind,
+                    name,
+                    namespace: ns,
+                    ..
+                } if kind == "namespace" => connectors::kube::KubeError::MissingPrerequisite {
+                    hint: format!("the movers run beside the claims: check `namespace`{} of the workload", if target { " (and `transform.namespace`)" } else { "" }),
+                    kind,
+                    name,
+                    namespace: ns,
+                },
+                connectors::kube::KubeError::MissingPrerequisite {
+                    kind,
+                    name,
+                    namespace: Some(ns),
+                    ..
+                } => connectors::kube::KubeError::MissingPrerequisite {
+                    hint: format!(
+                        "create it with the staging store's credentials (kubectl create secret generic {name} -n {ns} --from-literal=KEY=… for each ${{env:KEY}} of the store), or name another in `volumes.credentials.secretName`"
+                    ),
+                    kind,
+                    name,
+                    namespace: Some(ns),
+                },
+                other => other,
+            };
+            fail(format!("the volume movers at {cluster}: {e}"))
+        })?;
     }
     Ok(())
 }

@@ -47,6 +47,11 @@ pub struct Movers {
     pub labels: BTreeMap<String, String>,
     /// Stage attempt (part of the Jobs' names).
     pub attempt: u32,
+    /// The stage and the step (`<n>-<task>`), also part of the Jobs' names: a seed and
+    /// a delta copy of one claim are different Jobs.
+    pub stage: String,
+    /// The step, `<position>-<task>`.
+    pub step: String,
     /// How long a mover may take.
     pub timeout: Duration,
 }
@@ -60,11 +65,26 @@ impl std::fmt::Debug for Movers {
     }
 }
 
+/// Where a claim's mover runs and what it mounts (default: the claim itself, on any
+/// node).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// The node to run on.
+    pub node: Option<String>,
+    /// The claim to mount instead (a snapshot's clone); the staged prefix stays the
+    /// claim's own.
+    pub mount: Option<String>,
+}
+
 /// Run `task` for every claim of `order`; their reports, in the order's claim order.
+///
+/// A claim named in `placements` gets its mover pinned to a node (where a running pod
+/// holds it attached) or mounting another claim (a snapshot's clone).
 pub async fn run_movers(
     movers: &Movers,
     order: &VolumeOrder,
     task: MoverTask,
+    placements: &BTreeMap<String, Placement>,
 ) -> Result<Vec<MoverReport>, MoverError> {
     let layout = VolumeLayout::of_order(&movers.order_path);
     let state_err = |e| MoverError::State(Box::new(e));
@@ -73,7 +93,13 @@ pub async fn run_movers(
         .map_err(state_err)?;
     let mut jobs = Vec::new();
     for (index, claim) in order.claims.iter().enumerate() {
-        let job = mover_job(movers, order, task, index, claim);
+        let mut job = mover_job(movers, order, task, index, claim);
+        if let Some(placement) = placements.get(claim) {
+            job.node = placement.node.clone();
+            if let Some(mount) = &placement.mount {
+                job.claim = mount.clone();
+            }
+        }
         ensure_mover_job(movers.client.clone(), &job)
             .await
             .map_err(|e| cluster(claim, e))?;
@@ -114,7 +140,12 @@ fn mover_job(
     labels.insert("relocate.io/volume-task".into(), task.as_str().into());
     MoverJob {
         worker: WorkerJob {
-            name: job_name(&order.workload, claim, movers.attempt, task.as_str()),
+            name: job_name(
+                &order.workload,
+                &format!("{}/{claim}", movers.stage),
+                movers.attempt,
+                &movers.step,
+            ),
             namespace: movers.namespace.clone(),
             image: movers.image.clone(),
             completions: 1,
@@ -138,6 +169,7 @@ fn mover_job(
         claim: claim.to_owned(),
         read_only: task != MoverTask::Restore,
         as_root: task == MoverTask::Restore,
+        node: None,
     }
 }
 

@@ -62,6 +62,8 @@ struct State {
     workdir: Option<PathBuf>,
     /// PersistentVolumeClaim `(namespace, name)` → the local directory standing for it.
     claims: BTreeMap<(String, String), PathBuf>,
+    /// Claims no volume will ever bind (a class without a provisioner).
+    unbindable: std::collections::BTreeSet<(String, String)>,
     jobs: BTreeMap<(String, String), Value>,
     requests: Vec<Value>,
     logs: BTreeMap<(String, String), Arc<LogBuffer>>,
@@ -101,6 +103,12 @@ impl FakeCluster {
         lock(&self.api.jobs.state)
             .claims
             .insert((namespace.to_owned(), name.to_owned()), dir.into());
+    }
+    /// Claim `namespace/name` never binds: pods mounting it stay unschedulable.
+    pub fn set_claim_unbindable(&self, namespace: &str, name: &str) {
+        lock(&self.api.jobs.state)
+            .unbindable
+            .insert((namespace.to_owned(), name.to_owned()));
     }
     /// Every Job body POSTed, in order (rejected ones included).
     pub fn job_requests(&self) -> Vec<Value> {

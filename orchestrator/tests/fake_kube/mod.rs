@@ -224,6 +224,35 @@ async fn handle(
             axum::Json(json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": name, "namespace": namespace},
                               "spec": {"replicas": replicas}, "status": {"replicas": replicas}})).into_response()
         }
+        (Method::POST, None, None) => {
+            let Ok(mut object) = serde_json::from_slice::<Value>(&body) else {
+                return status(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    "body is not JSON".into(),
+                );
+            };
+            let Some(name) = object["metadata"]["name"].as_str().map(str::to_owned) else {
+                return status(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    "metadata.name: Required value".into(),
+                );
+            };
+            let key = (collection.clone(), name.clone());
+            if store.contains_key(&key) {
+                return status(
+                    StatusCode::CONFLICT,
+                    "AlreadyExists",
+                    format!("{collection}/{name} already exists"),
+                );
+            }
+            object["metadata"]["namespace"] = json!(namespace);
+            workloads::ensure_uid(&mut object);
+            store.insert(key, object.clone());
+            workloads::reconcile(&mut store);
+            (StatusCode::CREATED, axum::Json(object)).into_response()
+        }
         (m, n, s) => status(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",

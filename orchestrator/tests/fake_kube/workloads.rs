@@ -6,6 +6,8 @@
 //! - the StatefulSet controller: a claim per volumeClaimTemplate and ordinal below
 //!   `replicas`, and, with `persistentVolumeClaimRetentionPolicy.whenScaled: Delete`, the
 //!   claims of every ordinal at or above it deleted (GA in 1.32);
+//! - the CSI snapshot controller: a VolumeSnapshot of an existing claim is ready at
+//!   once;
 //! - KEDA: a ScaledObject without `autoscaling.keda.sh/paused-replicas` scales its target
 //!   from zero back to `max(minReplicaCount, 1)` (its triggers are taken as active); with
 //!   the annotation, it pins the target at that count.
@@ -50,6 +52,38 @@ pub fn reconcile(store: &mut Store) {
     }
     keda(store);
     statefulset_claims(store);
+    snapshots(store);
+}
+
+/// The CSI snapshot controller: a new VolumeSnapshot of an existing claim is ready at
+/// once, its restore size the claim's request.
+fn snapshots(store: &mut Store) {
+    let mut ready = Vec::new();
+    for ((coll, name), snapshot) in store.iter() {
+        if snapshot["kind"] != "VolumeSnapshot" || snapshot["status"]["readyToUse"] == true {
+            continue;
+        }
+        let ns = namespace_of(coll);
+        let claim = snapshot["spec"]["source"]["persistentVolumeClaimName"]
+            .as_str()
+            .unwrap_or_default();
+        let source = store.get(&(
+            format!("/api/v1/namespaces/{ns}/persistentvolumeclaims"),
+            claim.to_owned(),
+        ));
+        let status = match source {
+            Some(pvc) => json!({"readyToUse": true,
+                "restoreSize": pvc["spec"]["resources"]["requests"]["storage"].clone()}),
+            None => json!({"readyToUse": false,
+                "error": {"message": format!("claim {claim} not found")}}),
+        };
+        ready.push(((coll.clone(), name.clone()), status));
+    }
+    for (key, status) in ready {
+        if let Some(snapshot) = store.get_mut(&key) {
+            snapshot["status"] = status;
+        }
+    }
 }
 
 fn namespace_of(collection: &str) -> &str {

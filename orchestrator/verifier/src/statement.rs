@@ -197,6 +197,40 @@ pub struct WorkloadEvidence {
     /// Digests of the Kubernetes resources applied.
     #[serde(default)]
     pub resources: Vec<ResourceDigest>,
+    /// The persistent volumes a workload's data moved in (empty for others).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeEvidence>,
+}
+
+/// One claim's data as the stage left it: its manifest (by digest) and Merkle root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeEvidence {
+    /// The claim's name (the same at the source and the target).
+    pub claim: String,
+    /// The target namespace.
+    pub namespace: String,
+    /// Entries of the manifest (files, directories, links...).
+    pub entries: u64,
+    /// Regular files.
+    pub files: u64,
+    /// Bytes of the regular files.
+    pub bytes: u64,
+    /// `sha256:<hex>` Merkle root of the manifest.
+    pub root: String,
+    /// `sha256:<hex>` of `manifest.ndjson`'s bytes.
+    pub manifest_digest: String,
+    /// Sparse files (stored in full, restored with holes), by path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sparse: Vec<String>,
+    /// Paths left out (sockets), by path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_moved: Vec<String>,
+    /// Hard links kept as links.
+    #[serde(default)]
+    pub hard_links: u64,
+    /// The last check whose root matched: `packed`, `restored` or `reread`.
+    pub checked: String,
 }
 
 /// A Kubernetes resource as applied to the target cluster.

@@ -82,6 +82,22 @@ pub struct Volumes {
     /// read-only from the live volume, not point-in-time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_class: Option<String>,
+    /// The relocate image the mover pods run (default: `relocate:<version of this
+    /// binary>`, the tag the README's `docker build` gives it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The Secret, in the source and the target namespace, whose keys become the
+    /// movers' environment (the staging store's `${env:…}` credentials). Without it the
+    /// movers use what the pods' identity gives them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<super::workers::WorkerCredentials>,
+    /// CPU and memory of each mover pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<super::workers::WorkerResources>,
+    /// How long one claim's mover may run before the step fails naming it (default
+    /// `1h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
 }
 
 /// One named resource.

@@ -74,12 +74,14 @@ fn check_step(plan: &Plan, report: &mut Report, path: &str, step: &Step) {
                 name_hint(name, plan.workloads.keys(), "workloads"),
             );
         }
+        Some(Workload::Kubernetes(k))
+            if wants_objects(step) && k.volumes.as_ref().is_some_and(|v| v.copy) => {}
         Some(w) if matches!(w, Workload::Objects(_)) != wants_objects(step) => {
             report.value(
                 at,
                 format!("`{}` needs {wanted} workload, but `{name}` is {other} workload", step.kind()),
                 if wants_objects(step) {
-                    "`copy`/`verify` move objects; use `freeze`/`deploy`/`rollback` for Kubernetes workloads"
+                    "`copy`/`verify` move objects, or the claims' data of a Kubernetes workload with `volumes: { copy: true, staging: … }`; use `freeze`/`deploy`/`rollback` for its resources"
                 } else {
                     "`freeze`/`deploy`/`rollback` act on Kubernetes; use `copy`/`verify` for object workloads"
                 },

@@ -6,9 +6,10 @@
 //! be a cloud store the mover pods can reach. The snapshot class, when given, is a
 //! Kubernetes object name.
 
-use super::workers::is_dns_label;
+use super::workers::{is_dns_label, is_dns_subdomain, is_quantity};
 use super::{Report, name_hint};
-use crate::{Plan, Volumes, Workload};
+use crate::units::parse_duration;
+use crate::{Plan, Step, Volumes, Workload};
 
 pub(super) fn check(plan: &Plan, report: &mut Report) {
     for (name, workload) in &plan.workloads {
@@ -21,6 +22,50 @@ pub(super) fn check(plan: &Plan, report: &mut Report) {
                 &format!("workloads.{name}.kubernetes.volumes"),
                 volumes,
             );
+            if volumes.copy {
+                check_order(plan, report, name);
+            }
+        }
+    }
+}
+
+/// The steps of a workload whose claims' data moves, in plan order: a `deploy`
+/// restores what the last `copy` staged, so that copy must exist and come after the
+/// workload's `freeze` (else what the source wrote since the seed stays behind); a
+/// `verify` re-reads the target's claims, which exist once a `deploy` made them.
+fn check_order(plan: &Plan, report: &mut Report, name: &str) {
+    let (mut frozen, mut copied_after_freeze, mut copied, mut deployed) =
+        (false, false, false, false);
+    for (i, stage) in plan.stages.iter().enumerate() {
+        for (j, step) in stage.steps.iter().enumerate() {
+            if step.workload() != Some(name) {
+                continue;
+            }
+            let at = format!("stages[{i}].steps[{j}].{}", step.kind());
+            match step {
+                Step::Freeze(_) => frozen = true,
+                Step::Copy(_) => {
+                    copied = true;
+                    copied_after_freeze |= frozen;
+                }
+                Step::Deploy(_) if !copied => report.value(
+                    at,
+                    format!("`deploy: {name}` restores its claims' data, but no `copy: {name}` staged it before"),
+                    format!("add `{{ copy: {name} }}` (a seed) before, and another after `{{ freeze: {name} }}`"),
+                ),
+                Step::Deploy(_) if !copied_after_freeze => report.value(
+                    at,
+                    format!("`deploy: {name}` would restore data copied while the source still ran: what it wrote since is left behind"),
+                    format!("add `{{ freeze: {name} }}` then `{{ copy: {name} }}` (the delta) before the deploy"),
+                ),
+                Step::Deploy(_) => deployed = true,
+                Step::Verify(_) if !deployed => report.value(
+                    at,
+                    format!("`verify: {name}` re-reads the target's claims, which only exist after `deploy: {name}`"),
+                    format!("move `{{ verify: {name} }}` after `{{ deploy: {name} }}`"),
+                ),
+                _ => {}
+            }
         }
     }
 }
@@ -81,6 +126,7 @@ fn check_volumes(plan: &Plan, report: &mut Report, at: &str, v: &Volumes) {
             "write the name of a VolumeSnapshotClass, e.g. `csi-snapclass`",
         );
     }
+    check_movers(report, at, v);
     if !v.copy {
         report.value(
             format!("{at}.copy"),
@@ -90,12 +136,55 @@ fn check_volumes(plan: &Plan, report: &mut Report, at: &str, v: &Volumes) {
     }
 }
 
+/// The mover pods' keys: an image reference, a Secret's name, quantities, a timeout.
+fn check_movers(report: &mut Report, at: &str, v: &Volumes) {
+    if let Some(image) = &v.image
+        && (image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        report.value(
+            format!("{at}.image"),
+            format!("`{image}` is not an image reference"),
+            "e.g. `registry.zrh.example.ch/relocate:0.1.0` (README: building the image)",
+        );
+    }
+    if let Some(c) = &v.credentials
+        && !is_dns_subdomain(&c.secret_name)
+    {
+        report.value(
+            format!("{at}.credentials.secretName"),
+            format!("`{}` is not a Kubernetes object name", c.secret_name),
+            "lowercase letters, digits, `-` and `.`, at most 253",
+        );
+    }
+    if let Some(r) = &v.resources {
+        for (field, q) in [("cpu", &r.cpu), ("memory", &r.memory)] {
+            if let Some(q) = q.as_deref().filter(|q| !is_quantity(q)) {
+                report.value(
+                    format!("{at}.resources.{field}"),
+                    format!("`{q}` is not a Kubernetes quantity"),
+                    "e.g. `2`, `500m`, `1Gi`",
+                );
+            }
+        }
+    }
+    match v.timeout.as_deref().map(parse_duration) {
+        Some(Err(why)) => report.value(format!("{at}.timeout"), "timeout is not a duration", why),
+        Some(Ok(d)) if d.is_zero() => report.value(
+            format!("{at}.timeout"),
+            "timeout is zero: no volume could ever move in time",
+            "write how long one claim's mover may take, e.g. `2h`",
+        ),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{base_with, diagnostics, expect_one};
 
     const APP: &str = "kubernetes: { from: msk, to: zrh, namespace: analysis }";
 
+    /// `app` with `volumes`, copied (the delta) after its freeze.
     fn with_volumes(volumes: &str) -> String {
         base_with(
             APP,
@@ -103,6 +192,7 @@ mod tests {
                 "kubernetes: {{ from: msk, to: zrh, namespace: analysis, volumes: {volumes} }}"
             ),
         )
+        .replacen("{ freeze: app }, {", "{ freeze: app }, { copy: app }, {", 1)
     }
 
     #[test]
@@ -163,5 +253,79 @@ mod tests {
         .expect("valid");
         let json = serde_json::to_string(plan.plan()).expect("json");
         assert!(!json.contains("volumes"), "{json}");
+    }
+
+    #[test]
+    fn the_movers_keys_are_checked() {
+        let plan = with_volumes(
+            "{ copy: true, staging: dst, image: \"\", credentials: { secretName: Bad_Secret }, \
+             resources: { cpu: two }, timeout: 0s }",
+        );
+        let diags = diagnostics(&plan);
+        for needle in [
+            "is not an image reference",
+            "`Bad_Secret` is not a Kubernetes object name",
+            "`two` is not a Kubernetes quantity",
+            "timeout is zero",
+        ] {
+            assert!(
+                diags.iter().any(|d| d.message.contains(needle)),
+                "no `{needle}` in {diags:#?}"
+            );
+        }
+        let plan = with_volumes(
+            "{ copy: true, staging: dst, image: \"registry.zrh.example.ch/relocate:0.1.0\", \
+             credentials: { secretName: relocate-stores }, resources: { cpu: 500m, memory: 256Mi }, timeout: 2h }",
+        );
+        crate::parse(&plan, std::path::Path::new("plan.yaml")).expect("valid");
+    }
+
+    #[test]
+    fn a_deploy_restores_a_copy_made_after_the_freeze() {
+        let plan = with_volumes("{ copy: true, staging: dst }");
+        let no_delta = plan.replacen(
+            "{ freeze: app }, { copy: app }, {",
+            "{ copy: app }, { freeze: app }, {",
+            1,
+        );
+        expect_one(
+            &no_delta,
+            35,
+            90,
+            "copied while the source still ran",
+            "then `{ copy: app }` (the delta)",
+        );
+        let no_copy = plan.replacen("{ copy: app }, ", "", 1);
+        expect_one(
+            &no_copy,
+            35,
+            75,
+            "no `copy: app` staged it",
+            "add `{ copy: app }`",
+        );
+        let early_verify =
+            plan.replacen("{ copy: app }, {", "{ copy: app }, { verify: app }, {", 1);
+        expect_one(
+            &early_verify,
+            35,
+            56,
+            "only exist after `deploy: app`",
+            "after `{ deploy: app }`",
+        );
+        let late_verify =
+            plan.replacen("{ deploy: app } ]", "{ deploy: app }, { verify: app } ]", 1);
+        crate::parse(&late_verify, std::path::Path::new("plan.yaml")).expect("valid");
+    }
+
+    #[test]
+    fn copy_on_a_kubernetes_workload_without_volumes_is_refused() {
+        let plan = base_with("{ freeze: app }, {", "{ freeze: app }, { copy: app }, {");
+        expect_one(
+            &plan,
+            35,
+            39,
+            "`copy` needs an object workload",
+            "volumes: { copy: true",
+        );
     }
 }

@@ -260,12 +260,12 @@ pub(crate) fn is_dns_label(s: &str) -> bool {
 }
 
 /// RFC 1123 subdomain, as most object names are.
-fn is_dns_subdomain(s: &str) -> bool {
+pub(super) fn is_dns_subdomain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
 /// A Kubernetes resource quantity: a decimal number and an optional suffix.
-fn is_quantity(s: &str) -> bool {
+pub(super) fn is_quantity(s: &str) -> bool {
     let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let suffix = &s[digits.len()..];
     let number = !digits.is_empty()

@@ -2,7 +2,8 @@
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    Capabilities, EnvVar, PersistentVolumeClaimVolumeSource, Volume, VolumeMount,
+    Affinity, Capabilities, EnvVar, NodeAffinity, NodeSelector, NodeSelectorRequirement,
+    NodeSelectorTerm, PersistentVolumeClaimVolumeSource, Volume, VolumeMount,
 };
 use kube::Client;
 use kube::api::{Api, PostParams};
@@ -27,6 +28,8 @@ pub struct MoverJob {
     pub read_only: bool,
     /// Run as root with the capabilities to restore (or read) any owner's files.
     pub as_root: bool,
+    /// Pin the pod to this node (where a running pod holds the claim attached).
+    pub node: Option<String>,
 }
 
 /// The `batch/v1` Job for `mover`.
@@ -43,6 +46,26 @@ pub fn build_mover_job(mover: &MoverJob) -> Job {
         }),
         ..Volume::default()
     });
+    if let Some(node) = &mover.node {
+        // As a DaemonSet pins its pods: by the node's name, through the scheduler (which
+        // still checks resources and taints), not by a hostname label that may differ.
+        pod.affinity = Some(Affinity {
+            node_affinity: Some(NodeAffinity {
+                required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                    node_selector_terms: vec![NodeSelectorTerm {
+                        match_fields: Some(vec![NodeSelectorRequirement {
+                            key: "metadata.name".into(),
+                            operator: "In".into(),
+                            values: Some(vec![node.clone()]),
+                        }]),
+                        ..NodeSelectorTerm::default()
+                    }],
+                }),
+                ..NodeAffinity::default()
+            }),
+            ..Affinity::default()
+        });
+    }
     if let Some(sc) = pod.security_context.as_mut() {
         sc.fs_group = None;
         if mover.as_root {

@@ -33,6 +33,7 @@ fn mover(read_only: bool, as_root: bool) -> MoverJob {
         claim: "data-analyzer-0".into(),
         read_only,
         as_root,
+        node: None,
     }
 }
 
@@ -102,4 +103,23 @@ fn storage_quantities_parse_to_bytes() {
     assert_eq!(parse_quantity("1e9"), Some(1_000_000_000));
     assert_eq!(parse_quantity("1073741824"), Some(1 << 30));
     assert_eq!(parse_quantity("ten"), None);
+}
+
+#[test]
+fn a_mover_pinned_to_a_node_is_scheduled_there_by_name() {
+    let mut m = mover(true, false);
+    m.node = Some("msk-node-3".into());
+    let job = serde_json::to_value(build_mover_job(&m)).expect("json");
+    let terms = &job["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        ["nodeSelectorTerms"];
+    assert_eq!(
+        terms,
+        &serde_json::json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["msk-node-3"]}]}])
+    );
+    let unpinned = serde_json::to_value(build_mover_job(&mover(true, false))).expect("json");
+    assert!(
+        unpinned["spec"]["template"]["spec"]
+            .get("affinity")
+            .is_none()
+    );
 }

@@ -21,6 +21,7 @@ use connectors::kube::{
 use plans::{KubernetesWorkload, Stage};
 
 mod rollback;
+pub(crate) mod volumes;
 
 pub(crate) use rollback::{rollback, rollback_workload};
 
@@ -111,6 +112,14 @@ async fn client(ctx: &Context, cluster: &str) -> Result<kube::Client, ClusterErr
             cluster: cluster.to_owned(),
             source,
         })
+}
+
+/// A cluster's client, for the pre-flight.
+pub(crate) async fn cluster_client(
+    ctx: &Context,
+    cluster: &str,
+) -> Result<kube::Client, ClusterError> {
+    client(ctx, cluster).await
 }
 
 /// The workload's `waitTimeout` (parsed once by validation), else the default.
@@ -282,6 +291,25 @@ pub(crate) async fn deploy(
         Ok(t) => t,
         Err(e) => return failed(StepFailure::Cause(Box::new(e))),
     };
+    // A workload whose claims' data moves: its claims (a StatefulSet's template claims
+    // as manifests of their own, before the set) are created and restored before any
+    // workload is applied, so nothing starts on an empty volume.
+    let volume = ctx.plan.volume_workload(name);
+    let mut transformed = transformed;
+    let claims = match volume {
+        Some(_) => match volumes::target_claims(ctx, name, &transformed) {
+            Ok(claims) => claims,
+            Err(e) => return failed(e),
+        },
+        None => Vec::new(),
+    };
+    for claim in claims.iter().filter(|c| c.statefulset.is_some()) {
+        let at = transformed
+            .iter()
+            .position(|r| r.kind == "StatefulSet")
+            .unwrap_or(transformed.len());
+        transformed.insert(at, claim.resource.clone());
+    }
     let options = ApplyOptions::from(w);
     // Dry-run again right before applying: the target may have changed since the pre-flight,
     // and nothing must be half-applied because the third manifest is refused.
@@ -294,6 +322,12 @@ pub(crate) async fn deploy(
     keep_manifests(ctx, name, "target", &transformed)?;
     let ids: Vec<ResourceId> = transformed.iter().map(Resource::id).collect();
     save(ctx, name, DEPLOYING, &ids)?;
+    if let Some((w, v)) = volume {
+        match volumes::restore_claims(ctx, stage, step_index, name, w, v, &tgt, &claims).await {
+            Ok(reports) => save(ctx, name, volumes::RESTORED, &reports)?,
+            Err(e) => return failed(e),
+        }
+    }
     let applied: Vec<Applied> = match apply(&tgt, &transformed, options).await {
         Ok(a) => a,
         Err(e) => return failed(format!("apply to {}: {e}", w.to)),

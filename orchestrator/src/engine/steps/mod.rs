@@ -100,6 +100,12 @@ pub(crate) async fn execute(
     step: &Step,
 ) -> Result<(StepSummary, StepResult), EngineError> {
     match step {
+        Step::Copy(w) if ctx.plan.volume_workload(w).is_some() => {
+            kubernetes::volumes::copy(ctx, stage, step_index, w).await
+        }
+        Step::Verify(w) if ctx.plan.volume_workload(w).is_some() => {
+            kubernetes::volumes::verify(ctx, stage, step_index, w).await
+        }
         Step::Copy(w) => objects::copy(ctx, stage, step_index, w).await,
         Step::Verify(w) => objects::verify(ctx, stage, step_index, w).await,
         Step::Run(run) => command::run(ctx, stage, step_index, run).await,

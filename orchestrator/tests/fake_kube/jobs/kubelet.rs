@@ -38,6 +38,9 @@ impl Jobs {
                                               "uid": job["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}]},
             "spec": template["spec"], "status": {"phase": "Pending"}});
         let container = template["spec"]["containers"][0].clone();
+        if let Err(message) = self.attach_claims(&namespace, &template["spec"]) {
+            return self.put_pod(&namespace, waiting(pod, "ContainerCreating", &message));
+        }
         let env = self
             .resolve_env(&namespace, &container, index)
             .map(|env| self.map_claims(&namespace, &template["spec"], &container, env));
@@ -257,6 +260,83 @@ impl Jobs {
             }
         }
         mapped
+    }
+
+    /// The pod's claims, as a kubelet and a binder would: each must be mapped to a
+    /// local directory (never the host's own mount path) and not held unbindable; a
+    /// claim still unbound binds now, to a volume of its request's size (a
+    /// `WaitForFirstConsumer` claim binds when its first pod is scheduled).
+    fn attach_claims(&self, namespace: &str, pod_spec: &Value) -> Result<(), String> {
+        // One lock at a time: the API server's handlers take the objects' lock first.
+        let (unbindable, mut mapped) = {
+            let state = lock(&self.state);
+            (state.unbindable.clone(), state.claims.clone())
+        };
+        let mut objects = self.objects.lock().expect("lock");
+        // A claim provisioned from a VolumeSnapshot gets a copy of its source claim's
+        // directory, made when it is first mounted.
+        for volume in pod_spec["volumes"].as_array().into_iter().flatten() {
+            let Some(claim) = volume["persistentVolumeClaim"]["claimName"].as_str() else {
+                continue;
+            };
+            let key = (namespace.to_owned(), claim.to_owned());
+            if mapped.contains_key(&key) {
+                continue;
+            }
+            let pvcs = format!("/api/v1/namespaces/{namespace}/persistentvolumeclaims");
+            let source = objects
+                .get(&(pvcs, claim.to_owned()))
+                .filter(|pvc| pvc["spec"]["dataSource"]["kind"] == "VolumeSnapshot")
+                .and_then(|pvc| pvc["spec"]["dataSource"]["name"].as_str())
+                .and_then(|snap| {
+                    objects.get(&(
+                        format!("/apis/snapshot.storage.k8s.io/v1/namespaces/{namespace}/volumesnapshots"),
+                        snap.to_owned(),
+                    ))
+                })
+                .and_then(|s| s["spec"]["source"]["persistentVolumeClaimName"].as_str())
+                .and_then(|c| mapped.get(&(namespace.to_owned(), c.to_owned())).cloned());
+            if let Some(dir) = source {
+                let copy = dir.with_extension(format!("snapshot-{claim}"));
+                let copied = std::process::Command::new("cp")
+                    .arg("-a")
+                    .arg(&dir)
+                    .arg(&copy)
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if copied {
+                    lock(&self.state).claims.insert(key.clone(), copy.clone());
+                    mapped.insert(key, copy);
+                }
+            }
+        }
+        for volume in pod_spec["volumes"].as_array().into_iter().flatten() {
+            let Some(claim) = volume["persistentVolumeClaim"]["claimName"].as_str() else {
+                continue;
+            };
+            let key = (namespace.to_owned(), claim.to_owned());
+            if unbindable.contains(&key) {
+                return Err(format!(
+                    "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims ({claim})"
+                ));
+            }
+            if !mapped.contains_key(&key) {
+                return Err(format!(
+                    "FailedMount: claim {namespace}/{claim} has no local directory (FakeCluster::set_claim_dir)"
+                ));
+            }
+            let stored = (
+                format!("/api/v1/namespaces/{namespace}/persistentvolumeclaims"),
+                claim.to_owned(),
+            );
+            if let Some(pvc) = objects.get_mut(&stored)
+                && pvc["status"]["phase"] != "Bound"
+            {
+                let size = pvc["spec"]["resources"]["requests"]["storage"].clone();
+                pvc["status"] = json!({"phase": "Bound", "capacity": {"storage": size}});
+            }
+        }
+        Ok(())
     }
 
     /// A stored Secret's values, decoded.

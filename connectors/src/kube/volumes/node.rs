@@ -1,0 +1,42 @@
+//! Where a claim is in use: a `ReadWriteOnce` volume attaches to one node, so a mover
+//! that reads it while the workload still runs (the seed) must run on that node too,
+//! or it waits forever for an attachment the running pod holds.
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, ListParams};
+
+use super::super::KubeError;
+use super::super::resource::ResourceId;
+
+/// The node of a running (or starting) pod of `namespace` that mounts `claim`, if any.
+pub async fn claim_node(
+    client: Client,
+    namespace: &str,
+    claim: &str,
+) -> Result<Option<String>, KubeError> {
+    let api: Api<Pod> = Api::namespaced(client, namespace);
+    let id = ResourceId {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        namespace: namespace.into(),
+        name: String::new(),
+    };
+    let pods = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| KubeError::from_api(&id, e))?;
+    Ok(pods.items.iter().find_map(|pod| {
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        if matches!(phase, Some("Succeeded" | "Failed")) {
+            return None;
+        }
+        let spec = pod.spec.as_ref()?;
+        let mounts = spec.volumes.as_ref()?.iter().any(|v| {
+            v.persistent_volume_claim
+                .as_ref()
+                .is_some_and(|c| c.claim_name == claim)
+        });
+        mounts.then(|| spec.node_name.clone()).flatten()
+    }))
+}

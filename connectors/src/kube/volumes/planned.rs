@@ -1,0 +1,189 @@
+//! Which claims hold a workload's data: every exported PersistentVolumeClaim, and the
+//! claims a StatefulSet's `volumeClaimTemplates` make, one per template and ordinal
+//! (`<template>-<statefulset>-<ordinal>`, the controller's naming), for the replicas
+//! the set had before any freeze.
+//!
+//! The template claims are written out as manifests of their own: the target gets them
+//! before its StatefulSet exists, so the restore can fill them and the controller,
+//! finding claims of the names it would create, adopts them instead of making empty
+//! ones. Their labels are the template's plus the set's selector, as the controller
+//! sets them.
+
+use serde_json::{Map, Value, json};
+
+use super::super::{KubeError, Resource};
+use super::claims::parse_quantity;
+
+/// A claim whose data moves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedClaim {
+    /// Its name (the same at the source and the target).
+    pub name: String,
+    /// Its manifest, as the target gets it.
+    pub resource: Resource,
+    /// The StatefulSet whose template makes it, if any.
+    pub statefulset: Option<String>,
+    /// Bytes it requests (`spec.resources.requests.storage`), when it says.
+    pub request: Option<u64>,
+}
+
+/// The claims of `resources` (exported, or transformed for the target), by name.
+pub fn planned_claims(resources: &[Resource]) -> Result<Vec<PlannedClaim>, KubeError> {
+    let mut claims: Vec<PlannedClaim> = Vec::new();
+    for r in resources
+        .iter()
+        .filter(|r| r.kind == "PersistentVolumeClaim")
+    {
+        claims.push(PlannedClaim {
+            name: r.name.clone(),
+            request: request_of(&r.object),
+            resource: r.clone(),
+            statefulset: None,
+        });
+    }
+    for set in resources.iter().filter(|r| r.kind == "StatefulSet") {
+        let templates = set
+            .object
+            .pointer("/spec/volumeClaimTemplates")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let replicas = set
+            .object
+            .pointer("/spec/replicas")
+            .and_then(Value::as_u64)
+            .unwrap_or(1);
+        let selector = set
+            .object
+            .pointer("/spec/selector/matchLabels")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for template in &templates {
+            let Some(base) = template.pointer("/metadata/name").and_then(Value::as_str) else {
+                return Err(KubeError::Malformed {
+                    resource: format!("StatefulSet {}", set.name),
+                    message: "a volumeClaimTemplate has no metadata.name".into(),
+                });
+            };
+            for ordinal in 0..replicas {
+                let name = format!("{base}-{}-{ordinal}", set.name);
+                if claims.iter().any(|c| c.name == name) {
+                    continue;
+                }
+                let object = template_claim(template, &name, &set.namespace, &selector);
+                claims.push(PlannedClaim {
+                    name,
+                    request: request_of(&object),
+                    resource: Resource::from_object(object, &set.namespace)?,
+                    statefulset: Some(set.name.clone()),
+                });
+            }
+        }
+    }
+    claims.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(claims)
+}
+
+fn template_claim(
+    template: &Value,
+    name: &str,
+    namespace: &str,
+    selector: &Map<String, Value>,
+) -> Value {
+    let mut labels = template
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    labels.extend(selector.clone());
+    let mut metadata = json!({"name": name, "namespace": namespace, "labels": labels});
+    if let Some(annotations) = template.pointer("/metadata/annotations") {
+        metadata["annotations"] = annotations.clone();
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": metadata,
+        "spec": template.get("spec").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+fn request_of(claim: &Value) -> Option<u64> {
+    claim
+        .pointer("/spec/resources/requests/storage")
+        .and_then(Value::as_str)
+        .and_then(parse_quantity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(object: Value) -> Resource {
+        Resource::from_object(object, "analysis").expect("manifest")
+    }
+
+    #[test]
+    fn a_statefulset_makes_one_claim_per_template_and_ordinal() {
+        let set = resource(json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "db", "namespace": "analysis"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "analyzer"}},
+                     "volumeClaimTemplates": [
+                        {"metadata": {"name": "data", "labels": {"tier": "db"}},
+                         "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "zrh-ssd",
+                                  "resources": {"requests": {"storage": "1Gi"}}}},
+                        {"metadata": {"name": "wal"}, "spec": {}}]}
+        }));
+        let cache = resource(json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "cache", "namespace": "analysis"},
+            "spec": {"resources": {"requests": {"storage": "500Mi"}}}
+        }));
+        let claims = planned_claims(&[set, cache]).expect("claims");
+        let names: Vec<&str> = claims.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["cache", "data-db-0", "data-db-1", "wal-db-0", "wal-db-1"]
+        );
+        let data = &claims[1];
+        assert_eq!(data.statefulset.as_deref(), Some("db"));
+        assert_eq!(data.request, Some(1 << 30));
+        assert_eq!(
+            data.resource.object["metadata"]["labels"],
+            json!({"tier": "db", "app": "analyzer"})
+        );
+        assert_eq!(data.resource.object["spec"]["storageClassName"], "zrh-ssd");
+        assert_eq!(data.resource.namespace, "analysis");
+        assert_eq!(claims[0].request, Some(500 << 20));
+        assert_eq!(claims[0].statefulset, None);
+    }
+
+    #[test]
+    fn an_exported_claim_of_a_template_name_is_not_planned_twice() {
+        let set = resource(json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "db", "namespace": "analysis"},
+            "spec": {"volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {}}]}
+        }));
+        let exported = resource(json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data-db-0", "namespace": "analysis"}, "spec": {}
+        }));
+        let claims = planned_claims(&[set, exported]).expect("claims");
+        assert_eq!(claims.len(), 1, "{claims:?}");
+        assert_eq!(claims[0].statefulset, None, "the exported manifest is kept");
+    }
+
+    #[test]
+    fn a_template_without_a_name_is_an_error() {
+        let set = resource(json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "db", "namespace": "analysis"},
+            "spec": {"volumeClaimTemplates": [{"spec": {}}]}
+        }));
+        let err = planned_claims(&[set]).expect_err("refused");
+        assert!(err.to_string().contains("no metadata.name"), "{err}");
+    }
+}

@@ -1,0 +1,429 @@
+//! A stateful workload moved by `relocate run`, through two fake API servers whose Job
+//! controllers run the mover pods as local `relocate volume …` processes (each claim a
+//! temporary directory) and a staging bucket on s3s-fs: a seed `copy` while the source
+//! runs, `freeze`, the delta `copy`, `deploy` (claims created and restored before the
+//! StatefulSet), `verify` (the target re-read). The target's claim equals the source's
+//! by an independent listing; the evidence names the claim's manifest and root; a claim
+//! too small for its data, and one that never binds, fail naming the claim, and the
+//! failed cutover stage puts the source back in service.
+
+mod fake_kube;
+mod util;
+mod volumes_tree;
+
+use std::path::Path;
+
+use fake_kube::plan::CutoverPlan;
+use fake_kube::{FakeCluster, kubeconfig};
+use serde_json::{Value, json};
+use util::{Workspace, stderr, stdout};
+use volumes_tree::{listing, odd_tree};
+
+const STATEFULSETS: &str = "/apis/apps/v1/namespaces/analysis/statefulsets";
+
+fn server(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set: start the test servers (`source scripts/servers.sh && start_servers`) or run scripts/test.sh"
+        )
+    })
+}
+
+/// The analyzer's database: one replica, one template claim of `storage`.
+fn database(storage: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+           "metadata": {"name": "db", "namespace": "analysis", "labels": {"app": "analyzer"}},
+           "spec": {"replicas": 1, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                    "template": {"metadata": {"labels": {"app": "db"}},
+                                 "spec": {"containers": [{"name": "db", "image": "registry.msk.example/pg:16.3"}]}},
+                    "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}}}]}})
+}
+
+fn secret(cluster: &FakeCluster, namespace: &str) {
+    cluster.insert(
+        &format!("/api/v1/namespaces/{namespace}/secrets"),
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "relocate-stores", "namespace": namespace},
+               "stringData": {"STAGING_KEY_ID": server("RELOCATE_TEST_S3S_ACCESS_KEY"),
+                              "STAGING_SECRET": server("RELOCATE_TEST_S3S_SECRET_KEY")}}),
+    );
+}
+
+struct Move {
+    ws: Workspace,
+    src: FakeCluster,
+    dst: FakeCluster,
+    source_dir: std::path::PathBuf,
+    target_dir: std::path::PathBuf,
+}
+
+/// Two clusters, a staging bucket, the plan; the source claim holds the odd tree.
+fn setup(storage: &str, steps: &str, volume_keys: &str) -> Move {
+    let (src, dst) = (FakeCluster::start(), FakeCluster::start());
+    src.api.create_namespace("analysis");
+    dst.api.create_namespace("analysis-zrh");
+    let ws = Workspace::new();
+    ws.write("kubeconfig.yaml", kubeconfig(&src, &dst));
+    let (endpoint, root) = (
+        server("RELOCATE_TEST_S3S_ENDPOINT"),
+        server("RELOCATE_TEST_S3S_ROOT"),
+    );
+    let bucket = format!(
+        "volumes-{}-{}",
+        std::process::id(),
+        ws.path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("x")
+            .to_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+    );
+    std::fs::create_dir_all(Path::new(&root).join(&bucket)).expect("bucket");
+    let top = format!(
+        r#"stores:
+  staging:
+    region: zurich
+    url: "s3://{bucket}/"
+    options: {{ endpoint: "{endpoint}", allow_http: "true", region: us-east-1, access_key_id: "${{env:STAGING_KEY_ID}}", secret_access_key: "${{env:STAGING_SECRET}}" }}
+"#
+    );
+    let workload = format!(
+        "      waitTimeout: 20s
+      volumes:
+        copy: true
+        staging: staging
+        image: registry.zrh.example.ch/relocate:test
+        credentials: {{ secretName: relocate-stores }}
+        timeout: 60s
+{volume_keys}"
+    );
+    let plan = CutoverPlan {
+        workload: &workload,
+        top: &top,
+        ..CutoverPlan::new("stateful", steps)
+    };
+    ws.write("plan.yaml", plan.render());
+    for (cluster, ns) in [(&src, "analysis"), (&dst, "analysis-zrh")] {
+        cluster.set_job_entrypoint(assert_cmd::cargo::cargo_bin("relocate"));
+        secret(cluster, ns);
+    }
+    src.insert(STATEFULSETS, database(storage));
+    let (source_dir, target_dir) = (ws.join("claims/msk"), ws.join("claims/zrh"));
+    std::fs::create_dir_all(&source_dir).expect("source claim");
+    std::fs::create_dir_all(&target_dir).expect("target claim");
+    odd_tree(&source_dir);
+    src.set_claim_dir("analysis", "data-db-0", &source_dir);
+    dst.set_claim_dir("analysis-zrh", "data-db-0", &target_dir);
+    // The source's claims exist as the StatefulSet controller makes them.
+    {
+        let mut store = src.objects.lock().expect("lock");
+        fake_kube::workloads::reconcile(&mut store);
+    }
+    Move {
+        ws,
+        src,
+        dst,
+        source_dir,
+        target_dir,
+    }
+}
+
+const MOVE: &str = "{ copy: analyzer }, { freeze: analyzer }, { copy: analyzer }, { deploy: analyzer }, { verify: analyzer }";
+
+/// The operator's run, with the staging store's credentials (the coordinator reads the
+/// staged manifests too).
+fn command(m: &Move) -> std::process::Command {
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("relocate"));
+    command
+        .args([
+            "run",
+            "plan.yaml",
+            "--state-dir",
+            "state",
+            "--output",
+            "plain",
+        ])
+        .current_dir(m.ws.path())
+        .env("STAGING_KEY_ID", server("RELOCATE_TEST_S3S_ACCESS_KEY"))
+        .env("STAGING_SECRET", server("RELOCATE_TEST_S3S_SECRET_KEY"));
+    command
+}
+
+fn run(m: &Move) -> std::process::Output {
+    command(m).output().expect("run relocate")
+}
+
+fn both(out: &std::process::Output) -> String {
+    format!("{}\n{}", stdout(out), stderr(out))
+}
+
+fn evidence(ws: &Workspace) -> Value {
+    let dir = ws.join("state/evidence");
+    let path = std::fs::read_dir(&dir)
+        .expect("evidence dir")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.to_string_lossy().ends_with(".intoto.json"))
+        .expect("an evidence file");
+    let envelope: Value =
+        serde_json::from_slice(&std::fs::read(path).expect("evidence")).expect("json");
+    let payload = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        envelope["payload"].as_str().expect("payload"),
+    )
+    .expect("base64");
+    serde_json::from_slice(&payload).expect("statement")
+}
+
+#[test]
+fn a_statefulsets_claim_moves_with_it_and_its_root_is_in_the_evidence() {
+    let m = setup("1Gi", MOVE, "");
+    let before = listing(&m.source_dir);
+    let out = run(&m);
+    let text = both(&out);
+    assert!(out.status.success(), "run failed:\n{text}");
+    assert_eq!(
+        listing(&m.target_dir),
+        before,
+        "the target claim differs from the source"
+    );
+    assert_eq!(
+        listing(&m.source_dir),
+        before,
+        "the source claim was changed"
+    );
+    // The seed says it is not point-in-time; the delta does not.
+    assert!(text.contains("not point-in-time"), "{text}");
+    // Restored (and re-hashed) before any workload was applied.
+    let restored = text.find("restored and re-hashed").expect("restore line");
+    let applied = text.find("applied").expect("apply line");
+    assert!(
+        restored < applied,
+        "the workload was applied before its data:\n{text}"
+    );
+    // The target StatefulSet runs its recorded replica on the restored claim.
+    let target_set = m
+        .dst
+        .get(&STATEFULSETS.replace("/analysis/", "/analysis-zrh/"), "db")
+        .expect("target StatefulSet");
+    assert_eq!(target_set["spec"]["replicas"], 1);
+    let claim = m
+        .dst
+        .get(
+            "/api/v1/namespaces/analysis-zrh/persistentvolumeclaims",
+            "data-db-0",
+        )
+        .expect("target claim");
+    assert_eq!(claim["status"]["phase"], "Bound", "{claim}");
+
+    let statement = evidence(&m.ws);
+    let workload = statement["predicate"]["workloads"]
+        .as_array()
+        .expect("workloads")
+        .iter()
+        .find(|w| w["name"] == "analyzer")
+        .expect("analyzer in the evidence")
+        .clone();
+    let volume = &workload["volumes"][0];
+    assert_eq!(volume["claim"], "data-db-0", "{workload}");
+    assert_eq!(volume["namespace"], "analysis-zrh");
+    assert_eq!(volume["checked"], "reread", "{volume}");
+    let manifest =
+        m.ws.join("state/volumes/analyzer/data-db-0.manifest.ndjson");
+    let bytes = std::fs::read(&manifest).expect("the claim's manifest is kept");
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+    );
+    assert_eq!(volume["manifestDigest"], digest.as_str());
+    let root = volume["root"].as_str().expect("root");
+    assert!(
+        statement["subject"]
+            .as_array()
+            .expect("subjects")
+            .iter()
+            .any(|s| s["name"] == "volume:analyzer/data-db-0"
+                && format!("sha256:{}", s["digest"]["sha256"].as_str().unwrap_or("")) == root),
+        "no subject for the claim: {}",
+        statement["subject"]
+    );
+    assert!(
+        volume["sparse"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|p| p == "sparse.bin"))
+    );
+    assert_eq!(volume["notMoved"], json!(["app.sock"]));
+}
+
+#[test]
+fn a_claim_smaller_than_its_data_fails_the_deploy_before_anything_is_applied() {
+    // 1 MiB requested; the odd tree holds more.
+    let m = setup("1Mi", MOVE, "");
+    let out = run(&m);
+    let text = both(&out);
+    assert!(
+        !out.status.success(),
+        "a too small claim was accepted:\n{text}"
+    );
+    assert!(
+        text.contains("claim analysis-zrh/data-db-0 requests 1048576 bytes"),
+        "{text}"
+    );
+    assert!(
+        m.dst
+            .get(&STATEFULSETS.replace("/analysis/", "/analysis-zrh/"), "db")
+            .is_none(),
+        "the StatefulSet was applied to the target"
+    );
+    // The failed cutover stage rolls back: the source serves again, unchanged.
+    let source = m.src.get(STATEFULSETS, "db").expect("source");
+    assert_eq!(
+        source["spec"]["replicas"], 1,
+        "the source is not back in service"
+    );
+}
+
+#[test]
+fn a_target_claim_that_never_binds_fails_naming_it() {
+    let m = setup("1Gi", MOVE, "");
+    m.dst.set_claim_unbindable("analysis-zrh", "data-db-0");
+    let plan = std::fs::read_to_string(m.ws.join("plan.yaml")).expect("plan");
+    m.ws.write("plan.yaml", plan.replace("timeout: 60s", "timeout: 4s"));
+    let out = run(&m);
+    let text = both(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("claim analysis-zrh/data-db-0 is still Pending"),
+        "{text}"
+    );
+    assert!(
+        std::fs::read_dir(&m.target_dir)
+            .expect("dir")
+            .next()
+            .is_none(),
+        "nothing may be restored into a claim that never bound"
+    );
+}
+
+#[test]
+fn a_seed_with_a_snapshot_class_reads_a_clone_of_the_claim_and_deletes_it_after() {
+    let m = setup(
+        "1Gi",
+        "{ copy: analyzer }",
+        "        snapshotClass: csi-snapclass\n",
+    );
+    let out = run(&m);
+    let text = both(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("snapshotted as"), "{text}");
+    assert!(
+        !text.contains("not point-in-time"),
+        "a snapshot seed is point-in-time:\n{text}"
+    );
+    let jobs = m.src.job_requests();
+    let mounted: Vec<&str> = jobs
+        .iter()
+        .filter_map(|j| {
+            j["spec"]["template"]["spec"]["volumes"]
+                .as_array()?
+                .iter()
+                .find_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
+        })
+        .collect();
+    assert_eq!(mounted.len(), 1, "{jobs:?}");
+    assert_ne!(
+        mounted[0], "data-db-0",
+        "the live claim was read, not its snapshot"
+    );
+    let claims = "/api/v1/namespaces/analysis/persistentvolumeclaims";
+    assert!(
+        m.src.get(claims, mounted[0]).is_none(),
+        "the clone claim was left behind"
+    );
+    assert!(
+        m.src
+            .get(
+                "/apis/snapshot.storage.k8s.io/v1/namespaces/analysis/volumesnapshots",
+                mounted[0]
+            )
+            .is_none(),
+        "the snapshot was left behind"
+    );
+    assert!(
+        m.ws.join("state/volumes/analyzer/data-db-0.manifest.ndjson")
+            .exists()
+    );
+}
+
+#[test]
+fn a_coordinator_killed_mid_restore_re_attaches_to_its_mover_on_rerun() {
+    let m = setup("1Gi", MOVE, "");
+    // Enough bytes that the restore is still running when the coordinator dies.
+    let big: Vec<u8> = (0..40_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+        .collect();
+    std::fs::write(m.source_dir.join("big2.bin"), &big).expect("big file");
+    let before = listing(&m.source_dir);
+    let mut child = command(&m)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let restore_started = || {
+        m.dst.job_requests().iter().any(|j| {
+            j["spec"]["template"]["spec"]["containers"][0]["args"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x == "restore"))
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !restore_started() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore never started"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the run ended early"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let posted = m.dst.job_requests().len();
+
+    let out = run(&m);
+    let text = both(&out);
+    assert!(out.status.success(), "the rerun failed:\n{text}");
+    assert_eq!(listing(&m.target_dir), before, "the target claim differs");
+    let restores: Vec<String> = m
+        .dst
+        .job_requests()
+        .iter()
+        .filter(|j| {
+            j["spec"]["template"]["spec"]["containers"][0]["args"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x == "restore"))
+        })
+        .map(|j| {
+            j["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        restores.len() >= 2,
+        "the rerun did not ask for its mover: {restores:?}"
+    );
+    assert!(
+        restores.iter().all(|n| n == &restores[0]),
+        "the rerun made a new restore Job instead of re-attaching: {restores:?}"
+    );
+    let job = m
+        .dst
+        .job("analysis-zrh", &restores[0])
+        .expect("the restore Job");
+    assert_eq!(job["status"]["succeeded"], 1, "{job}");
+    assert!(posted >= 1);
+}
