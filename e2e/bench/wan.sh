@@ -74,7 +74,8 @@ source scripts/servers.sh
 start_servers >&2
 WAN_WORK="$(mktemp -d /tmp/relocate-wan.XXXXXX)"
 export WAN_WORK
-trap 'stop_servers; rm -rf "$WAN_WORK"/runs' EXIT
+# WAN_KEEP=1 keeps every run's plan, output and logs (RUST_LOG reaches relocate).
+trap 'stop_servers; [[ -n "${WAN_KEEP:-}" ]] || rm -rf "$WAN_WORK"/runs' EXIT
 
 gen() { # bucket count min max seed
     echo "wan.sh: generating $1 ($2 objects, $3-$4 bytes)" >&2
@@ -159,6 +160,8 @@ def timed(cmd, out_path, cwd=None, extra_env=None, on_line=None):
             on_line(line)
     rc = p.wait()
     wall = time.perf_counter() - start
+    with open(out_path + ".stdout", "w") as f:
+        f.writelines(lines)
     if rc != 0:
         sys.exit(f"wan.sh: {' '.join(cmd)} failed ({rc}); see {out_path}.err")
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(rss_path).read()).group(1))
