@@ -16,6 +16,7 @@
 #   WAN_SMALL="20000 1024 65536" ["500 1024 65536"]    small: COUNT MIN MAX (log-uniform)
 #   WAN_RTT0_SMALL=<WAN_SMALL>                          rtt0: the small set at 0 ms
 #   WAN_TOOLS="relocate,rclone,rclone64"               which tools run
+#   WAN_RELOCATE_EXTRA=", concurrency: 64"         more keys for relocate's workload
 #   RELOCATE_BIN, WAN_FIGURES_BIN   prebuilt binaries (else built here, release)
 #
 # Sets:
@@ -44,7 +45,7 @@ while (($#)); do
         --quick) QUICK=1 ;;
         --runs) RUNS="$2"; shift ;;
         --sets) SETS="$2"; shift ;;
-        -h | --help) sed -n '2,37p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
         *) echo "wan.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -85,10 +86,13 @@ gen() { # bucket count min max seed
 # One bucket per set, its objects at the bucket's root (d00/…d99/): rclone HEADs a root
 # with a prefix to see whether it is a file, s3s-fs answers 500 for a directory, and
 # rclone's retries of that HEAD cost ~90 s per command.
-read -r n size <<<"$WAN_LARGE" && gen wan-large "$n" "$size" "$size" 3
-read -r n size <<<"$WAN_MID" && gen wan-mid "$n" "$size" "$size" 1
-read -r n lo hi <<<"$WAN_SMALL" && gen wan-small "$n" "$lo" "$hi" 2
-if [[ "$WAN_RTT0_SMALL" != "$WAN_SMALL" ]]; then
+has() { [[ ",$SETS," == *",$1,"* ]]; }
+if has large; then read -r n size <<<"$WAN_LARGE" && gen wan-large "$n" "$size" "$size" 3; fi
+if has mid || has verify; then read -r n size <<<"$WAN_MID" && gen wan-mid "$n" "$size" "$size" 1; fi
+if has small || { has rtt0 && [[ "$WAN_RTT0_SMALL" == "$WAN_SMALL" ]]; }; then
+    read -r n lo hi <<<"$WAN_SMALL" && gen wan-small "$n" "$lo" "$hi" 2
+fi
+if has rtt0 && [[ "$WAN_RTT0_SMALL" != "$WAN_SMALL" ]]; then
     read -r n lo hi <<<"$WAN_RTT0_SMALL" && gen wan-small0 "$n" "$lo" "$hi" 2
 fi
 mkdir -p "$RELOCATE_TEST_S3S_ROOT/wan-dst"
@@ -208,7 +212,7 @@ def rundir(name):
 def relocate(bucket, link):
     d = rundir(f"relocate-{bucket}-{link}")
     with open(os.path.join(d, "plan.yaml"), "w") as f:
-        f.write(plan(s3_store(bucket, LINKS[link]), 'url: "file://./dst/"'))
+        f.write(plan(s3_store(bucket, LINKS[link]), 'url: "file://./dst/"', env.get("WAN_RELOCATE_EXTRA", "")))
     take(link)
     wall, rss, lines = timed([RELOCATE, "run", "plan.yaml", "--state-dir", "state", "--output", "json"],
                              os.path.join(d, "out"), cwd=d)
