@@ -45,7 +45,7 @@ while (($#)); do
         --quick) QUICK=1 ;;
         --runs) RUNS="$2"; shift ;;
         --sets) SETS="$2"; shift ;;
-        -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,37p' "$0"; exit 0 ;;
         *) echo "wan.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift

@@ -45,7 +45,10 @@ fn is_list_v1(line: &str) -> bool {
         return false;
     };
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let bucket_only = !path.trim_start_matches('/').trim_end_matches('/').contains('/');
+    let bucket_only = !path
+        .trim_start_matches('/')
+        .trim_end_matches('/')
+        .contains('/');
     let sub_resource = ["location", "versioning", "uploads", "acl", "policy"]
         .iter()
         .any(|s| query.split('&').any(|p| p.split('=').next() == Some(s)));
