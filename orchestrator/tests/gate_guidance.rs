@@ -34,7 +34,9 @@ fn spawn_run(dir: &Path, log: &Path) -> Child {
 fn gated(ws: &Workspace, timeout: Option<&str>) -> String {
     ws.fill("src", 3, 100);
     let public = ws.keypair("auditor");
-    let timeout = timeout.map(|t| format!(", timeout: {t}")).unwrap_or_default();
+    let timeout = timeout
+        .map(|t| format!(", timeout: {t}"))
+        .unwrap_or_default();
     ws.write(
         "plan.yaml",
         header("guided")
@@ -195,5 +197,8 @@ fn files_dropped_every_200ms_do_not_hold_a_gate_open_past_its_1s_timeout() {
         err.contains("approver `auditor`: no approval within 1s"),
         "{err}"
     );
-    assert!(took < Duration::from_secs(4), "the gate ended after {took:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "the gate ended after {took:?}"
+    );
 }

@@ -105,8 +105,8 @@ pub(crate) fn approve(args: &ApproveArgs) -> anyhow::Result<u8> {
         );
         return Ok(crate::exit::USAGE);
     };
-    let key = SecretKey::load(key_path)
-        .with_context(|| format!("reading key {}", key_path.display()))?;
+    let key =
+        SecretKey::load(key_path).with_context(|| format!("reading key {}", key_path.display()))?;
     let raw = if args.evidence == "-" {
         read_bounded(std::io::stdin()).context("reading evidence from stdin")?
     } else {

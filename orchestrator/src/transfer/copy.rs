@@ -279,7 +279,7 @@ pub async fn copy_workload(
                     let flight = counters.start();
                     tasks.spawn_blocking(move || {
                         let outcomes = super::local::copy_batch(&ends, batch, &cx);
-                        drop((permit, flight));
+                        drop((flight, permit));
                         outcomes
                             .into_iter()
                             .filter_map(|(meta, result)| {
@@ -321,7 +321,7 @@ pub async fn copy_workload(
                         .await
                         .map(Done::Copied)
                 };
-                drop((permit, memory, done, flight));
+                drop((flight, permit, memory, done));
                 vec![ObjectOutcome { meta, result }]
             });
         }

@@ -79,7 +79,8 @@ pub struct Snapshot {
 }
 
 /// One transfer in flight: counted in [`Counters::in_flight`] from [`Counters::start`]
-/// until dropped.
+/// until dropped. Taken after the transfer's concurrency permit and dropped before it,
+/// so the count never exceeds the permits.
 #[derive(Debug)]
 #[must_use = "the transfer counts as in flight only while the guard lives"]
 pub struct InFlight(Arc<Counters>);

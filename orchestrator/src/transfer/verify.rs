@@ -184,7 +184,7 @@ pub async fn verify_workload(
                         &counters2,
                         &cancel2,
                     );
-                    drop((permit, flight));
+                    drop((flight, permit));
                     hashed
                         .into_iter()
                         .filter_map(|(row, result)| result.map(|r| (row, r, false)))
@@ -216,7 +216,7 @@ pub async fn verify_workload(
                         (row, result, false)
                     }
                 };
-                drop((permit, flight));
+                drop((flight, permit));
                 vec![checked]
             });
         }

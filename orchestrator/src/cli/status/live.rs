@@ -15,14 +15,7 @@ use crate::watch::live::{self, Live};
 
 /// The live view of the run holding the state (`holder`, as the lock names it).
 pub(super) fn read(dir: &StateDir, holder: Option<&str>) -> Option<Live> {
-    let holder = holder?;
-    let live = live::read(&live::path_in(dir.root()))?;
-    let written_by_holder = holder
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .windows(2)
-        .any(|w| w[0] == "pid" && w[1] == live.pid.to_string());
-    (written_by_holder && !live.finished).then_some(live)
+    live::present(live::read(&live::path_in(dir.root())), holder).filter(|l| !l.finished)
 }
 
 /// The running step's counters (`None` unless step `index` of `stage` is the live
@@ -67,7 +60,11 @@ pub(super) fn step_text(kind: &str, v: &Value) -> String {
             .unwrap_or_default();
     }
     let n = |k: &str| c[k].as_u64().unwrap_or(0);
-    let more = if c["listing_complete"] == true { "" } else { "+" };
+    let more = if c["listing_complete"] == true {
+        ""
+    } else {
+        "+"
+    };
     let iec = |b: u64| ByteSize::b(b).display().iec().to_string();
     let counts = match kind {
         "copy" => format!(
@@ -141,7 +138,7 @@ mod tests {
         let v = step(Some(&l), "seed", 0, Some(&started)).expect("live step");
         let text = step_text("copy", &v);
         assert!(
-            text.starts_with(" — 100/2001 objects (100 copied, 0 unchanged, 0 failed), 4 in flight, 102 MiB/2 GiB, "),
+            text.starts_with(" — 100/2001 objects (100 copied, 0 unchanged, 0 failed), 4 in flight, 102.0 MiB/2.0 GiB, "),
             "{text}"
         );
         let rate = v["bytesPerSecond"].as_u64().expect("rate");
