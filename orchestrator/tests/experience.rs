@@ -444,13 +444,15 @@ fn status_tells_the_truth_before_at_and_after_a_killed_gate_and_guides_the_appro
         .current_dir(ws.path())
         .args([
             "-c",
-            &approve_line.replacen(
-                "relocate",
-                &assert_cmd::cargo::cargo_bin("relocate")
-                    .display()
-                    .to_string(),
-                1,
-            ),
+            &approve_line
+                .replacen(
+                    "relocate",
+                    &assert_cmd::cargo::cargo_bin("relocate")
+                        .display()
+                        .to_string(),
+                    1,
+                )
+                .replace("<your private key>", "auditor.key"),
         ])
         .output()
         .expect("sh");

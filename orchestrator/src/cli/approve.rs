@@ -29,9 +29,10 @@ use super::load_plan;
 /// `relocate approve` arguments.
 #[derive(Debug, clap::Args)]
 pub struct ApproveArgs {
-    /// The approver's private key file (from `relocate keys generate`).
-    #[arg(long)]
-    pub key: PathBuf,
+    /// The approver's private key file (from `relocate keys generate`): the one whose
+    /// public key the plan pins for this approver.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
     /// The stage's evidence envelope; `-` reads stdin.
     #[arg(long)]
     pub evidence: String,
@@ -97,8 +98,15 @@ fn describe(e: &EvidencePredicate) {
 
 /// Check, sign and print.
 pub(crate) fn approve(args: &ApproveArgs) -> anyhow::Result<u8> {
-    let key = SecretKey::load(&args.key)
-        .with_context(|| format!("reading key {}", args.key.display()))?;
+    let Some(key_path) = &args.key else {
+        eprintln!(
+            "relocate: approve: --key FILE is required: your private key (the NAME.key file \
+             `relocate keys generate --out NAME` wrote), whose public key the plan pins for you"
+        );
+        return Ok(crate::exit::USAGE);
+    };
+    let key =
+        SecretKey::load(key_path).with_context(|| format!("reading key {}", key_path.display()))?;
     let raw = if args.evidence == "-" {
         read_bounded(std::io::stdin()).context("reading evidence from stdin")?
     } else {

@@ -13,11 +13,13 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde_json::json;
 
+mod live;
+
 use super::{StateArgs, load_plan};
 use crate::cli::output::outln;
 use crate::engine::guide;
 use crate::exit;
-use crate::state::{Db, RunLock, StageStatus, StateDir};
+use crate::state::{Db, RunLock, StageStatus, StateDir, StepStatus};
 
 /// `relocate status` arguments.
 #[derive(Debug, clap::Args)]
@@ -87,6 +89,7 @@ fn build(
 ) -> anyhow::Result<serde_json::Value> {
     let record = db.record()?;
     let holder = RunLock::holder(&dir.lock_path());
+    let live_view = live::read(dir, holder.as_deref());
     let mut stages = Vec::new();
     for (i, stage) in plan.plan().stages.iter().enumerate() {
         let rec = db.stage(i)?;
@@ -118,10 +121,27 @@ fn build(
                     .and_then(|v| serde_json::from_str(&v).ok()),
                 _ => None,
             };
+            // A step left `started` by a run that is gone is interrupted; the one a
+            // live run is in shows its counters from the run's live file.
+            let step_status = match s.as_ref().map(|s| s.status) {
+                None => "pending",
+                Some(StepStatus::Started) if holder.is_none() => "interrupted",
+                Some(StepStatus::Started) => "running",
+                Some(other) => other.as_str(),
+            };
+            let running = live::step(
+                live_view.as_ref(),
+                &stage.name,
+                j,
+                s.as_ref().map(|s| s.started_at.as_str()),
+            )
+            .filter(|_| step_status == "running");
             steps.push(json!({
                 "kind": step.kind(),
                 "workload": step.workload(),
-                "status": s.as_ref().map_or("pending", |s| s.status.as_str()),
+                "status": step_status,
+                "recorded": s.as_ref().map(|s| s.status.as_str()),
+                "live": running,
                 "summary": summary,
                 "error": s.as_ref().and_then(|s| s.error.clone()),
                 "fanOut": shards,
@@ -163,10 +183,13 @@ fn build(
     let mut workloads = serde_json::Map::new();
     for name in plan.plan().workloads.keys() {
         if plan.object_workload(name).is_some() {
-            workloads.insert(
-                name.clone(),
-                serde_json::to_value(db.workload_counts(name)?)?,
-            );
+            let mut counts = serde_json::to_value(db.workload_counts(name)?)?;
+            // Rows marked `copying` are announced copies, not copies in flight: a
+            // page's intents are committed before its copies start, and a killed run
+            // leaves its own behind. What is in flight is the live run's count.
+            counts["inFlight"] = live::in_flight(live_view.as_ref(), name).into();
+            counts["active"] = holder.is_some().into();
+            workloads.insert(name.clone(), counts);
         }
     }
     let run = json!({ "active": holder.is_some(), "holder": holder });
@@ -288,6 +311,8 @@ fn print_text(r: &serde_json::Value) {
                     sum["failed"],
                     volume(sum)
                 )
+            } else if st["live"].is_object() {
+                live::step_text(st["kind"].as_str().unwrap_or_default(), &st["live"])
             } else {
                 String::new()
             };
@@ -346,12 +371,18 @@ fn print_text(r: &serde_json::Value) {
     }
     if let Some(w) = r["workloads"].as_object() {
         for (name, c) in w {
+            let in_flight = c["inFlight"].as_u64().unwrap_or(0);
+            let announced = c["copying"].as_u64().unwrap_or(0).saturating_sub(in_flight);
+            let unfinished = match (announced, c["active"] == true) {
+                (0, _) => String::new(),
+                (n, true) => format!(", {n} announced and not copied yet"),
+                (n, false) => format!(", {n} interrupted (the next run copies them again)"),
+            };
             outln!(
-                "workload {name}: {} objects in manifest ({} bytes), {} verified, {} in flight, {} failed, {} bad at target",
+                "workload {name}: {} objects in manifest ({} bytes), {} verified, {in_flight} in flight{unfinished}, {} failed, {} bad at target",
                 c["manifest_objects"],
                 c["manifest_bytes"],
                 c["verified"],
-                c["copying"],
                 c["failed"],
                 c["bad"]
             );

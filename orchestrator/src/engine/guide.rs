@@ -3,6 +3,10 @@
 //! `relocate evidence show` and `relocate approve`), and the exact commands an approver
 //! behind a file hook runs ([`approve_commands`]). The run's waiting line, `status` and
 //! `approve` all print from here, so the auditor reads the same words everywhere.
+//!
+//! The commands never guess where the approver's private key is (a guessed
+//! `auditor.key` may not exist, or be someone else's): they name the public key the
+//! plan pins and leave [`KEY_PLACEHOLDER`] for the approver to fill.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -174,12 +178,17 @@ fn render_step(t: &mut String, n: usize, s: &StepEvidence) {
     }
 }
 
-/// The commands an approver behind a file hook runs: approve, then reject. `pin` is
-/// how the approver pins the operator's key: `--plan PLAN` when the plan pins it, else
+/// What the approver puts after `--key`: only they know where their private key is,
+/// so the command says which key (the one the plan pins) and leaves the path to them.
+pub const KEY_PLACEHOLDER: &str = "<your private key>";
+
+/// The commands an approver behind a file hook runs: approve, then reject, with
+/// [`KEY_PLACEHOLDER`] for their private key. `pin` is how the approver pins the
+/// operator's key: `--plan PLAN` when the plan pins it, else
 /// `--operator-key <state>/operator.pub`.
-pub fn approve_commands(approver: &str, evidence: &Path, pin: &str, drop: &Path) -> [String; 2] {
+pub fn approve_commands(evidence: &Path, pin: &str, drop: &Path) -> [String; 2] {
     let base = format!(
-        "relocate approve --key {approver}.key --evidence {} {pin} --out {}",
+        "relocate approve --key {KEY_PLACEHOLDER} --evidence {} {pin} --out {}",
         quote(&evidence.display().to_string()),
         quote(&drop.display().to_string())
     );
@@ -235,7 +244,14 @@ pub fn asks(
     for approver in approvers {
         match drop_path(plan, state, stage, approver) {
             Some(drop) => {
-                let [approve, reject] = approve_commands(approver, &evidence, &pin, &drop);
+                let [approve, reject] = approve_commands(&evidence, &pin, &drop);
+                if let Some(key) = plan.approver_key(approver) {
+                    let key = connectors::signoff::PublicKey::from(*key);
+                    lines.push(format!(
+                        "{approver} signs with the private key of {key} (key id {}), as the plan pins it",
+                        key.key_id()
+                    ));
+                }
                 lines.push(format!("{approver} approves with:  {approve}"));
                 lines.push(format!("{approver} rejects with:   {reject}"));
             }

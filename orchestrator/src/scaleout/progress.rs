@@ -78,6 +78,7 @@ impl Aggregate {
             sum.failed += s.failed;
             sum.pruned += s.pruned;
             sum.skipped_bytes += s.skipped_bytes;
+            sum.in_flight += s.in_flight;
         }
         let set = |c: &std::sync::atomic::AtomicU64, v| c.store(v, Ordering::Relaxed);
         set(&into.done_objects, sum.done_objects);
@@ -89,6 +90,7 @@ impl Aggregate {
         set(&into.failed, sum.failed);
         set(&into.pruned, sum.pruned);
         set(&into.skipped_bytes, sum.skipped_bytes);
+        set(&into.in_flight, sum.in_flight);
     }
 }
 

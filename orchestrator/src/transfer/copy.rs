@@ -276,9 +276,10 @@ pub async fn copy_workload(
                         vanished += record(done, &mut report, &writer, job, counters)?;
                     }
                     let (ends, cx) = (ends.clone(), batch_context(job, counters, cancel));
+                    let flight = counters.start();
                     tasks.spawn_blocking(move || {
                         let outcomes = super::local::copy_batch(&ends, batch, &cx);
-                        drop(permit);
+                        drop((flight, permit));
                         outcomes
                             .into_iter()
                             .filter_map(|(meta, result)| {
@@ -311,6 +312,7 @@ pub async fn copy_workload(
             }
             let (job2, counters2) = (job.clone(), counters.clone());
             let done = adaptive.as_ref().map(super::adaptive::Adaptive::start);
+            let flight = counters.start();
             tasks.spawn(async move {
                 let result = if adopting {
                     super::existing::adopt_or_copy(&job2, &meta, &counters2).await
@@ -319,7 +321,7 @@ pub async fn copy_workload(
                         .await
                         .map(Done::Copied)
                 };
-                drop((permit, memory, done));
+                drop((flight, permit, memory, done));
                 vec![ObjectOutcome { meta, result }]
             });
         }

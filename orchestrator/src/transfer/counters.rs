@@ -2,7 +2,12 @@
 //!
 //! Workers bump atomics; the renderer samples them on its own clock. This keeps a
 //! million per-object events off the event stream.
+//!
+//! Objects in flight are counted by a guard ([`InFlight`]): taken when an object's
+//! transfer starts, released when it is dropped, so whatever ends the transfer (done,
+//! failed, skipped, cancelled, the task aborted) the count comes back down.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Counters of one copy or verify step.
@@ -33,6 +38,10 @@ pub struct Counters {
     pub skipped_bytes: AtomicU64,
     /// The listing (or the manifest) is read to its end: `discovered_*` are the totals.
     pub listing_complete: AtomicBool,
+    /// Transfers started and not yet ended (see [`InFlight`]); a batch of small files
+    /// between two local directories counts as one, as it takes one slot of the
+    /// workload's `concurrency`.
+    pub in_flight: AtomicU64,
 }
 
 /// A consistent-enough snapshot for display.
@@ -64,12 +73,34 @@ pub struct Snapshot {
     /// See [`Counters::listing_complete`].
     #[serde(default)]
     pub listing_complete: bool,
+    /// See [`Counters::in_flight`].
+    #[serde(default)]
+    pub in_flight: u64,
+}
+
+/// One transfer in flight: counted in [`Counters::in_flight`] from [`Counters::start`]
+/// until dropped. Taken after the transfer's concurrency permit and dropped before it,
+/// so the count never exceeds the permits.
+#[derive(Debug)]
+#[must_use = "the transfer counts as in flight only while the guard lives"]
+pub struct InFlight(Arc<Counters>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Counters {
     /// Add to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A transfer starts: counted in flight until the guard is dropped.
+    pub fn start(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
     }
 
     /// Mark the totals as final.
@@ -93,6 +124,38 @@ impl Counters {
             pruned: r(&self.pruned),
             skipped_bytes: r(&self.skipped_bytes),
             listing_complete: self.listing_complete.load(Ordering::Relaxed),
+            in_flight: r(&self.in_flight),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_transfer_leaves_the_in_flight_count_however_it_ends() {
+        let counters = Arc::new(Counters::default());
+        // Ended normally.
+        let guard = counters.start();
+        assert_eq!(counters.snapshot().in_flight, 1);
+        drop(guard);
+        assert_eq!(counters.snapshot().in_flight, 0);
+        // A task that panics, and one aborted before it was ever polled.
+        let c = counters.clone();
+        let panicked = tokio::spawn(async move {
+            let _g = c.start();
+            panic!("the transfer failed hard");
+        });
+        assert!(panicked.await.is_err());
+        let guard = counters.start();
+        let aborted = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            drop(guard);
+        });
+        assert_eq!(counters.snapshot().in_flight, 1);
+        aborted.abort();
+        assert!(aborted.await.is_err());
+        assert_eq!(counters.snapshot().in_flight, 0);
     }
 }

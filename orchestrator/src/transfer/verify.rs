@@ -174,6 +174,7 @@ pub async fn verify_workload(
                     check_all(done, &mut report, &writer, job, counters)?;
                 }
                 let (fs, counters2, cancel2) = (fs.clone(), counters.clone(), cancel.clone());
+                let flight = counters.start();
                 tasks.spawn_blocking(move || {
                     let hashed = super::local::hash_batch(
                         &fs,
@@ -183,7 +184,7 @@ pub async fn verify_workload(
                         &counters2,
                         &cancel2,
                     );
-                    drop(permit);
+                    drop((flight, permit));
                     hashed
                         .into_iter()
                         .filter_map(|(row, result)| result.map(|r| (row, r, false)))
@@ -206,6 +207,7 @@ pub async fn verify_workload(
                 .checksums
                 .clone()
                 .filter(|_| algorithm == ChecksumAlgorithm::Sha256);
+            let flight = counters.start();
             tasks.spawn(async move {
                 let checked = match stored {
                     Some(stored) => by_checksum(&stored, &target, row, &counters2).await,
@@ -214,7 +216,7 @@ pub async fn verify_workload(
                         (row, result, false)
                     }
                 };
-                drop(permit);
+                drop((flight, permit));
                 vec![checked]
             });
         }

@@ -88,6 +88,25 @@ pub fn read(path: &Path) -> Option<Live> {
         .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
+/// What of a live view still holds, given the run lock's `holder` (as
+/// [`crate::state::RunLock::holder`] names it): all of it when the holder wrote it;
+/// without a run, or written by another process (a run killed with `kill -9` leaves
+/// its last view behind), only its latest problems: its step, counters and gate
+/// describe nothing that is going on.
+pub fn present(live: Option<Live>, holder: Option<&str>) -> Option<Live> {
+    let mut live = live?;
+    let by_holder = holder.is_some_and(|h| {
+        let words: Vec<&str> = h.split_whitespace().collect();
+        let pid = live.pid.to_string();
+        words.windows(2).any(|w| w[0] == "pid" && w[1] == pid)
+    });
+    if !by_holder {
+        live.step = None;
+        live.gate = None;
+    }
+    Some(live)
+}
+
 #[derive(Default)]
 struct Shared {
     live: Live,
@@ -238,5 +257,41 @@ impl EventSink for LiveFile {
     fn finish(&self) {
         self.close();
         self.inner.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_left_by_a_killed_run_shows_no_step_gate_or_transfers_in_flight() {
+        let live = Live {
+            pid: 4242,
+            step: Some(LiveStep {
+                stage: "seed".into(),
+                step: 1,
+                kind: "copy".into(),
+                counters: Some(Snapshot {
+                    in_flight: 4,
+                    ..Snapshot::default()
+                }),
+                ..LiveStep::default()
+            }),
+            gate: Some(LiveGate::default()),
+            problems: vec![("k".into(), "copy-failed".into())],
+            ..Live::default()
+        };
+        let kept = present(Some(live.clone()), Some("ops@host pid 4242 since now"));
+        assert_eq!(kept.as_ref(), Some(&live));
+        for holder in [
+            None,
+            Some("ops@host pid 77 since now"),
+            Some("pid 42420 since"),
+        ] {
+            let stale = present(Some(live.clone()), holder).expect("problems kept");
+            assert!(stale.step.is_none() && stale.gate.is_none(), "{holder:?}");
+            assert_eq!(stale.problems, live.problems);
+        }
     }
 }

@@ -85,7 +85,7 @@ impl Sampler {
                 })
                 .collect();
         }
-        let live = live::read(&live::path_in(state.root()));
+        let live = live::present(live::read(&live::path_in(state.root())), holder.as_deref());
         if let Some(c) = live
             .as_ref()
             .and_then(|l| l.step.as_ref())

@@ -110,26 +110,34 @@ fn draw_right(frame: &mut Frame<'_>, area: ratatui::layout::Rect, m: &Model) {
                     };
                     let more = if c.listing_complete { "" } else { "+" };
                     let label = format!(
-                        "{}/{}{more} objects · {}/{}{more} · {}/s · ETA {eta}{}",
+                        "{}/{}{more} objects · {}/{}{more} · {}/s · ETA {eta}",
                         c.done_objects,
                         c.discovered_objects,
                         ByteSize::b(done).display().iec(),
                         ByteSize::b(c.discovered_bytes).display().iec(),
                         ByteSize::b(rate).display().iec(),
+                    );
+                    let detail = format!(
+                        "in flight {}{}",
+                        c.in_flight,
                         if c.failed > 0 {
                             format!(" · {} failed", c.failed)
                         } else {
                             String::new()
                         }
                     );
+                    let inner = block.inner(step_area);
+                    frame.render_widget(block, step_area);
+                    let [bar, below] =
+                        Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
                     frame.render_widget(
                         Gauge::default()
-                            .block(block)
                             .gauge_style(Style::default().fg(Color::Cyan))
                             .ratio(done as f64 / total as f64)
                             .label(label),
-                        step_area,
+                        bar,
                     );
+                    frame.render_widget(Paragraph::new(detail), below);
                 }
                 None => frame.render_widget(
                     Paragraph::new(step.description.clone()).block(block),
@@ -265,6 +273,7 @@ mod tests {
                         transferred_bytes: 1000 << 20,
                         failed: 1,
                         listing_complete: true,
+                        in_flight: 4,
                         ..Snapshot::default()
                     }),
                 }),
@@ -279,6 +288,7 @@ mod tests {
             "cutover #1 running",
             "decommission pending",
             "1000/2001 objects",
+            "in flight 4",
             "1 failed",
             "copy-failed: logs/bad.gz",
             "a run is going",

@@ -8,8 +8,15 @@
 //! renamed aside ([`set_aside`], `<approver>.json.<time>.rejected`, kept for the
 //! record), and the hook goes on waiting for a real approval. The gate does the same
 //! with a well-formed envelope signed by the wrong key or for other evidence.
+//!
+//! For the same reason the timeout runs from the first time the hook is asked for an
+//! approval, not from each ask: the gate asks again after setting a wrong-key approval
+//! aside, and a writer to the drop zone must not hold the gate open forever by dropping
+//! one every so often.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -33,9 +40,31 @@ pub struct FileHook {
     pub timeout: Option<Duration>,
     /// How often to look.
     pub poll_interval: Duration,
+    /// When each approval path was first waited for: the timeout runs from there.
+    first_asked: Arc<Mutex<HashMap<PathBuf, tokio::time::Instant>>>,
 }
 
 impl FileHook {
+    /// A hook waiting in `dir`, giving up `timeout` after it is first asked (`None`:
+    /// never), looking every `poll_interval`.
+    pub fn new(dir: PathBuf, timeout: Option<Duration>, poll_interval: Duration) -> Self {
+        Self {
+            dir,
+            timeout,
+            poll_interval,
+            first_asked: Arc::default(),
+        }
+    }
+
+    /// When the wait for `path` ends: `timeout` after the first ask for it.
+    fn deadline(&self, path: &Path, timeout: Duration) -> tokio::time::Instant {
+        let mut first = self.first_asked.lock().unwrap_or_else(|p| p.into_inner());
+        *first
+            .entry(path.to_path_buf())
+            .or_insert_with(tokio::time::Instant::now)
+            + timeout
+    }
+
     /// Where the approval for `stage` from `approver` is expected.
     pub fn approval_path(&self, stage: &str, approver: &str) -> PathBuf {
         self.dir.join(stage).join(format!("{approver}.json"))
@@ -153,12 +182,17 @@ impl ApprovalHook for FileHook {
         let wait = self.wait_for(&path, &req.approver);
         match self.timeout {
             None => wait.await,
-            Some(after) => tokio::time::timeout(after, wait).await.unwrap_or_else(|_| {
-                Err(HookError::Timeout {
-                    approver: req.approver.clone(),
-                    after,
-                })
-            }),
+            Some(after) => {
+                let deadline = self.deadline(&path, after);
+                tokio::time::timeout_at(deadline, wait)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(HookError::Timeout {
+                            approver: req.approver.clone(),
+                            after,
+                        })
+                    })
+            }
         }
     }
 
@@ -177,11 +211,63 @@ mod tests {
     use crate::signoff::{Decision, approve};
 
     fn hook(dir: &Path, timeout: Option<Duration>) -> FileHook {
-        FileHook {
-            dir: dir.to_path_buf(),
-            timeout,
-            poll_interval: Duration::from_millis(20),
+        FileHook::new(dir.to_path_buf(), timeout, Duration::from_millis(20))
+    }
+
+    /// The gate's loop: an answer that does not count (here every answer: it is signed
+    /// by someone the gate does not accept) is set aside and the hook asked again.
+    async fn gate_refusing_every_answer(hook: &FileHook, req: &ApprovalRequest) -> HookError {
+        loop {
+            match hook.request(req).await {
+                Ok(_) => {
+                    let _ = set_aside(&hook.approval_path("copy", "auditor"));
+                }
+                Err(e) => return e,
+            }
         }
+    }
+
+    #[tokio::test]
+    async fn files_dropped_every_200ms_do_not_hold_the_gate_open_past_its_timeout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let req = request("copy");
+        // A well-formed approval the gate refuses (wrong signer), and garbage, in turn.
+        let forged = approve(
+            &crate::signoff::SecretKey::from_seed(&[9; 32]),
+            &req.evidence,
+            Decision::Approve,
+            None,
+        )
+        .expect("sign");
+        let hook = hook(dir.path(), Some(Duration::from_secs(1)));
+        let path = hook.approval_path("copy", "auditor");
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        let bytes = forged.to_json_pretty();
+        let dropper = tokio::spawn(async move {
+            for i in 0.. {
+                let body: &[u8] = if i % 2 == 0 { &bytes } else { b"{ not json" };
+                let _ = tokio::fs::write(&path, body).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        let started = std::time::Instant::now();
+        let gate = tokio::time::timeout(
+            Duration::from_secs(5),
+            gate_refusing_every_answer(&hook, &req),
+        )
+        .await;
+        dropper.abort();
+        let err = gate.expect("the gate timed out instead of waiting on");
+        let took = started.elapsed();
+        assert!(matches!(err, HookError::Timeout { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("1s"),
+            "the usual message names the timeout: {err}"
+        );
+        assert!(
+            (Duration::from_millis(950)..Duration::from_millis(1600)).contains(&took),
+            "timed out after {took:?}, not ~1s"
+        );
     }
 
     #[tokio::test]

@@ -178,11 +178,11 @@ pub fn hook_for(
                 Some(dir) => base_dir.join(dir),
                 None => approvals_dir.to_path_buf(),
             };
-            Ok(Box::new(FileHook {
+            Ok(Box::new(FileHook::new(
                 dir,
-                timeout: hook.timeout,
-                poll_interval: file::DEFAULT_POLL_INTERVAL,
-            }))
+                hook.timeout,
+                file::DEFAULT_POLL_INTERVAL,
+            )))
         }
     }
 }
