@@ -66,6 +66,7 @@ pub(crate) mod tests {
                 manifest_root: Some("abc".to_owned()),
                 manifest_digest: Some(format!("sha256:{}", "0".repeat(64))),
                 resources: vec![],
+                volumes: vec![],
             }],
             previous_evidence: None,
         };

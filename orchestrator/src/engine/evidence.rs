@@ -99,6 +99,7 @@ pub(crate) fn write_stage_evidence(
                 manifest_root: None,
                 manifest_digest: None,
                 resources,
+                volumes: Vec::new(),
             });
             continue;
         }
@@ -135,6 +136,7 @@ pub(crate) fn write_stage_evidence(
             manifest_root: Some(m.root.clone()),
             manifest_digest: Some(m.file_digest.clone()),
             resources: Vec::new(),
+            volumes: Vec::new(),
         });
     }
     let steps = stage
