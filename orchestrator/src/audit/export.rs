@@ -1,6 +1,7 @@
 //! `relocate record export`: the state directory's record written as a self-contained
-//! bundle (see [`relocate_verifier::record`]) plus the manifests its evidence names, so that an
-//! auditor can check it on any machine with nothing else.
+//! bundle (see [`relocate_verifier::record`]) plus the manifests its evidence names
+//! (objects' and volumes'), so that an auditor can check it on any machine with
+//! nothing else.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,7 +19,7 @@ use relocate_verifier::record::{
     manifests_dir_for,
 };
 
-use super::{AuditError, manifest_files};
+use super::{AuditError, manifest_files, volume_files};
 use crate::state::{Db, RecordEntry, StateDir};
 
 /// What an export wrote.
@@ -32,6 +33,8 @@ pub struct ExportSummary {
     pub entries: usize,
     /// Manifests written.
     pub manifests: usize,
+    /// Volume manifests written.
+    pub volumes: usize,
 }
 
 /// Export the record of `plan`'s state directory to `out` (and `out.manifests/`).
@@ -83,6 +86,10 @@ pub fn export_record(
             &manifests_dir,
         )?);
     }
+    let volumes = volume_files::named_volumes(&envelopes);
+    for (workload, claim) in &volumes {
+        volume_files::export(state, workload, claim, &manifests_dir)?;
+    }
     let header = RecordHeader {
         plan: plan.name().to_owned(),
         plan_digest: plan.digest().to_string(),
@@ -107,6 +114,7 @@ pub fn export_record(
         manifests_dir,
         entries: envelopes.len(),
         manifests: manifests_count,
+        volumes: volumes.len(),
     })
 }
 

@@ -15,7 +15,10 @@
 //!   `<workload>.sizes` (sizes, same order), from which anyone can recompute the signed
 //!   Merkle root, prove one object's membership, or re-hash the target. Only each
 //!   workload's latest manifest exists; an earlier stage's superseded manifest is not
-//!   exported.
+//!   exported. For each persistent volume the evidence names,
+//!   `<workload>.<claim>.volume.ndjson`: the volume's manifest (one entry a line), the
+//!   very file whose digest the evidence signs, from which the signed root is
+//!   recomputed.
 //!
 //! **Verification** is the auditor's own crate, `relocate_verifier` (nested at
 //! `orchestrator/verifier/`): record parsing, signatures, chain, thresholds, manifests
@@ -30,6 +33,7 @@ pub mod hashing;
 pub mod manifest_files;
 pub mod target;
 pub mod transparency;
+pub mod volume_files;
 
 use std::path::PathBuf;
 
@@ -98,6 +102,24 @@ pub enum AuditError {
         path: PathBuf,
         /// What is wrong.
         reason: String,
+    },
+    /// A volume the evidence names has no manifest in the state directory.
+    #[error("volume `{volume}`: its manifest {} cannot be exported: {source}", path.display())]
+    VolumeManifest {
+        /// `<workload>/<claim>`.
+        volume: String,
+        /// The state directory's copy.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A volume's workload or claim name cannot name a file (only a forged record has
+    /// such names: plans and clusters validate them).
+    #[error("volume `{volume}`: its name cannot safely name a file")]
+    UnsafeVolumeName {
+        /// `<workload>/<claim>` as the evidence gives it.
+        volume: String,
     },
     /// A workload's include/exclude globs do not compile.
     #[error("workload `{workload}`: bad key filter: {reason}")]

@@ -148,15 +148,7 @@ pub(crate) fn write_stage_evidence(
     }
     for name in &volume_workloads {
         let volumes = volume_evidence(ctx, name)?;
-        for v in &volumes {
-            subjects.push(Subject {
-                name: format!("volume:{name}/{}", v.claim),
-                digest: BTreeMap::from([(
-                    "sha256".to_owned(),
-                    v.root.trim_start_matches("sha256:").to_owned(),
-                )]),
-            });
-        }
+        subjects.extend(volumes.iter().map(|v| v.subject(name)));
         match workloads.iter_mut().find(|w| &w.name == name) {
             Some(w) => w.volumes = volumes,
             None => {

@@ -12,7 +12,8 @@
 //! - `operator.key` / `operator.pub`: the key this state directory signs evidence with;
 //! - `evidence/`: each stage attempt's evidence envelope, as sent to approvers;
 //! - `approvals/<stage>/<approver>.json`: the file hook's drop zone;
-//! - `manifests/`: each workload's manifest in `sha256sum` format.
+//! - `manifests/`: each workload's manifest in `sha256sum` format;
+//! - `volumes/<workload>/<claim>.manifest.ndjson`: each volume's latest manifest.
 
 mod db;
 mod lock;
@@ -147,6 +148,12 @@ impl StateDir {
     /// Manifests in `sha256sum` format.
     pub fn manifests_dir(&self) -> PathBuf {
         self.root.join("manifests")
+    }
+
+    /// Each volume's latest manifest, `<workload>/<claim>.manifest.ndjson`, byte for
+    /// byte the one the evidence signs.
+    pub fn volumes_dir(&self) -> PathBuf {
+        self.root.join("volumes")
     }
 
     /// The operator key stem (`operator.key`, `operator.pub`).

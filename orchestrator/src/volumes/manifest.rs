@@ -4,7 +4,9 @@
 //! The root is the auditor's RFC 6962 tree ([`relocate_verifier::merkle`]) over leaves
 //! `leaf_hash(path, size, entry digest)`, where the entry digest is the SHA-256 of
 //! `kind NUL mode(octal) NUL uid NUL gid NUL mtime(sec.nsec) NUL link target NUL
-//! content sha256`. Everything a restored tree must reproduce is in it (bytes and
+//! content sha256`, as the auditor's [`relocate_verifier::volume`] defines and
+//! computes it (this module only delegates, so `relocate verify` recomputes exactly
+//! what the mover hashed). Everything a restored tree must reproduce is in it (bytes and
 //! metadata), and nothing of the staging layout (segment, offset), so the root of a
 //! tree recomputed from disk ([`super::scan`]) equals the staged root exactly when
 //! the trees are equal.
@@ -12,44 +14,14 @@
 use std::io::{BufRead, BufWriter, Write};
 
 use relocate_verifier::merkle::{MerkleBuilder, leaf_hash};
+use relocate_verifier::volume::{DigestFields, entry_digest};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::VolumeError;
 
-/// What a path is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum EntryKind {
-    /// A directory (the volume's root is `.`).
-    Dir,
-    /// A regular file; its bytes are in a segment.
-    File,
-    /// A symbolic link, kept as a link (never followed).
-    Symlink,
-    /// Another name of a file earlier in the manifest (`target`).
-    HardLink,
-    /// A named pipe, recreated empty.
-    Fifo,
-    /// A character device node (`rdev`), recreated when restoring as root.
-    CharDevice,
-    /// A block device node (`rdev`), recreated when restoring as root.
-    BlockDevice,
-}
-
-impl EntryKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            EntryKind::Dir => "dir",
-            EntryKind::File => "file",
-            EntryKind::Symlink => "symlink",
-            EntryKind::HardLink => "hardLink",
-            EntryKind::Fifo => "fifo",
-            EntryKind::CharDevice => "charDevice",
-            EntryKind::BlockDevice => "blockDevice",
-        }
-    }
-}
+/// What a path is: the auditor's definition, so the kinds the digest names are one.
+pub use relocate_verifier::volume::EntryKind;
 
 /// One path of the volume.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,25 +64,20 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The entry's digest (hex): its kind, metadata, link target and content hash.
+    /// The entry's digest (hex): its kind, metadata, link target and content hash,
+    /// computed by the auditor's [`entry_digest`] (one implementation for both sides).
     pub fn digest(&self) -> String {
-        let mut h = Sha256::new();
-        h.update(self.kind.as_str());
-        h.update([0]);
-        h.update(format!("{:o}", self.mode));
-        h.update([0]);
-        h.update(format!(
-            "{}\0{}\0{}.{:09}",
-            self.uid, self.gid, self.mtime, self.mtime_nsec
-        ));
-        h.update([0]);
-        h.update(self.target.as_deref().unwrap_or(""));
-        h.update([0]);
-        h.update(self.sha256.as_deref().unwrap_or(""));
-        if let Some(rdev) = self.rdev {
-            h.update(format!("\0{rdev}"));
-        }
-        hex::encode(h.finalize())
+        entry_digest(&DigestFields {
+            kind: self.kind,
+            mode: self.mode,
+            uid: self.uid,
+            gid: self.gid,
+            mtime: self.mtime,
+            mtime_nsec: self.mtime_nsec,
+            target: self.target.as_deref(),
+            sha256: self.sha256.as_deref(),
+            rdev: self.rdev,
+        })
     }
 
     /// Its Merkle leaf.
@@ -262,4 +229,57 @@ pub(crate) fn root_of(file: &std::path::Path) -> Result<String, VolumeError> {
         tree.push(entry?.leaf());
     }
     Ok(hex::encode(tree.root()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mover's entries hash as the auditor's parse of their line does, to the
+    /// pinned value of `relocate_verifier::volume`'s test: a change on either side
+    /// fails here or there.
+    #[test]
+    fn entry_digest_is_the_auditors_and_pinned() {
+        let entry = Entry {
+            path: "data/a.txt".into(),
+            kind: EntryKind::File,
+            size: 5,
+            mode: 0o644,
+            uid: 1000,
+            gid: 1000,
+            mtime: 1_700_000_000,
+            mtime_nsec: 123,
+            target: None,
+            sha256: Some("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824".into()),
+            rdev: None,
+            sparse: false,
+            segment: Some(0),
+            offset: Some(0),
+        };
+        assert_eq!(
+            entry.digest(),
+            "6e7e1c81b80a7111e10b9c0509092286945f9d56e8b83609a22cd72c96c527c0"
+        );
+        let line = serde_json::to_vec(&entry).expect("an entry serializes");
+        let read = relocate_verifier::volume::VolumeEntry::parse(&line).expect("parses");
+        assert_eq!(read.leaf(), entry.leaf());
+        for kind in [
+            EntryKind::Dir,
+            EntryKind::Symlink,
+            EntryKind::HardLink,
+            EntryKind::Fifo,
+            EntryKind::CharDevice,
+            EntryKind::BlockDevice,
+        ] {
+            let other = Entry {
+                kind,
+                target: Some("x".into()),
+                rdev: Some(7),
+                ..entry.clone()
+            };
+            let line = serde_json::to_vec(&other).expect("an entry serializes");
+            let read = relocate_verifier::volume::VolumeEntry::parse(&line).expect("parses");
+            assert_eq!(read.leaf(), other.leaf(), "{kind:?}");
+        }
+    }
 }

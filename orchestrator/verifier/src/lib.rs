@@ -20,7 +20,9 @@
 //!    its approver keys and has its stages and sign-off rules.
 //! 5. **Manifests** ([`signed_manifests`], [`manifest`], [`merkle`]): the manifests
 //!    the signed evidence names (never the header's list), each exported file's digest,
-//!    object count and Merkle root equal to what the evidence signs.
+//!    object count and Merkle root equal to what the evidence signs; likewise each
+//!    volume manifest ([`signed_volumes`], [`volume`], [`volume_check`]): file digest,
+//!    recomputed root, counts, and a structure a restore can trust; no other file.
 //! 6. **Attestations** ([`trust`]): per stage, the keys that attest it and whether each
 //!    is pinned; the verdict's limits.
 //!
@@ -41,8 +43,11 @@ pub mod proof;
 pub mod record;
 pub mod report;
 pub mod signed_manifests;
+pub mod signed_volumes;
 pub mod statement;
 pub mod trust;
+pub mod volume;
+pub mod volume_check;
 
 use std::path::PathBuf;
 
@@ -120,8 +125,13 @@ pub fn verify_record(
     if let Some(plan) = plan {
         pins.approvers_by_plan = pinning::check_plan(&record.header, plan, report);
     }
+    let dir = bundle.manifests_dir();
     let signed = signed_manifests::from_evidence(&record, report);
-    let manifests = signed_manifests::check_export(&signed, &bundle.manifests_dir(), report);
+    let manifests = signed_manifests::check_export(&signed, &dir, report);
+    let volumes = signed_volumes::from_evidence(&record, report);
+    let mut expected = signed_manifests::expected_files(&signed);
+    expected.extend(signed_volumes::check_export(&volumes, &dir, report));
+    signed_manifests::check_no_unsigned_files(&dir, &expected, report);
     trust::list_attestations(&record, &pins, report);
     trust::state_limits(&pins, report);
     Ok(Outcome {

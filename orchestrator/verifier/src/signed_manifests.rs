@@ -108,20 +108,29 @@ fn manifests_of(
     out
 }
 
+/// The file names of the signed manifests in the export.
+pub fn expected_files(signed: &[SignedManifest]) -> BTreeSet<String> {
+    signed
+        .iter()
+        .flat_map(|s| {
+            let (sums, sizes) = file_names(&s.manifest.workload, &s.manifest.algorithm);
+            [sums, sizes]
+        })
+        .collect()
+}
+
 /// Check each exported manifest against the evidence that signs it; return the ones
-/// that hold (the only ones a target check or a proof may use).
+/// that hold (the only ones a target check or a proof may use). Files no evidence
+/// names are [`check_no_unsigned_files`]'s.
 pub fn check_export(
     signed: &[SignedManifest],
     dir: &Path,
     report: &mut Report,
 ) -> Vec<SignedManifest> {
-    let mut expected_files = BTreeSet::new();
     let mut held = Vec::new();
     for s in signed {
         let m = &s.manifest;
         let (sums, sizes) = file_names(&m.workload, &m.algorithm);
-        expected_files.insert(sums.clone());
-        expected_files.insert(sizes.clone());
         let where_signed = format!("stage `{}`'s evidence (line {})", s.stage, s.line);
         let missing: Vec<String> = [&sums, &sizes]
             .into_iter()
@@ -159,12 +168,12 @@ pub fn check_export(
         ));
         held.push(s.clone());
     }
-    check_no_unsigned_files(dir, &expected_files, report);
     held
 }
 
-/// Every file in the manifests directory must be one the evidence signs.
-fn check_no_unsigned_files(dir: &Path, expected: &BTreeSet<String>, report: &mut Report) {
+/// Every file in the manifests directory must be one the evidence signs (an object
+/// manifest's or a volume's).
+pub fn check_no_unsigned_files(dir: &Path, expected: &BTreeSet<String>, report: &mut Report) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

@@ -202,15 +202,21 @@ pub struct WorkloadEvidence {
     pub volumes: Vec<VolumeEvidence>,
 }
 
-/// One claim's data as the stage left it: its manifest (by digest) and Merkle root.
+/// Subject-name prefix of a volume's manifest in evidence statements:
+/// `volume:<workload>/<claim>`, digest the manifest's Merkle root.
+pub const VOLUME_SUBJECT_PREFIX: &str = "volume:";
+
+/// One persistent volume whose files moved: its manifest's counts, Merkle root and
+/// file digest (the manifest itself is exported beside the record, see
+/// [`crate::volume`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeEvidence {
-    /// The claim's name (the same at the source and the target).
+    /// The claim's name (the same at source and target).
     pub claim: String,
     /// The target namespace.
     pub namespace: String,
-    /// Entries of the manifest (files, directories, links...).
+    /// Entries in the manifest (every path, the root `.` included).
     pub entries: u64,
     /// Regular files.
     pub files: u64,
@@ -223,14 +229,27 @@ pub struct VolumeEvidence {
     /// Sparse files (stored in full, restored with holes), by path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sparse: Vec<String>,
-    /// Paths left out (sockets), by path.
+    /// Paths left out of the manifest (sockets), by path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_moved: Vec<String>,
-    /// Hard links kept as links.
+    /// Hard links (names beyond each inode's first), preserved as links.
     #[serde(default)]
     pub hard_links: u64,
     /// The last check whose root matched: `packed`, `restored` or `reread`.
     pub checked: String,
+}
+
+impl VolumeEvidence {
+    /// The statement subject that signs this volume of `workload`:
+    /// `volume:<workload>/<claim>` by its Merkle root.
+    pub fn subject(&self, workload: &str) -> Subject {
+        Subject::sha256(volume_subject_name(workload, &self.claim), &self.root)
+    }
+}
+
+/// `volume:<workload>/<claim>`.
+pub fn volume_subject_name(workload: &str, claim: &str) -> String {
+    format!("{VOLUME_SUBJECT_PREFIX}{workload}/{claim}")
 }
 
 /// A Kubernetes resource as applied to the target cluster.

@@ -160,9 +160,42 @@ fn stages(h: &mut String, t: &Transparency) {
                 );
             }
             h.push_str("</table>");
+            volumes(h, s);
         }
         h.push_str("</section>");
     }
+}
+
+/// The persistent volumes of a stage's workloads, when any.
+fn volumes(h: &mut String, s: &super::StageView) {
+    if s.workloads.iter().all(|w| w.volumes.is_empty()) {
+        return;
+    }
+    h.push_str("<table class=\"volumes\"><tr><th>workload</th><th>volume (claim)</th><th>files</th><th>bytes</th><th>Merkle root</th><th>checked</th></tr>");
+    for w in &s.workloads {
+        for v in &w.volumes {
+            let notes = if v.notes.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "<br><span class=\"muted\">{}</span>",
+                    esc(&v.notes.join("; "))
+                )
+            };
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}/{}{notes}</td><td>{}</td><td>{}</td><td><code class=\"root\">{}</code></td><td>{}</td></tr>",
+                esc(&w.name),
+                esc(&v.namespace),
+                esc(&v.claim),
+                v.files,
+                v.bytes,
+                esc(&v.root),
+                esc(&v.checked)
+            );
+        }
+    }
+    h.push_str("</table>");
 }
 
 fn places(h: &mut String, t: &Transparency) {

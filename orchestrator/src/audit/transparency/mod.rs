@@ -3,7 +3,8 @@
 //!
 //! It is built only from what `relocate_verifier` established: the verdict of every
 //! check, then, from the evidence whose signatures held, the stage timeline, who
-//! approved what, per workload the objects, bytes and Merkle roots; from the reviewed
+//! approved what, per workload the objects, bytes and Merkle roots (and each
+//! persistent volume's claim, files, bytes and root); from the reviewed
 //! plan the residency of every store; and the commands that let anyone re-verify it.
 //! A record that fails any check gives a report that says so first, in red, and shows
 //! nothing of the record as if it held.
@@ -87,6 +88,51 @@ pub struct WorkloadView {
     pub root: Option<String>,
     /// Kubernetes resources deployed (with digests).
     pub resources: usize,
+    /// Persistent volumes whose files moved with it.
+    pub volumes: Vec<VolumeView>,
+}
+
+/// One persistent volume of a workload, as its evidence signs it.
+#[derive(Debug, Clone, Default)]
+pub struct VolumeView {
+    /// The claim's name.
+    pub claim: String,
+    /// The target namespace.
+    pub namespace: String,
+    /// Regular files.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Merkle root of the volume's manifest.
+    pub root: String,
+    /// The last check that matched the root (`packed`, `restored`, `reread`).
+    pub checked: String,
+    /// Hard links, sparse files and paths not moved, when any, in words.
+    pub notes: Vec<String>,
+}
+
+impl VolumeView {
+    fn of(v: &relocate_verifier::statement::VolumeEvidence) -> Self {
+        let mut notes = Vec::new();
+        if v.hard_links > 0 {
+            notes.push(format!("{} hard links kept as links", v.hard_links));
+        }
+        if !v.sparse.is_empty() {
+            notes.push(format!("{} sparse files", v.sparse.len()));
+        }
+        if !v.not_moved.is_empty() {
+            notes.push(format!("not moved: {}", v.not_moved.join(", ")));
+        }
+        Self {
+            claim: v.claim.clone(),
+            namespace: v.namespace.clone(),
+            files: v.files,
+            bytes: v.bytes,
+            root: v.root.clone(),
+            checked: v.checked.clone(),
+            notes,
+        }
+    }
 }
 
 /// Where a store or cluster is.
@@ -157,6 +203,7 @@ pub fn build(
                         bytes: w.bytes,
                         root: w.manifest_root.clone(),
                         resources: w.resources.len(),
+                        volumes: w.volumes.iter().map(VolumeView::of).collect(),
                     })
                     .collect();
             }
