@@ -77,7 +77,7 @@ workloads:
       volumes: {{ copy: true, staging: staging }}
 stages:
   - name: cutover
-    steps: [ {{ freeze: analyzer }}, {{ deploy: analyzer }} ]
+    steps: [ {{ freeze: analyzer }}, {{ copy: analyzer }}, {{ deploy: analyzer }} ]
 "#
     );
     let plan_path = ws.write("plan.yaml", &plan);

@@ -63,7 +63,7 @@ workloads:
     kubernetes: {{ from: msk, to: zrh, namespace: analysis, volumes: {{ copy: true, staging: staging }} }}
 stages:
   - name: cutover
-    steps: [ {{ freeze: analyzer }}, {{ deploy: analyzer }} ]
+    steps: [ {{ freeze: analyzer }}, {{ copy: analyzer }}, {{ deploy: analyzer }} ]
 "#
     );
     let plan_path = ws.write("plan.yaml", &plan);

@@ -11,9 +11,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use bytesize::ByteSize;
 use connectors::signoff::keys::PublicKey;
-use connectors::signoff::statement::EvidencePredicate;
 use connectors::signoff::{Envelope, check_evidence};
 
 use crate::cli::output::outln;
@@ -76,10 +74,6 @@ fn show(args: &ShowArgs) -> anyhow::Result<u8> {
         return Ok(exit::SUCCESS);
     }
     outln!("{}", guide::render(&predicate, Some(&envelope)).trim_end());
-    let volumes = render_volumes(&predicate);
-    if !volumes.is_empty() {
-        outln!("{}", volumes.trim_end());
-    }
     match &pin {
         Some(k) => outln!(
             "signature checked: signed by pinned operator key {}",
@@ -107,47 +101,4 @@ fn pin(args: &ShowArgs) -> anyhow::Result<Option<PublicKey>> {
         .map(|o| PublicKey::parse(&o.public_key))
         .transpose()
         .context("the plan's operator.publicKey")
-}
-
-/// The persistent volumes the evidence signs, per workload: claim, counts, Merkle root,
-/// manifest digest, the check that last matched the root, and what was not kept as is.
-/// Empty when the evidence names no volume.
-pub(crate) fn render_volumes(e: &EvidencePredicate) -> String {
-    use std::fmt::Write;
-    let mut t = String::new();
-    for w in e.workloads.iter().filter(|w| !w.volumes.is_empty()) {
-        if t.is_empty() {
-            t.push_str("volumes\n");
-        }
-        for v in &w.volumes {
-            let _ = writeln!(
-                t,
-                "  {}: {}/{}: {} files, {} ({} bytes), {} entries, checked {}",
-                w.name,
-                v.namespace,
-                v.claim,
-                v.files,
-                ByteSize::b(v.bytes).display().iec(),
-                v.bytes,
-                v.entries,
-                v.checked
-            );
-            let _ = writeln!(t, "    Merkle root {}", v.root);
-            let _ = writeln!(t, "    manifest {}", v.manifest_digest);
-            if v.hard_links > 0 {
-                let _ = writeln!(t, "    {} hard links, kept as links", v.hard_links);
-            }
-            if !v.sparse.is_empty() {
-                let _ = writeln!(
-                    t,
-                    "    sparse (restored with holes): {}",
-                    v.sparse.join(", ")
-                );
-            }
-            if !v.not_moved.is_empty() {
-                let _ = writeln!(t, "    not moved (sockets): {}", v.not_moved.join(", "));
-            }
-        }
-    }
-    t
 }

@@ -131,9 +131,52 @@ pub fn render(e: &EvidencePredicate, envelope: Option<&Envelope>) -> String {
             }
         }
     }
+    t.push_str(&render_volumes(e));
     let _ = writeln!(t, "steps");
     for (i, s) in e.steps.iter().enumerate() {
         render_step(&mut t, i + 1, s);
+    }
+    t
+}
+
+/// The persistent volumes the evidence signs, per workload: claim, counts, Merkle root,
+/// manifest digest, the check that last matched the root, and what was not kept as is.
+/// Empty when the evidence names no volume.
+fn render_volumes(e: &EvidencePredicate) -> String {
+    let mut t = String::new();
+    for w in e.workloads.iter().filter(|w| !w.volumes.is_empty()) {
+        if t.is_empty() {
+            t.push_str("volumes\n");
+        }
+        for v in &w.volumes {
+            let _ = writeln!(
+                t,
+                "  {}: {}/{}: {} files, {} ({} bytes), {} entries, checked {}",
+                w.name,
+                v.namespace,
+                v.claim,
+                v.files,
+                ByteSize::b(v.bytes).display().iec(),
+                v.bytes,
+                v.entries,
+                v.checked
+            );
+            let _ = writeln!(t, "    Merkle root {}", v.root);
+            let _ = writeln!(t, "    manifest {}", v.manifest_digest);
+            if v.hard_links > 0 {
+                let _ = writeln!(t, "    {} hard links, kept as links", v.hard_links);
+            }
+            if !v.sparse.is_empty() {
+                let _ = writeln!(
+                    t,
+                    "    sparse (restored with holes): {}",
+                    v.sparse.join(", ")
+                );
+            }
+            if !v.not_moved.is_empty() {
+                let _ = writeln!(t, "    not moved (sockets): {}", v.not_moved.join(", "));
+            }
+        }
     }
     t
 }
