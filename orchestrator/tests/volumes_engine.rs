@@ -194,6 +194,16 @@ fn a_statefulsets_claim_moves_with_it_and_its_root_is_in_the_evidence() {
     );
     // The seed says it is not point-in-time; the delta does not.
     assert!(text.contains("not point-in-time"), "{text}");
+    // The deploy re-read the claim before the workload started; the verify step finds
+    // it in use and does not re-read what the database now writes.
+    assert!(
+        text.contains("re-read at zrh before the workload starts"),
+        "{text}"
+    );
+    assert!(
+        text.contains("is in use by db-0: not re-read now"),
+        "{text}"
+    );
     // Restored (and re-hashed) before any workload was applied.
     let restored = text.find("restored and re-hashed").expect("restore line");
     let applied = text.find("applied").expect("apply line");
@@ -426,4 +436,83 @@ fn a_coordinator_killed_mid_restore_re_attaches_to_its_mover_on_rerun() {
         .expect("the restore Job");
     assert_eq!(job["status"]["succeeded"], 1, "{job}");
     assert!(posted >= 1);
+}
+
+#[test]
+fn a_deploy_refuses_a_copy_made_before_the_source_was_put_back_in_service() {
+    // Stage `cutover` freezes and copies; stage `switch` deploys and fails (the claim
+    // is too small), which rolls the source back into service. The rerun must not
+    // restore the old copy: the source has written since.
+    let m = setup("1Mi", "{ freeze: analyzer }, { copy: analyzer }", "");
+    let plan = std::fs::read_to_string(m.ws.join("plan.yaml")).expect("plan");
+    m.ws.write(
+        "plan.yaml",
+        format!("{plan}  - name: switch\n    steps: [ {{ deploy: analyzer }} ]\n"),
+    );
+    let first = run(&m);
+    assert!(!first.status.success(), "{}", both(&first));
+    assert!(
+        both(&first).contains("requests 1048576 bytes"),
+        "{}",
+        both(&first)
+    );
+    let source = m.src.get(STATEFULSETS, "db").expect("source");
+    assert_eq!(source["spec"]["replicas"], 1, "the source serves again");
+    // The operator fixes the size at the source; the rerun reaches the deploy again.
+    let mut set = source.clone();
+    set["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] =
+        json!("1Gi");
+    m.src.insert(STATEFULSETS, set);
+    let second = run(&m);
+    let text = both(&second);
+    assert!(
+        !second.status.success(),
+        "an old copy was restored:\n{text}"
+    );
+    assert!(
+        text.contains("did not run under the source's current freeze"),
+        "{text}"
+    );
+    assert!(
+        std::fs::read_dir(&m.target_dir)
+            .expect("dir")
+            .next()
+            .is_none(),
+        "nothing may be restored from the old copy"
+    );
+}
+
+#[test]
+fn a_deploy_never_restores_into_a_claim_a_pod_at_the_target_mounts() {
+    // `adopt: true` lets the deploy take over the existing claim; it still may not
+    // write into it while a pod mounts it.
+    let m = setup("1Gi", MOVE, "      adopt: true\n");
+    // Something at the target already runs on the claim's name.
+    m.dst.insert(
+        "/api/v1/namespaces/analysis-zrh/persistentvolumeclaims",
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+               "metadata": {"name": "data-db-0", "namespace": "analysis-zrh"},
+               "spec": {"resources": {"requests": {"storage": "1Gi"}}}, "status": {"phase": "Bound"}}),
+    );
+    m.dst.insert(
+        "/api/v1/namespaces/analysis-zrh/pods",
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "legacy-0", "namespace": "analysis-zrh"},
+               "spec": {"containers": [{"name": "c", "image": "x"}],
+                        "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data-db-0"}}]},
+               "status": {"phase": "Running"}}),
+    );
+    std::fs::write(m.target_dir.join("live.db"), b"written by legacy-0").expect("write");
+    let out = run(&m);
+    let text = both(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("claims in use at zrh/analysis-zrh: data-db-0 (by legacy-0)"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read(m.target_dir.join("live.db")).expect("still there"),
+        b"written by legacy-0",
+        "the claim in use was written into"
+    );
 }

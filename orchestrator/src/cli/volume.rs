@@ -37,6 +37,14 @@ pub struct MoverArgs {
     /// The state store, as its plan entry in JSON (secrets as `${env:…}`/`${file:…}`).
     #[arg(long, env = "RELOCATE_STATE_STORE", hide_env_values = true)]
     pub state_store: String,
+    /// `sha256:<hex>` of the order's bytes, as the coordinator wrote them: an order
+    /// changed since (by anyone who can write the state store) is refused.
+    #[arg(long)]
+    pub order_digest: Option<String>,
+    /// The claim this mover is for: an order whose claim at `--index` differs is
+    /// refused.
+    #[arg(long)]
+    pub claim: Option<String>,
 }
 
 /// Run one mover.
@@ -49,7 +57,11 @@ pub async fn volume(command: &VolumeCommand) -> anyhow::Result<u8> {
     let entry: plans::Store = serde_json::from_str(&args.state_store)
         .context("--state-store / RELOCATE_STATE_STORE is not a store entry in JSON")?;
     let state = open_state(&entry)?;
-    match run_mover(&state, &args.order, args.index, task, &args.path).await {
+    let pins = crate::volumes::mover::Pins {
+        order_digest: args.order_digest.clone(),
+        claim: args.claim.clone(),
+    };
+    match run_mover(&state, &args.order, args.index, task, &args.path, &pins).await {
         Ok(report) => {
             println!(
                 "{}",

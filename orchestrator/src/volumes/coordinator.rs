@@ -88,12 +88,12 @@ pub async fn run_movers(
 ) -> Result<Vec<MoverReport>, MoverError> {
     let layout = VolumeLayout::of_order(&movers.order_path);
     let state_err = |e| MoverError::State(Box::new(e));
-    exchange::put_json(&movers.state, &layout.order(), order)
+    let digest = exchange::put_json(&movers.state, &layout.order(), order)
         .await
         .map_err(state_err)?;
     let mut jobs = Vec::new();
     for (index, claim) in order.claims.iter().enumerate() {
-        let mut job = mover_job(movers, order, task, index, claim);
+        let mut job = mover_job(movers, order, task, index, claim, &digest);
         if let Some(placement) = placements.get(claim) {
             job.node = placement.node.clone();
             if let Some(mount) = &placement.mount {
@@ -123,6 +123,23 @@ pub async fn run_movers(
             job: job.worker.name.clone(),
             detail: "it completed without a report".into(),
         })?;
+        // A report is the mover's only if it names the claim and task it was started
+        // for (a stale or planted one names another).
+        let claim = &order.claims[index];
+        if report.claim != *claim || report.task != task {
+            return Err(MoverError::MoverFailed {
+                claim: claim.clone(),
+                task: task.as_str(),
+                namespace: movers.namespace.clone(),
+                job: job.worker.name.clone(),
+                detail: format!(
+                    "its report is for the {} of claim {}, not this {}",
+                    report.task.as_str(),
+                    report.claim,
+                    task.as_str()
+                ),
+            });
+        }
         reports.push(report);
     }
     Ok(reports)
@@ -134,6 +151,7 @@ fn mover_job(
     task: MoverTask,
     index: usize,
     claim: &str,
+    order_digest: &str,
 ) -> MoverJob {
     let mut labels = movers.labels.clone();
     labels.insert("relocate.io/workload".into(), order.workload.clone());
@@ -160,6 +178,10 @@ fn mover_job(
                 movers.order_path.clone(),
                 "--index".into(),
                 index.to_string(),
+                "--order-digest".into(),
+                order_digest.to_owned(),
+                "--claim".into(),
+                claim.to_owned(),
             ],
             env: vec![("RELOCATE_STATE_STORE".into(), movers.state_entry.clone())],
             labels,
@@ -168,7 +190,10 @@ fn mover_job(
         },
         claim: claim.to_owned(),
         read_only: task != MoverTask::Restore,
-        as_root: task == MoverTask::Restore,
+        // Database volumes are 0700 and owned by their database's user: a pack or a
+        // verify reads them as root with only DAC_READ_SEARCH (read-only mount), a
+        // restore writes them with CHOWN, FOWNER and DAC_OVERRIDE.
+        as_root: true,
         node: None,
     }
 }

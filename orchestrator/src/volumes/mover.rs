@@ -104,6 +104,15 @@ pub struct MoverReport {
     pub restored: Option<RestoreSummary>,
 }
 
+/// What the Job's own arguments pin, out of reach of whoever can write the state store.
+#[derive(Debug, Clone, Default)]
+pub struct Pins {
+    /// `sha256:<hex>` of the order's bytes.
+    pub order_digest: Option<String>,
+    /// The claim at the mover's index.
+    pub claim: Option<String>,
+}
+
 /// Run mover `index` of the order at `order_path` on the claim mounted at `dir`.
 pub async fn run_mover(
     state: &StoreHandle,
@@ -111,16 +120,28 @@ pub async fn run_mover(
     index: u32,
     task: MoverTask,
     dir: &FsPath,
+    pins: &Pins,
 ) -> Result<MoverReport, MoverError> {
     let layout = VolumeLayout::of_order(order_path);
     let bad = |detail: String| MoverError::Order {
         path: order_path.to_owned(),
         detail,
     };
-    let order: VolumeOrder = exchange::get_json(&state.store, &layout.order(), "volume order")
+    let (file, digest) = exchange::download(&state.store, &layout.order())
         .await
         .map_err(|e| MoverError::State(Box::new(e)))?
         .ok_or_else(|| bad("not found in the state store".into()))?;
+    if let Some(pinned) = &pins.order_digest
+        && format!("sha256:{digest}") != *pinned
+    {
+        return Err(bad(format!(
+            "its bytes hash to sha256:{digest}, not the {pinned} this mover was started with: the order was changed after the coordinator wrote it"
+        )));
+    }
+    let bytes = std::fs::read(file.path())
+        .map_err(|e| bad(format!("reading the downloaded order: {e}")))?;
+    let order: VolumeOrder =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a volume order: {e}")))?;
     let claim = order
         .claims
         .get(index as usize)
@@ -131,6 +152,13 @@ pub async fn run_mover(
             ))
         })?
         .clone();
+    if let Some(pinned) = &pins.claim
+        && *pinned != claim
+    {
+        return Err(bad(format!(
+            "its claim {index} is {claim}, not the {pinned} this mover was started for"
+        )));
+    }
     // The claim names the staging prefix: a Kubernetes object name, nothing else.
     let valid = |c: &str| {
         (1..=253).contains(&c.len())

@@ -279,6 +279,20 @@ fn pods(store: &Store, ns: &str) -> Vec<Value> {
                              "ownerReferences": owner(&controller)},
                 "spec": controller["spec"]["template"]["spec"].clone(),
                 "status": {"phase": "Running"}});
+            // A StatefulSet's pod mounts its ordinal's claim of each template.
+            for template in controller["spec"]["volumeClaimTemplates"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let base = template["metadata"]["name"].as_str().unwrap_or("data");
+                let volume = json!({"name": base,
+                    "persistentVolumeClaim": {"claimName": format!("{base}-{name}-{i}")}});
+                match pod["spec"]["volumes"].as_array_mut() {
+                    Some(volumes) => volumes.push(volume),
+                    None => pod["spec"]["volumes"] = json!([volume]),
+                }
+            }
             ensure_uid(&mut pod);
             out.push(pod);
         }

@@ -40,3 +40,49 @@ pub async fn claim_node(
         mounts.then(|| spec.node_name.clone()).flatten()
     }))
 }
+
+/// The pods of `namespace` (not finished, not relocate's own movers) that mount
+/// `claim`: a claim in use is not restored into (a workload may be writing it).
+pub async fn claim_users(
+    client: Client,
+    namespace: &str,
+    claim: &str,
+) -> Result<Vec<String>, KubeError> {
+    let api: Api<Pod> = Api::namespaced(client, namespace);
+    let id = ResourceId {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        namespace: namespace.into(),
+        name: String::new(),
+    };
+    let pods = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| KubeError::from_api(&id, e))?;
+    Ok(pods
+        .items
+        .iter()
+        .filter(|pod| {
+            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+            let mover = pod
+                .metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key("relocate.io/volume-task"));
+            !mover && !matches!(phase, Some("Succeeded" | "Failed"))
+        })
+        .filter(|pod| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.volumes.as_ref())
+                .is_some_and(|vs| {
+                    vs.iter().any(|v| {
+                        v.persistent_volume_claim
+                            .as_ref()
+                            .is_some_and(|c| c.claim_name == claim)
+                    })
+                })
+        })
+        .filter_map(|pod| pod.metadata.name.clone())
+        .collect())
+}

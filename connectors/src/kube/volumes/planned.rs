@@ -53,6 +53,12 @@ pub fn planned_claims(resources: &[Resource]) -> Result<Vec<PlannedClaim>, KubeE
             .pointer("/spec/replicas")
             .and_then(Value::as_u64)
             .unwrap_or(1);
+        // `spec.ordinals.start` (StatefulSetStartOrdinal, GA in 1.31) shifts the names.
+        let start = set
+            .object
+            .pointer("/spec/ordinals/start")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         let selector = set
             .object
             .pointer("/spec/selector/matchLabels")
@@ -66,7 +72,7 @@ pub fn planned_claims(resources: &[Resource]) -> Result<Vec<PlannedClaim>, KubeE
                     message: "a volumeClaimTemplate has no metadata.name".into(),
                 });
             };
-            for ordinal in 0..replicas {
+            for ordinal in start..start + replicas {
                 let name = format!("{base}-{}-{ordinal}", set.name);
                 if claims.iter().any(|c| c.name == name) {
                     continue;
@@ -82,6 +88,31 @@ pub fn planned_claims(resources: &[Resource]) -> Result<Vec<PlannedClaim>, KubeE
         }
     }
     claims.sort_by(|a, b| a.name.cmp(&b.name));
+    // A pod template mounting a claim the workload does not select would start at the
+    // target on an empty claim, or on none: refused here, before anything moves.
+    for r in resources {
+        let template = match r.kind.as_str() {
+            "CronJob" => r.object.pointer("/spec/jobTemplate/spec/template/spec"),
+            _ => r.object.pointer("/spec/template/spec"),
+        };
+        let mounted = template
+            .and_then(|t| t.get("volumes"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.pointer("/persistentVolumeClaim/claimName"))
+            .filter_map(Value::as_str);
+        for claim in mounted {
+            if !claims.iter().any(|c| c.name == claim) {
+                return Err(KubeError::Malformed {
+                    resource: format!("{} {}", r.kind, r.name),
+                    message: format!(
+                        "its pods mount claim {claim}, which the workload does not select: add the claim's labels to the selector or list it in `resources`, so its data moves too"
+                    ),
+                });
+            }
+        }
+    }
     Ok(claims)
 }
 
@@ -174,6 +205,37 @@ mod tests {
         let claims = planned_claims(&[set, exported]).expect("claims");
         assert_eq!(claims.len(), 1, "{claims:?}");
         assert_eq!(claims[0].statefulset, None, "the exported manifest is kept");
+    }
+
+    #[test]
+    fn a_pod_mounting_an_unselected_claim_is_refused_naming_both() {
+        let api = resource(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "api", "namespace": "analysis"},
+            "spec": {"template": {"spec": {"volumes": [{"name": "cache", "persistentVolumeClaim": {"claimName": "api-cache"}}]}}}
+        }));
+        let err = planned_claims(&[api]).expect_err("refused");
+        let text = err.to_string();
+        assert!(
+            text.contains("Deployment api") && text.contains("claim api-cache"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_statefulset_with_a_start_ordinal_names_its_claims_from_it() {
+        let set = resource(json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "db", "namespace": "analysis"},
+            "spec": {"replicas": 2, "ordinals": {"start": 5},
+                     "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {}}]}
+        }));
+        let names: Vec<String> = planned_claims(&[set])
+            .expect("claims")
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names, ["data-db-5", "data-db-6"]);
     }
 
     #[test]

@@ -324,7 +324,10 @@ pub(crate) async fn deploy(
     save(ctx, name, DEPLOYING, &ids)?;
     if let Some((w, v)) = volume {
         match volumes::restore_claims(ctx, stage, step_index, name, w, v, &tgt, &claims).await {
-            Ok(reports) => save(ctx, name, volumes::RESTORED, &reports)?,
+            Ok((restored, verified)) => {
+                save(ctx, name, volumes::RESTORED, &restored)?;
+                save(ctx, name, volumes::VERIFIED, &verified)?;
+            }
             Err(e) => return failed(e),
         }
     }

@@ -47,6 +47,14 @@ pub(crate) const PACKED: &str = "volumes-packed";
 pub(crate) const RESTORED: &str = "volumes-restored";
 pub(crate) const VERIFIED: &str = "volumes-verified";
 
+/// `meta` key of the state directory's id in mover names.
+const RUN_ID: &str = "volumes_run_id";
+
+/// `workload_state`: the digest of the `frozen` record the last pack ran under (empty
+/// when the source ran), so a deploy never restores data copied before the source was
+/// last put back in service.
+pub(crate) const PACKED_UNDER: &str = "volumes-packed-under";
+
 /// How long one claim's mover may run unless the plan says (`volumes.timeout`).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -130,6 +138,7 @@ pub(crate) async fn copy(
     match pack_claims(ctx, stage, step_index, name, w, v, frozen.as_ref()).await {
         Ok(reports) => {
             save(ctx, name, PACKED, &reports)?;
+            save(ctx, name, PACKED_UNDER, &frozen_digest(ctx, name)?)?;
             Ok((summary_of(&reports), StepResult::Succeeded))
         }
         Err(e) => failed(e),
@@ -222,7 +231,7 @@ async fn pack_claims(
         for claim in &names {
             let clone_name =
                 connectors::kube::workers::job_name(claim, &movers.stage, movers.attempt, "seed");
-            let clone = snapshot_claim(
+            let clone = match snapshot_claim(
                 src.clone(),
                 &w.namespace,
                 claim,
@@ -232,10 +241,22 @@ async fn pack_claims(
                 movers.timeout,
             )
             .await
-            .map_err(manifests_err(format!(
-                "snapshot of claim {}/{claim} at {}",
-                w.namespace, w.from
-            )))?;
+            {
+                Ok(clone) => clone,
+                Err(e) => {
+                    // The clones already made are full-size claims: none is left behind.
+                    for made in &clones {
+                        if let Err(e) = delete_snapshot_clone(src.clone(), &w.namespace, made).await
+                        {
+                            tracing::warn!(snapshot = %made.snapshot, error = %with_causes(&e), "could not delete a seed's snapshot and its clone; delete them by hand");
+                        }
+                    }
+                    return Err(manifests_err(format!(
+                        "snapshot of claim {}/{claim} at {}",
+                        w.namespace, w.from
+                    ))(e));
+                }
+            };
             say(
                 ctx,
                 stage,
@@ -403,6 +424,13 @@ pub(crate) fn target_claims(
     let packed: Vec<MoverReport> = load(ctx, name, PACKED)
         .map_err(|e| VolumeStepError::Claim(e.to_string()))?
         .unwrap_or_default();
+    let under: Option<String> = load(ctx, name, PACKED_UNDER)?;
+    let now = frozen_digest(ctx, name)?;
+    if now.is_empty() || under.as_deref() != Some(now.as_str()) {
+        return Err(VolumeStepError::Claim(format!(
+            "the last `copy: {name}` did not run under the source's current freeze (the source ran since, or was put back in service by a rollback): what it wrote since would stay behind; run `{{ freeze: {name} }}` and `{{ copy: {name} }}` again before the deploy"
+        )));
+    }
     let claims = planned_claims(transformed).map_err(manifests_err("the target's claims"))?;
     for claim in &claims {
         let Some(report) = packed.iter().find(|r| r.claim == claim.name) else {
@@ -424,8 +452,9 @@ pub(crate) fn target_claims(
     Ok(claims)
 }
 
-/// `deploy`'s part: create the claims, restore each, compare each root with the packed
-/// one. The workloads are applied by the caller only after this succeeded.
+/// `deploy`'s part: create the claims, restore each, re-read each, compare each root
+/// with the packed one; the restore and re-read reports. The workloads are applied by
+/// the caller only after this succeeded.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn restore_claims(
     ctx: &Context,
@@ -436,11 +465,49 @@ pub(crate) async fn restore_claims(
     v: &Volumes,
     tgt: &kube::Client,
     claims: &[PlannedClaim],
-) -> Result<Vec<MoverReport>, VolumeStepError> {
+) -> Result<(Vec<MoverReport>, Vec<MoverReport>), VolumeStepError> {
     if claims.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let target_ns = claims[0].resource.namespace.clone();
+    let packed: Vec<MoverReport> = load(ctx, name, PACKED)?.unwrap_or_default();
+    // A claim a workload already mounts is never written into: a resumed deploy whose
+    // restore matched (and was re-read) leaves it alone, anything else is refused.
+    let mut in_use = Vec::new();
+    for claim in claims {
+        let users = connectors::kube::volumes::claim_users(tgt.clone(), &target_ns, &claim.name)
+            .await
+            .map_err(manifests_err(format!("the pods of {}/{target_ns}", w.to)))?;
+        if !users.is_empty() {
+            in_use.push(format!("{} (by {})", claim.name, users.join(", ")));
+        }
+    }
+    if !in_use.is_empty() {
+        let verified: Vec<MoverReport> = load(ctx, name, VERIFIED)?.unwrap_or_default();
+        let all_checked = claims.iter().all(|c| {
+            let root = packed.iter().find(|p| p.claim == c.name).map(|p| &p.root);
+            verified
+                .iter()
+                .any(|v| v.claim == c.name && Some(&v.root) == root)
+        });
+        if all_checked {
+            say(
+                ctx,
+                stage,
+                format!(
+                    "{name}: claims already restored and re-read, now in use at {}: {}; not restored again",
+                    w.to,
+                    in_use.join("; ")
+                ),
+            );
+            return Ok((load(ctx, name, RESTORED)?.unwrap_or_default(), verified));
+        }
+        return Err(VolumeStepError::Claim(format!(
+            "claims in use at {}/{target_ns}: {}: relocate does not restore into a claim a workload may be writing; stop it (`relocate rollback`, or scale it to 0) and run again",
+            w.to,
+            in_use.join("; ")
+        )));
+    }
     let resources: Vec<Resource> = claims.iter().map(|c| c.resource.clone()).collect();
     apply(tgt, &resources, ApplyOptions::from(w))
         .await
@@ -456,7 +523,7 @@ pub(crate) async fn restore_claims(
             w.to
         ),
     );
-    let movers = movers(
+    let restorers = movers(
         ctx,
         stage,
         step_index,
@@ -467,11 +534,8 @@ pub(crate) async fn restore_claims(
         MoverTask::Restore,
     )
     .await?;
-    let order = order(ctx, name, names);
-    let reports = run_movers(&movers, &order, MoverTask::Restore, &BTreeMap::new()).await?;
-    let packed: Vec<MoverReport> = load(ctx, name, PACKED)
-        .map_err(|e| VolumeStepError::Claim(e.to_string()))?
-        .unwrap_or_default();
+    let order = order(ctx, name, names.clone());
+    let reports = run_movers(&restorers, &order, MoverTask::Restore, &BTreeMap::new()).await?;
     for report in &reports {
         compare(&packed, report, "restored")?;
         let status = claim_status(tgt.clone(), &target_ns, &report.claim)
@@ -497,7 +561,34 @@ pub(crate) async fn restore_claims(
             );
         }
     }
-    Ok(reports)
+    // The restore compared each file with the manifest; the re-read compares the whole
+    // tree, so a file the manifest does not name (left by an earlier attempt) fails here,
+    // before any workload starts on it.
+    let rereaders = movers(
+        ctx,
+        stage,
+        step_index,
+        name,
+        v,
+        tgt.clone(),
+        &target_ns,
+        MoverTask::Verify,
+    )
+    .await?;
+    let verified = run_movers(&rereaders, &order, MoverTask::Verify, &BTreeMap::new()).await?;
+    for report in &verified {
+        compare(&packed, report, "re-read")?;
+    }
+    say(
+        ctx,
+        stage,
+        format!(
+            "{name}: {} claim(s) re-read at {} before the workload starts: every root equals the packed one",
+            verified.len(),
+            w.to
+        ),
+    );
+    Ok((reports, verified))
 }
 
 /// `verify` of a volume workload: re-read every target claim.
@@ -531,9 +622,45 @@ pub(crate) async fn verify(
                 what: format!("cluster {}", w.to),
                 source: Box::new(e),
             })?;
-        let names: Vec<String> = packed.iter().map(|r| r.claim.clone()).collect();
+        // A claim the target workload mounts is being written: re-reading it would find
+        // the workload's changes, and a ReadWriteOnce claim may not even attach. Its
+        // re-read is the deploy's, made before the workload started.
+        let before: Vec<MoverReport> = load(ctx, name, VERIFIED)?.unwrap_or_default();
+        let mut names = Vec::new();
+        let mut kept = Vec::new();
+        for p in &packed {
+            let users = connectors::kube::volumes::claim_users(tgt.clone(), &target_ns, &p.claim)
+                .await
+                .map_err(manifests_err(format!("the pods of {}/{target_ns}", w.to)))?;
+            if users.is_empty() {
+                names.push(p.claim.clone());
+                continue;
+            }
+            match before.iter().find(|b| b.claim == p.claim && b.root == p.root) {
+                Some(b) => {
+                    say(
+                        ctx,
+                        stage,
+                        format!(
+                            "{name}: claim {} is in use by {}: not re-read now; the deploy re-read it before the workload started (root {})",
+                            p.claim,
+                            users.join(", "),
+                            b.root
+                        ),
+                    );
+                    kept.push(b.clone());
+                }
+                None => {
+                    return Err(VolumeStepError::Claim(format!(
+                        "claim {} is in use by {} and was never re-read: stop the workload and run the verify again",
+                        p.claim,
+                        users.join(", ")
+                    )));
+                }
+            }
+        }
         if names.is_empty() {
-            return Ok(Vec::new());
+            return Ok(kept);
         }
         let movers = movers(
             ctx,
@@ -551,6 +678,8 @@ pub(crate) async fn verify(
         for report in &reports {
             compare(&packed, report, "re-read")?;
         }
+        let mut reports = reports;
+        reports.extend(kept);
         Ok::<_, VolumeStepError>(reports)
     }
     .await;
@@ -573,6 +702,15 @@ pub(crate) async fn verify(
         }
         Err(e) => failed(e),
     }
+}
+
+/// The digest of the `frozen` record now ("" when the source is not frozen).
+fn frozen_digest(ctx: &Context, name: &str) -> Result<String, EngineError> {
+    Ok(ctx
+        .db
+        .workload_state(name, FROZEN)?
+        .map(|json| hex::encode(Sha256::digest(json.as_bytes())))
+        .unwrap_or_default())
 }
 
 /// A mover's root against the packed one.
@@ -687,7 +825,24 @@ async fn movers(
         .iter()
         .position(|s| s.name == stage.name)
         .unwrap_or_default();
-    let attempt = ctx.db.stage(index).ok().flatten().map_or(1, |r| r.attempt);
+    let attempt = ctx.db.stage(index)?.map_or(1, |r| r.attempt);
+    // A state directory's own id in every Job and order name: a rehearsal's Jobs (same
+    // plan, stage and attempt, finished less than a day ago) are never re-attached to
+    // by the real run from a fresh state directory.
+    let run = match ctx.db.meta(RUN_ID)? {
+        Some(id) => id,
+        None => {
+            let seed = format!(
+                "{:?} {} {}",
+                std::time::SystemTime::now(),
+                std::process::id(),
+                ctx.state.root().display()
+            );
+            let id = hex::encode(&Sha256::digest(seed.as_bytes())[..4]);
+            ctx.db.set_meta(RUN_ID, &id)?;
+            id
+        }
+    };
     let plan_name = &ctx.plan.plan().name;
     let step = format!("{}-{}", step_index + 1, task.as_str());
     let labels = BTreeMap::from([
@@ -716,15 +871,21 @@ async fn movers(
         state: exchange.store,
         state_entry,
         order_path: format!(
-            "relocate/{plan_name}/volumes/{workload}/{}-{attempt}-{step}/order.json",
+            "relocate/{plan_name}/volumes/{workload}/{run}/{}-{attempt}-{step}/order.json",
             stage.name,
         ),
         labels,
         attempt,
-        stage: stage.name.clone(),
+        stage: format!("{run}/{}", stage.name),
         step,
         timeout: ctx.plan.volume_timeout(workload).unwrap_or(DEFAULT_TIMEOUT),
     })
+}
+
+impl From<crate::state::StateError> for VolumeStepError {
+    fn from(e: crate::state::StateError) -> Self {
+        VolumeStepError::Claim(format!("state: {e}"))
+    }
 }
 
 impl From<EngineError> for VolumeStepError {
