@@ -316,12 +316,7 @@ fn volume_evidence(ctx: &Context, name: &str) -> Result<Vec<VolumeEvidence>, Eng
     let namespace = ctx
         .plan
         .kubernetes_workload(name)
-        .map_or(String::new(), |w| {
-            w.transform
-                .namespace
-                .clone()
-                .unwrap_or_else(|| w.namespace.clone())
-        });
+        .map_or(String::new(), |w| w.target_namespace().to_owned());
     let matched = |reports: &[MoverReport], claim: &str, root: &str| {
         reports.iter().any(|r| r.claim == claim && r.root == root)
     };

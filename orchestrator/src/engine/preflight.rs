@@ -104,13 +104,7 @@ pub(crate) async fn check_volumes(ctx: &Context, pending: &[usize]) -> Result<()
             continue;
         };
         let (cluster, namespace) = if target {
-            (
-                &w.to,
-                w.transform
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| w.namespace.clone()),
-            )
+            (&w.to, w.target_namespace().to_owned())
         } else {
             (&w.from, w.namespace.clone())
         };

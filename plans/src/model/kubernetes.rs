@@ -68,6 +68,16 @@ pub struct KubernetesWorkload {
     pub volumes: Option<Volumes>,
 }
 
+impl KubernetesWorkload {
+    /// The namespace at the target: `transform.namespace`, else the source's.
+    pub fn target_namespace(&self) -> &str {
+        self.transform
+            .namespace
+            .as_deref()
+            .unwrap_or(&self.namespace)
+    }
+}
+
 /// `volumes:` of a Kubernetes workload: how its claims' data moves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -9,45 +9,8 @@ use kube::api::{Api, ListParams};
 use super::super::KubeError;
 use super::super::resource::ResourceId;
 
-/// The node of a running (or starting) pod of `namespace` that mounts `claim`, if any.
-pub async fn claim_node(
-    client: Client,
-    namespace: &str,
-    claim: &str,
-) -> Result<Option<String>, KubeError> {
-    let api: Api<Pod> = Api::namespaced(client, namespace);
-    let id = ResourceId {
-        api_version: "v1".into(),
-        kind: "Pod".into(),
-        namespace: namespace.into(),
-        name: String::new(),
-    };
-    let pods = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| KubeError::from_api(&id, e))?;
-    Ok(pods.items.iter().find_map(|pod| {
-        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-        if matches!(phase, Some("Succeeded" | "Failed")) {
-            return None;
-        }
-        let spec = pod.spec.as_ref()?;
-        let mounts = spec.volumes.as_ref()?.iter().any(|v| {
-            v.persistent_volume_claim
-                .as_ref()
-                .is_some_and(|c| c.claim_name == claim)
-        });
-        mounts.then(|| spec.node_name.clone()).flatten()
-    }))
-}
-
-/// The pods of `namespace` (not finished, not relocate's own movers) that mount
-/// `claim`: a claim in use is not restored into (a workload may be writing it).
-pub async fn claim_users(
-    client: Client,
-    namespace: &str,
-    claim: &str,
-) -> Result<Vec<String>, KubeError> {
+/// The pods of `namespace`, not finished, that mount `claim`.
+async fn claim_pods(client: Client, namespace: &str, claim: &str) -> Result<Vec<Pod>, KubeError> {
     let api: Api<Pod> = Api::namespaced(client, namespace);
     let id = ResourceId {
         api_version: "v1".into(),
@@ -61,15 +24,10 @@ pub async fn claim_users(
         .map_err(|e| KubeError::from_api(&id, e))?;
     Ok(pods
         .items
-        .iter()
+        .into_iter()
         .filter(|pod| {
             let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-            let mover = pod
-                .metadata
-                .labels
-                .as_ref()
-                .is_some_and(|l| l.contains_key("relocate.io/volume-task"));
-            !mover && !matches!(phase, Some("Succeeded" | "Failed"))
+            !matches!(phase, Some("Succeeded" | "Failed"))
         })
         .filter(|pod| {
             pod.spec
@@ -83,6 +41,37 @@ pub async fn claim_users(
                     })
                 })
         })
-        .filter_map(|pod| pod.metadata.name.clone())
+        .collect())
+}
+
+/// The node of a running (or starting) pod of `namespace` that mounts `claim`, if any.
+pub async fn claim_node(
+    client: Client,
+    namespace: &str,
+    claim: &str,
+) -> Result<Option<String>, KubeError> {
+    Ok(claim_pods(client, namespace, claim)
+        .await?
+        .into_iter()
+        .find_map(|pod| pod.spec.and_then(|s| s.node_name)))
+}
+
+/// The pods of `namespace` (not finished, not relocate's own movers) that mount
+/// `claim`: a claim in use is not restored into (a workload may be writing it).
+pub async fn claim_users(
+    client: Client,
+    namespace: &str,
+    claim: &str,
+) -> Result<Vec<String>, KubeError> {
+    Ok(claim_pods(client, namespace, claim)
+        .await?
+        .into_iter()
+        .filter(|pod| {
+            !pod.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key("relocate.io/volume-task"))
+        })
+        .filter_map(|pod| pod.metadata.name)
         .collect())
 }

@@ -270,11 +270,7 @@ pub(crate) async fn deploy(
     let Some(w) = ctx.plan.kubernetes_workload(name) else {
         return Ok((StepSummary::default(), missing_workload(name)));
     };
-    let target_ns = w
-        .transform
-        .namespace
-        .clone()
-        .unwrap_or_else(|| w.namespace.clone());
+    let target_ns = w.target_namespace().to_owned();
     started(
         ctx,
         stage,

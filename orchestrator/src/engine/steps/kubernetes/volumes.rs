@@ -601,11 +601,7 @@ pub(crate) async fn verify(
     let Some((w, v)) = ctx.plan.volume_workload(name) else {
         return Ok((StepSummary::default(), missing_workload(name)));
     };
-    let target_ns = w
-        .transform
-        .namespace
-        .clone()
-        .unwrap_or_else(|| w.namespace.clone());
+    let target_ns = w.target_namespace().to_owned();
     started(
         ctx,
         stage,
