@@ -24,6 +24,13 @@ pub(super) fn check(plan: &Plan, report: &mut Report) {
             );
             if volumes.copy {
                 check_order(plan, report, name);
+                super::workers::check_label_values(
+                    plan,
+                    report,
+                    name,
+                    "volume movers",
+                    &["copy", "verify", "deploy"],
+                );
             }
         }
     }
@@ -326,6 +333,19 @@ mod tests {
             39,
             "`copy` needs an object workload",
             "volumes: { copy: true",
+        );
+    }
+
+    #[test]
+    fn a_stage_running_movers_needs_a_label_value_name() {
+        let plan = with_volumes("{ copy: true, staging: dst }")
+            .replace("- name: cutover", "- name: -cutover-");
+        let diags = diagnostics(&plan);
+        assert!(
+            diags.iter().any(|d| d
+                .message
+                .contains("stage `-cutover-` runs volume movers of `app`")),
+            "{diags:#?}"
         );
     }
 }

@@ -22,7 +22,13 @@ pub(super) fn check(plan: &Plan, report: &mut Report) {
         if let Workload::Objects(w) = workload {
             check_workload(plan, report, &format!("workloads.{name}.objects"), w);
             if w.workers.as_ref().is_some_and(|x| x.kubernetes.is_some()) {
-                check_label_values(plan, report, name);
+                check_label_values(
+                    plan,
+                    report,
+                    name,
+                    "Kubernetes workers",
+                    &["copy", "verify"],
+                );
             }
         }
     }
@@ -212,14 +218,23 @@ fn check_kubernetes(plan: &Plan, report: &mut Report, at: &str, k: &KubernetesWo
     );
 }
 
-/// The workload's name and the names of the stages that copy or verify it become label
-/// values of its worker Jobs: refuse here what the API server would refuse there.
-fn check_label_values(plan: &Plan, report: &mut Report, workload: &str) {
+/// The workload's name and the names of the stages whose steps of `kinds` act on it
+/// become label values of its Jobs (`what`: its workers, its volume movers): refuse
+/// here what the API server would refuse there, before anything is frozen.
+pub(super) fn check_label_values(
+    plan: &Plan,
+    report: &mut Report,
+    workload: &str,
+    what: &str,
+    kinds: &[&str],
+) {
     let hint = "a Kubernetes label value: at most 63 letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit";
     if !is_label_value(workload) {
         report.key(
             format!("workloads.{workload}"),
-            format!("workload `{workload}` runs Kubernetes workers, and its name is not a Kubernetes label value"),
+            format!(
+                "workload `{workload}` runs {what}, and its name is not a Kubernetes label value"
+            ),
             hint,
         );
     }
@@ -227,12 +242,12 @@ fn check_label_values(plan: &Plan, report: &mut Report, workload: &str) {
         let uses = stage
             .steps
             .iter()
-            .any(|s| matches!(s.kind(), "copy" | "verify") && s.workload() == Some(workload));
+            .any(|s| kinds.contains(&s.kind()) && s.workload() == Some(workload));
         if uses && !is_label_value(&stage.name) {
             report.value(
                 format!("stages[{i}].name"),
                 format!(
-                    "stage `{}` runs Kubernetes workers of `{workload}`, and its name is not a Kubernetes label value",
+                    "stage `{}` runs {what} of `{workload}`, and its name is not a Kubernetes label value",
                     stage.name
                 ),
                 hint,
