@@ -516,3 +516,17 @@ fn a_deploy_never_restores_into_a_claim_a_pod_at_the_target_mounts() {
         "the claim in use was written into"
     );
 }
+
+#[test]
+fn a_mover_whose_image_cannot_be_pulled_fails_the_copy_naming_the_reason() {
+    let m = setup("1Gi", "{ copy: analyzer }", "");
+    m.src.clear_job_entrypoint();
+    let out = command(&m)
+        .env("RELOCATE_STUCK_POD_SECONDS", "1")
+        .output()
+        .expect("run");
+    let text = both(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("cannot start: ErrImagePull"), "{text}");
+    assert!(text.contains("claim data-db-0"), "{text}");
+}

@@ -14,12 +14,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use connectors::kube::volumes::{MoverJob, claim_status, ensure_mover_job};
-use connectors::kube::workers::{WorkerJob, WorkerResources, job_name, job_progress};
+use connectors::kube::workers::{
+    WorkerJob, WorkerResources, job_name, job_progress, stuck_worker_pods,
+};
 use object_store::ObjectStore;
 
 use super::mover::{MoverError, MoverReport};
 use super::order::{MoverTask, VolumeLayout, VolumeOrder};
 use crate::scaleout::exchange;
+use crate::scaleout::executor::kubernetes::stuck_grace;
 
 /// How often the Jobs are read.
 const POLL: Duration = Duration::from_millis(500);
@@ -106,9 +109,10 @@ pub async fn run_movers(
         jobs.push(job);
     }
     let deadline = Instant::now() + movers.timeout;
+    // All at once: the first mover to fail fails the step, whichever claim it has.
+    futures::future::try_join_all(jobs.iter().map(|job| wait(movers, job, task, deadline))).await?;
     let mut reports = Vec::new();
     for (index, job) in jobs.iter().enumerate() {
-        wait(movers, job, task, deadline).await?;
         let report: MoverReport = exchange::get_json(
             &movers.state,
             &layout.result(task, index as u32),
@@ -212,6 +216,7 @@ async fn wait(
         job: name.clone(),
         detail,
     };
+    let mut stuck_since: Option<Instant> = None;
     loop {
         let progress = job_progress(movers.client.clone(), ns, name)
             .await
@@ -221,6 +226,22 @@ async fn wait(
         }
         if !progress.failed.is_empty() || progress.finished.is_some() {
             return Err(failed(format!("{:?}", progress.finished)));
+        }
+        // A pod that can never start (no image, a Secret key missing) leaves the Job
+        // active until the timeout: fail after the workers' grace, naming the reason.
+        let stuck = stuck_worker_pods(movers.client.clone(), ns, name)
+            .await
+            .unwrap_or_default();
+        match (stuck.first(), stuck_since) {
+            (None, _) => stuck_since = None,
+            (Some(first), Some(since)) if since.elapsed() >= stuck_grace() => {
+                return Err(failed(format!(
+                    "its pod {} cannot start: {}: {}",
+                    first.pod, first.reason, first.message
+                )));
+            }
+            (Some(_), None) => stuck_since = Some(Instant::now()),
+            (Some(_), Some(_)) => {}
         }
         if Instant::now() >= deadline {
             let status = claim_status(movers.client.clone(), ns, claim)

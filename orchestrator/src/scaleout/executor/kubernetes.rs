@@ -228,7 +228,7 @@ pub(crate) async fn run(
 
 /// How long pods may be unable to start before the step fails
 /// (`RELOCATE_STUCK_POD_SECONDS`, default 300: an image pull can be slow).
-fn stuck_grace() -> Duration {
+pub(crate) fn stuck_grace() -> Duration {
     Duration::from_secs(
         std::env::var("RELOCATE_STUCK_POD_SECONDS")
             .ok()
