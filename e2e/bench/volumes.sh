@@ -78,6 +78,9 @@ json.dump({"version": 1, "planDigest": digest, "planText": plan, "planPath": f"{
 PY
 export STAGING_KEY_ID="$RELOCATE_TEST_S3S_ACCESS_KEY" STAGING_SECRET="$RELOCATE_TEST_S3S_SECRET_KEY"
 export RELOCATE_STATE_STORE="{\"region\": \"zurich\", \"url\": \"file://$WORK/state/\"}"
+# rclone refuses AWS_CA_BUNDLE with its own HTTP transport; the server is plain http.
+unset AWS_CA_BUNDLE
+export RCLONE_CONFIG=/dev/null RCLONE_CONFIG_S3_REGION=us-east-1
 export RCLONE_CONFIG_S3_TYPE=s3 RCLONE_CONFIG_S3_PROVIDER=Other RCLONE_CONFIG_S3_ENDPOINT="$RELOCATE_TEST_S3S_ENDPOINT" \
     RCLONE_CONFIG_S3_ACCESS_KEY_ID="$RELOCATE_TEST_S3S_ACCESS_KEY" RCLONE_CONFIG_S3_SECRET_ACCESS_KEY="$RELOCATE_TEST_S3S_SECRET_KEY"
 
