@@ -26,8 +26,6 @@ use connectors::kube::volumes::{
 use connectors::kube::workers::WorkerResources;
 use connectors::kube::{ApplyOptions, FrozenState, Resource, apply, export};
 use connectors::store::{Access, StoreHandle, open_store};
-use futures::StreamExt;
-use object_store::ObjectStoreExt;
 use plans::{KubernetesWorkload, Stage, Volumes};
 use sha2::{Digest, Sha256};
 
@@ -94,6 +92,9 @@ pub(crate) enum VolumeStepError {
     /// A claim cannot take its data, or has none staged.
     #[error("{0}")]
     Claim(String),
+    /// The state directory could not be read or written.
+    #[error("state: {0}")]
+    State(String),
 }
 
 fn manifests_err(
@@ -350,20 +351,18 @@ async fn keep_manifest(
     packed: &crate::volumes::VolumeSummary,
 ) -> Result<PathBuf, VolumeStepError> {
     let location = object_store::path::Path::from(format!("{prefix}/manifest.ndjson"));
-    let store_err = |what: String| {
-        move |e: object_store::Error| VolumeStepError::Store {
-            what,
-            source: Box::new(e),
-        }
-    };
-    let got = staging
-        .store
-        .get(&location)
+    let (file, digest) = crate::scaleout::exchange::download(&staging.store, &location)
         .await
-        .map_err(store_err(format!(
-            "reading {location} from {}",
-            staging.display_url
-        )))?;
+        .map_err(|e| VolumeStepError::Store {
+            what: format!("reading {location} from {}", staging.display_url),
+            source: Box::new(e),
+        })?
+        .ok_or_else(|| {
+            VolumeStepError::Mismatch(format!(
+                "claim {claim}: the pack reported done, but {location} is not in {}",
+                staging.display_url
+            ))
+        })?;
     let path = manifest_path(ctx, workload, claim);
     let io = |path: &std::path::Path| {
         let path = path.to_path_buf();
@@ -372,17 +371,6 @@ async fn keep_manifest(
             source: Box::new(e),
         }
     };
-    let dir = path.parent().unwrap_or(ctx.state.root()).to_path_buf();
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let mut file = tempfile::NamedTempFile::new_in(&dir).map_err(io(&dir))?;
-    let mut hasher = Sha256::new();
-    let mut stream = got.into_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(store_err(format!("reading {location}")))?;
-        hasher.update(&chunk);
-        std::io::Write::write_all(&mut file, &chunk).map_err(io(&path))?;
-    }
-    let digest = hex::encode(hasher.finalize());
     if digest != packed.manifest_sha256 {
         return Err(VolumeStepError::Mismatch(format!(
             "claim {claim}: the staged manifest hashes to {digest}, the pack reported {}",
@@ -400,7 +388,12 @@ async fn keep_manifest(
             packed.root
         )));
     }
-    file.persist(&path).map_err(|e| io(&path)(e.error))?;
+    let dir = path.parent().unwrap_or(ctx.state.root()).to_path_buf();
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    // The scratch file is in TMPDIR, maybe another filesystem: copied, not renamed.
+    let kept = tempfile::NamedTempFile::new_in(&dir).map_err(io(&dir))?;
+    std::fs::copy(file.path(), kept.path()).map_err(io(&path))?;
+    kept.persist(&path).map_err(|e| io(&path)(e.error))?;
     Ok(path)
 }
 
@@ -421,9 +414,7 @@ pub(crate) fn target_claims(
     name: &str,
     transformed: &[Resource],
 ) -> Result<Vec<PlannedClaim>, VolumeStepError> {
-    let packed: Vec<MoverReport> = load(ctx, name, PACKED)
-        .map_err(|e| VolumeStepError::Claim(e.to_string()))?
-        .unwrap_or_default();
+    let packed: Vec<MoverReport> = load(ctx, name, PACKED)?.unwrap_or_default();
     let under: Option<String> = load(ctx, name, PACKED_UNDER)?;
     let now = frozen_digest(ctx, name)?;
     if now.is_empty() || under.as_deref() != Some(now.as_str()) {
@@ -880,12 +871,12 @@ async fn movers(
 
 impl From<crate::state::StateError> for VolumeStepError {
     fn from(e: crate::state::StateError) -> Self {
-        VolumeStepError::Claim(format!("state: {e}"))
+        VolumeStepError::State(e.to_string())
     }
 }
 
 impl From<EngineError> for VolumeStepError {
     fn from(e: EngineError) -> Self {
-        VolumeStepError::Claim(e.to_string())
+        VolumeStepError::State(e.to_string())
     }
 }
