@@ -465,3 +465,48 @@ fn an_order_naming_a_claim_that_is_not_a_kubernetes_name_is_refused() {
         text(&out)
     );
 }
+
+#[test]
+fn a_mover_refuses_an_order_changed_after_the_coordinator_pinned_it_or_naming_another_claim() {
+    let m = movers();
+    let dir = m.ws.join("claims/pinned");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let order = m.ws.join(&format!("state/{}", m.order));
+    let bytes = std::fs::read(&order).expect("order");
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+    );
+    // Someone who can write the state store rewrites the order after the pin.
+    std::fs::write(
+        &order,
+        String::from_utf8_lossy(&bytes).replace("data-analyzer-0", "data-analyzer-9"),
+    )
+    .expect("tamper");
+    let out = m
+        .command("pack", 0, &dir)
+        .args(["--order-digest", &digest])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("the order was changed after the coordinator wrote it"),
+        "{}",
+        text(&out)
+    );
+    // The order as written, but the Job was started for another claim.
+    std::fs::write(&order, &bytes).expect("restore");
+    let out = m
+        .command("pack", 0, &dir)
+        .args(["--order-digest", &digest, "--claim", "data-analyzer-1"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "its claim 0 is data-analyzer-0, not the data-analyzer-1 this mover was started for"
+        ),
+        "{}",
+        text(&out)
+    );
+}
