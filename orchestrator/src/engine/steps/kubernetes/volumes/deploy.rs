@@ -1,0 +1,195 @@
+//! `deploy`'s part for a volume workload: the target's claims checked against what
+//! was packed, then created, restored, re-read and compared before any workload starts.
+
+use std::collections::BTreeMap;
+
+use connectors::kube::volumes::{PlannedClaim, claim_status, planned_claims};
+use connectors::kube::{ApplyOptions, Resource, apply};
+use plans::{KubernetesWorkload, Stage, Volumes};
+
+use super::super::{load, say, with_causes};
+use super::movers::{movers, order};
+use super::{
+    PACKED, PACKED_UNDER, RESTORED, VERIFIED, VolumeStepError, compare, frozen_digest,
+    manifests_err,
+};
+use crate::engine::Context;
+use crate::volumes::coordinator::run_movers;
+use crate::volumes::mover::MoverReport;
+use crate::volumes::order::MoverTask;
+
+/// The claims the target gets for `transformed`, checked against what was packed:
+/// every claim has staged data and room for it. Returns the template claims to add to
+/// the applied resources (explicit claims are among them already).
+pub(crate) fn target_claims(
+    ctx: &Context,
+    name: &str,
+    transformed: &[Resource],
+) -> Result<Vec<PlannedClaim>, VolumeStepError> {
+    let packed: Vec<MoverReport> = load(ctx, name, PACKED)?.unwrap_or_default();
+    let under: Option<String> = load(ctx, name, PACKED_UNDER)?;
+    let now = frozen_digest(ctx, name)?;
+    if now.is_empty() || under.as_deref() != Some(now.as_str()) {
+        return Err(VolumeStepError::Claim(format!(
+            "the last `copy: {name}` did not run under the source's current freeze (the source ran since, or was put back in service by a rollback): what it wrote since would stay behind; run `{{ freeze: {name} }}` and `{{ copy: {name} }}` again before the deploy"
+        )));
+    }
+    let claims = planned_claims(transformed).map_err(manifests_err("the target's claims"))?;
+    for claim in &claims {
+        let Some(report) = packed.iter().find(|r| r.claim == claim.name) else {
+            return Err(VolumeStepError::Claim(format!(
+                "claim {} has no staged data: the last `copy: {name}` did not pack it (were replicas added since?); run the copy again",
+                claim.name
+            )));
+        };
+        let needed = report.packed.as_ref().map_or(0, |p| p.bytes);
+        if let Some(request) = claim.request
+            && request < needed
+        {
+            return Err(VolumeStepError::Claim(format!(
+                "claim {}/{} requests {request} bytes, its staged data is {needed}: raise its storage request (transform.jsonPatches) before the deploy",
+                claim.resource.namespace, claim.name
+            )));
+        }
+    }
+    Ok(claims)
+}
+
+/// `deploy`'s part: create the claims, restore each, re-read each, compare each root
+/// with the packed one; the restore and re-read reports. The workloads are applied by
+/// the caller only after this succeeded.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn restore_claims(
+    ctx: &Context,
+    stage: &Stage,
+    step_index: usize,
+    name: &str,
+    w: &KubernetesWorkload,
+    v: &Volumes,
+    tgt: &kube::Client,
+    claims: &[PlannedClaim],
+) -> Result<(Vec<MoverReport>, Vec<MoverReport>), VolumeStepError> {
+    if claims.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let target_ns = claims[0].resource.namespace.clone();
+    let packed: Vec<MoverReport> = load(ctx, name, PACKED)?.unwrap_or_default();
+    // A claim a workload already mounts is never written into: a resumed deploy whose
+    // restore matched (and was re-read) leaves it alone, anything else is refused.
+    let mut in_use = Vec::new();
+    for claim in claims {
+        let users = connectors::kube::volumes::claim_users(tgt.clone(), &target_ns, &claim.name)
+            .await
+            .map_err(manifests_err(format!("the pods of {}/{target_ns}", w.to)))?;
+        if !users.is_empty() {
+            in_use.push(format!("{} (by {})", claim.name, users.join(", ")));
+        }
+    }
+    if !in_use.is_empty() {
+        let verified: Vec<MoverReport> = load(ctx, name, VERIFIED)?.unwrap_or_default();
+        let all_checked = claims.iter().all(|c| {
+            let root = packed.iter().find(|p| p.claim == c.name).map(|p| &p.root);
+            verified
+                .iter()
+                .any(|v| v.claim == c.name && Some(&v.root) == root)
+        });
+        if all_checked {
+            say(
+                ctx,
+                stage,
+                format!(
+                    "{name}: claims already restored and re-read, now in use at {}: {}; not restored again",
+                    w.to,
+                    in_use.join("; ")
+                ),
+            );
+            return Ok((load(ctx, name, RESTORED)?.unwrap_or_default(), verified));
+        }
+        return Err(VolumeStepError::Claim(format!(
+            "claims in use at {}/{target_ns}: {}: relocate does not restore into a claim a workload may be writing; stop it (`relocate rollback`, or scale it to 0) and run again",
+            w.to,
+            in_use.join("; ")
+        )));
+    }
+    let resources: Vec<Resource> = claims.iter().map(|c| c.resource.clone()).collect();
+    apply(tgt, &resources, ApplyOptions::from(w))
+        .await
+        .map_err(manifests_err(format!("creating the claims at {}", w.to)))?;
+    let names: Vec<String> = claims.iter().map(|c| c.name.clone()).collect();
+    say(
+        ctx,
+        stage,
+        format!(
+            "{name}: restoring {} claim(s) ({}) with mover Jobs in {}/{target_ns}",
+            names.len(),
+            names.join(", "),
+            w.to
+        ),
+    );
+    let restorers = movers(
+        ctx,
+        stage,
+        step_index,
+        name,
+        v,
+        tgt.clone(),
+        &target_ns,
+        MoverTask::Restore,
+    )
+    .await?;
+    let order = order(ctx, name, names.clone());
+    let reports = run_movers(&restorers, &order, MoverTask::Restore, &BTreeMap::new()).await?;
+    for report in &reports {
+        compare(&packed, report, "restored")?;
+        let status = claim_status(tgt.clone(), &target_ns, &report.claim)
+            .await
+            .map_err(|e| {
+                VolumeStepError::Claim(format!(
+                    "claim {target_ns}/{}: {}",
+                    report.claim,
+                    with_causes(&e)
+                ))
+            })?;
+        status
+            .accepts(&target_ns, &report.claim, 0)
+            .map_err(|e| VolumeStepError::Claim(e.to_string()))?;
+        if let Some(r) = &report.restored {
+            say(
+                ctx,
+                stage,
+                format!(
+                    "{name}: claim {} restored and re-hashed: {} file(s) written ({} byte(s)), {} already there, root {}",
+                    r.claim, r.files_written, r.bytes_written, r.files_present, r.root
+                ),
+            );
+        }
+    }
+    // The restore compared each file with the manifest; the re-read compares the whole
+    // tree, so a file the manifest does not name (left by an earlier attempt) fails here,
+    // before any workload starts on it.
+    let rereaders = movers(
+        ctx,
+        stage,
+        step_index,
+        name,
+        v,
+        tgt.clone(),
+        &target_ns,
+        MoverTask::Verify,
+    )
+    .await?;
+    let verified = run_movers(&rereaders, &order, MoverTask::Verify, &BTreeMap::new()).await?;
+    for report in &verified {
+        compare(&packed, report, "re-read")?;
+    }
+    say(
+        ctx,
+        stage,
+        format!(
+            "{name}: {} claim(s) re-read at {} before the workload starts: every root equals the packed one",
+            verified.len(),
+            w.to
+        ),
+    );
+    Ok((reports, verified))
+}

@@ -1,0 +1,156 @@
+//! The claims' data of a Kubernetes workload with `volumes: { copy: true }`.
+//!
+//! - `copy` packs every claim of the workload at the source into the staging store,
+//!   one mover Job per claim ([`crate::volumes::coordinator`]): while the source runs it
+//!   reads the live volume (on the node that holds it attached) and says the copy is not
+//!   point-in-time; after `freeze` it is the final, consistent one. Each claim's staged
+//!   manifest is fetched into the state directory, checked against the staged digest
+//!   and root, and kept for the evidence and the record.
+//! - `deploy` ([`restore_claims`]) creates the target's claims (a StatefulSet's template
+//!   claims included, under the names its controller adopts), refuses a claim smaller
+//!   than its data before writing anything, restores each from staging with a mover
+//!   (the first consumer, which binds `WaitForFirstConsumer` claims), and compares each
+//!   restored root with the packed one; only then are the workloads applied.
+//! - `verify` re-reads every target claim with a mover and compares its root.
+//!
+//! Every report is recorded in `workload_state` (`volumes-packed`, `volumes-restored`,
+//! `volumes-verified`); the stage's evidence names each claim's manifest and root.
+
+mod copy;
+mod deploy;
+mod movers;
+mod verify;
+
+pub(crate) use copy::copy;
+pub(crate) use deploy::{restore_claims, target_claims};
+pub(crate) use verify::verify;
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::{FROZEN, with_causes};
+use crate::engine::{Context, EngineError};
+use crate::progress::StepSummary;
+use crate::volumes::mover::MoverReport;
+
+/// `workload_state` names.
+pub(crate) const PACKED: &str = "volumes-packed";
+pub(crate) const RESTORED: &str = "volumes-restored";
+pub(crate) const VERIFIED: &str = "volumes-verified";
+
+/// `meta` key of the state directory's id in mover names.
+pub(super) const RUN_ID: &str = "volumes_run_id";
+
+/// `workload_state`: the digest of the `frozen` record the last pack ran under (empty
+/// when the source ran), so a deploy never restores data copied before the source was
+/// last put back in service.
+pub(crate) const PACKED_UNDER: &str = "volumes-packed-under";
+
+/// How long one claim's mover may run unless the plan says (`volumes.timeout`).
+pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The image movers run unless the plan names one: the tag the README's `docker build`
+/// gives this version.
+pub(super) fn default_image() -> String {
+    format!("relocate:{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Why the claims' data could not move; the step fails with it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum VolumeStepError {
+    /// Reading or transforming the workload's manifests failed.
+    #[error("{what}: {}", with_causes(source.as_ref()))]
+    Manifests {
+        /// What was being done.
+        what: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A store could not be opened or read.
+    #[error("{what}: {}", with_causes(source.as_ref()))]
+    Store {
+        /// What was being done.
+        what: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A mover failed or a claim was refused.
+    #[error("{}", with_causes(.0))]
+    Mover(#[from] crate::volumes::mover::MoverError),
+    /// The staged or restored data is not what was packed.
+    #[error("{0}")]
+    Mismatch(String),
+    /// A claim cannot take its data, or has none staged.
+    #[error("{0}")]
+    Claim(String),
+    /// The state directory could not be read or written.
+    #[error("state: {0}")]
+    State(String),
+}
+
+pub(super) fn manifests_err(
+    what: impl Into<String>,
+) -> impl FnOnce(connectors::kube::KubeError) -> VolumeStepError {
+    let what = what.into();
+    move |e| VolumeStepError::Manifests {
+        what,
+        source: Box::new(e),
+    }
+}
+
+/// The digest of the `frozen` record now ("" when the source is not frozen).
+pub(super) fn frozen_digest(ctx: &Context, name: &str) -> Result<String, EngineError> {
+    Ok(ctx
+        .db
+        .workload_state(name, FROZEN)?
+        .map(|json| hex::encode(Sha256::digest(json.as_bytes())))
+        .unwrap_or_default())
+}
+
+/// A mover's root against the packed one.
+pub(super) fn compare(
+    packed: &[MoverReport],
+    report: &MoverReport,
+    what: &str,
+) -> Result<(), VolumeStepError> {
+    let expected = packed
+        .iter()
+        .find(|p| p.claim == report.claim)
+        .map(|p| p.root.as_str());
+    if expected != Some(report.root.as_str()) {
+        return Err(VolumeStepError::Mismatch(format!(
+            "claim {}: the {what} volume's root is {}, the packed one {}",
+            report.claim,
+            report.root,
+            expected.unwrap_or("(none: never packed)")
+        )));
+    }
+    Ok(())
+}
+
+pub(super) fn summary_of(reports: &[MoverReport]) -> StepSummary {
+    let (files, bytes) = reports
+        .iter()
+        .filter_map(|r| r.packed.as_ref())
+        .fold((0, 0), |(f, b), p| (f + p.files, b + p.bytes));
+    StepSummary {
+        copied: files,
+        bytes,
+        ..Default::default()
+    }
+}
+
+impl From<crate::state::StateError> for VolumeStepError {
+    fn from(e: crate::state::StateError) -> Self {
+        VolumeStepError::State(e.to_string())
+    }
+}
+
+impl From<EngineError> for VolumeStepError {
+    fn from(e: EngineError) -> Self {
+        VolumeStepError::State(e.to_string())
+    }
+}
