@@ -530,3 +530,73 @@ fn a_mover_whose_image_cannot_be_pulled_fails_the_copy_naming_the_reason() {
     assert!(text.contains("cannot start: ErrImagePull"), "{text}");
     assert!(text.contains("claim data-db-0"), "{text}");
 }
+
+/// The target's database pods run only on the tainted `db` pool, and each mounts two
+/// claims: the restore's movers (the claims' first consumers, which bind them) must land
+/// where the database can run, and both claims of one pod on one node. Without the
+/// workload's constraints a mover lands on the general pool; without co-location the
+/// scheduler spreads the two movers over two zones, and the pod could never start.
+#[test]
+fn restore_movers_bind_claims_where_the_workload_runs_and_one_pods_claims_together() {
+    let m = setup("1Gi", MOVE, "");
+    let mut set = database("1Gi");
+    set["spec"]["template"]["spec"]["nodeSelector"] = json!({"pool": "db"});
+    set["spec"]["template"]["spec"]["tolerations"] =
+        json!([{"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}]);
+    set["spec"]["volumeClaimTemplates"]
+        .as_array_mut()
+        .expect("templates")
+        .push(json!({"metadata": {"name": "wal"},
+                     "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}));
+    m.src.insert(STATEFULSETS, set);
+    {
+        let mut store = m.src.objects.lock().expect("lock");
+        fake_kube::workloads::reconcile(&mut store);
+    }
+    let (wal_source, wal_target) = (m.ws.join("claims/msk-wal"), m.ws.join("claims/zrh-wal"));
+    std::fs::create_dir_all(wal_source.join("pg_wal")).expect("wal");
+    std::fs::create_dir_all(&wal_target).expect("wal target");
+    std::fs::write(
+        wal_source.join("pg_wal/000000010000000000000001"),
+        vec![7u8; 65536],
+    )
+    .expect("segment");
+    m.src.set_claim_dir("analysis", "wal-db-0", &wal_source);
+    m.dst.set_claim_dir("analysis-zrh", "wal-db-0", &wal_target);
+    m.dst.add_node(
+        "zrh-a-1",
+        &[
+            ("topology.kubernetes.io/zone", "zrh-a"),
+            ("pool", "general"),
+        ],
+        &[],
+    );
+    for (node, zone) in [("zrh-b-1", "zrh-b"), ("zrh-c-1", "zrh-c")] {
+        m.dst.add_node(
+            node,
+            &[("topology.kubernetes.io/zone", zone), ("pool", "db")],
+            &[("dedicated", "db", "NoSchedule")],
+        );
+    }
+    let before = (listing(&m.source_dir), listing(&wal_source));
+    let out = run(&m);
+    let text = both(&out);
+    assert!(out.status.success(), "run failed:\n{text}");
+    assert_eq!((listing(&m.target_dir), listing(&wal_target)), before);
+    let data = m.dst.claim_selected_node("analysis-zrh", "data-db-0");
+    let wal = m.dst.claim_selected_node("analysis-zrh", "wal-db-0");
+    assert!(
+        matches!(data.as_deref(), Some("zrh-b-1" | "zrh-c-1")),
+        "data-db-0 was bound for {data:?}, not a node of the database's pool"
+    );
+    assert_eq!(
+        wal, data,
+        "the pod's two claims were bound for different nodes"
+    );
+    // Every mover at the target carried the database's toleration.
+    for job in m.dst.job_requests() {
+        let spec = &job["spec"]["template"]["spec"];
+        assert_eq!(spec["nodeSelector"], json!({"pool": "db"}), "{job}");
+        assert_eq!(spec["tolerations"][0]["key"], "dedicated", "{job}");
+    }
+}

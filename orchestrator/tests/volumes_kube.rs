@@ -107,6 +107,7 @@ fn mover(task: &str, namespace: &str, state_store: &str, read_only: bool) -> Mov
         read_only,
         as_root: !read_only,
         node: None,
+        scheduling: Default::default(),
     }
 }
 

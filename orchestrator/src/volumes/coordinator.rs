@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use connectors::kube::volumes::{MoverJob, claim_status, ensure_mover_job};
+use connectors::kube::volumes::{MoverJob, Scheduling, claim_status, ensure_mover_job, mover_node};
 use connectors::kube::workers::{
     WorkerJob, WorkerResources, job_name, job_progress, stuck_worker_pods,
 };
@@ -70,13 +70,19 @@ impl std::fmt::Debug for Movers {
 
 /// Where a claim's mover runs and what it mounts (default: the claim itself, on any
 /// node).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Placement {
     /// The node to run on.
     pub node: Option<String>,
     /// The claim to mount instead (a snapshot's clone); the staged prefix stays the
     /// claim's own.
     pub mount: Option<String>,
+    /// The node constraints of the workload that mounts the claim.
+    pub scheduling: Scheduling,
+    /// A claim of the same order that one pod mounts with this one: this mover starts
+    /// once that claim's mover is done, on the node it ran on, if this claim is still
+    /// unbound (so both bind in one zone; see `connectors::kube::volumes::placement`).
+    pub colocated_with: Option<String>,
 }
 
 /// Run `task` for every claim of `order`; their reports, in the order's claim order.
@@ -95,22 +101,47 @@ pub async fn run_movers(
         .await
         .map_err(state_err)?;
     let mut jobs = Vec::new();
+    let mut leaders: Vec<Option<usize>> = Vec::new();
     for (index, claim) in order.claims.iter().enumerate() {
         let mut job = mover_job(movers, order, task, index, claim, &digest);
-        if let Some(placement) = placements.get(claim) {
-            job.node = placement.node.clone();
-            if let Some(mount) = &placement.mount {
-                job.claim = mount.clone();
-            }
+        let placement = placements.get(claim).cloned().unwrap_or_default();
+        job.node = placement.node;
+        job.scheduling = placement.scheduling;
+        if let Some(mount) = placement.mount {
+            job.claim = mount;
         }
-        ensure_mover_job(movers.client.clone(), &job)
-            .await
-            .map_err(|e| cluster(claim, e))?;
+        let leader = placement
+            .colocated_with
+            .and_then(|l| order.claims.iter().position(|c| *c == l))
+            .filter(|l| *l != index);
+        if leader.is_none() {
+            ensure_mover_job(movers.client.clone(), &job)
+                .await
+                .map_err(|e| cluster(claim, e))?;
+        }
         jobs.push(job);
+        leaders.push(leader);
     }
     let deadline = Instant::now() + movers.timeout;
-    // All at once: the first mover to fail fails the step, whichever claim it has.
-    futures::future::try_join_all(jobs.iter().map(|job| wait(movers, job, task, deadline))).await?;
+    // All at once: the first mover to fail fails the step, whichever claim it has. A
+    // claim restored next to another starts when that one's mover is done.
+    let jobs = &jobs;
+    futures::future::try_join_all(jobs.iter().zip(&leaders).map(|(job, leader)| async move {
+        match leader {
+            None => wait(movers, job, task, deadline).await,
+            Some(leader) => {
+                let leader = &jobs[*leader];
+                wait(movers, leader, task, deadline).await?;
+                let mut job = job.clone();
+                job.node = next_to(movers, leader, &job).await?;
+                ensure_mover_job(movers.client.clone(), &job)
+                    .await
+                    .map_err(|e| cluster(&job.claim, e))?;
+                wait(movers, &job, task, deadline).await
+            }
+        }
+    }))
+    .await?;
     let mut reports = Vec::new();
     for (index, job) in jobs.iter().enumerate() {
         let report: MoverReport = exchange::get_json(
@@ -199,7 +230,39 @@ fn mover_job(
         // restore writes them with CHOWN, FOWNER and DAC_OVERRIDE.
         as_root: true,
         node: None,
+        scheduling: Scheduling::default(),
     }
+}
+
+/// The node for `job`'s mover, whose claim must bind next to `leader`'s: the node the
+/// leader's mover ran on, unless the claim is bound already (its volume decides).
+async fn next_to(
+    movers: &Movers,
+    leader: &MoverJob,
+    job: &MoverJob,
+) -> Result<Option<String>, MoverError> {
+    let status = claim_status(movers.client.clone(), &movers.namespace, &job.claim)
+        .await
+        .map_err(|e| cluster(&job.claim, e))?;
+    if status.phase == "Bound" {
+        return Ok(job.node.clone());
+    }
+    let node = mover_node(
+        movers.client.clone(),
+        &movers.namespace,
+        &leader.worker.name,
+    )
+    .await
+    .map_err(|e| cluster(&leader.claim, e))?;
+    match &node {
+        Some(node) => {
+            tracing::info!(claim = %job.claim, next_to = %leader.claim, %node, "restoring a claim on the node of the claim its pod mounts with it")
+        }
+        None => {
+            tracing::warn!(claim = %job.claim, next_to = %leader.claim, "the mover of the claim mounted with this one left no pod naming its node; restoring without a pin")
+        }
+    }
+    Ok(node.or_else(|| job.node.clone()))
 }
 
 async fn wait(

@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 
 mod controller;
 mod kubelet;
+pub mod scheduler;
 
 use super::apiserver::status;
 use super::{FakeCluster, Objects};
@@ -64,6 +65,8 @@ struct State {
     claims: BTreeMap<(String, String), PathBuf>,
     /// Claims no volume will ever bind (a class without a provisioner).
     unbindable: std::collections::BTreeSet<(String, String)>,
+    /// The nodes pods are scheduled on (none: no scheduling).
+    nodes: Vec<scheduler::Node>,
     jobs: BTreeMap<(String, String), Value>,
     requests: Vec<Value>,
     logs: BTreeMap<(String, String), Arc<LogBuffer>>,

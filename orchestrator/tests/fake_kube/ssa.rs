@@ -205,6 +205,18 @@ fn merge_server_fields(
         .unwrap_or(json!("2026-11-30T09:00:00Z"));
     meta["resourceVersion"] = json!("5000");
     meta["generation"] = json!(generation);
+    // Annotations other managers set (the scheduler's selected-node on a claim) stay:
+    // an apply owns only the fields it sends.
+    if let Some(old) = old_meta["annotations"].as_object() {
+        for (k, v) in old {
+            if meta["annotations"].get(k).is_none() {
+                if !meta["annotations"].is_object() {
+                    meta["annotations"] = json!({});
+                }
+                meta["annotations"][k] = v.clone();
+            }
+        }
+    }
     meta["managedFields"] = Value::Array(managers);
     if let Some(status) = existing.and_then(|e| e.get("status")) {
         object["status"] = status.clone();

@@ -2,8 +2,7 @@
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, EnvVar, NodeAffinity, NodeSelector, NodeSelectorRequirement,
-    NodeSelectorTerm, PersistentVolumeClaimVolumeSource, Volume, VolumeMount,
+    Capabilities, EnvVar, PersistentVolumeClaimVolumeSource, Volume, VolumeMount,
 };
 use kube::Client;
 use kube::api::{Api, PostParams};
@@ -11,6 +10,7 @@ use kube::api::{Api, PostParams};
 use super::super::KubeError;
 use super::super::resource::ResourceId;
 use super::super::workers::{WorkerJob, build_job};
+use super::placement::Scheduling;
 
 /// Where the claim is mounted in a mover pod.
 pub const VOLUME_MOUNT: &str = "/volume";
@@ -18,7 +18,7 @@ pub const VOLUME_MOUNT: &str = "/volume";
 const VOLUME_NAME: &str = "claim";
 
 /// One claim's mover.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MoverJob {
     /// The Job as a worker (one completion, its args `volume pack …`).
     pub worker: WorkerJob,
@@ -28,8 +28,11 @@ pub struct MoverJob {
     pub read_only: bool,
     /// Run as root with the capabilities to restore (or read) any owner's files.
     pub as_root: bool,
-    /// Pin the pod to this node (where a running pod holds the claim attached).
+    /// Pin the pod to this node (where a running pod holds the claim attached, or
+    /// where a claim mounted with this one was restored).
     pub node: Option<String>,
+    /// The node constraints of the workload mounting the claim.
+    pub scheduling: Scheduling,
 }
 
 /// The `batch/v1` Job for `mover`.
@@ -46,26 +49,10 @@ pub fn build_mover_job(mover: &MoverJob) -> Job {
         }),
         ..Volume::default()
     });
-    if let Some(node) = &mover.node {
-        // As a DaemonSet pins its pods: by the node's name, through the scheduler (which
-        // still checks resources and taints), not by a hostname label that may differ.
-        pod.affinity = Some(Affinity {
-            node_affinity: Some(NodeAffinity {
-                required_during_scheduling_ignored_during_execution: Some(NodeSelector {
-                    node_selector_terms: vec![NodeSelectorTerm {
-                        match_fields: Some(vec![NodeSelectorRequirement {
-                            key: "metadata.name".into(),
-                            operator: "In".into(),
-                            values: Some(vec![node.clone()]),
-                        }]),
-                        ..NodeSelectorTerm::default()
-                    }],
-                }),
-                ..NodeAffinity::default()
-            }),
-            ..Affinity::default()
-        });
-    }
+    // The workload's node constraints, and the node pin (as a DaemonSet pins its pods:
+    // by the node's name, through the scheduler, which still checks resources and
+    // taints, not by a hostname label that may differ).
+    mover.scheduling.apply(pod, mover.node.as_deref());
     if let Some(sc) = pod.security_context.as_mut() {
         sc.fs_group = None;
         if mover.as_root {

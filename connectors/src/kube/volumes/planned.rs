@@ -11,8 +11,11 @@
 
 use serde_json::{Map, Value, json};
 
+use std::collections::BTreeMap;
+
 use super::super::{KubeError, Resource};
 use super::claims::parse_quantity;
+use super::placement::Scheduling;
 
 /// A claim whose data moves.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +28,14 @@ pub struct PlannedClaim {
     pub statefulset: Option<String>,
     /// Bytes it requests (`spec.resources.requests.storage`), when it says.
     pub request: Option<u64>,
+    /// The node constraints of the first pod template mounting it (none if no template
+    /// does): its mover must bind it where the workload can run.
+    pub scheduling: Scheduling,
+    /// A claim one pod mounts together with this one (the first of them by name): this
+    /// claim's mover runs after that claim's and on its node, so both bind in one zone.
+    /// `None` for the first claim of such a set, for a claim mounted alone, and for a
+    /// `ReadWriteMany`/`ReadOnlyMany` claim (not bound to a node).
+    pub colocated_with: Option<String>,
 }
 
 /// The claims of `resources` (exported, or transformed for the target), by name.
@@ -39,6 +50,8 @@ pub fn planned_claims(resources: &[Resource]) -> Result<Vec<PlannedClaim>, KubeE
             request: request_of(&r.object),
             resource: r.clone(),
             statefulset: None,
+            scheduling: Scheduling::default(),
+            colocated_with: None,
         });
     }
     for set in resources.iter().filter(|r| r.kind == "StatefulSet") {
@@ -83,6 +96,8 @@ pub fn planned_claims(resources: &[Resource]) -> Result<Vec<PlannedClaim>, KubeE
                     request: request_of(&object),
                     resource: Resource::from_object(object, &set.namespace)?,
                     statefulset: Some(set.name.clone()),
+                    scheduling: Scheduling::default(),
+                    colocated_with: None,
                 });
             }
         }
@@ -113,7 +128,123 @@ pub fn planned_claims(resources: &[Resource]) -> Result<Vec<PlannedClaim>, KubeE
             }
         }
     }
+    place(resources, &mut claims)?;
     Ok(claims)
+}
+
+/// The claims each pod mounts: a StatefulSet's pod `i` its template claims of ordinal
+/// `i` and the claims its template names; any other pod the claims its template names.
+fn pods_claims(r: &Resource) -> Vec<Vec<String>> {
+    let template = match r.kind.as_str() {
+        "CronJob" => r.object.pointer("/spec/jobTemplate/spec/template/spec"),
+        _ => r.object.pointer("/spec/template/spec"),
+    };
+    let named: Vec<String> = template
+        .and_then(|t| t.get("volumes"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.pointer("/persistentVolumeClaim/claimName"))
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    if r.kind != "StatefulSet" {
+        return vec![named];
+    }
+    let o = &r.object;
+    let replicas = o
+        .pointer("/spec/replicas")
+        .and_then(Value::as_u64)
+        .unwrap_or(1);
+    let start = o
+        .pointer("/spec/ordinals/start")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let templates: Vec<&str> = o
+        .pointer("/spec/volumeClaimTemplates")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.pointer("/metadata/name").and_then(Value::as_str))
+        .collect();
+    (start..start + replicas)
+        .map(|ordinal| {
+            let mut pod: Vec<String> = templates
+                .iter()
+                .map(|t| format!("{t}-{}-{ordinal}", r.name))
+                .collect();
+            pod.extend(named.iter().cloned());
+            pod
+        })
+        .collect()
+}
+
+/// Each claim's scheduling (its first mounting template's) and the claim it must be
+/// restored next to (see [`PlannedClaim::colocated_with`]).
+fn place(resources: &[Resource], claims: &mut [PlannedClaim]) -> Result<(), KubeError> {
+    let shared = |c: &PlannedClaim| {
+        c.resource
+            .object
+            .pointer("/spec/accessModes")
+            .and_then(Value::as_array)
+            .is_some_and(|modes| {
+                modes
+                    .iter()
+                    .any(|m| m == "ReadWriteMany" || m == "ReadOnlyMany")
+            })
+    };
+    let node_bound: BTreeMap<String, bool> = claims
+        .iter()
+        .map(|c| (c.name.clone(), !shared(c)))
+        .collect();
+    // Union-find over the claims one pod mounts together; the root is the smallest name.
+    let mut parent: BTreeMap<String, String> = BTreeMap::new();
+    fn root(parent: &BTreeMap<String, String>, claim: &str) -> String {
+        let mut at = claim.to_owned();
+        while let Some(up) = parent.get(&at).filter(|up| **up != at) {
+            at = up.clone();
+        }
+        at
+    }
+    let mut scheduled: BTreeMap<String, Scheduling> = BTreeMap::new();
+    for r in resources {
+        let template = match r.kind.as_str() {
+            "CronJob" => r.object.pointer("/spec/jobTemplate/spec/template/spec"),
+            _ => r.object.pointer("/spec/template/spec"),
+        };
+        let Some(template) = template else { continue };
+        let pods = pods_claims(r);
+        if pods.iter().all(Vec::is_empty) {
+            continue;
+        }
+        let scheduling = Scheduling::of_pod_spec(template, &format!("{} {}", r.kind, r.name))?;
+        for pod in pods {
+            for claim in &pod {
+                scheduled
+                    .entry(claim.clone())
+                    .or_insert_with(|| scheduling.clone());
+            }
+            let bound: Vec<&String> = pod
+                .iter()
+                .filter(|c| node_bound.get(*c) == Some(&true))
+                .collect();
+            for pair in bound.windows(2) {
+                let (a, b) = (root(&parent, pair[0]), root(&parent, pair[1]));
+                if a != b {
+                    let (low, high) = if a < b { (a, b) } else { (b, a) };
+                    parent.insert(high, low);
+                }
+            }
+        }
+    }
+    for claim in claims.iter_mut() {
+        if let Some(s) = scheduled.remove(&claim.name) {
+            claim.scheduling = s;
+        }
+        let leader = root(&parent, &claim.name);
+        claim.colocated_with = (leader != claim.name).then_some(leader);
+    }
+    Ok(())
 }
 
 fn template_claim(
@@ -247,5 +378,50 @@ mod tests {
         }));
         let err = planned_claims(&[set]).expect_err("refused");
         assert!(err.to_string().contains("no metadata.name"), "{err}");
+    }
+
+    #[test]
+    fn claims_one_pod_mounts_are_restored_together_with_the_workloads_node_constraints() {
+        let set = resource(json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "db", "namespace": "analysis"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "db"}},
+                     "template": {"spec": {
+                        "nodeSelector": {"pool": "db"},
+                        "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+                        "containers": [{"name": "db", "image": "postgres"}],
+                        "volumes": [{"name": "shared", "persistentVolumeClaim": {"claimName": "shared"}}]}},
+                     "volumeClaimTemplates": [
+                        {"metadata": {"name": "wal"}, "spec": {"accessModes": ["ReadWriteOnce"]}},
+                        {"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}]}
+        }));
+        let shared = resource(json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "shared", "namespace": "analysis"},
+            "spec": {"accessModes": ["ReadWriteMany"]}
+        }));
+        let cache = resource(json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "cache", "namespace": "analysis"}, "spec": {}
+        }));
+        let claims = planned_claims(&[set, shared, cache]).expect("claims");
+        let by = |name: &str| claims.iter().find(|c| c.name == name).expect(name);
+        assert_eq!(by("data-db-0").colocated_with, None);
+        assert_eq!(by("wal-db-0").colocated_with.as_deref(), Some("data-db-0"));
+        assert_eq!(by("wal-db-1").colocated_with.as_deref(), Some("data-db-1"));
+        // Mounted by every pod, but ReadWriteMany: no node to share.
+        assert_eq!(by("shared").colocated_with, None);
+        // Mounted by no pod: nothing to follow, no constraints.
+        assert_eq!(by("cache").colocated_with, None);
+        assert_eq!(by("cache").scheduling, Scheduling::default());
+        for name in ["data-db-0", "wal-db-1", "shared"] {
+            let s = &by(name).scheduling;
+            assert_eq!(
+                s.node_selector.get("pool").map(String::as_str),
+                Some("db"),
+                "{name}"
+            );
+            assert_eq!(s.tolerations.len(), 1, "{name}");
+        }
     }
 }

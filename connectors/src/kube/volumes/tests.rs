@@ -34,6 +34,7 @@ fn mover(read_only: bool, as_root: bool) -> MoverJob {
         read_only,
         as_root,
         node: None,
+        scheduling: Default::default(),
     }
 }
 

@@ -37,6 +37,14 @@ impl Jobs {
                          "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name,
                                               "uid": job["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}]},
             "spec": template["spec"], "status": {"phase": "Pending"}});
+        let mut pod = pod;
+        match self.schedule(&namespace, &template["spec"]) {
+            Ok(Some(node)) => pod["spec"]["nodeName"] = json!(node),
+            Ok(None) => {}
+            Err(message) => {
+                return self.put_pod(&namespace, super::scheduler::unschedulable(pod, &message));
+            }
+        }
         let container = template["spec"]["containers"][0].clone();
         if let Err(message) = self.attach_claims(&namespace, &template["spec"]) {
             return self.put_pod(&namespace, waiting(pod, "ContainerCreating", &message));

@@ -113,22 +113,21 @@ async fn pack_claims(
                 w.namespace, claim.name, w.from, status.phase
             )));
         }
-        if frozen.is_none()
-            && v.snapshot_class.is_none()
-            && let Some(node) = claim_node(src.clone(), &w.namespace, &claim.name)
+        // A mover may need the workload's tolerations to reach the claim's node, and
+        // its node selector to stay where the claim can attach.
+        let placement = placements
+            .entry(claim.name.clone())
+            .or_insert_with(|| Placement {
+                scheduling: claim.scheduling.clone(),
+                ..Placement::default()
+            });
+        if frozen.is_none() && v.snapshot_class.is_none() {
+            placement.node = claim_node(src.clone(), &w.namespace, &claim.name)
                 .await
                 .map_err(manifests_err(format!(
                     "the pods of {}/{}",
                     w.from, w.namespace
-                )))?
-        {
-            placements.insert(
-                claim.name.clone(),
-                Placement {
-                    node: Some(node),
-                    mount: None,
-                },
-            );
+                )))?;
         }
     }
     let names: Vec<String> = claims.iter().map(|c| c.name.clone()).collect();
@@ -184,13 +183,9 @@ async fn pack_claims(
                     clone.snapshot
                 ),
             );
-            placements.insert(
-                claim.clone(),
-                Placement {
-                    node: None,
-                    mount: Some(clone.claim.clone()),
-                },
-            );
+            let placement = placements.entry(claim.clone()).or_default();
+            placement.node = None;
+            placement.mount = Some(clone.claim.clone());
             clones.push(clone);
         }
     }

@@ -3,18 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use connectors::kube::volumes::{PlannedClaim, claim_status, planned_claims};
+use connectors::kube::volumes::{PlannedClaim, Scheduling, claim_status, planned_claims};
 use connectors::kube::{ApplyOptions, Resource, apply};
 use plans::{KubernetesWorkload, Stage, Volumes};
 
-use super::super::{load, say, with_causes};
+use super::super::{load, save, say, with_causes};
 use super::movers::{movers, order};
 use super::{
-    PACKED, PACKED_UNDER, RESTORED, VERIFIED, VolumeStepError, compare, frozen_digest,
-    manifests_err,
+    PACKED, PACKED_UNDER, RESTORED, SCHEDULING, VERIFIED, VolumeStepError, compare, frozen_digest,
+    manifests_err, placed,
 };
 use crate::engine::Context;
-use crate::volumes::coordinator::run_movers;
+use crate::volumes::coordinator::{Placement, run_movers};
 use crate::volumes::mover::MoverReport;
 use crate::volumes::order::MoverTask;
 
@@ -138,7 +138,25 @@ pub(crate) async fn restore_claims(
     )
     .await?;
     let order = order(ctx, name, names.clone());
-    let reports = run_movers(&restorers, &order, MoverTask::Restore, &BTreeMap::new()).await?;
+    // Each restore mover binds its claim (the first consumer): where the workload may
+    // run, and next to the claims one pod mounts with it.
+    let scheduling: BTreeMap<String, Scheduling> = claims
+        .iter()
+        .map(|c| (c.name.clone(), c.scheduling.clone()))
+        .collect();
+    save(ctx, name, SCHEDULING, &scheduling)?;
+    let placements: BTreeMap<String, Placement> = claims
+        .iter()
+        .map(|c| {
+            let placement = Placement {
+                scheduling: c.scheduling.clone(),
+                colocated_with: c.colocated_with.clone(),
+                ..Placement::default()
+            };
+            (c.name.clone(), placement)
+        })
+        .collect();
+    let reports = run_movers(&restorers, &order, MoverTask::Restore, &placements).await?;
     for report in &reports {
         compare(&packed, report, "restored")?;
         let status = claim_status(tgt.clone(), &target_ns, &report.claim)
@@ -178,7 +196,7 @@ pub(crate) async fn restore_claims(
         MoverTask::Verify,
     )
     .await?;
-    let verified = run_movers(&rereaders, &order, MoverTask::Verify, &BTreeMap::new()).await?;
+    let verified = run_movers(&rereaders, &order, MoverTask::Verify, &placed(&scheduling)).await?;
     for report in &verified {
         compare(&packed, report, "re-read")?;
     }

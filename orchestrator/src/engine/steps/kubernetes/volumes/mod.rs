@@ -39,6 +39,10 @@ pub(crate) const PACKED: &str = "volumes-packed";
 pub(crate) const RESTORED: &str = "volumes-restored";
 pub(crate) const VERIFIED: &str = "volumes-verified";
 
+/// `workload_state`: each target claim's node constraints, from the workload that
+/// mounts it (a re-read mover needs its tolerations to reach the claim's node).
+pub(crate) const SCHEDULING: &str = "volumes-scheduling";
+
 /// `meta` key of the state directory's id in mover names.
 pub(super) const RUN_ID: &str = "volumes_run_id";
 
@@ -141,6 +145,22 @@ pub(super) fn summary_of(reports: &[MoverReport]) -> StepSummary {
         bytes,
         ..Default::default()
     }
+}
+
+/// Placements that carry only the claims' node constraints.
+pub(super) fn placed(
+    scheduling: &std::collections::BTreeMap<String, connectors::kube::volumes::Scheduling>,
+) -> std::collections::BTreeMap<String, crate::volumes::coordinator::Placement> {
+    scheduling
+        .iter()
+        .map(|(claim, s)| {
+            let placement = crate::volumes::coordinator::Placement {
+                scheduling: s.clone(),
+                ..Default::default()
+            };
+            (claim.clone(), placement)
+        })
+        .collect()
 }
 
 impl From<crate::state::StateError> for VolumeStepError {

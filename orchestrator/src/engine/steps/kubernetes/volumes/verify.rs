@@ -2,11 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use connectors::kube::volumes::Scheduling;
 use plans::Stage;
 
 use super::super::{StepOutput, client, failed, load, save, say, started};
 use super::movers::{movers, order};
-use super::{PACKED, VERIFIED, VolumeStepError, compare, manifests_err, summary_of};
+use super::{
+    PACKED, SCHEDULING, VERIFIED, VolumeStepError, compare, manifests_err, placed, summary_of,
+};
 use crate::engine::Context;
 use crate::engine::steps::{StepResult, missing_workload};
 use crate::progress::StepSummary;
@@ -93,7 +96,10 @@ pub(crate) async fn verify(
         )
         .await?;
         let order = order(ctx, name, names);
-        let reports = run_movers(&movers, &order, MoverTask::Verify, &BTreeMap::new()).await?;
+        let scheduling: BTreeMap<String, Scheduling> =
+            load(ctx, name, SCHEDULING)?.unwrap_or_default();
+        let reports =
+            run_movers(&movers, &order, MoverTask::Verify, &placed(&scheduling)).await?;
         for report in &reports {
             compare(&packed, report, "re-read")?;
         }
