@@ -4,8 +4,8 @@
 //! runs, `freeze`, the delta `copy`, `deploy` (claims created and restored before the
 //! StatefulSet), `verify` (the target re-read). The target's claim equals the source's
 //! by an independent listing; the evidence names the claim's manifest and root; a claim
-//! too small for its data, and one that never binds, fail naming the claim, and the
-//! failed cutover stage puts the source back in service.
+//! too small for its data, and one that never binds, fail naming the claim, with the
+//! source kept frozen until the operator reruns or rolls back.
 
 mod fake_kube;
 mod util;
@@ -285,12 +285,39 @@ fn a_claim_smaller_than_its_data_fails_the_deploy_before_anything_is_applied() {
             .is_none(),
         "the StatefulSet was applied to the target"
     );
-    // The failed cutover stage rolls back: the source serves again, unchanged.
+    // The source stays frozen (its data is staged; restarting it would make the copy
+    // stale), and the failure says how to go on either way.
+    let source = m.src.get(STATEFULSETS, "db").expect("source");
+    assert_eq!(source["spec"]["replicas"], 0, "the source was restarted");
+    assert!(
+        text.contains("the source stays frozen")
+            && text.contains("relocate rollback plan.yaml --stage cutover"),
+        "{text}"
+    );
+    let out = rollback(&m, "cutover");
+    assert!(out.status.success(), "rollback failed:\n{}", both(&out));
     let source = m.src.get(STATEFULSETS, "db").expect("source");
     assert_eq!(
         source["spec"]["replicas"], 1,
-        "the source is not back in service"
+        "the rollback did not put the source back in service"
     );
+}
+
+fn rollback(m: &Move, stage: &str) -> std::process::Output {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("relocate"))
+        .args([
+            "rollback",
+            "plan.yaml",
+            "--stage",
+            stage,
+            "--state-dir",
+            "state",
+            "--output",
+            "plain",
+        ])
+        .current_dir(m.ws.path())
+        .output()
+        .expect("run relocate rollback")
 }
 
 #[test]
@@ -313,6 +340,16 @@ fn a_target_claim_that_never_binds_fails_naming_it() {
             .is_none(),
         "nothing may be restored into a claim that never bound"
     );
+    // Kept frozen: once the class binds (the operator fixed it), a rerun finishes the
+    // move without the source having run in between.
+    let source = m.src.get(STATEFULSETS, "db").expect("source");
+    assert_eq!(source["spec"]["replicas"], 0, "the source was restarted");
+    m.dst.set_claim_bindable("analysis-zrh", "data-db-0");
+    let before = listing(&m.source_dir);
+    let out = run(&m);
+    let text = both(&out);
+    assert!(out.status.success(), "the rerun failed:\n{text}");
+    assert_eq!(listing(&m.target_dir), before, "the target claim differs");
 }
 
 #[test]
@@ -441,8 +478,8 @@ fn a_coordinator_killed_mid_restore_re_attaches_to_its_mover_on_rerun() {
 #[test]
 fn a_deploy_refuses_a_copy_made_before_the_source_was_put_back_in_service() {
     // Stage `cutover` freezes and copies; stage `switch` deploys and fails (the claim
-    // is too small), which rolls the source back into service. The rerun must not
-    // restore the old copy: the source has written since.
+    // is too small), and the operator rolls the source back into service. The rerun
+    // must not restore the old copy: the source has written since.
     let m = setup("1Mi", "{ freeze: analyzer }, { copy: analyzer }", "");
     let plan = std::fs::read_to_string(m.ws.join("plan.yaml")).expect("plan");
     m.ws.write(
@@ -456,6 +493,11 @@ fn a_deploy_refuses_a_copy_made_before_the_source_was_put_back_in_service() {
         "{}",
         both(&first)
     );
+    // The failed deploy keeps the source frozen; the operator puts it back in service.
+    let source = m.src.get(STATEFULSETS, "db").expect("source");
+    assert_eq!(source["spec"]["replicas"], 0, "the source was restarted");
+    let out = rollback(&m, "switch");
+    assert!(out.status.success(), "{}", both(&out));
     let source = m.src.get(STATEFULSETS, "db").expect("source");
     assert_eq!(source["spec"]["replicas"], 1, "the source serves again");
     // The operator fixes the size at the source; the rerun reaches the deploy again.

@@ -51,6 +51,13 @@ pub(crate) async fn run_stage(
                 | EngineError::Rejected { .. }
                 | EngineError::SignoffRefused { .. }
         )
+        && !matches!(
+            e,
+            EngineError::StepFailed {
+                cause: StepFailure::SourceKeptFrozen { .. },
+                ..
+            }
+        )
     {
         roll_back_cutover(ctx, stage).await;
     }

@@ -113,6 +113,12 @@ impl FakeCluster {
             .unbindable
             .insert((namespace.to_owned(), name.to_owned()));
     }
+    /// Claim `namespace/name` binds again (its class was fixed).
+    pub fn set_claim_bindable(&self, namespace: &str, name: &str) {
+        lock(&self.api.jobs.state)
+            .unbindable
+            .remove(&(namespace.to_owned(), name.to_owned()));
+    }
     /// Every Job body POSTed, in order (rejected ones included).
     pub fn job_requests(&self) -> Vec<Value> {
         lock(&self.api.jobs.state).requests.clone()

@@ -295,7 +295,7 @@ pub(crate) async fn deploy(
     let claims = match volume {
         Some(_) => match volumes::target_claims(ctx, name, &transformed) {
             Ok(claims) => claims,
-            Err(e) => return failed(e),
+            Err(e) => return volumes::kept_frozen(ctx, stage, e),
         },
         None => Vec::new(),
     };
@@ -324,7 +324,7 @@ pub(crate) async fn deploy(
                 save(ctx, name, volumes::RESTORED, &restored)?;
                 save(ctx, name, volumes::VERIFIED, &verified)?;
             }
-            Err(e) => return failed(e),
+            Err(e) => return volumes::kept_frozen(ctx, stage, e),
         }
     }
     let applied: Vec<Applied> = match apply(&tgt, &transformed, options).await {

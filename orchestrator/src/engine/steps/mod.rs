@@ -84,6 +84,16 @@ pub enum StepFailure {
     /// A step that reports its failure as text (object counts, a cluster's answer).
     #[error("{0}")]
     Report(String),
+    /// A cutover step failed before anything started at the target, on data copied
+    /// under the freeze: the source is kept frozen (no automatic rollback), so a rerun
+    /// after the fix has no new writes to copy and restores only what is missing.
+    #[error("{detail}\n  {hint}")]
+    SourceKeptFrozen {
+        /// Why the step failed.
+        detail: String,
+        /// How to go on: rerun, or roll back by hand.
+        hint: String,
+    },
 }
 
 impl From<String> for StepFailure {

@@ -147,6 +147,27 @@ pub(super) fn summary_of(reports: &[MoverReport]) -> StepSummary {
     }
 }
 
+/// A deploy's volume failure, before any workload was applied at the target: the
+/// source stays frozen (its data is staged; restarting it would make the copy stale),
+/// and the failure says how to go on either way.
+pub(crate) fn kept_frozen(
+    ctx: &Context,
+    stage: &plans::Stage,
+    e: VolumeStepError,
+) -> super::StepOutput {
+    let plan = ctx.plan.path().display();
+    Ok((
+        StepSummary::default(),
+        crate::engine::steps::StepResult::Failed(crate::engine::StepFailure::SourceKeptFrozen {
+            detail: e.to_string(),
+            hint: format!(
+                "nothing was started at the target and the source stays frozen: fix the cause and run `relocate run {plan}` again (claims restored and matching are not written again), or put the source back in service with `relocate rollback {plan} --stage {}`",
+                stage.name
+            ),
+        }),
+    ))
+}
+
 /// Placements that carry only the claims' node constraints.
 pub(super) fn placed(
     scheduling: &std::collections::BTreeMap<String, connectors::kube::volumes::Scheduling>,
