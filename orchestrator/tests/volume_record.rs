@@ -75,6 +75,8 @@ fn volume_evidence(p: &Packed) -> VolumeEvidence {
         not_moved: s.not_moved.clone(),
         hard_links: s.hard_links,
         checked: "restored".into(),
+        checked_in: None,
+        packed_from: None,
     }
 }
 

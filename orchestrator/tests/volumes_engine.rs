@@ -238,6 +238,9 @@ fn a_statefulsets_claim_moves_with_it_and_its_root_is_in_the_evidence() {
     assert_eq!(volume["claim"], "data-db-0", "{workload}");
     assert_eq!(volume["namespace"], "analysis-zrh");
     assert_eq!(volume["checked"], "reread", "{volume}");
+    // Where the check was made, and that the copy it checks was made under the freeze.
+    assert_eq!(volume["checkedIn"], "cutover attempt 1", "{volume}");
+    assert_eq!(volume["packedFrom"], "frozen", "{volume}");
     let manifest =
         m.ws.join("state/volumes/analyzer/data-db-0.manifest.ndjson");
     let bytes = std::fs::read(&manifest).expect("the claim's manifest is kept");
@@ -400,6 +403,12 @@ fn a_seed_with_a_snapshot_class_reads_a_clone_of_the_claim_and_deletes_it_after(
         m.ws.join("state/volumes/analyzer/data-db-0.manifest.ndjson")
             .exists()
     );
+    // The evidence says the seed is point-in-time (a snapshot) and only packed.
+    let statement = evidence(&m.ws);
+    let volume = &statement["predicate"]["workloads"][0]["volumes"][0];
+    assert_eq!(volume["packedFrom"], "snapshot", "{volume}");
+    assert_eq!(volume["checked"], "packed", "{volume}");
+    assert_eq!(volume["checkedIn"], "cutover attempt 1", "{volume}");
 }
 
 #[test]

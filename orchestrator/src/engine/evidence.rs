@@ -301,47 +301,59 @@ fn deployed_resources<'a>(
 /// Each packed claim of a volume workload: its manifest and root as packed, and the
 /// last check that matched them (a restore re-hashes every file; a verify re-reads).
 fn volume_evidence(ctx: &Context, name: &str) -> Result<Vec<VolumeEvidence>, EngineError> {
-    use super::steps::kubernetes::volumes::{PACKED, RESTORED, VERIFIED};
+    use super::steps::kubernetes::volumes::{CHECKS, Check, PACKED, PACKED_FROM, PACKED_IN};
     use crate::volumes::mover::MoverReport;
-    let read = |state: &str| -> Result<Vec<MoverReport>, EngineError> {
+    fn read<T: serde::de::DeserializeOwned>(
+        ctx: &Context,
+        name: &str,
+        state: &str,
+    ) -> Result<Option<T>, EngineError> {
         match ctx.db.workload_state(name, state)? {
-            Some(json) => serde_json::from_str(&json).map_err(|e| EngineError::Evidence {
-                stage: String::new(),
-                detail: format!("{state} of {name}: {e}"),
-            }),
-            None => Ok(Vec::new()),
+            Some(json) => {
+                serde_json::from_str(&json)
+                    .map(Some)
+                    .map_err(|e| EngineError::Evidence {
+                        stage: String::new(),
+                        detail: format!("{state} of {name}: {e}"),
+                    })
+            }
+            None => Ok(None),
         }
-    };
-    let (packed, restored, verified) = (read(PACKED)?, read(RESTORED)?, read(VERIFIED)?);
+    }
+    let packed: Vec<MoverReport> = read(ctx, name, PACKED)?.unwrap_or_default();
+    let checks: std::collections::BTreeMap<String, Check> =
+        read(ctx, name, CHECKS)?.unwrap_or_default();
+    let packed_from: Option<String> = read(ctx, name, PACKED_FROM)?;
+    let packed_in: Option<String> = read(ctx, name, PACKED_IN)?;
     let namespace = ctx
         .plan
         .kubernetes_workload(name)
         .map_or(String::new(), |w| w.target_namespace().to_owned());
-    let matched = |reports: &[MoverReport], claim: &str, root: &str| {
-        reports.iter().any(|r| r.claim == claim && r.root == root)
-    };
     Ok(packed
         .iter()
         .filter_map(|r| r.packed.as_ref().map(|p| (r, p)))
-        .map(|(r, p)| VolumeEvidence {
-            claim: r.claim.clone(),
-            namespace: namespace.clone(),
-            entries: p.entries,
-            files: p.files,
-            bytes: p.bytes,
-            root: format!("sha256:{}", p.root),
-            manifest_digest: format!("sha256:{}", p.manifest_sha256),
-            sparse: p.sparse.clone(),
-            not_moved: p.not_moved.clone(),
-            hard_links: p.hard_links,
-            checked: if matched(&verified, &r.claim, &p.root) {
-                "reread"
-            } else if matched(&restored, &r.claim, &p.root) {
-                "restored"
-            } else {
-                "packed"
+        .map(|(r, p)| {
+            // A check counts only for the data packed now (its root); it says where it
+            // was made, which may be an earlier stage or attempt.
+            let (checked, checked_in) = match checks.get(&r.claim).filter(|c| c.root == p.root) {
+                Some(c) => (c.checked.clone(), Some(c.made_in.clone())),
+                None => ("packed".to_owned(), packed_in.clone()),
+            };
+            VolumeEvidence {
+                claim: r.claim.clone(),
+                namespace: namespace.clone(),
+                entries: p.entries,
+                files: p.files,
+                bytes: p.bytes,
+                root: format!("sha256:{}", p.root),
+                manifest_digest: format!("sha256:{}", p.manifest_sha256),
+                sparse: p.sparse.clone(),
+                not_moved: p.not_moved.clone(),
+                hard_links: p.hard_links,
+                checked,
+                checked_in,
+                packed_from: packed_from.clone(),
             }
-            .to_owned(),
         })
         .collect())
 }

@@ -159,8 +159,23 @@ fn render_volumes(e: &EvidencePredicate) -> String {
                 ByteSize::b(v.bytes).display().iec(),
                 v.bytes,
                 v.entries,
-                v.checked
+                match &v.checked_in {
+                    Some(at) => format!("{} in {at}", v.checked),
+                    None => v.checked.clone(),
+                }
             );
+            match v.packed_from.as_deref() {
+                Some("live") => {
+                    let _ = writeln!(t, "    packed from the running source: not point-in-time");
+                }
+                Some("snapshot") => {
+                    let _ = writeln!(t, "    packed from a CSI snapshot (point-in-time)");
+                }
+                Some(_) => {
+                    let _ = writeln!(t, "    packed from the frozen source (point-in-time)");
+                }
+                None => {}
+            }
             let _ = writeln!(t, "    Merkle root {}", v.root);
             let _ = writeln!(t, "    manifest {}", v.manifest_digest);
             if v.hard_links > 0 {

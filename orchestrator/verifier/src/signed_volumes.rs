@@ -246,6 +246,8 @@ mod tests {
             not_moved: Vec::new(),
             hard_links: 0,
             checked: "packed".into(),
+            checked_in: None,
+            packed_from: None,
         }
     }
 

@@ -237,6 +237,14 @@ pub struct VolumeEvidence {
     pub hard_links: u64,
     /// The last check whose root matched: `packed`, `restored` or `reread`.
     pub checked: String,
+    /// Where that check was made, `<stage> attempt <n>`: a check carried over from an
+    /// earlier stage or attempt says so, not only the stage that signs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_in: Option<String>,
+    /// What the pack read: `frozen` (the source stopped: point-in-time), `snapshot` (a
+    /// CSI snapshot: point-in-time) or `live` (the running source: not point-in-time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packed_from: Option<String>,
 }
 
 impl VolumeEvidence {

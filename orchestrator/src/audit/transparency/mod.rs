@@ -123,13 +123,19 @@ impl VolumeView {
         if !v.not_moved.is_empty() {
             notes.push(format!("not moved: {}", v.not_moved.join(", ")));
         }
+        if v.packed_from.as_deref() == Some("live") {
+            notes.push("packed from the running source: not point-in-time".into());
+        }
         Self {
             claim: v.claim.clone(),
             namespace: v.namespace.clone(),
             files: v.files,
             bytes: v.bytes,
             root: v.root.clone(),
-            checked: v.checked.clone(),
+            checked: match &v.checked_in {
+                Some(at) => format!("{} in {at}", v.checked),
+                None => v.checked.clone(),
+            },
             notes,
         }
     }

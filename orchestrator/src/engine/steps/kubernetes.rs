@@ -323,6 +323,8 @@ pub(crate) async fn deploy(
             Ok((restored, verified)) => {
                 save(ctx, name, volumes::RESTORED, &restored)?;
                 save(ctx, name, volumes::VERIFIED, &verified)?;
+                volumes::record_checks(ctx, stage, name, "restored", &restored)?;
+                volumes::record_checks(ctx, stage, name, "reread", &verified)?;
             }
             Err(e) => return volumes::kept_frozen(ctx, stage, e),
         }

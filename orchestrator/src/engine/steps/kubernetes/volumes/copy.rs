@@ -17,7 +17,10 @@ use super::super::{
     with_causes,
 };
 use super::movers::{movers, order, staging};
-use super::{PACKED, PACKED_UNDER, VolumeStepError, frozen_digest, manifests_err, summary_of};
+use super::{
+    PACKED, PACKED_FROM, PACKED_IN, PACKED_UNDER, VolumeStepError, frozen_digest, made_in,
+    manifests_err, summary_of,
+};
 use crate::engine::Context;
 use crate::engine::steps::{StepResult, missing_workload};
 use crate::progress::StepSummary;
@@ -58,6 +61,13 @@ pub(crate) async fn copy(
         Ok(reports) => {
             save(ctx, name, PACKED, &reports)?;
             save(ctx, name, PACKED_UNDER, &frozen_digest(ctx, name)?)?;
+            let from = match (&frozen, &v.snapshot_class) {
+                (Some(_), _) => "frozen",
+                (None, Some(_)) => "snapshot",
+                (None, None) => "live",
+            };
+            save(ctx, name, PACKED_FROM, &from)?;
+            save(ctx, name, PACKED_IN, &made_in(ctx, stage)?)?;
             Ok((summary_of(&reports), StepResult::Succeeded))
         }
         Err(e) => failed(e),

@@ -43,6 +43,62 @@ pub(crate) const VERIFIED: &str = "volumes-verified";
 /// mounts it (a re-read mover needs its tolerations to reach the claim's node).
 pub(crate) const SCHEDULING: &str = "volumes-scheduling";
 
+/// `workload_state`: per claim, the last restore or re-read and where it was made
+/// ([`Check`]), so the evidence says which stage and attempt checked the data.
+pub(crate) const CHECKS: &str = "volumes-checks";
+/// `workload_state`: what the last pack read (`frozen`, `snapshot` or `live`).
+pub(crate) const PACKED_FROM: &str = "volumes-packed-from";
+/// `workload_state`: where the last pack was made (`<stage> attempt <n>`).
+pub(crate) const PACKED_IN: &str = "volumes-packed-in";
+
+/// One claim's last check of its restored data.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Check {
+    /// `restored` or `reread`.
+    pub(crate) checked: String,
+    /// The root the check found.
+    pub(crate) root: String,
+    /// `<stage> attempt <n>`.
+    pub(crate) made_in: String,
+}
+
+/// `<stage> attempt <n>` of the running attempt of `stage`.
+pub(super) fn made_in(ctx: &Context, stage: &plans::Stage) -> Result<String, EngineError> {
+    let index = ctx
+        .plan
+        .plan()
+        .stages
+        .iter()
+        .position(|s| s.name == stage.name)
+        .unwrap_or_default();
+    let attempt = ctx.db.stage(index)?.map_or(1, |r| r.attempt);
+    Ok(format!("{} attempt {attempt}", stage.name))
+}
+
+/// Record `reports` as the claims' last `checked` (`restored` or `reread`).
+pub(crate) fn record_checks(
+    ctx: &Context,
+    stage: &plans::Stage,
+    name: &str,
+    checked: &str,
+    reports: &[MoverReport],
+) -> Result<(), EngineError> {
+    let mut checks: std::collections::BTreeMap<String, Check> =
+        super::load(ctx, name, CHECKS)?.unwrap_or_default();
+    let made_in = made_in(ctx, stage)?;
+    for r in reports {
+        checks.insert(
+            r.claim.clone(),
+            Check {
+                checked: checked.to_owned(),
+                root: r.root.clone(),
+                made_in: made_in.clone(),
+            },
+        );
+    }
+    super::save(ctx, name, CHECKS, &checks)
+}
+
 /// `meta` key of the state directory's id in mover names.
 pub(super) const RUN_ID: &str = "volumes_run_id";
 

@@ -8,7 +8,8 @@ use plans::Stage;
 use super::super::{StepOutput, client, failed, load, save, say, started};
 use super::movers::{movers, order};
 use super::{
-    PACKED, SCHEDULING, VERIFIED, VolumeStepError, compare, manifests_err, placed, summary_of,
+    PACKED, SCHEDULING, VERIFIED, VolumeStepError, compare, manifests_err, placed, record_checks,
+    summary_of,
 };
 use crate::engine::Context;
 use crate::engine::steps::{StepResult, missing_workload};
@@ -103,6 +104,7 @@ pub(crate) async fn verify(
         for report in &reports {
             compare(&packed, report, "re-read")?;
         }
+        record_checks(ctx, stage, name, "reread", &reports)?;
         let mut reports = reports;
         reports.extend(kept);
         Ok::<_, VolumeStepError>(reports)
