@@ -40,6 +40,15 @@ fn database(storage: &str) -> Value {
                         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}}}]}})
 }
 
+/// A local-path class as kind has it; the default when `default`.
+fn storage_class(name: &str, default: bool) -> Value {
+    json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+           "metadata": {"name": name, "annotations": {
+               "storageclass.kubernetes.io/is-default-class": if default { "true" } else { "false" }}},
+           "provisioner": "rancher.io/local-path", "reclaimPolicy": "Delete",
+           "volumeBindingMode": "WaitForFirstConsumer"})
+}
+
 fn secret(cluster: &FakeCluster, namespace: &str) {
     cluster.insert(
         &format!("/api/v1/namespaces/{namespace}/secrets"),
@@ -63,6 +72,8 @@ fn setup(storage: &str, steps: &str, volume_keys: &str) -> Move {
     let (src, dst) = (FakeCluster::start(), FakeCluster::start());
     src.api.create_namespace("analysis");
     dst.api.create_namespace("analysis-zrh");
+    dst.api
+        .insert_cluster_scoped("storageclasses", storage_class("standard", true));
     let ws = Workspace::new();
     ws.write("kubeconfig.yaml", kubeconfig(&src, &dst));
     let (endpoint, root) = (
@@ -650,4 +661,36 @@ fn restore_movers_bind_claims_where_the_workload_runs_and_one_pods_claims_togeth
         assert_eq!(spec["nodeSelector"], json!({"pool": "db"}), "{job}");
         assert_eq!(spec["tolerations"][0]["key"], "dedicated", "{job}");
     }
+}
+
+/// The database's claim names no class, and the target has no default one: it would
+/// stay Pending for ever. The deploy refuses it before creating anything, naming the
+/// claim and the fix, and keeps the source frozen.
+#[test]
+fn a_claim_without_a_class_at_a_target_without_a_default_class_is_refused_before_anything_is_created()
+ {
+    let m = setup("1Gi", MOVE, "");
+    m.dst
+        .api
+        .insert_cluster_scoped("storageclasses", storage_class("standard", false));
+    let out = run(&m);
+    let text = both(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("claims data-db-0 name no storage class and zrh has no default StorageClass")
+            && text.contains("transform.jsonPatches"),
+        "{text}"
+    );
+    assert!(
+        m.dst
+            .get(
+                "/api/v1/namespaces/analysis-zrh/persistentvolumeclaims",
+                "data-db-0"
+            )
+            .is_none(),
+        "the claim was created"
+    );
+    assert!(m.dst.job_requests().is_empty(), "a mover was started");
+    let source = m.src.get(STATEFULSETS, "db").expect("source");
+    assert_eq!(source["spec"]["replicas"], 0, "the source was restarted");
 }

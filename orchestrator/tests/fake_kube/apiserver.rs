@@ -168,6 +168,14 @@ pub async fn middleware(State(server): State<ApiServer>, request: Request, next:
     if parts.len() == 5 && parts[3] == "namespaces" {
         return super::lifecycle::namespace(&server, &method, &parts[4], &query);
     }
+    // `/apis/{group}/v1/{plural}`: the cluster-scoped classes.
+    if parts.len() == 5
+        && parts[1] == "apis"
+        && !path.contains("/namespaces/")
+        && method == Method::GET
+    {
+        return super::lifecycle::cluster_scoped_list(&server, &parts[4]);
+    }
     // `/apis/{group}/v1/{plural}/{name}`: a cluster-scoped class.
     if parts.len() == 6 && parts[1] == "apis" && !path.contains("/namespaces/") {
         return super::lifecycle::cluster_scoped(&server, &method, &parts[4], &parts[5]);
@@ -264,6 +272,16 @@ impl ApiServer {
             b.cluster
                 .get(&(plural.to_owned(), name.to_owned()))
                 .cloned()
+        })
+    }
+
+    pub(super) fn classes(&self, plural: &str) -> Vec<Value> {
+        self.with(|b| {
+            b.cluster
+                .iter()
+                .filter(|((p, _), _)| p == plural)
+                .map(|(_, o)| o.clone())
+                .collect()
         })
     }
 

@@ -44,6 +44,28 @@ pub fn namespace(
 }
 
 /// `GET /apis/{group}/v1/{plural}/{name}` for cluster-scoped classes.
+/// `GET /apis/{group}/v1/{plural}`: every class of `plural`.
+pub fn cluster_scoped_list(server: &ApiServer, plural: &str) -> Response {
+    let kind = match plural {
+        "storageclasses" => "StorageClassList",
+        "priorityclasses" => "PriorityClassList",
+        "ingressclasses" => "IngressClassList",
+        _ => {
+            return status(
+                404,
+                "NotFound",
+                format!("the server could not find the requested resource ({plural})"),
+                json!({}),
+            );
+        }
+    };
+    axum::Json(
+        json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "5000"},
+                      "items": server.classes(plural)}),
+    )
+    .into_response()
+}
+
 pub fn cluster_scoped(server: &ApiServer, method: &Method, plural: &str, name: &str) -> Response {
     if *method != Method::GET {
         return status(

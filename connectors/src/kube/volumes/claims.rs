@@ -1,8 +1,9 @@
 //! A claim as a mover needs to see it: bound or not, how large, which class.
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Client;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 
 use super::super::KubeError;
 use super::super::resource::ResourceId;
@@ -111,6 +112,35 @@ pub async fn claim_status(
         capacity: bound.or(requested),
         storage_class: spec.storage_class_name,
     })
+}
+
+/// The annotation marking a cluster's default StorageClass.
+const DEFAULT_CLASS: &str = "storageclass.kubernetes.io/is-default-class";
+
+/// The cluster's default StorageClass, `None` when it has none: a claim that names no
+/// class would then stay `Pending` for ever.
+pub async fn default_storage_class(client: Client) -> Result<Option<String>, KubeError> {
+    let id = ResourceId {
+        api_version: "storage.k8s.io/v1".into(),
+        kind: "StorageClass".into(),
+        namespace: String::new(),
+        name: "<all>".into(),
+    };
+    let classes = Api::<StorageClass>::all(client)
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| KubeError::from_api(&id, e))?;
+    Ok(classes
+        .items
+        .into_iter()
+        .find(|c| {
+            c.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(DEFAULT_CLASS))
+                .is_some_and(|v| v == "true")
+        })
+        .and_then(|c| c.metadata.name))
 }
 
 /// Bytes of a storage quantity (`10Gi`, `500M`, `1e9`, `1073741824`); `None` when it

@@ -24,7 +24,7 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
-pub use claims::{ClaimRefused, ClaimStatus, claim_status, parse_quantity};
+pub use claims::{ClaimRefused, ClaimStatus, claim_status, default_storage_class, parse_quantity};
 pub use job::{MoverJob, VOLUME_MOUNT, build_mover_job, ensure_mover_job};
 pub use node::{claim_node, claim_users};
 pub use placement::{Scheduling, mover_node};

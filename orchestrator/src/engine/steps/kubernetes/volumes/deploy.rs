@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use connectors::kube::volumes::{PlannedClaim, Scheduling, claim_status, planned_claims};
+use connectors::kube::volumes::{
+    PlannedClaim, Scheduling, claim_status, default_storage_class, planned_claims,
+};
 use connectors::kube::{ApplyOptions, Resource, apply};
 use plans::{KubernetesWorkload, Stage, Volumes};
 
@@ -111,6 +113,7 @@ pub(crate) async fn restore_claims(
             in_use.join("; ")
         )));
     }
+    check_default_class(w, tgt, claims).await?;
     let resources: Vec<Resource> = claims.iter().map(|c| c.resource.clone()).collect();
     apply(tgt, &resources, ApplyOptions::from(w))
         .await
@@ -210,4 +213,41 @@ pub(crate) async fn restore_claims(
         ),
     );
     Ok((reports, verified))
+}
+
+/// A claim that names no class gets the target's default one; without a default it
+/// stays `Pending` for ever, so it is refused before anything is created. A cluster
+/// whose classes cannot be listed (RBAC) is not refused: the restore's `Pending` check
+/// still names the claim.
+async fn check_default_class(
+    w: &KubernetesWorkload,
+    tgt: &kube::Client,
+    claims: &[PlannedClaim],
+) -> Result<(), VolumeStepError> {
+    let classless: Vec<&str> = claims
+        .iter()
+        .filter(|c| {
+            let o = &c.resource.object;
+            o.pointer("/spec/storageClassName")
+                .is_none_or(|v| v.is_null())
+                && o.pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class")
+                    .is_none()
+        })
+        .map(|c| c.name.as_str())
+        .collect();
+    if classless.is_empty() {
+        return Ok(());
+    }
+    match default_storage_class(tgt.clone()).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(VolumeStepError::Claim(format!(
+            "claims {} name no storage class and {} has no default StorageClass: they would stay Pending; give them one (`spec.storageClassName` through `transform.jsonPatches`), or mark a StorageClass at the target as its default (annotation storageclass.kubernetes.io/is-default-class: \"true\")",
+            classless.join(", "),
+            w.to
+        ))),
+        Err(e) => {
+            tracing::warn!(cluster = %w.to, error = %with_causes(&e), "cannot list the target's storage classes; the restore's Pending check stands");
+            Ok(())
+        }
+    }
 }
