@@ -694,3 +694,27 @@ fn a_claim_without_a_class_at_a_target_without_a_default_class_is_refused_before
     let source = m.src.get(STATEFULSETS, "db").expect("source");
     assert_eq!(source["spec"]["replicas"], 0, "the source was restarted");
 }
+
+/// `runAsUser`: every mover runs as the volume's user, non-root, with no capability
+/// added (a `restricted` namespace admits it), and the move completes.
+#[test]
+fn movers_run_as_the_plans_user_without_root_or_added_capabilities() {
+    let m = setup(
+        "1Gi",
+        MOVE,
+        "        runAsUser: 999\n        runAsGroup: 998\n",
+    );
+    let out = run(&m);
+    let text = both(&out);
+    assert!(out.status.success(), "{text}");
+    let jobs = [m.src.job_requests(), m.dst.job_requests()].concat();
+    assert!(jobs.len() >= 4, "pack twice, restore, re-read: {jobs:?}");
+    for job in &jobs {
+        let pod = &job["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsUser"], 999, "{job}");
+        assert_eq!(pod["securityContext"]["runAsGroup"], 998, "{job}");
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{job}");
+        let container = &pod["containers"][0]["securityContext"];
+        assert!(container["capabilities"].get("add").is_none(), "{job}");
+    }
+}

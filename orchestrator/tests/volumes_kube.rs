@@ -108,6 +108,7 @@ fn mover(task: &str, namespace: &str, state_store: &str, read_only: bool) -> Mov
         as_root: !read_only,
         node: None,
         scheduling: Default::default(),
+        run_as: None,
     }
 }
 
@@ -313,6 +314,7 @@ async fn the_coordinator_moves_every_claim_and_a_failed_verify_names_its_claim()
         stage: "cutover".into(),
         step: step.into(),
         timeout: Duration::from_secs(60),
+        run_as: None,
     };
     for ns in ["analysis", "analysis-zrh"] {
         cluster.api.create_namespace(ns);

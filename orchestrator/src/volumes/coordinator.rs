@@ -57,6 +57,8 @@ pub struct Movers {
     pub step: String,
     /// How long a mover may take.
     pub timeout: Duration,
+    /// The plan's `runAsUser`/`runAsGroup`: movers run as that user, not root.
+    pub run_as: Option<(i64, i64)>,
 }
 
 impl std::fmt::Debug for Movers {
@@ -227,10 +229,12 @@ fn mover_job(
         read_only: task != MoverTask::Restore,
         // Database volumes are 0700 and owned by their database's user: a pack or a
         // verify reads them as root with only DAC_READ_SEARCH (read-only mount), a
-        // restore writes them with CHOWN, FOWNER and DAC_OVERRIDE.
-        as_root: true,
+        // restore writes them with CHOWN, FOWNER and DAC_OVERRIDE; unless the plan
+        // names the user (`runAsUser`).
+        as_root: movers.run_as.is_none(),
         node: None,
         scheduling: Scheduling::default(),
+        run_as: movers.run_as,
     }
 }
 

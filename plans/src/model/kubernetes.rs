@@ -108,6 +108,15 @@ pub struct Volumes {
     /// `1h`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// Run the movers as this user instead of root (with no added capabilities), for
+    /// volumes whose files one user owns (a database's) and namespaces whose
+    /// PodSecurity level is `restricted`. A file that user cannot read fails the pack
+    /// naming it; an owner it cannot restore fails the deploy's re-read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_user: Option<i64>,
+    /// The movers' group with `runAsUser` (default: the same number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_group: Option<i64>,
 }
 
 /// One named resource.

@@ -174,6 +174,29 @@ fn check_movers(report: &mut Report, at: &str, v: &Volumes) {
             }
         }
     }
+    match (v.run_as_user, v.run_as_group) {
+        (Some(0), _) => report.value(
+            format!("{at}.runAsUser"),
+            "runAsUser 0 is root, which the movers are by default (with only the capabilities each task needs)",
+            "remove `runAsUser` to run as root, or name the uid that owns the volume's files, e.g. `999`",
+        ),
+        (Some(u), _) if !(1..=i64::from(i32::MAX)).contains(&u) => report.value(
+            format!("{at}.runAsUser"),
+            format!("`{u}` is not a user id"),
+            "a number from 1 to 2147483647, the uid that owns the volume's files",
+        ),
+        (None, Some(_)) => report.value(
+            format!("{at}.runAsGroup"),
+            "runAsGroup without runAsUser: the movers run as root",
+            "add `runAsUser`, or remove `runAsGroup`",
+        ),
+        (_, Some(g)) if !(0..=i64::from(i32::MAX)).contains(&g) => report.value(
+            format!("{at}.runAsGroup"),
+            format!("`{g}` is not a group id"),
+            "a number from 0 to 2147483647",
+        ),
+        _ => {}
+    }
     match v.timeout.as_deref().map(parse_duration) {
         Some(Err(why)) => report.value(format!("{at}.timeout"), "timeout is not a duration", why),
         Some(Ok(d)) if d.is_zero() => report.value(
@@ -347,5 +370,24 @@ mod tests {
                 .contains("stage `-cutover-` runs volume movers of `app`")),
             "{diags:#?}"
         );
+    }
+
+    #[test]
+    fn run_as_user_must_name_a_non_root_user_and_run_as_group_needs_it() {
+        let ok = with_volumes("{ copy: true, staging: dst, runAsUser: 999, runAsGroup: 999 }");
+        crate::parse(&ok, std::path::Path::new("plan.yaml")).expect("valid");
+        for (keys, needle) in [
+            ("runAsUser: 0", "runAsUser 0 is root"),
+            ("runAsUser: -5", "`-5` is not a user id"),
+            ("runAsGroup: 999", "runAsGroup without runAsUser"),
+            ("runAsUser: 999, runAsGroup: -1", "`-1` is not a group id"),
+        ] {
+            let plan = with_volumes(&format!("{{ copy: true, staging: dst, {keys} }}"));
+            let diags = diagnostics(&plan);
+            assert!(
+                diags.len() == 1 && diags[0].message.contains(needle),
+                "{keys}: {diags:#?}"
+            );
+        }
     }
 }

@@ -33,6 +33,9 @@ pub struct MoverJob {
     pub node: Option<String>,
     /// The node constraints of the workload mounting the claim.
     pub scheduling: Scheduling,
+    /// Run as this `(uid, gid)`, non-root and without added capabilities (the plan's
+    /// `runAsUser`/`runAsGroup`); `as_root` is then false.
+    pub run_as: Option<(i64, i64)>,
 }
 
 /// The `batch/v1` Job for `mover`.
@@ -55,6 +58,11 @@ pub fn build_mover_job(mover: &MoverJob) -> Job {
     mover.scheduling.apply(pod, mover.node.as_deref());
     if let Some(sc) = pod.security_context.as_mut() {
         sc.fs_group = None;
+        if let Some((uid, gid)) = mover.run_as {
+            sc.run_as_non_root = Some(true);
+            sc.run_as_user = Some(uid);
+            sc.run_as_group = Some(gid);
+        }
         if mover.as_root {
             sc.run_as_non_root = Some(false);
             sc.run_as_user = Some(0);

@@ -35,6 +35,7 @@ fn mover(read_only: bool, as_root: bool) -> MoverJob {
         as_root,
         node: None,
         scheduling: Default::default(),
+        run_as: None,
     }
 }
 
@@ -123,4 +124,21 @@ fn a_mover_pinned_to_a_node_is_scheduled_there_by_name() {
             .get("affinity")
             .is_none()
     );
+}
+
+#[test]
+fn a_mover_run_as_the_volumes_user_is_non_root_with_no_capability_added() {
+    let mut m = mover(false, false);
+    m.run_as = Some((999, 998));
+    let job = job_json(&m);
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsUser"], 999);
+    assert_eq!(pod["securityContext"]["runAsGroup"], 998);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert!(pod["securityContext"].get("fsGroup").is_none(), "{pod}");
+    let sc = &pod["containers"][0]["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true, "{sc}");
+    assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]), "{sc}");
+    assert!(sc["capabilities"].get("add").is_none(), "{sc}");
+    assert_eq!(sc["allowPrivilegeEscalation"], false, "{sc}");
 }
