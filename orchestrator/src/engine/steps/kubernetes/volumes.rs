@@ -546,8 +546,31 @@ pub(crate) async fn restore_claims(
                 ctx,
                 stage,
                 format!(
-                    "{name}: claim {} restored and re-hashed: {} file(s) written ({} byte(s)), {} already there, root {}",
-                    r.claim, r.files_written, r.bytes_written, r.files_present, r.root
+                    "{name}: claim {} restored and re-hashed: {} file(s) written ({} byte(s)), {} already there, {} stray entr{} removed{}, root {}",
+                    r.claim,
+                    r.files_written,
+                    r.bytes_written,
+                    r.files_present,
+                    r.removed,
+                    if r.removed == 1 { "y" } else { "ies" },
+                    if r.removed_paths.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " ({}{})",
+                            r.removed_paths
+                                .iter()
+                                .map(|p| p.escape_debug().to_string())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            if r.removed > r.removed_paths.len() as u64 {
+                                ", …"
+                            } else {
+                                ""
+                            }
+                        )
+                    },
+                    r.root
                 ),
             );
         }
