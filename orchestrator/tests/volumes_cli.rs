@@ -567,7 +567,7 @@ fn a_restore_removes_what_the_manifest_does_not_name_without_following_a_link() 
     std::os::unix::fs::symlink(&outside, dst.join("linkdir")).expect("symlink");
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &dst.join("stray.fifo"),
+        dst.join("stray.fifo"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o644),
         0,
