@@ -303,6 +303,25 @@ mod tests {
     }
 
     #[test]
+    fn a_stray_name_that_is_not_utf8_and_a_stray_socket_are_removed() {
+        // A walk refuses both (a pack fails on the one, leaves out the other); a prune
+        // of the target must still remove them, or the claim never equals the manifest.
+        let dir = tempfile::tempdir().expect("dir");
+        let odd = dir.path().join(OsStr::from_bytes(b"caf\xe9"));
+        std::fs::write(&odd, b"latin-1").expect("file");
+        let _socket =
+            std::os::unix::net::UnixListener::bind(dir.path().join("sock")).expect("socket");
+        tree(dir.path(), &[], &["kept"]);
+        let manifest = vec![entry(".", EntryKind::Dir), entry("kept", EntryKind::File)];
+        let pruned = prune(dir.path(), manifest).expect("prune");
+        assert_eq!(pruned.removed, 2);
+        assert_eq!(pruned.paths, ["caf\u{fffd}", "sock"]);
+        assert!(std::fs::symlink_metadata(&odd).is_err());
+        assert!(std::fs::symlink_metadata(dir.path().join("sock")).is_err());
+        assert!(dir.path().join("kept").exists());
+    }
+
+    #[test]
     fn walk_order_puts_a_directory_before_its_contents_and_siblings_by_bytes() {
         use super::super::walk::walk_order;
         use std::cmp::Ordering::Less;
