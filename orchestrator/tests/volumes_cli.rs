@@ -675,3 +675,53 @@ fn a_restore_over_an_earlier_tree_leaves_the_claim_equal_to_the_new_one_writing_
     let verified = m.run("verify", 0, &dst);
     assert_eq!(verified.status.code(), Some(0), "{}", text(&verified));
 }
+
+#[test]
+fn a_manifest_out_of_walk_order_is_refused_before_anything_is_removed() {
+    let m = movers();
+    let src = m.ws.join("claims/source-0");
+    let dst = m.ws.join("claims/target-0");
+    write(&src, "a", b"a");
+    write(&src, "b/c", b"c");
+    let packed = m.run("pack", 0, &src);
+    assert_eq!(packed.status.code(), Some(0), "{}", text(&packed));
+    write(&dst, "a", b"earlier");
+    write(&dst, "z", b"stray");
+
+    // Someone who can write the staging store moves `a` after `b/` and re-signs the
+    // manifest: a merge trusting that order would remove `a` before meeting it.
+    let dir = m.staged.join("data-analyzer-0");
+    let text_of = std::fs::read_to_string(dir.join("manifest.ndjson")).expect("manifest");
+    let mut entries: Vec<orchestrator::volumes::Entry> = text_of
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("entry"))
+        .collect();
+    let a = entries.remove(1);
+    assert_eq!(a.path, "a");
+    entries.push(a);
+    let mut body = Vec::new();
+    let mut tree = relocate_verifier::merkle::MerkleBuilder::default();
+    for e in &entries {
+        body.extend(serde_json::to_vec(e).expect("json"));
+        body.push(b'\n');
+        tree.push(e.leaf());
+    }
+    std::fs::write(dir.join("manifest.ndjson"), &body).expect("forge");
+    let mut summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("volume.json")).expect("summary"))
+            .expect("json");
+    summary["manifestSha256"] = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)).into();
+    summary["root"] = hex::encode(tree.root()).into();
+    std::fs::write(
+        dir.join("volume.json"),
+        serde_json::to_vec(&summary).expect("json"),
+    )
+    .expect("re-sign");
+
+    let out = m.run("restore", 0, &dst);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    assert!(text(&out).contains("walk order"), "{}", text(&out));
+    assert_eq!(std::fs::read(dst.join("a")).expect("a"), b"earlier");
+    assert_eq!(std::fs::read(dst.join("z")).expect("z"), b"stray");
+    assert!(!dst.join("b").exists(), "the forged manifest was restored");
+}
