@@ -322,6 +322,14 @@ mod tests {
     }
 
     #[test]
+    fn a_restore_report_written_before_prunes_still_parses() {
+        let old = r#"{"claim":"c","root":"ab","filesWritten":1,"filesPresent":2,"bytesWritten":3,
+            "ownershipNotRestored":0,"ownershipSample":[],"notRecreated":[]}"#;
+        let read: super::super::RestoreSummary = serde_json::from_str(old).expect("parses");
+        assert_eq!((read.removed, read.removed_paths.len()), (0, 0));
+    }
+
+    #[test]
     fn walk_order_puts_a_directory_before_its_contents_and_siblings_by_bytes() {
         use super::super::walk::walk_order;
         use std::cmp::Ordering::Less;
