@@ -31,6 +31,16 @@ pub enum VolumeError {
         #[source]
         source: std::io::Error,
     },
+    /// An entry of the target volume that the staged manifest does not name (or names
+    /// as another kind) could not be removed.
+    #[error("cannot remove the stray entry {path} from the target volume")]
+    Remove {
+        /// The entry, relative to the volume's root.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The staging store failed.
     #[error("staging store: {what} {location}")]
     Store {

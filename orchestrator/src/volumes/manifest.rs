@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::VolumeError;
+use super::walk::walk_order;
 
 /// What a path is: the auditor's definition, so the kinds the digest names are one.
 pub use relocate_verifier::volume::EntryKind;
@@ -222,11 +223,28 @@ pub(crate) fn entries(
     }))
 }
 
-/// The Merkle root of a manifest file's entries, hex.
+/// The Merkle root of a manifest file's entries, hex, having checked that they are in
+/// walk order with no path twice (what a walk writes): a restore's prune merges the
+/// claim against that order, so a manifest out of it is refused before anything is
+/// written or removed.
 pub(crate) fn root_of(file: &std::path::Path) -> Result<String, VolumeError> {
     let mut tree = MerkleBuilder::default();
-    for entry in entries(file)? {
-        tree.push(entry?.leaf());
+    let mut previous: Option<String> = None;
+    for (i, entry) in entries(file)?.enumerate() {
+        let entry = entry?;
+        if let Some(previous) = &previous
+            && walk_order(previous, &entry.path) != std::cmp::Ordering::Less
+        {
+            return Err(VolumeError::Corrupt {
+                detail: format!(
+                    "manifest entry {}: {:?} does not come after {previous:?} in walk order",
+                    i + 1,
+                    entry.path
+                ),
+            });
+        }
+        tree.push(entry.leaf());
+        previous = Some(entry.path);
     }
     Ok(hex::encode(tree.root()))
 }
@@ -234,6 +252,53 @@ pub(crate) fn root_of(file: &std::path::Path) -> Result<String, VolumeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn manifest_of(paths: &[&str]) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().expect("scratch");
+        for path in paths {
+            let entry = Entry {
+                path: (*path).into(),
+                kind: EntryKind::Dir,
+                size: 0,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                mtime: 0,
+                mtime_nsec: 0,
+                target: None,
+                sha256: None,
+                rdev: None,
+                sparse: false,
+                segment: None,
+                offset: None,
+            };
+            serde_json::to_writer(&mut file, &entry).expect("json");
+            file.write_all(b"\n").expect("write");
+        }
+        file
+    }
+
+    /// A restore prunes the claim by merging it against the manifest's order: a
+    /// manifest out of walk order (or naming a path twice) is refused when it is
+    /// fetched, before a prune could remove a path it names later.
+    #[test]
+    fn a_manifest_out_of_walk_order_is_refused() {
+        let good = manifest_of(&[".", "a", "a/b", "a-c", "b"]);
+        root_of(good.path()).expect("walk order");
+        for bad in [
+            &[".", "a-c", "a", "a/b"][..],
+            &[".", "b", "a"],
+            &[".", "a", "a"],
+            &["a", "."],
+        ] {
+            let file = manifest_of(bad);
+            let err = root_of(file.path()).expect_err("out of order");
+            assert!(
+                matches!(&err, VolumeError::Corrupt { detail } if detail.contains("walk order")),
+                "{bad:?}: {err:?}"
+            );
+        }
+    }
 
     /// The mover's entries hash as the auditor's parse of their line does, to the
     /// pinned value of `relocate_verifier::volume`'s test: a change on either side

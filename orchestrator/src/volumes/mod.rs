@@ -10,7 +10,8 @@
 //!    stream, and every entry's metadata written to the [`manifest`];
 //! 3. [`restore`]: the tree written back from the manifest, each file re-hashed as
 //!    it is written and compared; files already right are left alone, so a rerun
-//!    restores only what is missing or different;
+//!    restores only what is missing or different, and whatever the claim holds that
+//!    the manifest does not name is removed first ([`prune`]);
 //! 4. [`scan`]: a tree's manifest root recomputed from disk alone, which is what a
 //!    `verify` of the target volume compares with the staged root;
 //! 5. [`order`] and [`mover`]: `relocate volume pack|restore|verify`, one mover pod
@@ -31,6 +32,7 @@ pub mod manifest;
 pub mod mover;
 pub mod order;
 pub mod pack;
+pub mod prune;
 pub mod restore;
 pub mod scan;
 mod segment;

@@ -10,7 +10,9 @@
 //! of it is fetched, so a rerun after a failure restores only what is missing or
 //! different. Ownership is restored when running as root; otherwise every entry whose
 //! owner differs is counted in the summary. Directory modes and times are applied in a
-//! second pass, after their contents exist.
+//! second pass, after their contents exist. Before any of it, whatever the claim holds
+//! that the manifest does not name is removed ([`super::prune`]), so the restored claim
+//! equals the manifest.
 
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -23,6 +25,7 @@ use tokio::runtime::Handle;
 
 use super::manifest::entries;
 use super::pack::segment_location;
+use super::prune::prune;
 use super::scan::hash_file;
 use super::segment::{CHUNK, SegmentReader};
 use super::staged::{check_capacity, fetch_manifest, read_summary};
@@ -54,6 +57,13 @@ pub struct RestoreSummary {
     pub ownership_sample: Vec<String>,
     /// Device nodes not recreated (restoring them needs root).
     pub not_recreated: Vec<String>,
+    /// Entries of the claim the manifest does not name (or names as another kind),
+    /// removed; a directory counts once with everything under it.
+    #[serde(default)]
+    pub removed: u64,
+    /// The first of them ([`super::prune::REMOVED_SAMPLE`] at most).
+    #[serde(default)]
+    pub removed_paths: Vec<String>,
 }
 
 /// Restore the volume staged at `prefix` into the tree under `root`.
@@ -107,6 +117,9 @@ impl Restorer {
         };
         std::fs::create_dir_all(&self.root).map_err(mount_err)?;
         self.root = std::fs::canonicalize(&self.root).map_err(mount_err)?;
+        let pruned = prune(&self.root, entries(manifest)?)?;
+        self.summary.removed = pruned.removed;
+        self.summary.removed_paths = pruned.paths;
         let mut checked_parent = String::new();
         for entry in entries(manifest)? {
             let entry = entry?;
@@ -419,7 +432,7 @@ fn write_at(file: &std::fs::File, data: &[u8], pos: u64, sparse: bool) -> std::i
 }
 
 /// `a/b/c`: no empty, `.` or `..` component, not absolute.
-fn safe_relative(path: &str) -> bool {
+pub(super) fn safe_relative(path: &str) -> bool {
     !path.is_empty()
         && path
             .split('/')

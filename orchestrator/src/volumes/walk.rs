@@ -8,6 +8,7 @@
 //! and only with its hard-linked files); a file with fewer allocated blocks than its
 //! size is marked sparse. A directory that cannot be listed is an error naming it.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::Metadata;
@@ -125,7 +126,7 @@ impl Iterator for Walk {
 }
 
 /// A directory's names, sorted by bytes and reversed (popped in order).
-fn list(full: &Path, rel: &str) -> Result<Vec<OsString>, VolumeError> {
+pub(super) fn list(full: &Path, rel: &str) -> Result<Vec<OsString>, VolumeError> {
     let unreadable = |source| VolumeError::Unreadable {
         path: rel.to_owned(),
         source,
@@ -136,6 +137,18 @@ fn list(full: &Path, rel: &str) -> Result<Vec<OsString>, VolumeError> {
     }
     names.sort_unstable_by(|a, b| b.as_bytes().cmp(a.as_bytes()));
     Ok(names)
+}
+
+/// The order a walk lists two relative paths in: the root (`.`) first, then component
+/// by component in byte order, an ancestor before its descendants (`a`, `a/b`, `a-c`:
+/// not the byte order of the whole paths, where `-` sorts before `/`).
+pub fn walk_order(a: &str, b: &str) -> Ordering {
+    parts(a).cmp(parts(b))
+}
+
+fn parts(path: &str) -> impl Iterator<Item = &[u8]> {
+    let path = if path == "." { "" } else { path };
+    path.split('/').filter(|c| !c.is_empty()).map(str::as_bytes)
 }
 
 fn utf8<'a>(bytes: &'a [u8], full: &Path) -> Result<&'a str, VolumeError> {

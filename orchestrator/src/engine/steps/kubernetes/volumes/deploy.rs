@@ -179,15 +179,20 @@ pub(crate) async fn restore_claims(
                 ctx,
                 stage,
                 format!(
-                    "{name}: claim {} restored and re-hashed: {} file(s) written ({} byte(s)), {} already there, root {}",
-                    r.claim, r.files_written, r.bytes_written, r.files_present, r.root
+                    "{name}: claim {} restored and re-hashed: {} file(s) written ({} byte(s)), {} already there, {}, root {}",
+                    r.claim,
+                    r.files_written,
+                    r.bytes_written,
+                    r.files_present,
+                    removed_line(r),
+                    r.root
                 ),
             );
         }
     }
-    // The restore compared each file with the manifest; the re-read compares the whole
-    // tree, so a file the manifest does not name (left by an earlier attempt) fails here,
-    // before any workload starts on it.
+    // The restore made each claim equal to its manifest (writing what differs, removing
+    // what it does not name); the re-read hashes the whole tree again with a fresh
+    // mover, before any workload starts on it.
     let rereaders = movers(
         ctx,
         stage,
@@ -250,4 +255,25 @@ async fn check_default_class(
             Ok(())
         }
     }
+}
+
+/// `N stray entries removed (a, b, …)`: what a restore removed because the manifest
+/// does not name it (left by an earlier attempt, or there before).
+fn removed_line(r: &crate::volumes::RestoreSummary) -> String {
+    let plural = if r.removed == 1 { "y" } else { "ies" };
+    let mut line = format!("{} stray entr{plural} removed", r.removed);
+    if !r.removed_paths.is_empty() {
+        let names: Vec<String> = r
+            .removed_paths
+            .iter()
+            .map(|p| p.escape_debug().to_string())
+            .collect();
+        let more = if r.removed > r.removed_paths.len() as u64 {
+            ", …"
+        } else {
+            ""
+        };
+        line.push_str(&format!(" ({}{more})", names.join(", ")));
+    }
+    line
 }
