@@ -164,15 +164,7 @@ pub(crate) fn remove(rt: &Handle, store: &Arc<dyn ObjectStore>, prefix: &ObjectP
 /// Whether `path` comes no later than `last` in walk order (depth first, names in byte
 /// order): component-wise comparison, the root `.` first.
 pub(crate) fn walked_by(path: &str, last: &str) -> bool {
-    if path == "." {
-        return true;
-    }
-    if last == "." {
-        return false;
-    }
-    path.split('/')
-        .map(str::as_bytes)
-        .le(last.split('/').map(str::as_bytes))
+    super::walk::walk_order(path, last) != std::cmp::Ordering::Greater
 }
 
 #[cfg(test)]
