@@ -13,15 +13,17 @@
 //! regular file's SHA-256, and the staging bucket holds a few dozen objects for the
 //! 100k files (the bound is derived from the segment limits and printed).
 //!
-//! The tree is built as root (the odd tree `chown`s, as all volume tests do): run as
-//! another user, it fails at its first `chown`, saying so.
+//! The claims are directories in `/dev/shm` when it has room (else the temp directory;
+//! `RELOCATE_TEST_CLAIMS_DIR` chooses): on a disk other jobs share, making and deleting
+//! 200k files took from 3 to 47 s by load. The tree is built as root (the odd tree
+//! `chown`s, as all volume tests do): run as another user, it fails at its first
+//! `chown`, saying so.
 
 mod util;
 mod volumes_tree;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use orchestrator::volumes::PackOptions;
@@ -52,6 +54,10 @@ struct Staging {
     secret: String,
     /// The bucket's directory on the s3s-fs server.
     bucket_dir: PathBuf,
+    /// Holds the source and the target claim.
+    claims: tempfile::TempDir,
+    /// Where that is, said in the figures.
+    claims_on: String,
 }
 
 const ORDER: &str = "volumes/db/gen-1/order.json";
@@ -121,12 +127,49 @@ stages:
         "url": format!("file://{}/", ws.join("state").display()),
     })
     .to_string();
+    let (claims, claims_on) = claims_dir();
     Staging {
         ws,
         state_store,
         key: server("RELOCATE_TEST_S3S_ACCESS_KEY"),
         secret: server("RELOCATE_TEST_S3S_SECRET_KEY"),
         bucket_dir,
+        claims,
+        claims_on,
+    }
+}
+
+/// Room the two claims take in memory on tmpfs (each tiny file a 4 KiB page).
+const TMPFS_ROOM: u64 = 4 << 30;
+
+/// Where the claims live: `RELOCATE_TEST_CLAIMS_DIR` when set; else `/dev/shm` when it
+/// has [`TMPFS_ROOM`] free; else the system's temp directory. A claim is a directory
+/// either way; in memory, making and deleting 200k files does not wait on a disk the
+/// machine's other jobs share (an ext4 mounted `discard` here took 3–47 s to make the
+/// tree, by load).
+fn claims_dir() -> (tempfile::TempDir, String) {
+    let chosen = std::env::var_os("RELOCATE_TEST_CLAIMS_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let shm = Path::new("/dev/shm");
+            let free = rustix::fs::statvfs(shm)
+                .map(|v| v.f_bavail.saturating_mul(v.f_frsize))
+                .unwrap_or(0);
+            (free >= TMPFS_ROOM).then(|| shm.to_path_buf())
+        });
+    match chosen {
+        Some(dir) => {
+            let claims = tempfile::Builder::new()
+                .prefix("relocate-claims-")
+                .tempdir_in(&dir)
+                .unwrap_or_else(|e| panic!("a claims directory in {}: {e}", dir.display()));
+            (claims, dir.display().to_string())
+        }
+        None => {
+            let claims = tempfile::tempdir().expect("a claims directory");
+            let on = std::env::temp_dir().display().to_string();
+            (claims, on)
+        }
     }
 }
 
@@ -145,27 +188,46 @@ impl Staging {
         cmd
     }
 
-    /// Run `relocate volume TASK`; its exit must be 0; its report, and how long it took.
-    fn run(&self, task: &str, path: &Path) -> (serde_json::Value, Duration) {
-        let started = Instant::now();
-        let out = self
-            .command(task, path)
-            .output()
-            .expect("run relocate volume");
-        let took = started.elapsed();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "relocate volume {task}: {}",
-            text(&out)
+    /// Run `relocate volume TASK`; its exit must be 0. Its report, how long it took and
+    /// its peak resident memory (the kernel's high-water mark, read while it runs).
+    fn run(&self, task: &str, path: &Path) -> Moved {
+        let (stdout, stderr) = (
+            self.ws.join(&format!("{task}.stdout")),
+            self.ws.join(&format!("{task}.stderr")),
         );
-        let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "relocate volume {task} printed no report ({e}): {}",
-                text(&out)
-            )
+        let started = Instant::now();
+        let mut child = self
+            .command(task, path)
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("run relocate volume");
+        let status_file = format!("/proc/{}/status", child.id());
+        let mut peak_kib = 0u64;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            peak_kib = peak_kib.max(high_water_kib(&status_file));
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let took = started.elapsed();
+        let (out, err) = (
+            std::fs::read_to_string(&stdout).unwrap_or_default(),
+            std::fs::read_to_string(&stderr).unwrap_or_default(),
+        );
+        assert!(
+            status.success(),
+            "relocate volume {task}: {status}\nstdout: {out}\nstderr: {err}"
+        );
+        let report = serde_json::from_str(&out).unwrap_or_else(|e| {
+            panic!("relocate volume {task} printed no report ({e}): {out}\nstderr: {err}")
         });
-        (report, took)
+        Moved {
+            report,
+            took,
+            peak_kib,
+        }
     }
 
     /// Every object in the bucket (s3s-fs keeps one file per object), by key.
@@ -201,13 +263,24 @@ impl Drop for Staging {
     }
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// One `relocate volume` run.
+struct Moved {
+    report: serde_json::Value,
+    took: Duration,
+    /// Peak resident memory, KiB (0 where `/proc` has no `VmHWM`).
+    peak_kib: u64,
+}
+
+/// `VmHWM` of a `/proc/<pid>/status`, KiB; 0 once the process is gone.
+fn high_water_kib(status_file: &str) -> u64 {
+    std::fs::read_to_string(status_file)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn u64_at(report: &serde_json::Value, pointer: &str) -> u64 {
@@ -274,8 +347,8 @@ fn restore_killed_mid_big_file(staging: &Staging, dst: &Path) -> Duration {
 #[test]
 fn the_odd_tree_with_100k_tiny_files_and_200_mib_files_moves_whole_through_a_killed_restore() {
     let staging = staging();
-    let src = staging.ws.join("claims/source-0");
-    let dst = staging.ws.join("claims/target-0");
+    let src = staging.claims.path().join("source-0");
+    let dst = staging.claims.path().join("target-0");
     let started = Instant::now();
     full_tree(&src);
     let built = started.elapsed();
@@ -285,11 +358,12 @@ fn the_odd_tree_with_100k_tiny_files_and_200_mib_files_moves_whole_through_a_kil
     let (tree_entries, listed) = (before.len(), started.elapsed() - built);
 
     // Pack: every file, every byte, in few objects.
-    let (packed, pack_took) = staging.run("pack", &src);
+    let pack = staging.run("pack", &src);
+    let packed = &pack.report;
     assert_eq!(packed["claim"], "data-db-0", "{packed}");
     assert!(files > u64::from(TINY_FILES), "the tree has {files} files");
-    assert_eq!(u64_at(&packed, "/packed/files"), files, "files packed");
-    assert_eq!(u64_at(&packed, "/packed/bytes"), bytes, "bytes packed");
+    assert_eq!(u64_at(packed, "/packed/files"), files, "files packed");
+    assert_eq!(u64_at(packed, "/packed/bytes"), bytes, "bytes packed");
     assert!(
         packed["packed"]["sparse"]
             .as_array()
@@ -322,19 +396,21 @@ fn the_odd_tree_with_100k_tiny_files_and_200_mib_files_moves_whole_through_a_kil
 
     // Restore, killed inside the 200 MiB file; the rerun fetches only what is missing.
     let killed_after = restore_killed_mid_big_file(&staging, &dst);
-    let (restored, restore_took) = staging.run("restore", &dst);
-    let written = u64_at(&restored, "/restored/filesWritten");
-    let present = u64_at(&restored, "/restored/filesPresent");
+    let rerun = staging.run("restore", &dst);
+    let restored = &rerun.report;
+    let written = u64_at(restored, "/restored/filesWritten");
+    let present = u64_at(restored, "/restored/filesPresent");
     assert_eq!(
         (written, present),
         (2, files - 2),
         "the rerun should fetch exactly vm/disk.img and vm/sparse.img: {restored}"
     );
-    assert_eq!(u64_at(&restored, "/restored/bytesWritten"), 2 * BIG);
+    assert_eq!(u64_at(restored, "/restored/bytesWritten"), 2 * BIG);
     assert_eq!(restored["root"], packed["root"], "restored root");
-    let (_, verify_took) = staging.run("verify", &dst);
+    let verify = staging.run("verify", &dst);
 
     // The restored tree, listed independently of the library.
+    let comparing = Instant::now();
     assert_eq!(
         find_listing(&dst),
         before_find,
@@ -354,6 +430,7 @@ fn the_odd_tree_with_100k_tiny_files_and_200_mib_files_moves_whole_through_a_kil
             .collect();
         panic!("the restored tree differs: {differ:?}; not in the source: {extra:?}");
     }
+    let compared = comparing.elapsed();
     let holes = std::fs::metadata(dst.join("vm/sparse.img")).expect("sparse.img");
     assert!(
         holes.blocks() * 512 < 1 << 20,
@@ -362,16 +439,27 @@ fn the_odd_tree_with_100k_tiny_files_and_200_mib_files_moves_whole_through_a_kil
     );
 
     eprintln!(
-        "full tree: {tree_entries} entries, {files} regular files, {bytes} bytes (built in {built:.1?}, listed in {listed:.1?})\n\
+        "full tree: {tree_entries} entries, {files} regular files, {bytes} bytes, claims in {} (built in {built:.1?}, listed in {listed:.1?})\n\
          staged as {} objects ({segments} segments; bound {object_bound} from {} MiB / {} files per segment)\n\
-         pack {pack_took:.1?}; restore killed after {killed_after:.1?}, rerun {restore_took:.1?} ({written} files fetched, {present} present); verify {verify_took:.1?}; find listing: {}",
+         pack {:.1?} (peak {} MiB); restore killed after {killed_after:.1?}, rerun {:.1?} (peak {} MiB; {written} files fetched, {present} present); verify {:.1?} (peak {} MiB)\n\
+         compared in {compared:.1?} (find listing: {})",
+        staging.claims_on,
         objects.len(),
         limits.segment_bytes >> 20,
         limits.segment_files,
+        pack.took,
+        pack.peak_kib >> 10,
+        rerun.took,
+        rerun.peak_kib >> 10,
+        verify.took,
+        verify.peak_kib >> 10,
         if before_find.is_some() {
-            "compared"
+            "yes"
         } else {
             "find not installed, walker only"
         },
     );
+    let cleaning = Instant::now();
+    drop(staging);
+    eprintln!("claims and bucket removed in {:.1?}", cleaning.elapsed());
 }

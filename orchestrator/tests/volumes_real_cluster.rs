@@ -39,7 +39,8 @@
 //! default class; kind's `standard` binds `WaitForFirstConsumer`, which the restore's
 //! mover pod binds). The current context must be allowed to create and delete
 //! namespaces, StatefulSets, Jobs and Secrets. The test creates `relocate-vol-src-<id>`
-//! and `relocate-vol-dst-<id>` and deletes both at the end, passed or failed; the staged
+//! and `relocate-vol-dst-<id>` (labelled `relocate.io/e2e-run`) and deletes both at the
+//! end, passed or failed (a namespace it did not label is left alone); the staged
 //! files stay in the bucket under `vol-e2e-<id>/` (named at the end) for inspection.
 //! Without the variables it says which are missing and does nothing.
 
@@ -62,6 +63,10 @@ const APP: &str = "relocate-vol-e2e";
 const REPLICAS: i32 = 2;
 const BEGIN: &str = "=== relocate-e2e listing ===";
 const END: &str = "=== relocate-e2e end ===";
+/// The label that marks a namespace as this run's: only such a namespace is deleted.
+const RUN_LABEL: &str = "relocate.io/e2e-run";
+/// The whole `relocate run` (two stages, six mover Jobs, the target's rollout).
+const RUN_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// What the test needs from its environment.
 struct Env {
@@ -480,7 +485,7 @@ async fn flow(client: &Client, env: &Env, run: &str, src: &str, dst: &str) -> an
     for ns in [src, dst] {
         create(
             &namespaces,
-            json!({"metadata": {"name": ns}}),
+            json!({"metadata": {"name": ns, "labels": {RUN_LABEL: run}}}),
             &format!("namespace {ns}"),
         )
         .await?;
@@ -524,27 +529,25 @@ async fn flow(client: &Client, env: &Env, run: &str, src: &str, dst: &str) -> an
     let ws = Workspace::new();
     ws.write("plan.yaml", plan(env, run, src, dst));
     let started = Instant::now();
-    let out = tokio::task::spawn_blocking({
-        let dir = ws.path().to_path_buf();
-        let (key, secret) = (env.key.clone(), env.secret.clone());
-        move || {
-            std::process::Command::new(assert_cmd::cargo::cargo_bin("relocate"))
-                .args([
-                    "run",
-                    "plan.yaml",
-                    "--state-dir",
-                    "state",
-                    "--output",
-                    "plain",
-                ])
-                .current_dir(dir)
-                .env("STAGING_KEY_ID", key)
-                .env("STAGING_SECRET", secret)
-                .output()
-        }
-    })
+    let out = tokio::time::timeout(
+        RUN_TIMEOUT,
+        tokio::process::Command::new(assert_cmd::cargo::cargo_bin("relocate"))
+            .args([
+                "run",
+                "plan.yaml",
+                "--state-dir",
+                "state",
+                "--output",
+                "plain",
+            ])
+            .current_dir(ws.path())
+            .env("STAGING_KEY_ID", &env.key)
+            .env("STAGING_SECRET", &env.secret)
+            .kill_on_drop(true)
+            .output(),
+    )
     .await
-    .context("waiting for relocate run")?
+    .map_err(|_| anyhow!("relocate run did not finish in {RUN_TIMEOUT:?} (killed)"))?
     .context("starting relocate run")?;
     let said = format!(
         "{}\n{}",
@@ -631,13 +634,29 @@ fn a_statefulset_with_data_moves_between_two_namespaces_of_a_real_cluster() {
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
         rt.block_on(flow(&client, &env, &run, &src, &dst))
     }));
-    // Always: both namespaces go, with everything in them (claims, Jobs, Secrets).
+    // Always: both namespaces go, with everything in them (claims, Jobs, Secrets); only
+    // if this run made them (a namespace of that name someone else has stays).
     let namespaces: Api<Namespace> = Api::all(client.clone());
     for ns in [&src, &dst] {
+        let ours = match rt.block_on(namespaces.get_opt(ns)) {
+            Ok(Some(found)) => found
+                .metadata
+                .labels
+                .is_some_and(|l| l.get(RUN_LABEL) == Some(&run)),
+            Ok(None) => false,
+            Err(e) => {
+                eprintln!("CLEANUP FAILED: reading namespace {ns}: {e} (delete it by hand)");
+                false
+            }
+        };
+        if !ours {
+            continue;
+        }
         match rt.block_on(namespaces.delete(ns, &DeleteParams::default())) {
             Ok(_) => eprintln!("deleted namespace {ns}"),
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => eprintln!("CLEANUP FAILED: deleting namespace {ns}: {e} (delete it by hand)"),
+            Err(e) => {
+                eprintln!("CLEANUP FAILED: deleting namespace {ns}: {e} (delete it by hand)")
+            }
         }
     }
     match outcome {

@@ -133,10 +133,11 @@ pub fn listing(root: &Path) -> BTreeMap<String, String> {
                 .map(|t| t.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let (sha, size) = if m.is_file() {
-                (
-                    hex::encode(Sha256::digest(std::fs::read(&p).expect("read"))),
-                    m.size(),
-                )
+                // Streamed: the full tree has 200 MiB files.
+                let mut hasher = Sha256::new();
+                std::io::copy(&mut std::fs::File::open(&p).expect("open"), &mut hasher)
+                    .expect("read");
+                (hex::encode(hasher.finalize()), m.size())
             } else {
                 (String::new(), 0)
             };
