@@ -6,12 +6,14 @@
 //! `restore` → `verify` through a staging bucket on s3s-fs, with the segment sizes a
 //! mover pod uses by default.
 //!
-//! The restore is killed (`SIGKILL`) while it writes the 200 MiB file, after every tiny
-//! file is in place, and run again: the rerun fetches exactly the two files that were
-//! missing and leaves the 100k others alone. The restored tree then equals the source
-//! by `find -printf '%p %s %m %U %G %T@ %l'` and by an independent walker with every
-//! regular file's SHA-256, and the staging bucket holds a few dozen objects for the
-//! 100k files (the bound is derived from the segment limits and printed).
+//! A restore into an empty claim writes every file and byte; a second restore, into
+//! another claim, is killed (`SIGKILL`) while it writes the 200 MiB file, after every
+//! tiny file is in place, and run again: the rerun fetches exactly the two files that
+//! were missing and leaves the 100k others alone. Each restored tree verifies and
+//! equals the source by `find -printf '%p %s %m %U %G %T@ %l'` and by an independent
+//! walker with every regular file's SHA-256; the staging bucket holds a few dozen
+//! objects for the 100k files (the bound is derived from the segment limits and
+//! printed, with each step's time and the movers' peak memory).
 //!
 //! The claims are directories in `/dev/shm` when it has room (else the temp directory;
 //! `RELOCATE_TEST_CLAIMS_DIR` chooses): on a disk other jobs share, making and deleting
@@ -22,6 +24,7 @@
 mod util;
 mod volumes_tree;
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -139,8 +142,9 @@ stages:
     }
 }
 
-/// Room the two claims take in memory on tmpfs (each tiny file a 4 KiB page).
-const TMPFS_ROOM: u64 = 4 << 30;
+/// Room the three claims take in memory on tmpfs (~900 MB each: every tiny file is a
+/// 4 KiB page), with a margin.
+const TMPFS_ROOM: u64 = 6 << 30;
 
 /// Where the claims live: `RELOCATE_TEST_CLAIMS_DIR` when set; else `/dev/shm` when it
 /// has [`TMPFS_ROOM`] free; else the system's temp directory. A claim is a directory
@@ -344,11 +348,53 @@ fn restore_killed_mid_big_file(staging: &Staging, dst: &Path) -> Duration {
     ran
 }
 
+/// The restored tree at `dst` equals the source: by `find -printf` (when installed) and
+/// by the walker with every file's SHA-256; the sparse file kept its holes. How long
+/// the comparison took.
+fn assert_same_tree(
+    dst: &Path,
+    before: &BTreeMap<String, String>,
+    before_find: Option<&Vec<String>>,
+) -> Duration {
+    let comparing = Instant::now();
+    assert_eq!(
+        find_listing(dst).as_ref(),
+        before_find,
+        "{}: `find -printf '%P %y %s %m %U %G %T@ %l'` differs",
+        dst.display()
+    );
+    let after = listing(dst);
+    if after != *before {
+        let differ: Vec<_> = before
+            .iter()
+            .filter(|(p, l)| after.get(*p) != Some(*l))
+            .take(10)
+            .collect();
+        let extra: Vec<_> = after
+            .keys()
+            .filter(|p| !before.contains_key(*p))
+            .take(10)
+            .collect();
+        panic!(
+            "{}: the restored tree differs: {differ:?}; not in the source: {extra:?}",
+            dst.display()
+        );
+    }
+    let holes = std::fs::metadata(dst.join("vm/sparse.img")).expect("sparse.img");
+    assert!(
+        holes.blocks() * 512 < 1 << 20,
+        "{}: vm/sparse.img was restored without its holes: {} bytes allocated",
+        dst.display(),
+        holes.blocks() * 512
+    );
+    comparing.elapsed()
+}
+
 #[test]
-fn the_odd_tree_with_100k_tiny_files_and_200_mib_files_moves_whole_through_a_killed_restore() {
+fn the_odd_tree_with_100k_tiny_files_and_200_mib_files_moves_whole_and_a_killed_restore_fetches_only_what_is_missing()
+ {
     let staging = staging();
     let src = staging.claims.path().join("source-0");
-    let dst = staging.claims.path().join("target-0");
     let started = Instant::now();
     full_tree(&src);
     let built = started.elapsed();
@@ -394,7 +440,25 @@ fn the_odd_tree_with_100k_tiny_files_and_200_mib_files_moves_whole_through_a_kil
         objects.len()
     );
 
-    // Restore, killed inside the 200 MiB file; the rerun fetches only what is missing.
+    // A restore into an empty claim: every file written, then verified and compared.
+    let clean = staging.claims.path().join("target-0");
+    let first = staging.run("restore", &clean);
+    let report = &first.report;
+    assert_eq!(
+        (
+            u64_at(report, "/restored/filesWritten"),
+            u64_at(report, "/restored/filesPresent"),
+            u64_at(report, "/restored/bytesWritten"),
+        ),
+        (files, 0, bytes),
+        "files written, present and bytes written: {report}"
+    );
+    assert_eq!(report["root"], packed["root"], "restored root");
+    let verify = staging.run("verify", &clean);
+    let compared = assert_same_tree(&clean, &before, before_find.as_ref());
+
+    // A restore killed inside the 200 MiB file; the rerun fetches only what is missing.
+    let dst = staging.claims.path().join("target-1");
     let killed_after = restore_killed_mid_big_file(&staging, &dst);
     let rerun = staging.run("restore", &dst);
     let restored = &rerun.report;
@@ -407,50 +471,22 @@ fn the_odd_tree_with_100k_tiny_files_and_200_mib_files_moves_whole_through_a_kil
     );
     assert_eq!(u64_at(restored, "/restored/bytesWritten"), 2 * BIG);
     assert_eq!(restored["root"], packed["root"], "restored root");
-    let verify = staging.run("verify", &dst);
-
-    // The restored tree, listed independently of the library.
-    let comparing = Instant::now();
-    assert_eq!(
-        find_listing(&dst),
-        before_find,
-        "`find -printf '%P %y %s %m %U %G %T@ %l'` differs"
-    );
-    let after = listing(&dst);
-    if after != before {
-        let differ: Vec<_> = before
-            .iter()
-            .filter(|(p, l)| after.get(*p) != Some(*l))
-            .take(10)
-            .collect();
-        let extra: Vec<_> = after
-            .keys()
-            .filter(|p| !before.contains_key(*p))
-            .take(10)
-            .collect();
-        panic!("the restored tree differs: {differ:?}; not in the source: {extra:?}");
-    }
-    let compared = comparing.elapsed();
-    let holes = std::fs::metadata(dst.join("vm/sparse.img")).expect("sparse.img");
-    assert!(
-        holes.blocks() * 512 < 1 << 20,
-        "vm/sparse.img was restored without its holes: {} bytes allocated",
-        holes.blocks() * 512
-    );
+    let verify_rerun = staging.run("verify", &dst);
+    assert_same_tree(&dst, &before, before_find.as_ref());
 
     eprintln!(
         "full tree: {tree_entries} entries, {files} regular files, {bytes} bytes, claims in {} (built in {built:.1?}, listed in {listed:.1?})\n\
          staged as {} objects ({segments} segments; bound {object_bound} from {} MiB / {} files per segment)\n\
-         pack {:.1?} (peak {} MiB); restore killed after {killed_after:.1?}, rerun {:.1?} (peak {} MiB; {written} files fetched, {present} present); verify {:.1?} (peak {} MiB)\n\
-         compared in {compared:.1?} (find listing: {})",
+         pack {:.1?} (peak {} MiB); restore {:.1?} (peak {} MiB); verify {:.1?} (peak {} MiB); compared in {compared:.1?} (find listing: {})\n\
+         restore killed after {killed_after:.1?}, rerun {:.1?} (peak {} MiB; {written} files fetched, {present} present); verify {:.1?}",
         staging.claims_on,
         objects.len(),
         limits.segment_bytes >> 20,
         limits.segment_files,
         pack.took,
         pack.peak_kib >> 10,
-        rerun.took,
-        rerun.peak_kib >> 10,
+        first.took,
+        first.peak_kib >> 10,
         verify.took,
         verify.peak_kib >> 10,
         if before_find.is_some() {
@@ -458,6 +494,9 @@ fn the_odd_tree_with_100k_tiny_files_and_200_mib_files_moves_whole_through_a_kil
         } else {
             "find not installed, walker only"
         },
+        rerun.took,
+        rerun.peak_kib >> 10,
+        verify_rerun.took,
     );
     let cleaning = Instant::now();
     drop(staging);
