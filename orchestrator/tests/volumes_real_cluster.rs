@@ -65,7 +65,8 @@ const BEGIN: &str = "=== relocate-e2e listing ===";
 const END: &str = "=== relocate-e2e end ===";
 /// The label that marks a namespace as this run's: only such a namespace is deleted.
 const RUN_LABEL: &str = "relocate.io/e2e-run";
-/// The whole `relocate run` (two stages, six mover Jobs, the target's rollout).
+/// The whole `relocate run`: two stages, a seed pack, a delta pack, a restore and a
+/// re-read Job per claim, the target's rollout.
 const RUN_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// What the test needs from its environment.
