@@ -133,10 +133,11 @@ pub fn listing(root: &Path) -> BTreeMap<String, String> {
                 .map(|t| t.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let (sha, size) = if m.is_file() {
-                (
-                    hex::encode(Sha256::digest(std::fs::read(&p).expect("read"))),
-                    m.size(),
-                )
+                // Streamed: the full tree has 200 MiB files.
+                let mut hasher = Sha256::new();
+                std::io::copy(&mut std::fs::File::open(&p).expect("open"), &mut hasher)
+                    .expect("read");
+                (hex::encode(hasher.finalize()), m.size())
             } else {
                 (String::new(), 0)
             };
@@ -169,4 +170,175 @@ pub fn listing(root: &Path) -> BTreeMap<String, String> {
     );
     visit(root, root, &mut BTreeMap::new(), &mut out);
     out
+}
+
+/// Owner given to every tenth tiny file (tests run as root, as [`odd_tree`] needs).
+pub const OTHER_UID: u32 = 1234;
+pub const OTHER_GID: u32 = 5678;
+
+/// `count` files of 1–200 bytes under `root/dir`, `per_dir` to a directory
+/// (`dir/0000/00`, …), like an object store's or a database's many small files:
+/// modes 0644/0640/0600/0444, every tenth owned by [`OTHER_UID`], every third with a
+/// nanosecond mtime. Written from several threads (the file count, not the bytes,
+/// is what costs). Returns the bytes written.
+pub fn tiny_files(root: &Path, dir: &str, count: u32, per_dir: u32) -> u64 {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dirs = count.div_ceil(per_dir);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)) as u32;
+    let write_dir = |d: u32, content: &mut Vec<u8>| -> u64 {
+        let at = root.join(dir).join(format!("{d:04}"));
+        std::fs::create_dir_all(&at).expect("tiny files' directory");
+        let mut bytes = 0u64;
+        for i in d * per_dir..((d + 1) * per_dir).min(count) {
+            let len = 1 + (i.wrapping_mul(2_654_435_761) >> 7) % 200;
+            content.clear();
+            content.extend((0..len).map(|k| (i ^ k.wrapping_mul(31)) as u8 | 1));
+            let mode = [0o644, 0o640, 0o600, 0o444][(i % 4) as usize];
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(at.join(format!("{:02}", i % per_dir)))
+                .expect("tiny file");
+            file.write_all(content).expect("write tiny file");
+            if i % 10 == 0 {
+                std::os::unix::fs::fchown(&file, Some(OTHER_UID), Some(OTHER_GID))
+                    .expect("chown (tests run as root)");
+            }
+            if i % 3 == 0 {
+                let at = rustix::fs::Timespec {
+                    tv_sec: 1_600_000_000 + i64::from(i),
+                    tv_nsec: i64::from(i % 1_000_000_000),
+                };
+                let times = rustix::fs::Timestamps {
+                    last_access: at,
+                    last_modification: at,
+                };
+                rustix::fs::futimens(&file, &times).expect("futimens");
+            }
+            bytes += u64::from(len);
+        }
+        bytes
+    };
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    let mut content = Vec::with_capacity(200);
+                    (t..dirs)
+                        .step_by(threads as usize)
+                        .map(|d| write_dir(d, &mut content))
+                        .sum::<u64>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a tiny-file writer panicked"))
+            .sum()
+    })
+}
+
+/// A file of `len` bytes that are not zeros (so nothing takes it for sparse) and
+/// differ from MiB to MiB: one pseudo-random MiB, rotated by a different amount for
+/// each MiB written, so the buffer is made once.
+pub fn big_file(path: &Path, len: u64) {
+    use std::io::Write;
+    const MIB: usize = 1 << 20;
+    let mut block = Vec::with_capacity(MIB);
+    let mut counter = 0u64;
+    while block.len() < MIB {
+        block.extend_from_slice(&Sha256::digest(counter.to_le_bytes()));
+        counter += 1;
+    }
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let mut out =
+        std::io::BufWriter::with_capacity(MIB, std::fs::File::create(path).expect("big file"));
+    let mut written = 0u64;
+    let mut chunk = 0usize;
+    while written < len {
+        let take = usize::try_from(len - written).map_or(MIB, |l| l.min(MIB));
+        let turn = (chunk * 4099 + 1) % MIB;
+        let (head, tail) = block.split_at(turn);
+        let first = tail.len().min(take);
+        out.write_all(&tail[..first]).expect("write big file");
+        out.write_all(&head[..take - first])
+            .expect("write big file");
+        written += take as u64;
+        chunk += 1;
+    }
+    out.flush().expect("flush big file");
+}
+
+/// A sparse file of `len` bytes: holes but for 4 KiB of data at each of `data_at`.
+pub fn sparse_file(path: &Path, len: u64, data_at: &[u64]) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let file = std::fs::File::create(path).expect("sparse file");
+    file.set_len(len).expect("set_len");
+    for (i, at) in data_at.iter().enumerate() {
+        std::os::unix::fs::FileExt::write_all_at(&file, &[i as u8 + 1; 4096], *at)
+            .expect("write sparse data");
+    }
+}
+
+/// `find ROOT -printf '%P %y %s %m %U %G %T@ %l'` (NUL-terminated: the odd tree has a
+/// newline in a name), sorted; a directory's size is left out (it depends on the
+/// file system's history, not on the volume's content) and sockets too (they do not
+/// move). `None` when `find` is not installed.
+pub fn find_listing(root: &Path) -> Option<Vec<String>> {
+    let out = match std::process::Command::new("find")
+        .arg(root)
+        .args(["-printf", "%P %y %s %m %U %G %T@ %l\\0"])
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("running find: {e}"),
+    };
+    assert!(
+        out.status.success(),
+        "find {}: {}",
+        root.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines: Vec<String> = out
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|l| !l.is_empty())
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .filter_map(|line| {
+            // The path may hold spaces: the fields are counted from the end, the link
+            // target (%l) being the last and empty but for symlinks.
+            let mut fields: Vec<&str> = line.rsplitn(8, ' ').collect();
+            fields.reverse();
+            let [path, kind, size, rest @ ..] = fields.as_slice() else {
+                panic!("find printed {line:?}");
+            };
+            match *kind {
+                "s" => None,
+                "d" => Some(format!("{path} d - {}", rest.join(" "))),
+                _ => Some(format!("{path} {kind} {size} {}", rest.join(" "))),
+            }
+        })
+        .collect();
+    lines.sort();
+    Some(lines)
+}
+
+/// Regular files (counting each inode once) and their bytes, from a [`listing`].
+pub fn regular_files(listing: &BTreeMap<String, String>) -> (u64, u64) {
+    listing
+        .iter()
+        .filter_map(|(path, line)| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let first_name = fields.last().is_none_or(|s| s.is_empty() || s == path);
+            (fields.first() == Some(&"f") && first_name).then(|| {
+                fields
+                    .get(1)
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .expect("size")
+            })
+        })
+        .fold((0, 0), |(n, b), size| (n + 1, b + size))
 }
