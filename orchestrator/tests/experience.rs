@@ -892,6 +892,17 @@ fn the_zurich_example_ships_its_hook_and_scripts_and_shows_each_selection() {
             "{include}:\n{text}"
         );
     }
+    // The database's volume steps say what they move and whether the copy is
+    // point-in-time, the deploy that claims are restored before anything starts.
+    for needle in [
+        "copy analysis-db: pack every claim of msk-k8s/analysis",
+        "from `csi-snapclass` snapshots (point-in-time)",
+        "the source is frozen: the final, point-in-time copy",
+        "deploy analysis-db: create the claims at zrh-k8s/analysis, restore each from relocate-staging",
+        "verify analysis-db: re-read every claim at zrh-k8s/analysis",
+    ] {
+        assert!(text.contains(needle), "{needle}:\n{text}");
+    }
     // Only the secret, which is the user's to provide, is missing.
     let problems: Vec<&str> = text.lines().filter(|l| l.starts_with("  - ")).collect();
     assert_eq!(problems.len(), 1, "{text}");

@@ -77,6 +77,7 @@ pub(crate) async fn show(args: &ShowArgs) -> anyhow::Result<u8> {
         None
     };
     let mut listed = std::collections::BTreeSet::new();
+    let mut frozen = std::collections::BTreeSet::new();
     for (i, stage) in p.stages.iter().enumerate() {
         let done = db
             .as_ref()
@@ -85,8 +86,13 @@ pub(crate) async fn show(args: &ShowArgs) -> anyhow::Result<u8> {
             .unwrap_or_default();
         outln!("\nstage {}: {}{done}", i + 1, stage.name);
         for (j, step) in stage.steps.iter().enumerate() {
-            outln!("  {}. {}", j + 1, describe(&plan, step));
+            if let Step::Freeze(w) = step {
+                frozen.insert(w.clone());
+            }
+            let after_freeze = step.workload().is_some_and(|w| frozen.contains(w));
+            outln!("  {}. {}", j + 1, describe(&plan, step, after_freeze));
             if let (Step::Copy(w), false) = (step, args.offline)
+                && plan.object_workload(w).is_some()
                 && listed.insert(w.clone())
             {
                 match dry_run(&plan, w, db.as_ref()).await {
@@ -135,12 +141,20 @@ fn print_preflight(plan: &ValidatedPlan, db: Option<&Db>) -> u8 {
     exit::ERROR
 }
 
-fn describe(plan: &ValidatedPlan, step: &Step) -> String {
+/// One step in words; `after_freeze`: the step's workload was frozen by an earlier
+/// step (a volume copy is then the final, point-in-time one).
+fn describe(plan: &ValidatedPlan, step: &Step, after_freeze: bool) -> String {
     let store = |s: &str| {
         plan.store(s)
             .map(|x| format!("{s} ({})", x.display_url))
             .unwrap_or_else(|| s.to_owned())
     };
+    if let Some(text) = step
+        .workload()
+        .and_then(|w| describe_volumes(plan, step, w, after_freeze, &store))
+    {
+        return text;
+    }
     match step {
         Step::Copy(w) => match plan.object_workload(w) {
             Some(o) => {
@@ -190,6 +204,45 @@ fn describe(plan: &ValidatedPlan, step: &Step) -> String {
         ),
         Step::Run(run) => format!("run {}", run.argv().join(" ")),
     }
+}
+
+/// A step of a workload whose claims' data moves (`volumes.copy`), in words.
+fn describe_volumes(
+    plan: &ValidatedPlan,
+    step: &Step,
+    w: &str,
+    after_freeze: bool,
+    store: &dyn Fn(&str) -> String,
+) -> Option<String> {
+    let (k, v) = plan.volume_workload(w)?;
+    let target = format!("{}/{}", k.to, k.target_namespace());
+    Some(match step {
+        Step::Copy(_) => {
+            let how = match (after_freeze, &v.snapshot_class) {
+                (true, _) => "the source is frozen: the final, point-in-time copy".to_owned(),
+                (false, Some(class)) => {
+                    format!("while the source runs, from `{class}` snapshots (point-in-time)")
+                }
+                (false, None) => {
+                    "while the source runs, read live: not point-in-time (the copy after `freeze` counts)".to_owned()
+                }
+            };
+            format!(
+                "copy {w}: pack every claim of {}/{} (selected PVCs and StatefulSet claim templates) into {} with a mover Job per claim, every file hashed; {how}",
+                k.from,
+                k.namespace,
+                store(&v.staging)
+            )
+        }
+        Step::Deploy(_) => format!(
+            "deploy {w}: create the claims at {target}, restore each from {} with a mover Job and re-read it, compare every root with the packed one; only then apply the transformed resources and wait until ready",
+            store(&v.staging)
+        ),
+        Step::Verify(_) => format!(
+            "verify {w}: re-read every claim at {target} with a mover Job and compare its root with the packed one (a claim the started workload mounts keeps the deploy's re-read)"
+        ),
+        _ => return None,
+    })
 }
 
 /// `; keys: include […], exclude […]`: which keys of the source the workload takes.
