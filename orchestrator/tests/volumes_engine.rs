@@ -190,9 +190,33 @@ fn evidence(ws: &Workspace) -> Value {
 fn a_statefulsets_claim_moves_with_it_and_its_root_is_in_the_evidence() {
     let m = setup("1Gi", MOVE, "");
     let before = listing(&m.source_dir);
-    let out = run(&m);
+    // Every progress line the movers print reaches the operator (default: one a
+    // claim every ten seconds).
+    let out = command(&m)
+        .env("RELOCATE_VOLUME_PROGRESS_MS", "0")
+        .output()
+        .expect("run relocate");
     let text = both(&out);
     assert!(out.status.success(), "run failed:\n{text}");
+    // The movers' progress, read from their pods' logs: the pack finds its totals as
+    // it walks, the restore and the re-read count up to the packed ones.
+    assert!(text.contains("claim data-db-0: packed "), "{text}");
+    let restored = text
+        .lines()
+        .filter(|l| l.contains("claim data-db-0: restored ") && l.contains(" file(s), "))
+        .last()
+        .unwrap_or_else(|| panic!("no restore progress:\n{text}"));
+    let (done, total) = restored
+        .split("restored ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|r| r.split_once('/'))
+        .expect("n/m files");
+    assert_eq!(
+        done, total,
+        "the last restore line is not complete: {restored}"
+    );
+    assert!(text.contains("claim data-db-0: re-read "), "{text}");
     assert_eq!(
         listing(&m.target_dir),
         before,

@@ -21,6 +21,7 @@ use object_store::ObjectStore;
 
 use super::mover::{MoverError, MoverReport};
 use super::order::{MoverTask, VolumeLayout, VolumeOrder};
+use super::progress::{OnProgress, follow};
 use crate::scaleout::exchange;
 use crate::scaleout::executor::kubernetes::stuck_grace;
 
@@ -59,6 +60,8 @@ pub struct Movers {
     pub timeout: Duration,
     /// The plan's `runAsUser`/`runAsGroup`: movers run as that user, not root.
     pub run_as: Option<(i64, i64)>,
+    /// Where each claim's progress goes (the mover pods' logs are followed).
+    pub progress: Option<OnProgress>,
 }
 
 impl std::fmt::Debug for Movers {
@@ -124,6 +127,20 @@ pub async fn run_movers(
         jobs.push(job);
         leaders.push(leader);
     }
+    // Each mover's log, followed for its progress lines until the movers are done
+    // (dropping the set aborts the followers).
+    let mut followers = tokio::task::JoinSet::new();
+    if let Some(on) = &movers.progress {
+        for (index, job) in jobs.iter().enumerate() {
+            followers.spawn(follow(
+                movers.client.clone(),
+                movers.namespace.clone(),
+                job.worker.name.clone(),
+                index,
+                on.clone(),
+            ));
+        }
+    }
     let deadline = Instant::now() + movers.timeout;
     // All at once: the first mover to fail fails the step, whichever claim it has. A
     // claim restored next to another starts when that one's mover is done.
@@ -144,6 +161,11 @@ pub async fn run_movers(
         }
     }))
     .await?;
+    // The movers' last progress lines, read if their pods' logs still stream.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while followers.join_next().await.is_some() {}
+    })
+    .await;
     let mut reports = Vec::new();
     for (index, job) in jobs.iter().enumerate() {
         let report: MoverReport = exchange::get_json(

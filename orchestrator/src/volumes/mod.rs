@@ -17,6 +17,9 @@
 //! 5. [`order`] and [`mover`]: `relocate volume pack|restore|verify`, one mover pod
 //!    per claim, ordered through the state store like the scale-out workers.
 //!
+//! Every mover tells how far it is on stderr ([`progress`]); the coordinator follows
+//! the pods' logs into the step's live counters.
+//!
 //! A pack checkpoints after each segment ([`checkpoint`]): a mover killed mid-volume
 //! and run again redoes at most one segment.
 //!
@@ -32,6 +35,7 @@ pub mod manifest;
 pub mod mover;
 pub mod order;
 pub mod pack;
+pub mod progress;
 pub mod prune;
 pub mod restore;
 pub mod scan;

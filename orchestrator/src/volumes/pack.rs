@@ -19,6 +19,7 @@ use tokio::runtime::Handle;
 
 use super::checkpoint::{self, Checkpoint};
 use super::manifest::{ManifestWriter, SegmentInfo};
+use super::progress::{Progress, Reporter};
 use super::segment::SegmentWriter;
 use super::walk::Walk;
 use super::{EntryKind, VolumeError, VolumeSummary};
@@ -148,6 +149,10 @@ impl Packer {
         }
         let mut segment: Option<SegmentWriter> = None;
         let mut buf = vec![0u8; 256 << 10];
+        let mut told = Reporter::new(Progress {
+            files: volume.files,
+            bytes: volume.bytes,
+        });
         let mut walk = Walk::new(&self.root);
         for walked in walk.by_ref() {
             let mut walked = walked?;
@@ -176,6 +181,7 @@ impl Packer {
                     out.files += 1;
                     volume.files += 1;
                     volume.bytes += size;
+                    told.file(size);
                     if entry.sparse {
                         volume.sparse.push(entry.path.clone());
                     }
@@ -202,6 +208,7 @@ impl Packer {
             }
         }
         self.close(segment.take(), &mut volume)?;
+        told.finish();
         volume.not_moved = std::mem::take(&mut walk.sockets);
         volume.entries = manifest.entries;
         let (file, _, root) = manifest.finish()?;

@@ -25,6 +25,7 @@ use tokio::runtime::Handle;
 
 use super::manifest::entries;
 use super::pack::segment_location;
+use super::progress::{Progress, Reporter};
 use super::prune::prune;
 use super::scan::hash_file;
 use super::segment::{CHUNK, SegmentReader};
@@ -121,13 +122,17 @@ impl Restorer {
         self.summary.removed = pruned.removed;
         self.summary.removed_paths = pruned.paths;
         let mut checked_parent = String::new();
+        let mut told = Reporter::new(Progress::default());
         for entry in entries(manifest)? {
             let entry = entry?;
             self.check_path(&entry, &mut checked_parent)?;
             let full = self.full(&entry.path);
             match entry.kind {
                 EntryKind::Dir => self.dir(&full, &entry)?,
-                EntryKind::File => self.file(&full, &entry)?,
+                EntryKind::File => {
+                    self.file(&full, &entry)?;
+                    told.file(entry.size);
+                }
                 EntryKind::Symlink => self.symlink(&full, &entry)?,
                 EntryKind::HardLink => self.hard_link(&full, &entry)?,
                 EntryKind::Fifo | EntryKind::CharDevice | EntryKind::BlockDevice => {
@@ -141,6 +146,7 @@ impl Restorer {
                 self.apply_metadata(&full, &entry)?;
             }
         }
+        told.finish();
         // Directory modes and times last: their contents are written by now.
         for entry in entries(manifest)? {
             let entry = entry?;

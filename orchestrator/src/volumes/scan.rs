@@ -8,6 +8,7 @@ use std::path::Path;
 use relocate_verifier::merkle::MerkleBuilder;
 use sha2::{Digest, Sha256};
 
+use super::progress::{Progress, Reporter};
 use super::walk::Walk;
 use super::{EntryKind, VolumeError};
 
@@ -27,6 +28,7 @@ pub fn scan(root: &Path) -> Result<ScanSummary, VolumeError> {
     let mut tree = MerkleBuilder::default();
     let (mut entries, mut bytes) = (0u64, 0u64);
     let mut buf = vec![0u8; 256 << 10];
+    let mut told = Reporter::new(Progress::default());
     for walked in Walk::new(root) {
         let mut walked = walked?;
         if walked.entry.kind == EntryKind::File {
@@ -34,10 +36,12 @@ pub fn scan(root: &Path) -> Result<ScanSummary, VolumeError> {
             walked.entry.size = size;
             walked.entry.sha256 = Some(sha256);
             bytes += size;
+            told.file(size);
         }
         tree.push(walked.entry.leaf());
         entries += 1;
     }
+    told.finish();
     Ok(ScanSummary {
         root: hex::encode(tree.root()),
         entries,

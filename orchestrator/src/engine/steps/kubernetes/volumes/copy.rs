@@ -19,7 +19,7 @@ use super::super::{
 use super::movers::{movers, order, staging};
 use super::{
     PACKED, PACKED_FROM, PACKED_IN, PACKED_UNDER, VolumeStepError, frozen_digest, made_in,
-    manifests_err, summary_of,
+    manifests_err, progress_lines, summary_of,
 };
 use crate::engine::Context;
 use crate::engine::steps::{StepResult, missing_workload};
@@ -141,7 +141,7 @@ async fn pack_claims(
         }
     }
     let names: Vec<String> = claims.iter().map(|c| c.name.clone()).collect();
-    let movers = movers(
+    let mut movers = movers(
         ctx,
         stage,
         step_index,
@@ -152,6 +152,8 @@ async fn pack_claims(
         MoverTask::Pack,
     )
     .await?;
+    let unknown = vec![None; names.len()];
+    movers.progress = Some(progress_lines(ctx, stage, name, "packed", &names, &unknown));
     // While the source runs, a snapshot class makes the seed point-in-time: each claim
     // is snapshotted and the mover reads a clone of it.
     let mut clones = Vec::new();

@@ -13,7 +13,7 @@ use super::super::{load, save, say, with_causes};
 use super::movers::{movers, order};
 use super::{
     PACKED, PACKED_UNDER, RESTORED, SCHEDULING, VERIFIED, VolumeStepError, compare, frozen_digest,
-    manifests_err, placed,
+    manifests_err, packed_totals, placed, progress_lines,
 };
 use crate::engine::Context;
 use crate::volumes::coordinator::{Placement, run_movers};
@@ -129,7 +129,7 @@ pub(crate) async fn restore_claims(
             w.to
         ),
     );
-    let restorers = movers(
+    let mut restorers = movers(
         ctx,
         stage,
         step_index,
@@ -140,6 +140,10 @@ pub(crate) async fn restore_claims(
         MoverTask::Restore,
     )
     .await?;
+    let totals = packed_totals(&packed, &names);
+    restorers.progress = Some(progress_lines(
+        ctx, stage, name, "restored", &names, &totals,
+    ));
     let order = order(ctx, name, names.clone());
     // Each restore mover binds its claim (the first consumer): where the workload may
     // run, and next to the claims one pod mounts with it.
@@ -193,7 +197,7 @@ pub(crate) async fn restore_claims(
     // The restore made each claim equal to its manifest (writing what differs, removing
     // what it does not name); the re-read hashes the whole tree again with a fresh
     // mover, before any workload starts on it.
-    let rereaders = movers(
+    let mut rereaders = movers(
         ctx,
         stage,
         step_index,
@@ -204,6 +208,7 @@ pub(crate) async fn restore_claims(
         MoverTask::Verify,
     )
     .await?;
+    rereaders.progress = Some(progress_lines(ctx, stage, name, "re-read", &names, &totals));
     let verified = run_movers(&rereaders, &order, MoverTask::Verify, &placed(&scheduling)).await?;
     for report in &verified {
         compare(&packed, report, "re-read")?;

@@ -224,6 +224,75 @@ pub(crate) fn kept_frozen(
     ))
 }
 
+/// Each claim's progress as the operator sees it: a line at most every ten seconds
+/// per claim (`RELOCATE_VOLUME_PROGRESS_MS` for tests), from the movers' own lines.
+/// `totals` are each claim's packed files and bytes (none for a pack, which finds
+/// them as it walks).
+pub(super) fn progress_lines(
+    ctx: &Context,
+    stage: &plans::Stage,
+    workload: &str,
+    doing: &'static str,
+    claims: &[String],
+    totals: &[Option<(u64, u64)>],
+) -> crate::volumes::progress::OnProgress {
+    use bytesize::ByteSize;
+    let every = std::env::var("RELOCATE_VOLUME_PROGRESS_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(10), Duration::from_millis);
+    let events = ctx.events.clone();
+    let (stage, workload) = (stage.name.clone(), workload.to_owned());
+    let claims = claims.to_vec();
+    let totals = totals.to_vec();
+    let last: std::sync::Mutex<std::collections::BTreeMap<usize, std::time::Instant>> =
+        std::sync::Mutex::default();
+    std::sync::Arc::new(move |index, p: crate::volumes::progress::Progress| {
+        {
+            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            let now = std::time::Instant::now();
+            if last
+                .get(&index)
+                .is_some_and(|at| now.duration_since(*at) < every)
+            {
+                return;
+            }
+            last.insert(index, now);
+        }
+        let claim = claims.get(index).map_or("?", String::as_str);
+        let bytes = ByteSize::b(p.bytes).display().iec();
+        let line = match totals.get(index).copied().flatten() {
+            Some((files, total)) => format!(
+                "{workload}: claim {claim}: {doing} {}/{files} file(s), {bytes}/{}",
+                p.files,
+                ByteSize::b(total).display().iec()
+            ),
+            None => format!(
+                "{workload}: claim {claim}: {doing} {} file(s), {bytes} so far",
+                p.files
+            ),
+        };
+        events.emit(crate::progress::Event::CommandOutput {
+            stage: stage.clone(),
+            line,
+        });
+    })
+}
+
+/// Each claim's packed files and bytes, in `claims` order.
+pub(super) fn packed_totals(packed: &[MoverReport], claims: &[String]) -> Vec<Option<(u64, u64)>> {
+    claims
+        .iter()
+        .map(|c| {
+            packed
+                .iter()
+                .find(|r| r.claim == *c)
+                .and_then(|r| r.packed.as_ref())
+                .map(|p| (p.files, p.bytes))
+        })
+        .collect()
+}
+
 /// Placements that carry only the claims' node constraints.
 pub(super) fn placed(
     scheduling: &std::collections::BTreeMap<String, connectors::kube::volumes::Scheduling>,

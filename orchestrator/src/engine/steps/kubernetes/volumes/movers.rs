@@ -147,5 +147,6 @@ pub(super) async fn movers(
         step,
         timeout: ctx.plan.volume_timeout(workload).unwrap_or(DEFAULT_TIMEOUT),
         run_as: v.run_as_user.map(|u| (u, v.run_as_group.unwrap_or(u))),
+        progress: None,
     })
 }

@@ -8,8 +8,8 @@ use plans::Stage;
 use super::super::{StepOutput, client, failed, load, save, say, started};
 use super::movers::{movers, order};
 use super::{
-    PACKED, SCHEDULING, VERIFIED, VolumeStepError, compare, manifests_err, placed, record_checks,
-    summary_of,
+    PACKED, SCHEDULING, VERIFIED, VolumeStepError, compare, manifests_err, packed_totals, placed,
+    progress_lines, record_checks, summary_of,
 };
 use crate::engine::Context;
 use crate::engine::steps::{StepResult, missing_workload};
@@ -85,7 +85,7 @@ pub(crate) async fn verify(
         if names.is_empty() {
             return Ok(kept);
         }
-        let movers = movers(
+        let mut movers = movers(
             ctx,
             stage,
             step_index,
@@ -96,6 +96,10 @@ pub(crate) async fn verify(
             MoverTask::Verify,
         )
         .await?;
+        let totals = packed_totals(&packed, &names);
+        movers.progress = Some(progress_lines(
+            ctx, stage, name, "re-read", &names, &totals,
+        ));
         let order = order(ctx, name, names);
         let scheduling: BTreeMap<String, Scheduling> =
             load(ctx, name, SCHEDULING)?.unwrap_or_default();
