@@ -203,8 +203,7 @@ fn a_statefulsets_claim_moves_with_it_and_its_root_is_in_the_evidence() {
     assert!(text.contains("claim data-db-0: packed "), "{text}");
     let restored = text
         .lines()
-        .filter(|l| l.contains("claim data-db-0: restored ") && l.contains(" file(s), "))
-        .last()
+        .rfind(|l| l.contains("claim data-db-0: restored ") && l.contains(" file(s), "))
         .unwrap_or_else(|| panic!("no restore progress:\n{text}"));
     let (done, total) = restored
         .split("restored ")
