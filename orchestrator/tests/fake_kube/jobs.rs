@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 
 mod controller;
 mod kubelet;
+mod obstacles;
 
 use super::apiserver::status;
 use super::{FakeCluster, Objects};
@@ -69,7 +70,26 @@ struct State {
     logs: BTreeMap<(String, String), Arc<LogBuffer>>,
     running: BTreeMap<(String, String, u32), Running>,
     stopped: bool,
+    /// Obstacles for pods mounting a claim (see `obstacles`).
+    blocks: BTreeMap<(String, String), obstacles::ClaimBlock>,
+    /// Namespaces whose pods the API server refuses, and why.
+    refused: BTreeMap<String, String>,
+    /// Called when a pod's process exits, before its status says so.
+    exit_hooks: Vec<ExitHook>,
+    /// Jobs deleted, as `(namespace, name, propagationPolicy)`.
+    deleted: Vec<(String, String, Option<String>)>,
 }
+
+/// A pod's process has exited; its Pod and Job do not say so yet.
+#[derive(Debug, Clone)]
+pub struct PodExit {
+    pub namespace: String,
+    pub job: String,
+    pub pod: String,
+    pub exit_code: i32,
+}
+
+type ExitHook = Arc<dyn Fn(&PodExit) + Send + Sync>;
 
 /// The Job controller of one fake cluster.
 #[derive(Clone)]
@@ -109,6 +129,30 @@ impl FakeCluster {
         lock(&self.api.jobs.state)
             .unbindable
             .insert((namespace.to_owned(), name.to_owned()));
+    }
+    /// Run `hook` whenever a pod's process exits, before the pod's status (and so the
+    /// Job's) says it finished: whatever it does happens after the process and before
+    /// any reader can know.
+    pub fn on_pod_exit(&self, hook: impl Fn(&PodExit) + Send + Sync + 'static) {
+        lock(&self.api.jobs.state).exit_hooks.push(Arc::new(hook));
+    }
+    /// Every Job deleted, as `(namespace, name, propagationPolicy)`, in order.
+    pub fn deleted_jobs(&self) -> Vec<(String, String, Option<String>)> {
+        lock(&self.api.jobs.state).deleted.clone()
+    }
+    /// The pods of Job `namespace/job` still stored (a deleted Job's pods go only
+    /// with `propagationPolicy` `Background` or `Foreground`).
+    pub fn job_pods(&self, namespace: &str, job: &str) -> Vec<Value> {
+        let collection = format!("/api/v1/namespaces/{namespace}/pods");
+        self.objects
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|((c, _), pod)| {
+                *c == collection && pod["metadata"]["labels"]["batch.kubernetes.io/job-name"] == job
+            })
+            .map(|(_, pod)| pod.clone())
+            .collect()
     }
     /// Every Job body POSTed, in order (rejected ones included).
     pub fn job_requests(&self) -> Vec<Value> {
@@ -238,7 +282,17 @@ impl Jobs {
                 };
                 self.create(&namespace, job)
             }
-            (Method::DELETE, Some(name)) => self.delete(&namespace, &name),
+            (Method::DELETE, Some(name)) => {
+                let body = to_bytes(request.into_body(), 1 << 20)
+                    .await
+                    .unwrap_or_default();
+                // DeleteOptions in the body (as kube-rs sends them) or the query.
+                let policy = serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .and_then(|o| o["propagationPolicy"].as_str().map(str::to_owned))
+                    .or_else(|| query.get("propagationPolicy").cloned());
+                self.delete(&namespace, &name, policy)
+            }
             (Method::GET, Some(name)) if collection.ends_with("/pods") => self.log(
                 &namespace,
                 &name,
@@ -304,8 +358,11 @@ impl Jobs {
         (StatusCode::CREATED, axum::Json(job)).into_response()
     }
 
-    fn delete(&self, namespace: &str, name: &str) -> Response {
+    fn delete(&self, namespace: &str, name: &str, policy: Option<String>) -> Response {
         let mut state = lock(&self.state);
+        state
+            .deleted
+            .push((namespace.to_owned(), name.to_owned(), policy.clone()));
         let Some(job) = state.jobs.remove(&(namespace.to_owned(), name.to_owned())) else {
             return status(
                 404,
@@ -318,6 +375,18 @@ impl Jobs {
             if ns == namespace && j == name {
                 let _ = running.child.lock().map(|mut c| c.kill());
             }
+        }
+        drop(state);
+        // The garbage collector removes the dependents unless told to orphan them, and
+        // the API's default for batch/v1 Jobs is to orphan (`kubectl` asks Background).
+        if matches!(policy.as_deref(), Some("Background" | "Foreground")) {
+            let uid = job["metadata"]["uid"].clone();
+            self.objects.lock().expect("lock").retain(|(c, _), o| {
+                !(c.ends_with("/pods")
+                    && o["metadata"]["ownerReferences"]
+                        .as_array()
+                        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid)))
+            });
         }
         axum::Json(job).into_response()
     }

@@ -14,17 +14,19 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::controller::Outcome;
-use super::{Jobs, LogBuffer, Running, lock};
+use super::obstacles::{Obstacle, mounting, unschedulable};
+use super::{Jobs, LogBuffer, PodExit, Running, lock};
 
 impl Jobs {
-    /// Make the pod object for `index` and run its process on a thread.
+    /// Make the pod object for `index` and run its process on a thread; false when the
+    /// API server refused the pod (no Pod object exists).
     pub(super) fn start_pod(
         &self,
         key: &(String, String),
         job: &Value,
         index: u32,
         tx: mpsc::Sender<Outcome>,
-    ) {
+    ) -> bool {
         let (namespace, name) = key.clone();
         let n = self.pod_counter.fetch_add(1, Ordering::SeqCst);
         let pod_name = format!("{name}-{index}-{:05x}", n % 0xfffff);
@@ -38,23 +40,51 @@ impl Jobs {
                                               "uid": job["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}]},
             "spec": template["spec"], "status": {"phase": "Pending"}});
         let container = template["spec"]["containers"][0].clone();
-        if let Err(message) = self.attach_claims(&namespace, &template["spec"]) {
-            return self.put_pod(&namespace, waiting(pod, "ContainerCreating", &message));
+        if let Some(why) = self.refusal(&namespace) {
+            let owner = json!({"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": name, "namespace": namespace, "uid": job["metadata"]["uid"]}});
+            let message = format!("Error creating: pods \"{pod_name}\" is forbidden: {why}");
+            self.warn(&owner, "FailedCreate", &message, "job-controller");
+            return false;
         }
+        match self.obstacle(&namespace, &template["spec"]) {
+            Some(Obstacle::Unschedulable(message)) => {
+                let pod = unschedulable(pod, &message);
+                self.put_pod(&namespace, pod.clone());
+                self.warn(&pod, "FailedScheduling", &message, "default-scheduler");
+                return true;
+            }
+            Some(Obstacle::Mount(reason, message, component)) => {
+                let pod = mounting(pod);
+                self.put_pod(&namespace, pod.clone());
+                self.warn(&pod, &reason, &message, component);
+                return true;
+            }
+            None => {}
+        }
+        if let Err(message) = self.attach_claims(&namespace, &template["spec"]) {
+            let pod = mounting(pod);
+            self.put_pod(&namespace, pod.clone());
+            self.warn(&pod, "FailedMount", &message, "kubelet");
+            return true;
+        }
+        let termination = TerminationLog::of(&container, &pod_name);
         let env = self
             .resolve_env(&namespace, &container, index)
-            .map(|env| self.map_claims(&namespace, &template["spec"], &container, env));
+            .map(|env| self.map_claims(&namespace, &template["spec"], &container, env))
+            .map(|env| termination.map_env(env));
         let entrypoint = lock(&self.state).entrypoint.clone();
         let (env, entrypoint) = match (env, entrypoint) {
             (Ok(env), Some(entrypoint)) => (env, entrypoint),
             (Err(message), _) => {
-                return self.put_pod(
+                self.put_pod(
                     &namespace,
                     waiting(pod, "CreateContainerConfigError", &message),
                 );
+                return true;
             }
             (_, None) => {
-                return self.put_pod(
+                self.put_pod(
                     &namespace,
                     waiting(
                         pod,
@@ -62,6 +92,7 @@ impl Jobs {
                         "no entrypoint: call FakeCluster::set_job_entrypoint",
                     ),
                 );
+                return true;
             }
         };
         let workdir = lock(&self.state).workdir.clone();
@@ -110,7 +141,7 @@ impl Jobs {
                     exit_code: Some(128),
                     disrupted: false,
                 });
-                return;
+                return true;
             }
         };
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
@@ -163,13 +194,27 @@ impl Jobs {
             });
             let disrupted = disrupted.load(Ordering::SeqCst);
             lock(&controller.state).running.remove(&run_key);
-            controller.put_pod(&run_key.0, terminated(running, code, "", disrupted));
+            // Between the process's exit and its status: what a test's hook does here
+            // happens before anyone can see the pod (or the Job) finished.
+            let exit = PodExit {
+                namespace: run_key.0.clone(),
+                job: run_key.1.clone(),
+                pod: pod_name.clone(),
+                exit_code: code,
+            };
+            let hooks = lock(&controller.state).exit_hooks.clone();
+            for hook in hooks {
+                hook(&exit);
+            }
+            let message = termination.message(code, &buffer);
+            controller.put_pod(&run_key.0, terminated(running, code, &message, disrupted));
             let _ = tx.send(Outcome {
                 index,
                 exit_code: Some(code),
                 disrupted,
             });
         });
+        true
     }
 
     fn put_pod(&self, namespace: &str, pod: Value) {
@@ -376,4 +421,70 @@ fn terminated(mut pod: Value, code: i32, message: &str, disrupted: bool) -> Valu
                                               "message": "Taint manager: deleting due to NoExecute taint"}]);
     }
     pod
+}
+
+/// The kubelet's termination message: the file at the container's
+/// `terminationMessagePath` is a per-pod temporary file here (env values naming the path
+/// are rewritten to it, as claims' mount paths are), read on exit as the kubelet reads
+/// it: at most the last 4096 bytes (`MaxContainerTerminationMessageLength`). With
+/// `FallbackToLogsOnError`, an empty file of a failed container gives the log's last 80
+/// lines, at most 2048 bytes.
+struct TerminationLog {
+    path: Option<(String, std::path::PathBuf)>,
+    fallback: bool,
+}
+
+impl TerminationLog {
+    const MAX: usize = 4096;
+
+    fn of(container: &Value, pod: &str) -> Self {
+        let path = container["terminationMessagePath"].as_str().map(|path| {
+            let file = std::env::temp_dir().join(format!(
+                "fake-kubelet-{}-{pod}-termination-log",
+                std::process::id()
+            ));
+            // The kubelet creates the file (empty) before the container starts.
+            let _ = std::fs::write(&file, b"");
+            (path.to_owned(), file)
+        });
+        Self {
+            path,
+            fallback: container["terminationMessagePolicy"] == "FallbackToLogsOnError",
+        }
+    }
+
+    fn map_env(&self, env: Vec<(String, String)>) -> Vec<(String, String)> {
+        let Some((path, file)) = &self.path else {
+            return env;
+        };
+        env.into_iter()
+            .map(|(k, v)| {
+                if v == *path {
+                    (k, file.display().to_string())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect()
+    }
+
+    fn message(&self, code: i32, log: &LogBuffer) -> String {
+        let bytes = self
+            .path
+            .as_ref()
+            .and_then(|(_, file)| {
+                let bytes = std::fs::read(file).ok();
+                let _ = std::fs::remove_file(file);
+                bytes
+            })
+            .unwrap_or_default();
+        let tail = &bytes[bytes.len().saturating_sub(Self::MAX)..];
+        if !tail.is_empty() || !self.fallback || code == 0 {
+            return String::from_utf8_lossy(tail).into_owned();
+        }
+        let lines = log.lines.lock().expect("lock");
+        let last: Vec<&str> = lines.iter().rev().take(80).rev().map(String::as_str).collect();
+        let text = last.join("\n").into_bytes();
+        String::from_utf8_lossy(&text[text.len().saturating_sub(2048)..]).into_owned()
+    }
 }

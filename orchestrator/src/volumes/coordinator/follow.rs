@@ -1,0 +1,168 @@
+//! Following one mover Job until it completes, and failing early, naming the claim and
+//! Kubernetes' own reason, when it cannot: a pod that can never start (no image, a
+//! Secret missing), one the scheduler cannot place, a Job whose pods the API server
+//! refuses (quota, Pod Security admission), a volume that will not attach or mount.
+//! Without this a stuck mover looks like a running one until `volumes.timeout` (an
+//! hour by default), the hang Velero's and Crane's users complain of most.
+//!
+//! Each obstacle must persist for a grace before it is an error (the cluster autoscaler
+//! may add a node, a quota may be raised): `RELOCATE_STUCK_POD_SECONDS` (default 300 s)
+//! for all but attach and mount errors, which get three times that (see
+//! [`mount_grace`]).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use connectors::kube::volumes::{MoverJob, claim_status};
+use connectors::kube::workers::{BlockKind, Blocked, blocked_job, job_progress, stuck_worker_pods};
+
+use super::{Movers, POLL, cluster};
+use crate::scaleout::executor::kubernetes::stuck_grace;
+use crate::volumes::mover::MoverError;
+use crate::volumes::order::MoverTask;
+
+/// Attach and mount errors are often transient: a `ReadWriteOnce` volume is detached
+/// from its previous node only once the pod there is gone, and the attach/detach
+/// controller force-detaches an unmounted volume only after 6 minutes
+/// (`maxWaitForUnmountDuration`); CSI drivers retry with back-off. Three times the
+/// stuck grace (15 min by default) outlasts those, and stays under the one env override
+/// tests and impatient operators set.
+fn mount_grace() -> Duration {
+    stuck_grace() * 3
+}
+
+fn grace(kind: BlockKind) -> Duration {
+    match kind {
+        BlockKind::Mount => mount_grace(),
+        _ => stuck_grace(),
+    }
+}
+
+/// How often the pods and events are read for obstacles: often enough to fail close to
+/// the grace, rarely enough not to load the API server with a claim's worth of movers.
+fn diagnose_every() -> Duration {
+    (stuck_grace() / 4).clamp(POLL, Duration::from_secs(10))
+}
+
+/// Wait for `job` (moving `claim`) to complete, until `deadline`.
+pub(super) async fn wait(
+    movers: &Movers,
+    job: &MoverJob,
+    claim: &str,
+    task: MoverTask,
+    deadline: Instant,
+) -> Result<(), MoverError> {
+    let (ns, name) = (&movers.namespace, &job.worker.name);
+    let failed = |detail: String| MoverError::MoverFailed {
+        claim: claim.to_owned(),
+        task: task.as_str(),
+        namespace: ns.clone(),
+        job: name.clone(),
+        detail,
+    };
+    let mut stuck_since: Option<Instant> = None;
+    let mut blocked_since: BTreeMap<BlockKind, Instant> = BTreeMap::new();
+    let mut next_diagnosis = Instant::now();
+    loop {
+        let progress = job_progress(movers.client.clone(), ns, name)
+            .await
+            .map_err(|e| cluster(claim, e))?;
+        if progress.completed.contains(&0) {
+            return Ok(());
+        }
+        if !progress.failed.is_empty() || progress.finished.is_some() {
+            let detail = match progress.finished {
+                Some(connectors::kube::workers::JobFinished::Failed { reason, message }) => {
+                    format!("{reason}: {message}")
+                }
+                _ => "its pod failed for good".into(),
+            };
+            return Err(failed(detail));
+        }
+        // A pod that can never start (no image, a Secret key missing) leaves the Job
+        // active until the timeout: fail after the workers' grace, naming the reason.
+        let stuck = stuck_worker_pods(movers.client.clone(), ns, name)
+            .await
+            .unwrap_or_default();
+        match (stuck.first(), stuck_since) {
+            (None, _) => stuck_since = None,
+            (Some(first), Some(since)) if since.elapsed() >= stuck_grace() => {
+                return Err(failed(format!(
+                    "its pod {} cannot start: {}: {}",
+                    first.pod, first.reason, first.message
+                )));
+            }
+            (Some(_), None) => stuck_since = Some(Instant::now()),
+            (Some(_), Some(_)) => {}
+        }
+        if Instant::now() >= next_diagnosis {
+            next_diagnosis = Instant::now() + diagnose_every();
+            let blocked = match blocked_job(movers.client.clone(), ns, name).await {
+                Ok(blocked) => blocked,
+                Err(e) => {
+                    // Best effort: the timeout still bounds the wait.
+                    tracing::debug!(job = %name, error = %e, "mover's pods not diagnosed");
+                    Vec::new()
+                }
+            };
+            blocked_since.retain(|kind, _| blocked.iter().any(|b| b.kind == *kind));
+            for obstacle in &blocked {
+                let since = *blocked_since
+                    .entry(obstacle.kind)
+                    .or_insert_with(Instant::now);
+                if since.elapsed() >= grace(obstacle.kind) {
+                    return Err(blocked_error(movers, job, claim, task, obstacle, since).await);
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            let status = claim_status(movers.client.clone(), ns, &job.claim)
+                .await
+                .map_err(|e| cluster(claim, e))?;
+            status.accepts(ns, &job.claim, 0)?;
+            return Err(failed(format!(
+                "not done after {}",
+                humantime::format_duration(movers.timeout)
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The error for `obstacle`, with the mounted claim's state when it is `Pending` (the
+/// likeliest cause of an unschedulable mover).
+async fn blocked_error(
+    movers: &Movers,
+    job: &MoverJob,
+    claim: &str,
+    task: MoverTask,
+    obstacle: &Blocked,
+    since: Instant,
+) -> MoverError {
+    let ns = &movers.namespace;
+    let claim_state = match claim_status(movers.client.clone(), ns, &job.claim).await {
+        Ok(status) if status.phase == "Pending" => format!(
+            "; claim {ns}/{} is still Pending (storage class {})",
+            job.claim,
+            status.storage_class.as_deref().unwrap_or("(default)")
+        ),
+        _ => String::new(),
+    };
+    let (subject, described) = match &obstacle.pod {
+        Some(pod) => (format!("pod {pod}"), format!("pod/{pod}")),
+        None => ("its pod".to_owned(), format!("job/{}", job.worker.name)),
+    };
+    MoverError::Blocked {
+        claim: claim.to_owned(),
+        task: task.as_str(),
+        namespace: ns.clone(),
+        job: job.worker.name.clone(),
+        subject,
+        what: obstacle.kind.describe(),
+        reason: obstacle.reason.clone(),
+        message: obstacle.message.clone(),
+        claim_state,
+        waited: since.elapsed().as_secs(),
+        described,
+    }
+}
