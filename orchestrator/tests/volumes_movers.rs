@@ -179,10 +179,17 @@ fn a_mover_that_cannot_be_scheduled_fails_early_naming_the_claim_and_the_schedul
         "claim data-db-0: the pack Job analysis/",
         &job,
         "cannot be scheduled (Unschedulable: 0/3 nodes are available: 1 node(s) had volume node affinity conflict",
-        &format!("kubectl -n analysis describe pod/{job}-0-"),
+        "The Job was deleted, so it cannot start later beside a rerun's",
+        &format!("kubectl -n analysis get events --field-selector involvedObject.name={job}-0-"),
     ] {
         assert!(text.contains(part), "missing {part:?} in:\n{text}");
     }
+    // Gone with its pending pod: it would otherwise start once a node frees up.
+    assert_eq!(
+        s.src.deleted_jobs(),
+        vec![("analysis".into(), job.clone(), Some("Background".into()))]
+    );
+    assert!(s.src.job_pods("analysis", &job).is_empty());
     assert!(!text.contains("is still Pending"), "the claim is Bound:\n{text}");
 }
 
@@ -228,7 +235,7 @@ fn a_job_whose_pods_the_api_server_refuses_fails_early_naming_the_quota() {
         "claim data-db-0: the pack Job analysis/",
         "its pod cannot be created (FailedCreate: Error creating: pods",
         "is forbidden: exceeded quota: compute",
-        &format!("kubectl -n analysis describe job/{job}"),
+        &format!("kubectl -n analysis get events --field-selector involvedObject.name={job}"),
     ] {
         assert!(text.contains(part), "missing {part:?} in:\n{text}");
     }
@@ -261,29 +268,35 @@ fn a_volume_that_will_not_attach_fails_after_its_own_longer_grace() {
 #[test]
 fn a_failed_mover_is_kept_and_the_rerun_starts_new_jobs_that_are_deleted_once_accepted() {
     let s = seed("120s", SEED);
-    s.src
-        .set_claim_unschedulable("analysis", "data-db-0", UNSCHEDULABLE);
+    // A mover that fails for good (exit 3: the Job does not retry it).
+    let failing = s.ws.script("failing-mover.sh", "echo 'volume order refused' >&2\nexit 3");
+    s.src.set_job_entrypoint(failing);
     let (first, _) = run(&s);
-    assert!(!first.status.success(), "{}", both(&first));
+    let text = both(&first);
+    assert!(!first.status.success(), "{text}");
     let kept = mover_jobs(&s.src)
         .pop()
-        .unwrap_or_else(|| panic!("no mover Job:\n{}", both(&first)));
+        .unwrap_or_else(|| panic!("no mover Job:\n{text}"));
+    assert!(
+        text.contains(&format!(
+            "it is kept for inspection for 24h: kubectl -n analysis logs job/{kept}"
+        )),
+        "{text}"
+    );
 
-    // The operator frees a node; the rerun is a new attempt of the stage.
-    s.src.clear_claim_block("analysis", "data-db-0");
+    // The operator fixes the image; the rerun is a new attempt of the stage.
+    s.src
+        .set_job_entrypoint(assert_cmd::cargo::cargo_bin("relocate"));
     let (second, _) = run(&s);
     let text = both(&second);
     assert!(second.status.success(), "the rerun failed:\n{text}");
-    let jobs = mover_jobs(&s.src);
-    let rerun = jobs.last().expect("the rerun's Job").clone();
+    let rerun = mover_jobs(&s.src).pop().expect("the rerun's Job");
     assert_ne!(rerun, kept, "the rerun re-used the failed attempt's Job");
-    assert!(
-        s.src.job("analysis", &kept).is_some(),
-        "the failed mover's Job was not kept for inspection"
-    );
+    let failed = s.src.job("analysis", &kept).expect("the failed mover's Job is kept");
+    assert_eq!(failed["status"]["failed"], 1, "{failed}");
     assert!(
         !s.src.job_pods("analysis", &kept).is_empty(),
-        "the failed mover's pod was not kept"
+        "the failed mover's pod (and its log) was not kept"
     );
     assert!(
         s.src.job("analysis", &rerun).is_none(),

@@ -73,9 +73,10 @@ pub enum MoverError {
         detail: String,
     },
     /// The mover's pod cannot run (not created, not scheduled, its volume not mounted)
-    /// and has not for longer than the grace its kind gets.
+    /// and has not for longer than the grace its kind gets. Its Job is deleted, so it
+    /// cannot start later beside a rerun's mover of the same claim.
     #[error(
-        "claim {claim}: the {task} Job {namespace}/{job}: {subject} {what} ({reason}: {message}){claim_state}; still so after {waited}s, see kubectl -n {namespace} describe {described}"
+        "claim {claim}: the {task} Job {namespace}/{job}: {subject} {what} ({reason}: {message}){claim_state}; still so after {waited}s. {cleanup}"
     )]
     Blocked {
         /// The claim.
@@ -98,8 +99,8 @@ pub enum MoverError {
         claim_state: String,
         /// Seconds waited since first seen.
         waited: u64,
-        /// What to describe: `pod/<name>` or `job/<name>`.
-        described: String,
+        /// What became of the Job, and where its events are.
+        cleanup: String,
     },
     /// A mover's report in the exchange store is not the one its pod sealed with its
     /// termination message: rewritten after the mover exited, or never sealed.

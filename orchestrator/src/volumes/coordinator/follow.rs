@@ -5,6 +5,10 @@
 //! Without this a stuck mover looks like a running one until `volumes.timeout` (an
 //! hour by default), the hang Velero's and Crane's users complain of most.
 //!
+//! A Job failed this way is deleted with its pod (which never ran, so has no log): left,
+//! it would start once the obstacle clears, beside the rerun's mover of the same claim.
+//! Kubernetes keeps its events for an hour, and the error quotes them.
+//!
 //! Each obstacle must persist for a grace before it is an error (the cluster autoscaler
 //! may add a node, a quota may be raised): `RELOCATE_STUCK_POD_SECONDS` (default 300 s)
 //! for all but attach and mount errors, which get three times that (see
@@ -13,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use connectors::kube::volumes::{MoverJob, claim_status};
+use connectors::kube::volumes::{MoverJob, claim_status, delete_mover_job};
 use connectors::kube::workers::{BlockKind, Blocked, blocked_job, job_progress, stuck_worker_pods};
 
 use super::{Movers, POLL, cluster};
@@ -87,10 +91,13 @@ pub(super) async fn wait(
         match (stuck.first(), stuck_since) {
             (None, _) => stuck_since = None,
             (Some(first), Some(since)) if since.elapsed() >= stuck_grace() => {
-                return Err(failed(format!(
-                    "its pod {} cannot start: {}: {}",
-                    first.pod, first.reason, first.message
-                )));
+                let obstacle = Obstacle {
+                    pod: Some(first.pod.clone()),
+                    what: "cannot start",
+                    reason: first.reason.clone(),
+                    message: first.message.clone(),
+                };
+                return Err(blocked_error(movers, job, claim, task, &obstacle, since).await);
             }
             (Some(_), None) => stuck_since = Some(Instant::now()),
             (Some(_), Some(_)) => {}
@@ -111,7 +118,8 @@ pub(super) async fn wait(
                     .entry(obstacle.kind)
                     .or_insert_with(Instant::now);
                 if since.elapsed() >= grace(obstacle.kind) {
-                    return Err(blocked_error(movers, job, claim, task, obstacle, since).await);
+                    let obstacle = Obstacle::from(obstacle);
+                    return Err(blocked_error(movers, job, claim, task, &obstacle, since).await);
                 }
             }
         }
@@ -129,6 +137,25 @@ pub(super) async fn wait(
     }
 }
 
+/// Why a mover's pod does not run, in Kubernetes' words.
+struct Obstacle {
+    pod: Option<String>,
+    what: &'static str,
+    reason: String,
+    message: String,
+}
+
+impl From<&Blocked> for Obstacle {
+    fn from(b: &Blocked) -> Self {
+        Obstacle {
+            pod: b.pod.clone(),
+            what: b.kind.describe(),
+            reason: b.reason.clone(),
+            message: b.message.clone(),
+        }
+    }
+}
+
 /// The error for `obstacle`, with the mounted claim's state when it is `Pending` (the
 /// likeliest cause of an unschedulable mover).
 async fn blocked_error(
@@ -136,7 +163,7 @@ async fn blocked_error(
     job: &MoverJob,
     claim: &str,
     task: MoverTask,
-    obstacle: &Blocked,
+    obstacle: &Obstacle,
     since: Instant,
 ) -> MoverError {
     let ns = &movers.namespace;
@@ -148,9 +175,20 @@ async fn blocked_error(
         ),
         _ => String::new(),
     };
-    let (subject, described) = match &obstacle.pod {
-        Some(pod) => (format!("pod {pod}"), format!("pod/{pod}")),
-        None => ("its pod".to_owned(), format!("job/{}", job.worker.name)),
+    let name = &job.worker.name;
+    let (subject, involved) = match &obstacle.pod {
+        Some(pod) => (format!("pod {pod}"), pod.clone()),
+        None => ("its pod".to_owned(), name.clone()),
+    };
+    // Deleted, not kept: a pod that never ran has no log to inspect, and one that
+    // starts once the obstacle clears would write beside a rerun's mover of the claim.
+    let cleanup = match delete_mover_job(movers.client.clone(), ns, name).await {
+        Ok(()) => format!(
+            "The Job was deleted, so it cannot start later beside a rerun's; its events stay for an hour: kubectl -n {ns} get events --field-selector involvedObject.name={involved}"
+        ),
+        Err(e) => format!(
+            "The Job could not be deleted ({e}): delete it before a rerun, or it may start beside the rerun's: kubectl -n {ns} delete job {name} --cascade=background"
+        ),
     };
     MoverError::Blocked {
         claim: claim.to_owned(),
@@ -158,11 +196,11 @@ async fn blocked_error(
         namespace: ns.clone(),
         job: job.worker.name.clone(),
         subject,
-        what: obstacle.kind.describe(),
+        what: obstacle.what,
         reason: obstacle.reason.clone(),
         message: obstacle.message.clone(),
         claim_state,
         waited: since.elapsed().as_secs(),
-        described,
+        cleanup,
     }
 }
