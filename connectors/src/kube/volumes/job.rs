@@ -186,13 +186,32 @@ pub struct MoverExit {
     pub message: Option<String>,
 }
 
+/// The label the Job controller puts on a Job's pods with the Job's uid.
+const CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
+
 /// The pods of mover Job `namespace/job` that succeeded, with their termination
-/// messages, ordered by name.
+/// messages, ordered by name. Selected by the Job's uid, not its name: pods orphaned by
+/// an earlier Job of the same name are not this Job's.
 pub async fn succeeded_movers(
     client: Client,
     namespace: &str,
     job: &str,
 ) -> Result<Vec<MoverExit>, KubeError> {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let job_id = ResourceId {
+        api_version: "batch/v1".into(),
+        kind: "Job".into(),
+        namespace: namespace.into(),
+        name: job.into(),
+    };
+    let found = jobs
+        .get(job)
+        .await
+        .map_err(|e| KubeError::from_api(&job_id, e))?;
+    let selector = match found.metadata.uid {
+        Some(uid) => format!("{JOB_NAME_LABEL}={job},{CONTROLLER_UID_LABEL}={uid}"),
+        None => format!("{JOB_NAME_LABEL}={job}"),
+    };
     let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client, namespace);
     let id = ResourceId {
         api_version: "v1".into(),
@@ -200,7 +219,6 @@ pub async fn succeeded_movers(
         namespace: namespace.into(),
         name: format!("<pods of job {job}>"),
     };
-    let selector = format!("{JOB_NAME_LABEL}={job}");
     let pods = api
         .list(&ListParams::default().labels(&selector))
         .await

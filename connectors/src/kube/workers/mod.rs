@@ -48,6 +48,8 @@ mod preflight;
 mod spec;
 
 #[cfg(test)]
+mod blocked_tests;
+#[cfg(test)]
 mod mock_tests;
 #[cfg(test)]
 mod spec_tests;
