@@ -29,7 +29,6 @@ use serde_json::{Value, json};
 use util::{Workspace, stderr, stdout};
 
 const STATEFULSETS: &str = "/apis/apps/v1/namespaces/analysis/statefulsets";
-const CLAIMS: &str = "/api/v1/namespaces/analysis/persistentvolumeclaims";
 
 /// The analyzer's database: one replica, one template claim.
 fn database() -> Value {
@@ -135,7 +134,14 @@ fn seed(timeout: &str, steps: &str) -> Seed {
 fn run(s: &Seed) -> (std::process::Output, Duration) {
     let started = Instant::now();
     let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("relocate"))
-        .args(["run", "plan.yaml", "--state-dir", "state", "--output", "plain"])
+        .args([
+            "run",
+            "plan.yaml",
+            "--state-dir",
+            "state",
+            "--output",
+            "plain",
+        ])
         .current_dir(s.ws.path())
         .env("RELOCATE_STUCK_POD_SECONDS", "1")
         .env("STAGING_KEY_ID", server("RELOCATE_TEST_S3S_ACCESS_KEY"))
@@ -190,7 +196,10 @@ fn a_mover_that_cannot_be_scheduled_fails_early_naming_the_claim_and_the_schedul
         vec![("analysis".into(), job.clone(), Some("Background".into()))]
     );
     assert!(s.src.job_pods("analysis", &job).is_empty());
-    assert!(!text.contains("is still Pending"), "the claim is Bound:\n{text}");
+    assert!(
+        !text.contains("is still Pending"),
+        "the claim is Bound:\n{text}"
+    );
 }
 
 #[test]
@@ -252,7 +261,10 @@ fn a_volume_that_will_not_attach_fails_after_its_own_longer_grace() {
     assert!(!out.status.success(), "{text}");
     assert!(took < Duration::from_secs(60), "waited {took:?}:\n{text}");
     // Three times the stuck grace of 1 s: transient attach errors are waited out.
-    assert!(took >= Duration::from_secs(3), "failed after {took:?}:\n{text}");
+    assert!(
+        took >= Duration::from_secs(3),
+        "failed after {took:?}:\n{text}"
+    );
     let job = mover_jobs(&s.src)
         .pop()
         .unwrap_or_else(|| panic!("no mover Job:\n{text}"));
@@ -269,7 +281,10 @@ fn a_volume_that_will_not_attach_fails_after_its_own_longer_grace() {
 fn a_failed_mover_is_kept_and_the_rerun_starts_new_jobs_that_are_deleted_once_accepted() {
     let s = seed("120s", SEED);
     // A mover that fails for good (exit 3: the Job does not retry it).
-    let failing = s.ws.script("failing-mover.sh", "echo 'volume order refused' >&2\nexit 3");
+    let failing = s.ws.script(
+        "failing-mover.sh",
+        "echo 'volume order refused' >&2\nexit 3",
+    );
     s.src.set_job_entrypoint(failing);
     let (first, _) = run(&s);
     let text = both(&first);
@@ -292,7 +307,10 @@ fn a_failed_mover_is_kept_and_the_rerun_starts_new_jobs_that_are_deleted_once_ac
     assert!(second.status.success(), "the rerun failed:\n{text}");
     let rerun = mover_jobs(&s.src).pop().expect("the rerun's Job");
     assert_ne!(rerun, kept, "the rerun re-used the failed attempt's Job");
-    let failed = s.src.job("analysis", &kept).expect("the failed mover's Job is kept");
+    let failed = s
+        .src
+        .job("analysis", &kept)
+        .expect("the failed mover's Job is kept");
     assert_eq!(failed["status"]["failed"], 1, "{failed}");
     assert!(
         !s.src.job_pods("analysis", &kept).is_empty(),
@@ -366,8 +384,9 @@ stages:
         secret_name: Some("relocate-stores".into()),
         resources: WorkerResources::default(),
         state,
-        state_entry: json!({"region": "zurich", "url": format!("file://{}/", ws.join("state").display())})
-            .to_string(),
+        state_entry:
+            json!({"region": "zurich", "url": format!("file://{}/", ws.join("state").display())})
+                .to_string(),
         order_path: "v/order.json".into(),
         labels: BTreeMap::from([("relocate.io/stage".into(), "cutover".into())]),
         attempt: 1,

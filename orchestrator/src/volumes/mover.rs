@@ -75,46 +75,17 @@ pub enum MoverError {
     /// The mover's pod cannot run (not created, not scheduled, its volume not mounted)
     /// and has not for longer than the grace its kind gets. Its Job is deleted, so it
     /// cannot start later beside a rerun's mover of the same claim.
-    #[error(
-        "claim {claim}: the {task} Job {namespace}/{job}: {subject} {what} ({reason}: {message}){claim_state}; still so after {waited}s. {cleanup}"
-    )]
-    Blocked {
-        /// The claim.
-        claim: String,
-        /// pack, restore or verify.
-        task: &'static str,
-        /// The Job's namespace.
-        namespace: String,
-        /// The Job.
-        job: String,
-        /// `pod <name>`, or `its pod` when none could be created.
-        subject: String,
-        /// "cannot be scheduled", …
-        what: &'static str,
-        /// Kubernetes' reason (`Unschedulable`, `FailedCreate`, `FailedMount`, …).
-        reason: String,
-        /// Kubernetes' message.
-        message: String,
-        /// `; claim <ns>/<name> is still Pending …` when it is, else empty.
-        claim_state: String,
-        /// Seconds waited since first seen.
-        waited: u64,
-        /// What became of the Job, and where its events are.
-        cleanup: String,
-    },
+    #[error(transparent)]
+    Blocked(Box<BlockedMover>),
     /// A mover's report in the exchange store is not the one its pod sealed with its
     /// termination message: rewritten after the mover exited, or never sealed.
-    #[error(
-        "claim {claim}: the {task} report is refused: {detail} (Job {namespace}/{job}, pod {pod})"
-    )]
+    #[error("claim {claim}: the {task} report is refused: {detail} (Job {job}, pod {pod})")]
     ReportRefused {
         /// The claim.
         claim: String,
         /// pack, restore or verify.
         task: &'static str,
-        /// The Job's namespace.
-        namespace: String,
-        /// The Job.
+        /// The Job, `<namespace>/<name>`.
         job: String,
         /// The succeeded pod whose message was read.
         pod: String,
@@ -142,6 +113,36 @@ pub enum MoverError {
         /// The staged root.
         staged: String,
     },
+}
+
+/// A mover whose pod cannot run (see [`MoverError::Blocked`]).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "claim {claim}: the {task} Job {namespace}/{job}: {subject} {what} ({reason}: {message}){claim_state}; still so after {waited}s. {cleanup}"
+)]
+pub struct BlockedMover {
+    /// The claim.
+    pub claim: String,
+    /// pack, restore or verify.
+    pub task: &'static str,
+    /// The Job's namespace.
+    pub namespace: String,
+    /// The Job.
+    pub job: String,
+    /// `pod <name>`, or `its pod` when none could be created.
+    pub subject: String,
+    /// "cannot be scheduled", …
+    pub what: &'static str,
+    /// Kubernetes' reason (`Unschedulable`, `FailedCreate`, `FailedMount`, …).
+    pub reason: String,
+    /// Kubernetes' message.
+    pub message: String,
+    /// `; claim <ns>/<name> is still Pending …` when it is, else empty.
+    pub claim_state: String,
+    /// Seconds waited since first seen.
+    pub waited: u64,
+    /// What became of the Job, and where its events are.
+    pub cleanup: String,
 }
 
 /// What a mover writes to the state store.

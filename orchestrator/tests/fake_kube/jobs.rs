@@ -15,6 +15,13 @@
 //! `batch.kubernetes.io/job-name` and `job-completion-index`, phase, exit code) current.
 //! `GET .../pods/{pod}/log` serves stdout and stderr, streamed with `follow=true` until
 //! the process exits. Retries start at once (no exponential back-off delay).
+//!
+//! Also as a cluster does: pods a test blocks are refused at creation, left
+//! unschedulable or left mounting, with their conditions and events (`obstacles`); a
+//! container's `terminationMessagePath` is a per-pod file whose content (the last 4096
+//! bytes) becomes `state.terminated.message` (`termination`); deleting a Job removes its
+//! pods only with `propagationPolicy` `Background` or `Foreground`; and a test can run a
+//! hook between a pod's exit and its status (`observe`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,7 +38,9 @@ use serde_json::{Value, json};
 
 mod controller;
 mod kubelet;
+mod observe;
 mod obstacles;
+mod termination;
 
 use super::apiserver::status;
 use super::{FakeCluster, Objects};
@@ -80,14 +89,7 @@ struct State {
     deleted: Vec<(String, String, Option<String>)>,
 }
 
-/// A pod's process has exited; its Pod and Job do not say so yet.
-#[derive(Debug, Clone)]
-pub struct PodExit {
-    pub namespace: String,
-    pub job: String,
-    pub pod: String,
-    pub exit_code: i32,
-}
+pub use observe::PodExit;
 
 type ExitHook = Arc<dyn Fn(&PodExit) + Send + Sync>;
 
@@ -129,30 +131,6 @@ impl FakeCluster {
         lock(&self.api.jobs.state)
             .unbindable
             .insert((namespace.to_owned(), name.to_owned()));
-    }
-    /// Run `hook` whenever a pod's process exits, before the pod's status (and so the
-    /// Job's) says it finished: whatever it does happens after the process and before
-    /// any reader can know.
-    pub fn on_pod_exit(&self, hook: impl Fn(&PodExit) + Send + Sync + 'static) {
-        lock(&self.api.jobs.state).exit_hooks.push(Arc::new(hook));
-    }
-    /// Every Job deleted, as `(namespace, name, propagationPolicy)`, in order.
-    pub fn deleted_jobs(&self) -> Vec<(String, String, Option<String>)> {
-        lock(&self.api.jobs.state).deleted.clone()
-    }
-    /// The pods of Job `namespace/job` still stored (a deleted Job's pods go only
-    /// with `propagationPolicy` `Background` or `Foreground`).
-    pub fn job_pods(&self, namespace: &str, job: &str) -> Vec<Value> {
-        let collection = format!("/api/v1/namespaces/{namespace}/pods");
-        self.objects
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|((c, _), pod)| {
-                *c == collection && pod["metadata"]["labels"]["batch.kubernetes.io/job-name"] == job
-            })
-            .map(|(_, pod)| pod.clone())
-            .collect()
     }
     /// Every Job body POSTed, in order (rejected ones included).
     pub fn job_requests(&self) -> Vec<Value> {

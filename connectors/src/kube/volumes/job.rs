@@ -250,7 +250,11 @@ pub async fn succeeded_movers(
 /// Delete mover Job `namespace/name` and, through the garbage collector, its pods
 /// (`propagationPolicy: Background`; a Job deleted through the API without it orphans
 /// its pods). Gone already is fine.
-pub async fn delete_mover_job(client: Client, namespace: &str, name: &str) -> Result<(), KubeError> {
+pub async fn delete_mover_job(
+    client: Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(), KubeError> {
     let api: Api<Job> = Api::namespaced(client, namespace);
     let id = ResourceId {
         api_version: "batch/v1".into(),

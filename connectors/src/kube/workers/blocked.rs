@@ -138,8 +138,7 @@ async fn latest_event(
     name: &str,
     reasons: &[&str],
 ) -> Result<Option<(String, String)>, KubeError> {
-    let selector =
-        format!("involvedObject.kind={kind},involvedObject.name={name},type=Warning");
+    let selector = format!("involvedObject.kind={kind},involvedObject.name={name},type=Warning");
     let id = ResourceId {
         api_version: "v1".into(),
         kind: "Event".into(),

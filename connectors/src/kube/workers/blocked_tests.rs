@@ -69,7 +69,9 @@ async fn an_unschedulable_pod_and_a_volume_that_will_not_mount_are_named() {
             )),
         ],
     );
-    let blocked = blocked_job(client, "analysis", "mover").await.expect("read");
+    let blocked = blocked_job(client, "analysis", "mover")
+        .await
+        .expect("read");
     finished(server).await;
     assert_eq!(
         blocked,
@@ -100,7 +102,14 @@ async fn a_job_without_pods_is_blocked_only_by_a_failed_create() {
             Exchange::get(PODS).ok(list("PodList", vec![])),
             Exchange::get(&events_of("Job", "mover")).ok(list(
                 "EventList",
-                vec![event("Job", "mover", "FailedCreate", refused, "2026-11-30T10:00:00Z", 4)],
+                vec![event(
+                    "Job",
+                    "mover",
+                    "FailedCreate",
+                    refused,
+                    "2026-11-30T10:00:00Z",
+                    4,
+                )],
             )),
             // Pods created and running: nothing blocks, and no event is read.
             Exchange::get(PODS).ok(list(
@@ -121,7 +130,9 @@ async fn a_job_without_pods_is_blocked_only_by_a_failed_create() {
             message: refused.into(),
         }]
     );
-    let running = blocked_job(client, "analysis", "mover").await.expect("read");
+    let running = blocked_job(client, "analysis", "mover")
+        .await
+        .expect("read");
     assert!(running.is_empty(), "{running:?}");
     finished(server).await;
 }

@@ -22,7 +22,7 @@ use connectors::kube::workers::{BlockKind, Blocked, blocked_job, job_progress, s
 
 use super::{Movers, POLL, cluster};
 use crate::scaleout::executor::kubernetes::stuck_grace;
-use crate::volumes::mover::MoverError;
+use crate::volumes::mover::{BlockedMover, MoverError};
 use crate::volumes::order::MoverTask;
 
 /// Attach and mount errors are often transient: a `ReadWriteOnce` volume is detached
@@ -190,7 +190,7 @@ async fn blocked_error(
             "The Job could not be deleted ({e}): delete it before a rerun, or it may start beside the rerun's: kubectl -n {ns} delete job {name} --cascade=background"
         ),
     };
-    MoverError::Blocked {
+    MoverError::Blocked(Box::new(BlockedMover {
         claim: claim.to_owned(),
         task: task.as_str(),
         namespace: ns.clone(),
@@ -202,5 +202,5 @@ async fn blocked_error(
         claim_state,
         waited: since.elapsed().as_secs(),
         cleanup,
-    }
+    }))
 }

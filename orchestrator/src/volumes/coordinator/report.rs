@@ -59,8 +59,7 @@ pub(super) async fn accepted_report(
     let refused = |pod: &str, detail: String| MoverError::ReportRefused {
         claim: claim.to_owned(),
         task: task.as_str(),
-        namespace: ns.clone(),
-        job: name.clone(),
+        job: format!("{ns}/{name}"),
         pod: pod.to_owned(),
         detail,
     };

@@ -55,7 +55,13 @@ impl FakeCluster {
     }
     /// Pods mounting claim `namespace/claim` are scheduled but its volume fails with
     /// `reason` (`FailedAttachVolume` or `FailedMount`) and `message`.
-    pub fn set_claim_mount_failing(&self, namespace: &str, claim: &str, reason: &str, message: &str) {
+    pub fn set_claim_mount_failing(
+        &self,
+        namespace: &str,
+        claim: &str,
+        reason: &str,
+        message: &str,
+    ) {
         lock(&self.api.jobs.state).blocks.insert(
             (namespace.to_owned(), claim.to_owned()),
             ClaimBlock::Mount(reason.to_owned(), message.to_owned()),
@@ -88,7 +94,11 @@ impl FakeCluster {
             .filter(|((c, _), _)| *c == collection)
             .map(|(_, e)| e.clone())
             .collect();
-        events.sort_by_key(|e| e["metadata"]["resourceVersion"].as_str().and_then(|v| v.parse::<u64>().ok()));
+        events.sort_by_key(|e| {
+            e["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|v| v.parse::<u64>().ok())
+        });
         events
     }
 }
