@@ -530,3 +530,30 @@ async fn the_termination_message_is_truncated_as_the_kubelet_does() {
     assert_eq!(message.len(), 4096);
     assert!(message.ends_with('x'), "the kubelet keeps the tail");
 }
+
+#[test]
+fn a_mover_still_running_at_the_timeout_is_left_running_and_the_error_says_so() {
+    let s = seed("3s", SEED);
+    let slow = s.ws.script("slow-mover.sh", "sleep 30");
+    s.src.set_job_entrypoint(slow);
+    let (out, _) = run(&s);
+    let text = both(&out);
+    let job = mover_jobs(&s.src)
+        .pop()
+        .unwrap_or_else(|| panic!("no mover Job:\n{text}"));
+    assert!(!out.status.success(), "{text}");
+    for part in [
+        &format!(
+            "claim data-db-0: the pack Job analysis/{job} is not done after 3s; it is left running"
+        ),
+        &format!("kubectl -n analysis delete job {job} --cascade=background"),
+    ] {
+        assert!(text.contains(part.as_str()), "missing {part:?} in:\n{text}");
+    }
+    assert!(
+        s.src.job("analysis", &job).is_some(),
+        "a slow mover's Job was deleted"
+    );
+    assert!(s.src.deleted_jobs().is_empty());
+    s.src.kill_all_job_pods();
+}

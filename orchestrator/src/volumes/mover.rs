@@ -77,6 +77,23 @@ pub enum MoverError {
     /// cannot start later beside a rerun's mover of the same claim.
     #[error(transparent)]
     Blocked(Box<BlockedMover>),
+    /// The mover's Job did not finish within `volumes.timeout`. It is left running (it
+    /// may be slow, not stuck), and a rerun starts its own mover of the claim.
+    #[error(
+        "claim {claim}: the {task} Job {namespace}/{name} is not done after {after}; it is left running (kubectl -n {namespace} logs job/{name} -f): delete it before a rerun, which starts its own mover of this claim (kubectl -n {namespace} delete job {name} --cascade=background), or raise `volumes.timeout`"
+    )]
+    TimedOut {
+        /// The claim.
+        claim: String,
+        /// pack, restore or verify.
+        task: &'static str,
+        /// The Job's namespace.
+        namespace: String,
+        /// The Job's name.
+        name: String,
+        /// The timeout, as a duration.
+        after: String,
+    },
     /// A mover's report in the exchange store is not the one its pod sealed with its
     /// termination message: rewritten after the mover exited, or never sealed.
     #[error("claim {claim}: the {task} report is refused: {detail} (Job {job}, pod {pod})")]

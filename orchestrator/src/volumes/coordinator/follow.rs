@@ -67,6 +67,7 @@ pub(super) async fn wait(
     let mut stuck_since: Option<Instant> = None;
     let mut blocked_since: BTreeMap<BlockKind, Instant> = BTreeMap::new();
     let mut next_diagnosis = Instant::now();
+    let mut undiagnosed = false;
     loop {
         let progress = job_progress(movers.client.clone(), ns, name)
             .await
@@ -107,8 +108,12 @@ pub(super) async fn wait(
             let blocked = match blocked_job(movers.client.clone(), ns, name).await {
                 Ok(blocked) => blocked,
                 Err(e) => {
-                    // Best effort: the timeout still bounds the wait.
-                    tracing::debug!(job = %name, error = %e, "mover's pods not diagnosed");
+                    // Best effort (listing events may be forbidden): the timeout still
+                    // bounds the wait; said once, not at every poll.
+                    if !undiagnosed {
+                        tracing::warn!(job = %name, error = %e, "cannot read the mover's pods and events: a mover that cannot run fails only at the timeout");
+                        undiagnosed = true;
+                    }
                     Vec::new()
                 }
             };
@@ -128,10 +133,13 @@ pub(super) async fn wait(
                 .await
                 .map_err(|e| cluster(claim, e))?;
             status.accepts(ns, &job.claim, 0)?;
-            return Err(failed(format!(
-                "not done after {}",
-                humantime::format_duration(movers.timeout)
-            )));
+            return Err(MoverError::TimedOut {
+                claim: claim.to_owned(),
+                task: task.as_str(),
+                namespace: ns.clone(),
+                name: name.clone(),
+                after: humantime::format_duration(movers.timeout).to_string(),
+            });
         }
         tokio::time::sleep(POLL).await;
     }
