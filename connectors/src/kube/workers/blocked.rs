@@ -16,6 +16,7 @@
 //! events outlive the condition they described. How long each may last before it is an
 //! error is the caller's decision (mount and attach errors are often transient).
 
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Client;
 use kube::api::{Api, ListParams};
@@ -100,13 +101,14 @@ pub async fn blocked_job(
                 reason: "Unschedulable".into(),
                 message: condition.message.clone().unwrap_or_default(),
             }),
-            None if phase == "Pending" => pending.push(name),
+            None if phase == "Pending" => pending.push((name, pod.metadata.uid.clone())),
             None => {}
         }
     }
-    let events: Api<Event> = Api::namespaced(client, namespace);
-    for pod in pending {
-        let found = latest_event(&events, namespace, "Pod", &pod, MOUNT_REASONS).await?;
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    for (pod, uid) in pending {
+        let object = (namespace, "Pod", pod.as_str(), uid.as_deref());
+        let found = latest_event(&events, object, MOUNT_REASONS).await?;
         out.extend(found.map(|(reason, message)| Blocked {
             kind: BlockKind::Mount,
             pod: Some(pod.clone()),
@@ -115,7 +117,16 @@ pub async fn blocked_job(
         }));
     }
     if unfinished == 0 {
-        let found = latest_event(&events, namespace, "Job", job, &["FailedCreate"]).await?;
+        // By uid too: a deleted Job's events (kept an hour) are not this one's.
+        let jobs: Api<Job> = Api::namespaced(client, namespace);
+        let uid = jobs
+            .get(job)
+            .await
+            .map_err(|e| KubeError::from_api(&super::job::job_id(namespace, job), e))?
+            .metadata
+            .uid;
+        let object = (namespace, "Job", job, uid.as_deref());
+        let found = latest_event(&events, object, &["FailedCreate"]).await?;
         out.extend(found.map(|(reason, message)| Blocked {
             kind: BlockKind::CreateRefused,
             pod: None,
@@ -130,15 +141,18 @@ pub async fn blocked_job(
 /// The kubelet's and the attach/detach controller's reasons for a volume not ready.
 const MOUNT_REASONS: &[&str] = &["FailedAttachVolume", "FailedMount"];
 
-/// The latest `Warning` event about `kind` `name` whose reason is one of `reasons`.
+/// The latest `Warning` event about `object` (namespace, kind, name, uid) whose reason
+/// is one of `reasons`.
 async fn latest_event(
     events: &Api<Event>,
-    namespace: &str,
-    kind: &str,
-    name: &str,
+    (namespace, kind, name, uid): (&str, &str, &str, Option<&str>),
     reasons: &[&str],
 ) -> Result<Option<(String, String)>, KubeError> {
-    let selector = format!("involvedObject.kind={kind},involvedObject.name={name},type=Warning");
+    let mut selector =
+        format!("involvedObject.kind={kind},involvedObject.name={name},type=Warning");
+    if let Some(uid) = uid {
+        selector.push_str(&format!(",involvedObject.uid={uid}"));
+    }
     let id = ResourceId {
         api_version: "v1".into(),
         kind: "Event".into(),

@@ -14,9 +14,9 @@ fn list(kind: &str, items: Vec<Value>) -> Value {
     json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})
 }
 
-fn events_of(kind: &str, name: &str) -> String {
+fn events_of(kind: &str, name: &str, uid: &str) -> String {
     format!(
-        "/api/v1/namespaces/analysis/events?fieldSelector=involvedObject.kind%3D{kind}%2CinvolvedObject.name%3D{name}%2Ctype%3DWarning"
+        "/api/v1/namespaces/analysis/events?fieldSelector=involvedObject.kind%3D{kind}%2CinvolvedObject.name%3D{name}%2Ctype%3DWarning%2CinvolvedObject.uid%3D{uid}"
     )
 }
 
@@ -31,7 +31,8 @@ fn event(kind: &str, name: &str, reason: &str, message: &str, at: &str, count: i
 
 fn pod(name: &str, status: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": name, "namespace": "analysis", "labels": {"batch.kubernetes.io/job-name": "mover"}},
+           "metadata": {"name": name, "namespace": "analysis", "uid": format!("uid-{name}"),
+                        "labels": {"batch.kubernetes.io/job-name": "mover"}},
            "spec": {"containers": [{"name": "worker", "image": "relocate"}]}, "status": status})
 }
 
@@ -59,7 +60,7 @@ async fn an_unschedulable_pod_and_a_volume_that_will_not_mount_are_named() {
                     pod("mover-0-ccccc", json!({"phase": "Failed"})),
                 ],
             )),
-            Exchange::get(&events_of("Pod", "mover-0-bbbbb")).ok(list(
+            Exchange::get(&events_of("Pod", "mover-0-bbbbb", "uid-mover-0-bbbbb")).ok(list(
                 "EventList",
                 vec![
                     event("Pod", "mover-0-bbbbb", "FailedMount", "older", "2026-11-30T10:00:00Z", 1),
@@ -100,7 +101,11 @@ async fn a_job_without_pods_is_blocked_only_by_a_failed_create() {
         handle,
         vec![
             Exchange::get(PODS).ok(list("PodList", vec![])),
-            Exchange::get(&events_of("Job", "mover")).ok(list(
+            Exchange::get("/apis/batch/v1/namespaces/analysis/jobs/mover").ok(json!({
+                "apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": "mover", "namespace": "analysis", "uid": "uid-job-mover"},
+                "spec": {"template": {"spec": {"containers": []}}}})),
+            Exchange::get(&events_of("Job", "mover", "uid-job-mover")).ok(list(
                 "EventList",
                 vec![event(
                     "Job",
