@@ -313,6 +313,8 @@ fn a_target_claim_that_never_binds_fails_naming_it() {
             .is_none(),
         "nothing may be restored into a claim that never bound"
     );
+    // Its mover never ran: deleted, so it cannot start once the claim binds.
+    assert_eq!(m.dst.deleted_jobs().len(), 1, "{:?}", m.dst.deleted_jobs());
 }
 
 #[test]

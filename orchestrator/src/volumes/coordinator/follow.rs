@@ -132,7 +132,14 @@ pub(super) async fn wait(
             let status = claim_status(movers.client.clone(), ns, &job.claim)
                 .await
                 .map_err(|e| cluster(claim, e))?;
-            status.accepts(ns, &job.claim, 0)?;
+            if let Err(pending) = status.accepts(ns, &job.claim, 0) {
+                // Its pod never ran (its claim never bound): deleted, so that it does
+                // not start once the claim binds, beside a rerun's mover.
+                if let Err(e) = delete_mover_job(movers.client.clone(), ns, name).await {
+                    tracing::warn!(job = %name, error = %e, "mover Job of a Pending claim not deleted: delete it before a rerun");
+                }
+                return Err(pending.into());
+            }
             return Err(MoverError::TimedOut {
                 claim: claim.to_owned(),
                 task: task.as_str(),
