@@ -261,6 +261,13 @@ fn a_volume_that_will_not_attach_fails_after_its_own_longer_grace() {
     assert!(!out.status.success(), "{text}");
     assert!(took < Duration::from_secs(60), "waited {took:?}:\n{text}");
     // Three times the stuck grace of 1 s: transient attach errors are waited out.
+    let waited: u64 = text
+        .split("still so after ")
+        .nth(1)
+        .and_then(|rest| rest.split('s').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no wait said in:\n{text}"));
+    assert!(waited >= 3, "failed after {waited}s:\n{text}");
     assert!(
         took >= Duration::from_secs(3),
         "failed after {took:?}:\n{text}"
