@@ -45,6 +45,10 @@ pub struct MoverArgs {
     /// refused.
     #[arg(long)]
     pub claim: Option<String>,
+    /// Where to write the termination message sealing the report (in a pod: the
+    /// container's `terminationMessagePath`).
+    #[arg(long, env = "RELOCATE_TERMINATION_LOG")]
+    pub termination_log: Option<std::path::PathBuf>,
 }
 
 /// Run one mover.
@@ -60,6 +64,7 @@ pub async fn volume(command: &VolumeCommand) -> anyhow::Result<u8> {
     let pins = crate::volumes::mover::Pins {
         order_digest: args.order_digest.clone(),
         claim: args.claim.clone(),
+        termination_log: args.termination_log.clone(),
     };
     match run_mover(&state, &args.order, args.index, task, &args.path, &pins).await {
         Ok(report) => {
@@ -67,6 +72,11 @@ pub async fn volume(command: &VolumeCommand) -> anyhow::Result<u8> {
                 "{}",
                 serde_json::to_string(&report).context("encoding the mover's report")?
             );
+            if let Some(path) = &args.termination_log {
+                // In the log, so an operator can tell a pod of this version whose
+                // message went missing from one of an older image (see the coordinator).
+                eprintln!("termination message written to {}", path.display());
+            }
             Ok(exit::SUCCESS)
         }
         Err(e) => {

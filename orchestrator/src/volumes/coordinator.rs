@@ -8,22 +8,30 @@
 //! re-attached to (same name and labels), so a coordinator killed mid-move follows
 //! the movers it started. A mover that does not finish in time on a claim still
 //! `Pending` fails naming the claim and its class.
+//!
+//! [`follow`] fails a mover early when Kubernetes says it cannot run (unschedulable,
+//! refused at creation, a volume that will not mount); [`report`] accepts a report only
+//! when its pod's termination message seals its bytes. An accepted mover's Job is then
+//! deleted with its pod; a failed or refused one is kept until its TTL for inspection
+//! (a rerun of the stage is a new attempt, with new Job names, so it never collides).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use connectors::kube::volumes::{MoverJob, Scheduling, claim_status, ensure_mover_job, mover_node};
-use connectors::kube::workers::{
-    WorkerJob, WorkerResources, job_name, job_progress, stuck_worker_pods,
+use connectors::kube::volumes::{
+    MoverJob, Scheduling, claim_status, delete_mover_job, ensure_mover_job, mover_node,
 };
+use connectors::kube::workers::{WorkerJob, WorkerResources, job_name};
 use object_store::ObjectStore;
 
 use super::mover::{MoverError, MoverReport};
 use super::order::{MoverTask, VolumeLayout, VolumeOrder};
-use super::progress::{OnProgress, follow};
+use super::progress::OnProgress;
 use crate::scaleout::exchange;
-use crate::scaleout::executor::kubernetes::stuck_grace;
+
+mod follow;
+mod report;
 
 /// How often the Jobs are read.
 const POLL: Duration = Duration::from_millis(500);
@@ -132,7 +140,7 @@ pub async fn run_movers(
     let mut followers = tokio::task::JoinSet::new();
     if let Some(on) = &movers.progress {
         for (index, job) in jobs.iter().enumerate() {
-            followers.spawn(follow(
+            followers.spawn(super::progress::follow(
                 movers.client.clone(),
                 movers.namespace.clone(),
                 job.worker.name.clone(),
@@ -145,21 +153,24 @@ pub async fn run_movers(
     // All at once: the first mover to fail fails the step, whichever claim it has. A
     // claim restored next to another starts when that one's mover is done.
     let jobs = &jobs;
-    futures::future::try_join_all(jobs.iter().zip(&leaders).map(|(job, leader)| async move {
-        match leader {
-            None => wait(movers, job, task, deadline).await,
-            Some(leader) => {
-                let leader = &jobs[*leader];
-                wait(movers, leader, task, deadline).await?;
-                let mut job = job.clone();
-                job.node = next_to(movers, leader, &job).await?;
-                ensure_mover_job(movers.client.clone(), &job)
-                    .await
-                    .map_err(|e| cluster(&job.claim, e))?;
-                wait(movers, &job, task, deadline).await
+    let claims = &order.claims;
+    futures::future::try_join_all(jobs.iter().zip(claims).zip(&leaders).map(
+        |((job, claim), leader)| async move {
+            match leader {
+                None => follow::wait(movers, job, claim, task, deadline).await,
+                Some(leader) => {
+                    let (lead, lead_claim) = (&jobs[*leader], &claims[*leader]);
+                    follow::wait(movers, lead, lead_claim, task, deadline).await?;
+                    let mut job = job.clone();
+                    job.node = next_to(movers, lead, &job).await?;
+                    ensure_mover_job(movers.client.clone(), &job)
+                        .await
+                        .map_err(|e| cluster(claim, e))?;
+                    follow::wait(movers, &job, claim, task, deadline).await
+                }
             }
-        }
-    }))
+        },
+    ))
     .await?;
     // The movers' last progress lines, read if their pods' logs still stream.
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -167,41 +178,30 @@ pub async fn run_movers(
     })
     .await;
     let mut reports = Vec::new();
-    for (index, job) in jobs.iter().enumerate() {
-        let report: MoverReport = exchange::get_json(
-            &movers.state,
-            &layout.result(task, index as u32),
-            "mover report",
-        )
-        .await
-        .map_err(state_err)?
-        .ok_or_else(|| MoverError::MoverFailed {
-            claim: job.claim.clone(),
-            task: task.as_str(),
-            namespace: movers.namespace.clone(),
-            job: job.worker.name.clone(),
-            detail: "it completed without a report".into(),
-        })?;
-        // A report is the mover's only if it names the claim and task it was started
-        // for (a stale or planted one names another).
-        let claim = &order.claims[index];
-        if report.claim != *claim || report.task != task {
-            return Err(MoverError::MoverFailed {
-                claim: claim.clone(),
-                task: task.as_str(),
-                namespace: movers.namespace.clone(),
-                job: job.worker.name.clone(),
-                detail: format!(
-                    "its report is for the {} of claim {}, not this {}",
-                    report.task.as_str(),
-                    report.claim,
-                    task.as_str()
-                ),
-            });
+    let mut refused = None;
+    for (index, (job, claim)) in jobs.iter().zip(&order.claims).enumerate() {
+        let path = layout.result(task, index as u32);
+        match report::accepted_report(movers, job, claim, task, &path).await {
+            Ok(report) => reports.push(report),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
         }
-        reports.push(report);
     }
-    Ok(reports)
+    // Only now, with each report checked against its pod's seal, may a Job (and its
+    // pod, which holds the seal) go; a refused or failed one stays until its TTL.
+    for job in jobs.iter().take(reports.len()) {
+        if let Err(e) =
+            delete_mover_job(movers.client.clone(), &movers.namespace, &job.worker.name).await
+        {
+            tracing::warn!(job = %job.worker.name, error = %e, "mover Job not deleted; its TTL removes it");
+        }
+    }
+    match refused {
+        Some(e) => Err(e),
+        None => Ok(reports),
+    }
 }
 
 fn mover_job(
@@ -289,61 +289,6 @@ async fn next_to(
         }
     }
     Ok(node.or_else(|| job.node.clone()))
-}
-
-async fn wait(
-    movers: &Movers,
-    job: &MoverJob,
-    task: MoverTask,
-    deadline: Instant,
-) -> Result<(), MoverError> {
-    let (ns, name, claim) = (&movers.namespace, &job.worker.name, &job.claim);
-    let failed = |detail: String| MoverError::MoverFailed {
-        claim: claim.clone(),
-        task: task.as_str(),
-        namespace: ns.clone(),
-        job: name.clone(),
-        detail,
-    };
-    let mut stuck_since: Option<Instant> = None;
-    loop {
-        let progress = job_progress(movers.client.clone(), ns, name)
-            .await
-            .map_err(|e| cluster(claim, e))?;
-        if progress.completed.contains(&0) {
-            return Ok(());
-        }
-        if !progress.failed.is_empty() || progress.finished.is_some() {
-            return Err(failed(format!("{:?}", progress.finished)));
-        }
-        // A pod that can never start (no image, a Secret key missing) leaves the Job
-        // active until the timeout: fail after the workers' grace, naming the reason.
-        let stuck = stuck_worker_pods(movers.client.clone(), ns, name)
-            .await
-            .unwrap_or_default();
-        match (stuck.first(), stuck_since) {
-            (None, _) => stuck_since = None,
-            (Some(first), Some(since)) if since.elapsed() >= stuck_grace() => {
-                return Err(failed(format!(
-                    "its pod {} cannot start: {}: {}",
-                    first.pod, first.reason, first.message
-                )));
-            }
-            (Some(_), None) => stuck_since = Some(Instant::now()),
-            (Some(_), Some(_)) => {}
-        }
-        if Instant::now() >= deadline {
-            let status = claim_status(movers.client.clone(), ns, claim)
-                .await
-                .map_err(|e| cluster(claim, e))?;
-            status.accepts(ns, claim, 0)?;
-            return Err(failed(format!(
-                "not done after {}",
-                humantime::format_duration(movers.timeout)
-            )));
-        }
-        tokio::time::sleep(POLL).await;
-    }
 }
 
 fn cluster(claim: &str, source: connectors::kube::KubeError) -> MoverError {

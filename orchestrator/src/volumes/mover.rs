@@ -56,9 +56,9 @@ pub enum MoverError {
     /// The target claim cannot take the data.
     #[error(transparent)]
     Claim(#[from] connectors::kube::volumes::ClaimRefused),
-    /// The mover's Job failed.
+    /// The mover's Job failed (it is kept, with its pods' logs, until its TTL).
     #[error(
-        "claim {claim}: the {task} Job {namespace}/{job} failed ({detail}); see kubectl logs -n {namespace} -l batch.kubernetes.io/job-name={job}"
+        "claim {claim}: the {task} Job {namespace}/{job} failed ({detail}); it is kept for inspection for 24h: kubectl -n {namespace} logs job/{job}"
     )]
     MoverFailed {
         /// The claim.
@@ -72,6 +72,52 @@ pub enum MoverError {
         /// What Kubernetes says.
         detail: String,
     },
+    /// The mover's pod cannot run (not created, not scheduled, its volume not mounted)
+    /// and has not for longer than the grace its kind gets. Its Job is deleted, so it
+    /// cannot start later beside a rerun's mover of the same claim.
+    #[error(transparent)]
+    Blocked(Box<BlockedMover>),
+    /// The mover's Job did not finish within `volumes.timeout`. It is left running (it
+    /// may be slow, not stuck), and a rerun starts its own mover of the claim.
+    #[error(
+        "claim {claim}: the {task} Job {namespace}/{name} is not done after {after}; it is left running (kubectl -n {namespace} logs job/{name} -f): delete it before a rerun, which starts its own mover of this claim (kubectl -n {namespace} delete job {name} --cascade=background), or raise `volumes.timeout`"
+    )]
+    TimedOut {
+        /// The claim.
+        claim: String,
+        /// pack, restore or verify.
+        task: &'static str,
+        /// The Job's namespace.
+        namespace: String,
+        /// The Job's name.
+        name: String,
+        /// The timeout, as a duration.
+        after: String,
+    },
+    /// A mover's report in the exchange store is not the one its pod sealed with its
+    /// termination message: rewritten after the mover exited, or never sealed.
+    #[error("claim {claim}: the {task} report is refused: {detail} (Job {job}, pod {pod})")]
+    ReportRefused {
+        /// The claim.
+        claim: String,
+        /// pack, restore or verify.
+        task: &'static str,
+        /// The Job, `<namespace>/<name>`.
+        job: String,
+        /// The succeeded pod whose message was read.
+        pod: String,
+        /// What differs, and what it means.
+        detail: String,
+    },
+    /// The mover could not write its termination message.
+    #[error("writing the termination message to {path}")]
+    TerminationLog {
+        /// `RELOCATE_TERMINATION_LOG`.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The target volume does not match what was staged.
     #[error(
         "claim {claim}: the target volume's root is {found}, the staged manifest's is {staged}"
@@ -84,6 +130,36 @@ pub enum MoverError {
         /// The staged root.
         staged: String,
     },
+}
+
+/// A mover whose pod cannot run (see [`MoverError::Blocked`]).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "claim {claim}: the {task} Job {namespace}/{job}: {subject} {what} ({reason}: {message}){claim_state}; still so after {waited}s. {cleanup}"
+)]
+pub struct BlockedMover {
+    /// The claim.
+    pub claim: String,
+    /// pack, restore or verify.
+    pub task: &'static str,
+    /// The Job's namespace.
+    pub namespace: String,
+    /// The Job.
+    pub job: String,
+    /// `pod <name>`, or `its pod` when none could be created.
+    pub subject: String,
+    /// "cannot be scheduled", …
+    pub what: &'static str,
+    /// Kubernetes' reason (`Unschedulable`, `FailedCreate`, `FailedMount`, …).
+    pub reason: String,
+    /// Kubernetes' message.
+    pub message: String,
+    /// `; claim <ns>/<name> is still Pending …` when it is, else empty.
+    pub claim_state: String,
+    /// Seconds waited since first seen.
+    pub waited: u64,
+    /// What became of the Job, and where its events are.
+    pub cleanup: String,
 }
 
 /// What a mover writes to the state store.
@@ -104,6 +180,21 @@ pub struct MoverReport {
     pub restored: Option<RestoreSummary>,
 }
 
+/// What a mover leaves as its pod's termination message once its report is written:
+/// the report's SHA-256, which the coordinator reads back from the pod's status (where
+/// the kubelet put it, out of reach of whoever can write the exchange store) and
+/// compares with the report's bytes. A few hundred bytes, far under the kubelet's 4096.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TerminationMessage {
+    /// The claim the report is for.
+    pub claim: String,
+    /// What was done.
+    pub task: MoverTask,
+    /// Lowercase hex SHA-256 of the report's bytes as written to the exchange store.
+    pub report_sha256: String,
+}
+
 /// What the Job's own arguments pin, out of reach of whoever can write the state store.
 #[derive(Debug, Clone, Default)]
 pub struct Pins {
@@ -111,6 +202,9 @@ pub struct Pins {
     pub order_digest: Option<String>,
     /// The claim at the mover's index.
     pub claim: Option<String>,
+    /// Where to write the [`TerminationMessage`] (`RELOCATE_TERMINATION_LOG`, the
+    /// container's `terminationMessagePath`); none outside a pod.
+    pub termination_log: Option<std::path::PathBuf>,
 }
 
 /// Run mover `index` of the order at `order_path` on the claim mounted at `dir`.
@@ -267,10 +361,31 @@ pub async fn run_mover(
             }
         }
     };
-    exchange::put_json(&state.store, &layout.result(task, index), &report)
+    let digest = exchange::put_json(&state.store, &layout.result(task, index), &report)
         .await
         .map_err(|e| MoverError::State(Box::new(e)))?;
+    if let Some(path) = &pins.termination_log {
+        seal(path, &report, &digest)?;
+    }
     Ok(report)
+}
+
+/// Write the termination message for `report`, whose bytes hash to `digest`
+/// (`sha256:<hex>`), as the mover's last act.
+fn seal(path: &FsPath, report: &MoverReport, digest: &str) -> Result<(), MoverError> {
+    let message = TerminationMessage {
+        claim: report.claim.clone(),
+        task: report.task,
+        report_sha256: digest.trim_start_matches("sha256:").to_owned(),
+    };
+    let failed = |source| MoverError::TerminationLog {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes = serde_json::to_vec(&message).map_err(|e| failed(std::io::Error::other(e)))?;
+    std::fs::write(path, bytes).map_err(failed)?;
+    tracing::info!(report_sha256 = %message.report_sha256, "termination message written");
+    Ok(())
 }
 
 /// Open the state store from its plan entry (as the coordinator passed it).

@@ -15,6 +15,13 @@
 //! `batch.kubernetes.io/job-name` and `job-completion-index`, phase, exit code) current.
 //! `GET .../pods/{pod}/log` serves stdout and stderr, streamed with `follow=true` until
 //! the process exits. Retries start at once (no exponential back-off delay).
+//!
+//! Also as a cluster does: pods a test blocks are refused at creation, left
+//! unschedulable or left mounting, with their conditions and events (`obstacles`); a
+//! container's `terminationMessagePath` is a per-pod file whose content (the last 4096
+//! bytes) becomes `state.terminated.message` (`termination`); deleting a Job removes its
+//! pods only with `propagationPolicy` `Background` or `Foreground`; and a test can run a
+//! hook between a pod's exit and its status (`observe`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,7 +38,10 @@ use serde_json::{Value, json};
 
 mod controller;
 mod kubelet;
+mod observe;
+mod obstacles;
 pub mod scheduler;
+mod termination;
 
 use super::apiserver::status;
 use super::{FakeCluster, Objects};
@@ -72,7 +82,19 @@ struct State {
     logs: BTreeMap<(String, String), Arc<LogBuffer>>,
     running: BTreeMap<(String, String, u32), Running>,
     stopped: bool,
+    /// Obstacles for pods mounting a claim (see `obstacles`).
+    blocks: BTreeMap<(String, String), obstacles::ClaimBlock>,
+    /// Namespaces whose pods the API server refuses, and why.
+    refused: BTreeMap<String, String>,
+    /// Called when a pod's process exits, before its status says so.
+    exit_hooks: Vec<ExitHook>,
+    /// Jobs deleted, as `(namespace, name, propagationPolicy)`.
+    deleted: Vec<(String, String, Option<String>)>,
 }
+
+pub use observe::PodExit;
+
+type ExitHook = Arc<dyn Fn(&PodExit) + Send + Sync>;
 
 /// The Job controller of one fake cluster.
 #[derive(Clone)]
@@ -247,7 +269,17 @@ impl Jobs {
                 };
                 self.create(&namespace, job)
             }
-            (Method::DELETE, Some(name)) => self.delete(&namespace, &name),
+            (Method::DELETE, Some(name)) => {
+                let body = to_bytes(request.into_body(), 1 << 20)
+                    .await
+                    .unwrap_or_default();
+                // DeleteOptions in the body (as kube-rs sends them) or the query.
+                let policy = serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .and_then(|o| o["propagationPolicy"].as_str().map(str::to_owned))
+                    .or_else(|| query.get("propagationPolicy").cloned());
+                self.delete(&namespace, &name, policy)
+            }
             (Method::GET, Some(name)) if collection.ends_with("/pods") => self.log(
                 &namespace,
                 &name,
@@ -313,8 +345,11 @@ impl Jobs {
         (StatusCode::CREATED, axum::Json(job)).into_response()
     }
 
-    fn delete(&self, namespace: &str, name: &str) -> Response {
+    fn delete(&self, namespace: &str, name: &str, policy: Option<String>) -> Response {
         let mut state = lock(&self.state);
+        state
+            .deleted
+            .push((namespace.to_owned(), name.to_owned(), policy.clone()));
         let Some(job) = state.jobs.remove(&(namespace.to_owned(), name.to_owned())) else {
             return status(
                 404,
@@ -327,6 +362,18 @@ impl Jobs {
             if ns == namespace && j == name {
                 let _ = running.child.lock().map(|mut c| c.kill());
             }
+        }
+        drop(state);
+        // The garbage collector removes the dependents unless told to orphan them, and
+        // the API's default for batch/v1 Jobs is to orphan (`kubectl` asks Background).
+        if matches!(policy.as_deref(), Some("Background" | "Foreground")) {
+            let uid = job["metadata"]["uid"].clone();
+            self.objects.lock().expect("lock").retain(|(c, _), o| {
+                !(c.ends_with("/pods")
+                    && o["metadata"]["ownerReferences"]
+                        .as_array()
+                        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid)))
+            });
         }
         axum::Json(job).into_response()
     }

@@ -122,6 +122,30 @@ fn matches(object: &Value, selector: Option<&String>) -> bool {
     })
 }
 
+/// A field selector (`involvedObject.name=x,type!=Normal`): `=`, `==` and `!=` on
+/// dotted paths, compared as the API server does, as strings.
+fn fields_match(object: &Value, selector: Option<&String>) -> bool {
+    let Some(selector) = selector.filter(|s| !s.is_empty()) else {
+        return true;
+    };
+    selector.split(',').all(|term| {
+        let (path, want, equal) = match term.split_once("!=") {
+            Some((p, v)) => (p, v, false),
+            None => match term.split_once('=') {
+                Some((p, v)) => (p, v.trim_start_matches('='), true),
+                None => return false,
+            },
+        };
+        let found = path.split('.').fold(object, |o, key| &o[key]);
+        let found = match found {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        (found == want) == equal
+    })
+}
+
 /// Pods that a Deployment/StatefulSet with `replicas > 0` would run in `collection`'s namespace.
 fn pods(objects: &BTreeMap<(String, String), Value>, namespace: &str) -> Vec<Value> {
     let mut out = Vec::new();
@@ -169,6 +193,7 @@ async fn handle(
             let items: Vec<Value> = workloads::listed(&store, &collection)
                 .into_iter()
                 .filter(|o| matches(o, query.get("labelSelector")))
+                .filter(|o| fields_match(o, query.get("fieldSelector")))
                 .collect();
             axum::Json(json!({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": "4711"}, "items": items})).into_response()
         }

@@ -25,6 +25,9 @@ mod snapshot;
 mod tests;
 
 pub use claims::{ClaimRefused, ClaimStatus, claim_status, default_storage_class, parse_quantity};
+pub use job::{
+    MoverExit, TERMINATION_LOG, TERMINATION_LOG_ENV, delete_mover_job, succeeded_movers,
+};
 pub use job::{MoverJob, VOLUME_MOUNT, build_mover_job, ensure_mover_job};
 pub use node::{claim_node, claim_users};
 pub use placement::{Scheduling, mover_node};

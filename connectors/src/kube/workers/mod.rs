@@ -2,8 +2,10 @@
 //! `relocate worker` pods, one index per shard. This module checks what the pods need
 //! ([`check_worker_prerequisites`]), builds the Job, creates it once ([`ensure_job`]),
 //! follows it ([`job_progress`]), finds its pods and those that cannot start
-//! ([`job_pods`], [`stuck_worker_pods`]) and streams their logs ([`follow_pod_logs`]);
-//! what a shard means is the coordinator's business.
+//! ([`job_pods`], [`stuck_worker_pods`]), says why pods that never start are blocked
+//! ([`blocked_job`]: unschedulable, refused at creation, a volume that will not mount)
+//! and streams their logs ([`follow_pod_logs`]); what a shard means is the coordinator's
+//! business.
 //!
 //! Why the Job looks as it does ([`build_job`]):
 //! - `completionMode: Indexed`, `completions` = shards: each pod gets its shard from
@@ -37,6 +39,7 @@
 //!   [`ensure_job`] re-attaches only to a Job carrying the same run labels. Label values
 //!   are at most 63 characters: pass a digest's prefix, not a whole SHA-256.
 
+mod blocked;
 mod indexes;
 mod job;
 mod logs;
@@ -45,10 +48,13 @@ mod preflight;
 mod spec;
 
 #[cfg(test)]
+mod blocked_tests;
+#[cfg(test)]
 mod mock_tests;
 #[cfg(test)]
 mod spec_tests;
 
+pub use blocked::{BlockKind, Blocked, blocked_job};
 pub use indexes::{IndexListError, MAX_INDEXES, format_indexes, parse_indexes};
 pub use job::{JobFinished, JobProgress, ensure_job, job_progress, progress_of};
 pub use logs::follow_pod_logs;

@@ -51,7 +51,11 @@ impl Jobs {
                     break;
                 };
                 progress.active += 1;
-                self.start_pod(&key, &job, index, tx.clone());
+                if !self.start_pod(&key, &job, index, tx.clone()) {
+                    // Refused by the API server: no pod, and (as the real controller
+                    // backs off for long) no retry here.
+                    progress.active -= 1;
+                }
             }
             self.write_status(&key, &progress, completions);
             let stopped = lock(&self.state).stopped;

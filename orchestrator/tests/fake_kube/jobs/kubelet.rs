@@ -14,17 +14,20 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::controller::Outcome;
-use super::{Jobs, LogBuffer, Running, lock};
+use super::obstacles::{Obstacle, mounting, unschedulable};
+use super::termination::TerminationLog;
+use super::{Jobs, LogBuffer, PodExit, Running, lock};
 
 impl Jobs {
-    /// Make the pod object for `index` and run its process on a thread.
+    /// Make the pod object for `index` and run its process on a thread; false when the
+    /// API server refused the pod (no Pod object exists).
     pub(super) fn start_pod(
         &self,
         key: &(String, String),
         job: &Value,
         index: u32,
         tx: mpsc::Sender<Outcome>,
-    ) {
+    ) -> bool {
         let (namespace, name) = key.clone();
         let n = self.pod_counter.fetch_add(1, Ordering::SeqCst);
         let pod_name = format!("{name}-{index}-{:05x}", n % 0xfffff);
@@ -37,32 +40,63 @@ impl Jobs {
                          "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name,
                                               "uid": job["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}]},
             "spec": template["spec"], "status": {"phase": "Pending"}});
+        let container = template["spec"]["containers"][0].clone();
+        if let Some(why) = self.refusal(&namespace) {
+            let owner = json!({"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": name, "namespace": namespace, "uid": job["metadata"]["uid"]}});
+            let message = format!("Error creating: pods \"{pod_name}\" is forbidden: {why}");
+            self.warn(&owner, "FailedCreate", &message, "job-controller");
+            return false;
+        }
         let mut pod = pod;
         match self.schedule(&namespace, &template["spec"]) {
             Ok(Some(node)) => pod["spec"]["nodeName"] = json!(node),
             Ok(None) => {}
             Err(message) => {
-                return self.put_pod(&namespace, super::scheduler::unschedulable(pod, &message));
+                let pod = unschedulable(pod, &message);
+                self.put_pod(&namespace, pod.clone());
+                self.warn(&pod, "FailedScheduling", &message, "default-scheduler");
+                return true;
             }
         }
-        let container = template["spec"]["containers"][0].clone();
-        if let Err(message) = self.attach_claims(&namespace, &template["spec"]) {
-            return self.put_pod(&namespace, waiting(pod, "ContainerCreating", &message));
+        match self.obstacle(&namespace, &template["spec"]) {
+            Some(Obstacle::Unschedulable(message)) => {
+                let pod = unschedulable(pod, &message);
+                self.put_pod(&namespace, pod.clone());
+                self.warn(&pod, "FailedScheduling", &message, "default-scheduler");
+                return true;
+            }
+            Some(Obstacle::Mount(reason, message, component)) => {
+                let pod = mounting(pod);
+                self.put_pod(&namespace, pod.clone());
+                self.warn(&pod, &reason, &message, component);
+                return true;
+            }
+            None => {}
         }
+        if let Err(message) = self.attach_claims(&namespace, &template["spec"]) {
+            let pod = mounting(pod);
+            self.put_pod(&namespace, pod.clone());
+            self.warn(&pod, "FailedMount", &message, "kubelet");
+            return true;
+        }
+        let termination = TerminationLog::of(&container, &pod_name);
         let env = self
             .resolve_env(&namespace, &container, index)
-            .map(|env| self.map_claims(&namespace, &template["spec"], &container, env));
+            .map(|env| self.map_claims(&namespace, &template["spec"], &container, env))
+            .map(|env| termination.map_env(env));
         let entrypoint = lock(&self.state).entrypoint.clone();
         let (env, entrypoint) = match (env, entrypoint) {
             (Ok(env), Some(entrypoint)) => (env, entrypoint),
             (Err(message), _) => {
-                return self.put_pod(
+                self.put_pod(
                     &namespace,
                     waiting(pod, "CreateContainerConfigError", &message),
                 );
+                return true;
             }
             (_, None) => {
-                return self.put_pod(
+                self.put_pod(
                     &namespace,
                     waiting(
                         pod,
@@ -70,6 +104,7 @@ impl Jobs {
                         "no entrypoint: call FakeCluster::set_job_entrypoint",
                     ),
                 );
+                return true;
             }
         };
         let workdir = lock(&self.state).workdir.clone();
@@ -118,7 +153,7 @@ impl Jobs {
                     exit_code: Some(128),
                     disrupted: false,
                 });
-                return;
+                return true;
             }
         };
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
@@ -171,13 +206,27 @@ impl Jobs {
             });
             let disrupted = disrupted.load(Ordering::SeqCst);
             lock(&controller.state).running.remove(&run_key);
-            controller.put_pod(&run_key.0, terminated(running, code, "", disrupted));
+            // Between the process's exit and its status: what a test's hook does here
+            // happens before anyone can see the pod (or the Job) finished.
+            let exit = PodExit {
+                namespace: run_key.0.clone(),
+                job: run_key.1.clone(),
+                pod: pod_name.clone(),
+                exit_code: code,
+            };
+            let hooks = lock(&controller.state).exit_hooks.clone();
+            for hook in hooks {
+                hook(&exit);
+            }
+            let message = termination.message(code, &buffer);
+            controller.put_pod(&run_key.0, terminated(running, code, &message, disrupted));
             let _ = tx.send(Outcome {
                 index,
                 exit_code: Some(code),
                 disrupted,
             });
         });
+        true
     }
 
     fn put_pod(&self, namespace: &str, pod: Value) {

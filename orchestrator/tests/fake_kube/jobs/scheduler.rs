@@ -146,14 +146,6 @@ impl Jobs {
     }
 }
 
-/// The pod as the scheduler leaves one no node fits.
-pub(super) fn unschedulable(mut pod: Value, message: &str) -> Value {
-    pod["status"] = json!({"phase": "Pending", "conditions": [{
-        "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
-        "lastTransitionTime": "2026-11-30T00:00:00Z"}]});
-    pod
-}
-
 fn selector_matches(pod_spec: &Value, node: &Node) -> bool {
     let selector_ok = pod_spec["nodeSelector"]
         .as_object()
