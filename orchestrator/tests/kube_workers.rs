@@ -427,3 +427,32 @@ stages:
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(util::count(&util::summary(&out), "verify", "verified"), 40);
 }
+
+#[test]
+fn pods_the_api_server_refuses_fail_the_step_naming_the_quota() {
+    let setup = Setup::new("kubequota", 2, "");
+    setup.ws.fill("src", 4, 100);
+    setup.cluster.refuse_pods(
+        "relocate",
+        "exceeded quota: compute, requested: limits.memory=1Gi, used: limits.memory=8Gi, limited: limits.memory=8Gi",
+    );
+    let started = std::time::Instant::now();
+    let out = setup
+        .command()
+        .env("RELOCATE_STUCK_POD_SECONDS", "2")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot be created")
+            && err.contains("FailedCreate")
+            && err.contains("exceeded quota"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "waited {:?}",
+        started.elapsed()
+    );
+}

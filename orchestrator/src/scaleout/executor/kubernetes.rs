@@ -7,13 +7,15 @@
 //! log carries the worker's NDJSON progress, summed into one display. Retries per
 //! shard (`backoffLimitPerIndex`) and permanent failures (`podFailurePolicy`) are the
 //! Job controller's; a pod lost to a node drain (`DisruptionTarget`) is not counted.
+//! Pods that cannot start, be created, be scheduled or mount their volumes fail the
+//! step after a grace, naming Kubernetes' reason, instead of waiting for ever.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use connectors::kube::workers::{
-    JobFinished, WorkerJob, WorkerResources, check_worker_prerequisites, ensure_job,
-    follow_pod_logs, job_name, job_pods, job_progress, stuck_worker_pods,
+    BlockKind, JobFinished, WorkerJob, WorkerResources, blocked_job, check_worker_prerequisites,
+    ensure_job, follow_pod_logs, job_name, job_pods, job_progress, stuck_worker_pods,
 };
 use futures::StreamExt;
 use plans::KubernetesWorkers;
@@ -116,6 +118,8 @@ pub(crate) async fn run(
     let mut following: BTreeSet<String> = BTreeSet::new();
     let mut logs: JoinSet<String> = JoinSet::new();
     let mut stuck_since: Option<std::time::Instant> = None;
+    let mut blocked_since: BTreeMap<BlockKind, std::time::Instant> = BTreeMap::new();
+    let mut next_diagnosis = std::time::Instant::now();
     let kubectl = format!(
         "kubectl -n {} logs -l batch.kubernetes.io/job-name={}",
         job.namespace, job.name
@@ -173,6 +177,44 @@ pub(crate) async fn run(
             }
             (_, None) => stuck_since = Some(std::time::Instant::now()),
             _ => {}
+        }
+        // Pods that cannot be created (quota, Pod Security admission), scheduled, or
+        // have their volumes attached: the same grace (three times it for attach and
+        // mount errors, which are often transient), read from the pods and events.
+        if std::time::Instant::now() >= next_diagnosis {
+            next_diagnosis = std::time::Instant::now()
+                + (stuck_grace() / 4).clamp(Duration::from_millis(500), Duration::from_secs(10));
+            let blocked = blocked_job(client.clone(), &job.namespace, &job.name)
+                .await
+                .unwrap_or_default();
+            blocked_since.retain(|kind, _| blocked.iter().any(|b| b.kind == *kind));
+            for b in &blocked {
+                let since = *blocked_since
+                    .entry(b.kind)
+                    .or_insert_with(std::time::Instant::now);
+                let grace = match b.kind {
+                    BlockKind::Mount => stuck_grace() * 3,
+                    _ => stuck_grace(),
+                };
+                if since.elapsed() >= grace {
+                    logs.abort_all();
+                    let subject = b
+                        .pod
+                        .as_ref()
+                        .map_or("its pods".to_owned(), |p| format!("pod {p}"));
+                    return Err(ScaleError::Executor(format!(
+                        "{subject} of Job {}/{} {}: {}: {} (for {}s; the Job is left for inspection: kubectl -n {} describe job {})",
+                        job.namespace,
+                        job.name,
+                        b.kind.describe(),
+                        b.reason,
+                        b.message,
+                        since.elapsed().as_secs(),
+                        job.namespace,
+                        job.name
+                    )));
+                }
+            }
         }
         let ended = progress
             .completed
