@@ -62,8 +62,8 @@ pub(crate) struct Check {
     pub(crate) made_in: String,
 }
 
-/// `<stage> attempt <n>` of the running attempt of `stage`.
-pub(super) fn made_in(ctx: &Context, stage: &plans::Stage) -> Result<String, EngineError> {
+/// The running attempt of `stage` (1 before its record exists).
+pub(super) fn attempt(ctx: &Context, stage: &plans::Stage) -> Result<u32, EngineError> {
     let index = ctx
         .plan
         .plan()
@@ -71,8 +71,12 @@ pub(super) fn made_in(ctx: &Context, stage: &plans::Stage) -> Result<String, Eng
         .iter()
         .position(|s| s.name == stage.name)
         .unwrap_or_default();
-    let attempt = ctx.db.stage(index)?.map_or(1, |r| r.attempt);
-    Ok(format!("{} attempt {attempt}", stage.name))
+    Ok(ctx.db.stage(index)?.map_or(1, |r| r.attempt))
+}
+
+/// `<stage> attempt <n>` of the running attempt of `stage`.
+pub(super) fn made_in(ctx: &Context, stage: &plans::Stage) -> Result<String, EngineError> {
+    Ok(format!("{} attempt {}", stage.name, attempt(ctx, stage)?))
 }
 
 /// Record `reports` as the claims' last `checked` (`restored` or `reread`).

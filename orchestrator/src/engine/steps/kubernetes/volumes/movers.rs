@@ -85,14 +85,7 @@ pub(super) async fn movers(
                 source: Box::new(e),
             }
         })?;
-    let index = ctx
-        .plan
-        .plan()
-        .stages
-        .iter()
-        .position(|s| s.name == stage.name)
-        .unwrap_or_default();
-    let attempt = ctx.db.stage(index)?.map_or(1, |r| r.attempt);
+    let attempt = super::attempt(ctx, stage)?;
     // A state directory's own id in every Job and order name: a rehearsal's Jobs (same
     // plan, stage and attempt, finished less than a day ago) are never re-attached to
     // by the real run from a fresh state directory.
