@@ -752,3 +752,70 @@ fn movers_run_as_the_plans_user_without_root_or_added_capabilities() {
         assert!(container["capabilities"].get("add").is_none(), "{job}");
     }
 }
+
+/// Ctrl-C while a restore runs: the run stops waiting at once (exit 130), saying the
+/// movers go on in the cluster; the rerun re-attaches to the same Job and finishes.
+#[test]
+fn ctrl_c_during_a_restore_stops_waiting_and_the_rerun_re_attaches() {
+    let m = setup("1Gi", MOVE, "");
+    let big: Vec<u8> = (0..40_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+        .collect();
+    std::fs::write(m.source_dir.join("big2.bin"), &big).expect("big file");
+    let before = listing(&m.source_dir);
+    let child = command(&m)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let restores = || -> Vec<String> {
+        m.dst
+            .job_requests()
+            .iter()
+            .filter(|j| {
+                j["spec"]["template"]["spec"]["containers"][0]["args"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == "restore"))
+            })
+            .filter_map(|j| j["metadata"]["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while restores().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let interrupted_at = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    let text = both(&out);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(
+        interrupted_at.elapsed() < std::time::Duration::from_secs(10),
+        "the run waited {:?} for its movers after Ctrl-C",
+        interrupted_at.elapsed()
+    );
+    assert!(
+        text.contains("stopped waiting for the restore movers")
+            && text.contains("they go on in analysis-zrh"),
+        "{text}"
+    );
+    let first = restores();
+
+    let out = run(&m);
+    let text = both(&out);
+    assert!(out.status.success(), "the rerun failed:\n{text}");
+    assert_eq!(listing(&m.target_dir), before, "the target claim differs");
+    let all = restores();
+    assert!(
+        all.iter().all(|n| n == &first[0]),
+        "the rerun made a new restore Job instead of re-attaching: {all:?}"
+    );
+}

@@ -316,6 +316,7 @@ async fn the_coordinator_moves_every_claim_and_a_failed_verify_names_its_claim()
         timeout: Duration::from_secs(60),
         run_as: None,
         progress: None,
+        cancel: None,
     };
     for ns in ["analysis", "analysis-zrh"] {
         cluster.api.create_namespace(ns);

@@ -409,6 +409,7 @@ stages:
         timeout: Duration::from_secs(60),
         run_as: None,
         progress: None,
+        cancel: None,
     };
     (movers, order)
 }

@@ -70,6 +70,8 @@ pub struct Movers {
     pub run_as: Option<(i64, i64)>,
     /// Where each claim's progress goes (the mover pods' logs are followed).
     pub progress: Option<OnProgress>,
+    /// The run's stop (Ctrl-C): the coordinator stops waiting, the movers go on.
+    pub cancel: Option<tokio_util::sync::CancellationToken>,
 }
 
 impl std::fmt::Debug for Movers {
@@ -154,7 +156,7 @@ pub async fn run_movers(
     // claim restored next to another starts when that one's mover is done.
     let jobs = &jobs;
     let claims = &order.claims;
-    futures::future::try_join_all(jobs.iter().zip(claims).zip(&leaders).map(
+    let movers_done = futures::future::try_join_all(jobs.iter().zip(claims).zip(&leaders).map(
         |((job, claim), leader)| async move {
             match leader {
                 None => follow::wait(movers, job, claim, task, deadline).await,
@@ -170,8 +172,25 @@ pub async fn run_movers(
                 }
             }
         },
-    ))
-    .await?;
+    ));
+    let stop = async {
+        match &movers.cancel {
+            Some(cancel) => cancel.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        done = movers_done => { done?; }
+        () = stop => {
+            // A mover is a Job in the cluster, not a child of this process: it goes
+            // on, and the resumed step re-attaches to it by name.
+            return Err(MoverError::Interrupted {
+                task: task.as_str(),
+                namespace: movers.namespace.clone(),
+                jobs: jobs.iter().map(|j| j.worker.name.as_str()).collect::<Vec<_>>().join(", "),
+            });
+        }
+    }
     // The movers' last progress lines, read if their pods' logs still stream.
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while followers.join_next().await.is_some() {}

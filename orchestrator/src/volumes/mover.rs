@@ -56,6 +56,19 @@ pub enum MoverError {
     /// The target claim cannot take the data.
     #[error(transparent)]
     Claim(#[from] connectors::kube::volumes::ClaimRefused),
+    /// The operator stopped the run (Ctrl-C, SIGTERM) while movers ran: the coordinator
+    /// stops waiting, the Jobs go on in the cluster, and a rerun re-attaches to them.
+    #[error(
+        "stopped waiting for the {task} movers ({jobs}): they go on in {namespace}; `relocate run` again re-attaches to them"
+    )]
+    Interrupted {
+        /// `pack`, `restore` or `verify`.
+        task: &'static str,
+        /// The movers' namespace.
+        namespace: String,
+        /// The Jobs, comma-separated.
+        jobs: String,
+    },
     /// The mover's Job failed (it is kept, with its pods' logs, until its TTL).
     #[error(
         "claim {claim}: the {task} Job {namespace}/{job} failed ({detail}); it is kept for inspection for 24h: kubectl -n {namespace} logs job/{job}"

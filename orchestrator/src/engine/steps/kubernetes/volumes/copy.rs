@@ -13,13 +13,12 @@ use connectors::store::StoreHandle;
 use plans::{KubernetesWorkload, Stage, Volumes};
 
 use super::super::{
-    FROZEN, StepOutput, client, failed, load, restore_recorded_scale, save, say, started,
-    with_causes,
+    FROZEN, StepOutput, client, load, restore_recorded_scale, save, say, started, with_causes,
 };
 use super::movers::{movers, order, staging};
 use super::{
     PACKED, PACKED_FROM, PACKED_IN, PACKED_UNDER, VolumeStepError, frozen_digest, made_in,
-    manifests_err, progress_lines, summary_of,
+    manifests_err, progress_lines, stopped, summary_of,
 };
 use crate::engine::Context;
 use crate::engine::steps::{StepResult, missing_workload};
@@ -70,7 +69,7 @@ pub(crate) async fn copy(
             save(ctx, name, PACKED_IN, &made_in(ctx, stage)?)?;
             Ok((summary_of(&reports), StepResult::Succeeded))
         }
-        Err(e) => failed(e),
+        Err(e) => stopped(ctx, stage, e),
     }
 }
 

@@ -207,6 +207,32 @@ pub(super) fn summary_of(reports: &[MoverReport]) -> StepSummary {
     }
 }
 
+impl VolumeStepError {
+    /// The operator stopped the run while movers ran (they go on; a rerun re-attaches).
+    pub(crate) fn interrupted(&self) -> bool {
+        matches!(
+            self,
+            VolumeStepError::Mover(crate::volumes::mover::MoverError::Interrupted { .. })
+        )
+    }
+}
+
+/// A volume step that stopped: interrupted (resumable), or failed with `e`.
+pub(super) fn stopped(
+    ctx: &Context,
+    stage: &plans::Stage,
+    e: VolumeStepError,
+) -> super::StepOutput {
+    if e.interrupted() {
+        super::say(ctx, stage, e.to_string());
+        return Ok((
+            StepSummary::default(),
+            crate::engine::steps::StepResult::Interrupted,
+        ));
+    }
+    super::failed(e)
+}
+
 /// A deploy's volume failure, before any workload was applied at the target: the
 /// source stays frozen (its data is staged; restarting it would make the copy stale),
 /// and the failure says how to go on either way.
@@ -215,6 +241,9 @@ pub(crate) fn kept_frozen(
     stage: &plans::Stage,
     e: VolumeStepError,
 ) -> super::StepOutput {
+    if e.interrupted() {
+        return stopped(ctx, stage, e);
+    }
     let plan = ctx.plan.path().display();
     Ok((
         StepSummary::default(),

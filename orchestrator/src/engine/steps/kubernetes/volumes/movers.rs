@@ -141,5 +141,6 @@ pub(super) async fn movers(
         timeout: ctx.plan.volume_timeout(workload).unwrap_or(DEFAULT_TIMEOUT),
         run_as: v.run_as_user.map(|u| (u, v.run_as_group.unwrap_or(u))),
         progress: None,
+        cancel: Some(ctx.cancel.clone()),
     })
 }

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use connectors::kube::volumes::Scheduling;
 use plans::Stage;
 
-use super::super::{StepOutput, client, failed, load, save, say, started};
+use super::super::{StepOutput, client, load, save, say, started};
 use super::movers::{movers, order};
 use super::{
     PACKED, SCHEDULING, VERIFIED, VolumeStepError, compare, manifests_err, packed_totals, placed,
-    progress_lines, record_checks, summary_of,
+    progress_lines, record_checks, stopped, summary_of,
 };
 use crate::engine::Context;
 use crate::engine::steps::{StepResult, missing_workload};
@@ -131,6 +131,6 @@ pub(crate) async fn verify(
             summary.copied = 0;
             Ok((summary, StepResult::Succeeded))
         }
-        Err(e) => failed(e),
+        Err(e) => stopped(ctx, stage, e),
     }
 }
