@@ -727,3 +727,82 @@ fn a_manifest_out_of_walk_order_is_refused_before_anything_is_removed() {
     assert_eq!(std::fs::read(dst.join("z")).expect("z"), b"stray");
     assert!(!dst.join("b").exists(), "the forged manifest was restored");
 }
+
+/// The copy after `freeze` is a delta: a pack after a complete one reads and hashes
+/// every file again but uploads only those whose bytes changed (one new segment, the
+/// size of the changed files); the unchanged keep the seed's segments, which stay in
+/// place, and the restore from the mixed manifest equals the new tree.
+#[test]
+fn a_pack_after_a_complete_one_uploads_only_the_files_that_changed() {
+    let m = movers();
+    let src = m.ws.join("claims/source-0");
+    let dst = m.ws.join("claims/target-0");
+    let body = |d: usize, i: usize, v: u8| -> Vec<u8> {
+        (0..20_000u32)
+            .map(|k| (k as u8) ^ (d as u8) ^ (i as u8).wrapping_mul(7) ^ v)
+            .collect()
+    };
+    for d in 0..5 {
+        for i in 0..10 {
+            write(&src, &format!("d{d}/f{i}"), &body(d, i, 0));
+        }
+    }
+    let seed = m.run("pack", 0, &src);
+    assert_eq!(seed.status.code(), Some(0), "{}", text(&seed));
+    assert_eq!(
+        report(&seed)["packed"]["unchangedFiles"],
+        serde_json::Value::Null
+    );
+    let segments_dir = m.staged.join("data-analyzer-0/segments");
+    let segments = || -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = std::fs::read_dir(&segments_dir)
+            .expect("segments")
+            .map(|e| {
+                let e = e.expect("entry");
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name, e.metadata().expect("meta").len())
+            })
+            .filter(|(n, _)| n.ends_with(".seg"))
+            .collect();
+        v.sort();
+        v
+    };
+    let seeded = segments();
+
+    // While frozen: one file rewritten (same size), one grown, one new, one gone.
+    write(&src, "d1/f1", &body(1, 1, 0xff));
+    let mut grown = body(2, 2, 0);
+    grown.extend_from_slice(b"appended");
+    write(&src, "d2/f2", &grown);
+    write(&src, "d5/new", &body(5, 0, 1));
+    std::fs::remove_file(src.join("d3/f3")).expect("rm");
+    let delta = m.run("pack", 0, &src);
+    assert_eq!(delta.status.code(), Some(0), "{}", text(&delta));
+    let packed = &report(&delta)["packed"];
+    assert_eq!(packed["files"], 50, "{packed}");
+    assert_eq!(packed["unchangedFiles"], 47, "{packed}");
+    assert_eq!(packed["unchangedBytes"], 47 * 20_000, "{packed}");
+    // The seed's segments are untouched; one new one holds exactly the changed bytes.
+    let now = segments();
+    assert_eq!(
+        &now[..seeded.len()],
+        &seeded[..],
+        "a seed segment was rewritten"
+    );
+    assert_eq!(now.len(), seeded.len() + 1, "{now:?}");
+    assert_eq!(
+        now[seeded.len()].1,
+        20_000 + (20_000 + 8) + 20_000,
+        "{now:?}"
+    );
+
+    let restored = m.run("restore", 0, &dst);
+    assert_eq!(restored.status.code(), Some(0), "{}", text(&restored));
+    assert_eq!(
+        listing(&dst),
+        listing(&src),
+        "the restore differs from the frozen tree"
+    );
+    let verified = m.run("verify", 0, &dst);
+    assert_eq!(verified.status.code(), Some(0), "{}", text(&verified));
+}

@@ -201,6 +201,12 @@ fn a_statefulsets_claim_moves_with_it_and_its_root_is_in_the_evidence() {
     // The movers' progress, read from their pods' logs: the pack finds its totals as
     // it walks, the restore and the re-read count up to the packed ones.
     assert!(text.contains("claim data-db-0: packed "), "{text}");
+    // The delta after the freeze uploads nothing: no file changed since the seed.
+    assert!(
+        text.contains("file(s) (11392546 byte(s)) unchanged since the last pack")
+            && text.contains("0 copied, 506 unchanged"),
+        "{text}"
+    );
     let restored = text
         .lines()
         .rfind(|l| l.contains("claim data-db-0: restored ") && l.contains(" file(s), "))

@@ -133,6 +133,13 @@ pub struct VolumeSummary {
     /// Entries taken from an interrupted pack's checkpoint rather than read again.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub resumed_entries: u64,
+    /// Files whose bytes (size and SHA-256) equal the last pack's: hashed again, not
+    /// uploaded again (their entries keep the last pack's segments).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unchanged_files: u64,
+    /// Their bytes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unchanged_bytes: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -205,7 +212,7 @@ impl ManifestWriter {
 /// The entries of a manifest file, one at a time.
 pub(crate) fn entries(
     file: &std::path::Path,
-) -> Result<impl Iterator<Item = Result<Entry, VolumeError>>, VolumeError> {
+) -> Result<impl Iterator<Item = Result<Entry, VolumeError>> + use<>, VolumeError> {
     let reader = std::io::BufReader::new(
         std::fs::File::open(file).map_err(VolumeError::local("reading the manifest"))?,
     );

@@ -30,6 +30,7 @@
 
 mod checkpoint;
 pub mod coordinator;
+mod delta;
 mod error;
 pub mod manifest;
 pub mod mover;

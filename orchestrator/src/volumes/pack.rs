@@ -7,7 +7,8 @@
 //! file streams through in bounded parts. Each entry's line goes to a local manifest
 //! file as it is walked (memory stays flat), which is uploaded at the end, then
 //! `volume.json`. A stale `volume.json` is removed first, so a half-written pack is
-//! never taken for a complete one.
+//! never taken for a complete one; before that, the last complete pack is read, and a
+//! file whose bytes did not change since keeps its staged segment ([`super::delta`]).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tokio::runtime::Handle;
 
 use super::checkpoint::{self, Checkpoint};
+use super::delta::{self, Cursor, Previous};
 use super::manifest::{ManifestWriter, SegmentInfo};
 use super::progress::{Progress, Reporter};
 use super::segment::SegmentWriter;
@@ -66,6 +68,9 @@ pub async fn pack(
     claim: &str,
     options: PackOptions,
 ) -> Result<VolumeSummary, VolumeError> {
+    // The last complete pack, read before its volume.json goes: what did not change
+    // since is not uploaded again.
+    let previous = delta::previous(&store, prefix).await;
     let summary = summary_location(prefix);
     match store.delete(&summary).await {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
@@ -83,6 +88,7 @@ pub async fn pack(
         store: store.clone(),
         prefix: prefix.clone(),
         options,
+        previous,
     };
     let claim = claim.to_owned();
     let volume = tokio::task::spawn_blocking(move || job.run(claim))
@@ -113,6 +119,7 @@ struct Packer {
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
     options: PackOptions,
+    previous: Option<Previous>,
 }
 
 impl Packer {
@@ -132,6 +139,8 @@ impl Packer {
             segments: Vec::new(),
             manifest_sha256: String::new(),
             resumed_entries: 0,
+            unchanged_files: 0,
+            unchanged_bytes: 0,
         };
         let mut progress = Checkpoint {
             parts: 0,
@@ -147,6 +156,13 @@ impl Packer {
             volume.resumed_entries = manifest.entries;
             progress = saved;
         }
+        // A fresh pack after a complete one keeps its segments (new ones are numbered
+        // after them) and reuses what did not change; a resumed pack has them already.
+        let previous = self.previous.as_ref().filter(|_| resumed.is_none());
+        if let Some(p) = previous {
+            volume.segments = p.summary.segments.clone();
+        }
+        let mut last_pack = Cursor::new(previous);
         let mut segment: Option<SegmentWriter> = None;
         let mut buf = vec![0u8; 256 << 10];
         let mut told = Reporter::new(Progress {
@@ -161,11 +177,23 @@ impl Packer {
                 continue;
             }
             let mut closed = false;
+            let unchanged = entry.kind == EntryKind::File
+                && self.unchanged(&walked.full, entry, &mut last_pack, &mut buf)?;
             match entry.kind {
                 EntryKind::Dir => volume.dirs += 1,
                 EntryKind::Symlink => volume.symlinks += 1,
                 EntryKind::HardLink => volume.hard_links += 1,
                 EntryKind::Fifo | EntryKind::CharDevice | EntryKind::BlockDevice => {}
+                EntryKind::File if unchanged => {
+                    volume.files += 1;
+                    volume.bytes += entry.size;
+                    volume.unchanged_files += 1;
+                    volume.unchanged_bytes += entry.size;
+                    told.file(entry.size);
+                    if entry.sparse {
+                        volume.sparse.push(entry.path.clone());
+                    }
+                }
                 EntryKind::File => {
                     let index = volume.segments.len() as u32;
                     let out = segment.get_or_insert_with(|| {
@@ -216,6 +244,33 @@ impl Packer {
         volume.manifest_sha256 = self.upload_manifest(file.path(), &mut buf)?;
         checkpoint::remove(&self.rt, &self.store, &self.prefix, progress.parts);
         Ok(volume)
+    }
+
+    /// Whether `entry`'s file has the bytes the last pack staged for its path: then
+    /// the entry takes that pack's segment, offset and hash, and nothing is uploaded.
+    /// The file is read and hashed either way.
+    fn unchanged(
+        &self,
+        full: &Path,
+        entry: &mut super::Entry,
+        last_pack: &mut Cursor,
+        buf: &mut [u8],
+    ) -> Result<bool, VolumeError> {
+        let Some(staged) = last_pack.staged_file(&entry.path) else {
+            return Ok(false);
+        };
+        if staged.size != entry.size {
+            return Ok(false);
+        }
+        let (size, sha256) = super::scan::hash_file(full, &entry.path, buf)?;
+        if size != staged.size || staged.sha256.as_deref() != Some(sha256.as_str()) {
+            return Ok(false);
+        }
+        entry.size = size;
+        entry.sha256 = Some(sha256);
+        entry.segment = staged.segment;
+        entry.offset = staged.offset;
+        Ok(true)
     }
 
     fn close(

@@ -258,6 +258,12 @@ fn packed_line(name: &str, packed: &crate::volumes::VolumeSummary, point_in_time
             packed.not_moved.join(", ")
         ));
     }
+    if packed.unchanged_files > 0 {
+        line.push_str(&format!(
+            "; {} file(s) ({} byte(s)) unchanged since the last pack: hashed again, not uploaded again",
+            packed.unchanged_files, packed.unchanged_bytes
+        ));
+    }
     if !point_in_time {
         line.push_str("; read while the source ran, so not point-in-time: the delta after `freeze` is the copy that counts");
     }

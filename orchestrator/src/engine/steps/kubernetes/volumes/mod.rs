@@ -196,15 +196,24 @@ pub(super) fn compare(
 }
 
 pub(super) fn summary_of(reports: &[MoverReport]) -> StepSummary {
-    let (files, bytes) = reports
-        .iter()
-        .filter_map(|r| r.packed.as_ref())
-        .fold((0, 0), |(f, b), p| (f + p.files, b + p.bytes));
-    StepSummary {
-        copied: files,
-        bytes,
-        ..Default::default()
+    // A file whose bytes did not change since the last pack is not uploaded again.
+    let mut summary = StepSummary::default();
+    for p in reports.iter().filter_map(|r| r.packed.as_ref()) {
+        summary.copied += p.files.saturating_sub(p.unchanged_files);
+        summary.skipped += p.unchanged_files;
+        summary.bytes += p.bytes.saturating_sub(p.unchanged_bytes);
     }
+    summary
+}
+
+/// A re-read's summary: every packed file and byte verified.
+pub(super) fn verified_summary(reports: &[MoverReport]) -> StepSummary {
+    let mut summary = StepSummary::default();
+    for p in reports.iter().filter_map(|r| r.packed.as_ref()) {
+        summary.verified += p.files;
+        summary.bytes += p.bytes;
+    }
+    summary
 }
 
 impl VolumeStepError {

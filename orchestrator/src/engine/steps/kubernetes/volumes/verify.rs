@@ -9,7 +9,7 @@ use super::super::{StepOutput, client, load, save, say, started};
 use super::movers::{movers, order};
 use super::{
     PACKED, SCHEDULING, VERIFIED, VolumeStepError, compare, manifests_err, packed_totals, placed,
-    progress_lines, record_checks, stopped, summary_of,
+    progress_lines, record_checks, stopped, verified_summary,
 };
 use crate::engine::Context;
 use crate::engine::steps::{StepResult, missing_workload};
@@ -126,10 +126,7 @@ pub(crate) async fn verify(
                     w.to
                 ),
             );
-            let mut summary = summary_of(&packed);
-            summary.verified = summary.copied;
-            summary.copied = 0;
-            Ok((summary, StepResult::Succeeded))
+            Ok((verified_summary(&packed), StepResult::Succeeded))
         }
         Err(e) => stopped(ctx, stage, e),
     }
