@@ -65,9 +65,12 @@ pub(crate) async fn previous(
     }
 }
 
+/// A manifest's entries, one line at a time.
+type Entries = Peekable<Box<dyn Iterator<Item = Result<Entry, VolumeError>>>>;
+
 /// The last pack's entries, read forward as the walk goes.
 pub(crate) struct Cursor {
-    entries: Option<Peekable<Box<dyn Iterator<Item = Result<Entry, VolumeError>>>>>,
+    entries: Option<Entries>,
 }
 
 impl Cursor {
