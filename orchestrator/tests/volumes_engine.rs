@@ -718,3 +718,38 @@ fn movers_run_as_the_plans_user_without_root_or_added_capabilities() {
         assert!(container["capabilities"].get("add").is_none(), "{job}");
     }
 }
+
+/// A deploy refusing a copy older than the source's last return to service (the
+/// scenario above) must not say that "the source stays frozen" with the source
+/// running, nor skip the cutover's rollback as if staged data were worth the downtime.
+#[test]
+fn a_deploy_refusing_a_stale_copy_does_not_claim_the_running_source_stays_frozen() {
+    let m = setup("1Mi", "{ freeze: analyzer }, { copy: analyzer }", "");
+    let plan = std::fs::read_to_string(m.ws.join("plan.yaml")).expect("plan");
+    m.ws.write(
+        "plan.yaml",
+        format!("{plan}  - name: switch\n    steps: [ {{ deploy: analyzer }} ]\n"),
+    );
+    let first = run(&m);
+    assert!(!first.status.success(), "{}", both(&first));
+    let out = rollback(&m, "switch");
+    assert!(out.status.success(), "{}", both(&out));
+    let mut set = m.src.get(STATEFULSETS, "db").expect("source");
+    assert_eq!(set["spec"]["replicas"], 1, "the source serves again");
+    set["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] =
+        json!("1Gi");
+    m.src.insert(STATEFULSETS, set);
+    let second = run(&m);
+    let text = both(&second);
+    assert!(!second.status.success(), "{text}");
+    assert!(
+        text.contains("did not run under the source's current freeze"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("the source stays frozen"),
+        "the failure says a running source stays frozen:\n{text}"
+    );
+    let source = m.src.get(STATEFULSETS, "db").expect("source");
+    assert_eq!(source["spec"]["replicas"], 1, "the source stopped serving");
+}

@@ -32,7 +32,7 @@ pub(crate) fn target_claims(
     let under: Option<String> = load(ctx, name, PACKED_UNDER)?;
     let now = frozen_digest(ctx, name)?;
     if now.is_empty() || under.as_deref() != Some(now.as_str()) {
-        return Err(VolumeStepError::Claim(format!(
+        return Err(VolumeStepError::StaleCopy(format!(
             "the last `copy: {name}` did not run under the source's current freeze (the source ran since, or was put back in service by a rollback): what it wrote since would stay behind; run `{{ freeze: {name} }}` and `{{ copy: {name} }}` again before the deploy"
         )));
     }

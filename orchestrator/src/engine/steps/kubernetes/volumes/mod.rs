@@ -146,6 +146,10 @@ pub(crate) enum VolumeStepError {
     /// A claim cannot take its data, or has none staged.
     #[error("{0}")]
     Claim(String),
+    /// The staged data is older than the source's current freeze (or the source is not
+    /// frozen): nothing staged is worth keeping the source frozen for.
+    #[error("{0}")]
+    StaleCopy(String),
     /// The state directory could not be read or written.
     #[error("state: {0}")]
     State(String),
@@ -205,12 +209,21 @@ pub(super) fn summary_of(reports: &[MoverReport]) -> StepSummary {
 
 /// A deploy's volume failure, before any workload was applied at the target: the
 /// source stays frozen (its data is staged; restarting it would make the copy stale),
-/// and the failure says how to go on either way.
+/// and the failure says how to go on either way. Not when the staged copy is stale
+/// ([`VolumeStepError::StaleCopy`]): the source may be running (saying it "stays
+/// frozen" would be false) or frozen for nothing useful, so the step fails as any other
+/// (a cutover stage then puts the source back in service).
 pub(crate) fn kept_frozen(
     ctx: &Context,
     stage: &plans::Stage,
     e: VolumeStepError,
 ) -> super::StepOutput {
+    if matches!(e, VolumeStepError::StaleCopy(_)) {
+        return Ok((
+            StepSummary::default(),
+            crate::engine::steps::StepResult::failed(e.to_string()),
+        ));
+    }
     let plan = ctx.plan.path().display();
     Ok((
         StepSummary::default(),
