@@ -114,8 +114,22 @@ pub async fn claim_status(
     })
 }
 
-/// The annotation marking a cluster's default StorageClass.
-const DEFAULT_CLASS: &str = "storageclass.kubernetes.io/is-default-class";
+/// The annotations marking a cluster's default StorageClass: the GA one and the beta
+/// one, which the `DefaultStorageClass` admission plugin still honours (older clusters
+/// and some installers set only it).
+const DEFAULT_CLASS: [&str; 2] = [
+    "storageclass.kubernetes.io/is-default-class",
+    "storageclass.beta.kubernetes.io/is-default-class",
+];
+
+/// Whether `class` is marked as its cluster's default.
+fn is_default_class(class: &StorageClass) -> bool {
+    class.metadata.annotations.as_ref().is_some_and(|a| {
+        DEFAULT_CLASS
+            .iter()
+            .any(|key| a.get(*key).is_some_and(|v| v == "true"))
+    })
+}
 
 /// The cluster's default StorageClass, `None` when it has none: a claim that names no
 /// class would then stay `Pending` for ever.
@@ -133,13 +147,7 @@ pub async fn default_storage_class(client: Client) -> Result<Option<String>, Kub
     Ok(classes
         .items
         .into_iter()
-        .find(|c| {
-            c.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(DEFAULT_CLASS))
-                .is_some_and(|v| v == "true")
-        })
+        .find(is_default_class)
         .and_then(|c| c.metadata.name))
 }
 
@@ -170,4 +178,33 @@ pub fn parse_quantity(text: &str) -> Option<u64> {
     };
     let value: f64 = number.parse().ok()?;
     (value >= 0.0).then_some((value * factor) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(annotation: &str, value: &str) -> StorageClass {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "standard", "annotations": {annotation: value}},
+            "provisioner": "rancher.io/local-path"
+        }))
+        .expect("class")
+    }
+
+    #[test]
+    fn a_class_marked_default_by_the_beta_annotation_is_the_default() {
+        assert!(is_default_class(&class(
+            "storageclass.beta.kubernetes.io/is-default-class",
+            "true"
+        )));
+        assert!(is_default_class(&class(
+            "storageclass.kubernetes.io/is-default-class",
+            "true"
+        )));
+        assert!(!is_default_class(&class(
+            "storageclass.kubernetes.io/is-default-class",
+            "false"
+        )));
+    }
 }
