@@ -753,3 +753,38 @@ fn a_deploy_refusing_a_stale_copy_does_not_claim_the_running_source_stays_frozen
     let source = m.src.get(STATEFULSETS, "db").expect("source");
     assert_eq!(source["spec"]["replicas"], 1, "the source stopped serving");
 }
+
+/// A restore as the plan's `runAsUser` (here nobody, as the fake kubelet runs it) of a
+/// volume holding other users' files cannot give them their owner: the deploy fails
+/// right after the restore, naming the claim, a file and `runAsUser`, not later on a
+/// re-read that says nothing of why.
+#[test]
+fn a_restore_as_run_as_user_that_cannot_restore_owners_fails_naming_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let m = setup(
+        "1Gi",
+        MOVE,
+        "        runAsUser: 65534\n        runAsGroup: 65534\n",
+    );
+    m.dst.run_pods_as_their_user();
+    for dir in [m.ws.path().to_path_buf(), m.ws.join("claims")] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    std::os::unix::fs::chown(&m.target_dir, Some(65534), Some(65534)).expect("chown");
+    let out = run(&m);
+    let text = both(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("claim data-db-0:")
+            && text.contains("could not be given their owner (")
+            && text.contains("data/a.txt")
+            && text.contains("runAsUser"),
+        "{text}"
+    );
+    assert!(
+        m.dst
+            .get(&STATEFULSETS.replace("/analysis/", "/analysis-zrh/"), "db")
+            .is_none(),
+        "the StatefulSet was applied to the target"
+    );
+}

@@ -67,6 +67,8 @@ struct State {
     unbindable: std::collections::BTreeSet<(String, String)>,
     /// The nodes pods are scheduled on (none: no scheduling).
     nodes: Vec<scheduler::Node>,
+    /// Run each pod's process as its `securityContext.runAsUser`/`runAsGroup`.
+    run_as_pod_user: bool,
     jobs: BTreeMap<(String, String), Value>,
     requests: Vec<Value>,
     logs: BTreeMap<(String, String), Arc<LogBuffer>>,
@@ -128,6 +130,12 @@ impl FakeCluster {
         let key = (namespace.to_owned(), name.to_owned());
         lock(&self.api.jobs.state).jobs.get(&key).cloned()
     }
+    /// Run each pod's process as the user and group its pod's `securityContext` names
+    /// (the tests run as root; without this, every pod runs as root).
+    pub fn run_pods_as_their_user(&self) {
+        lock(&self.api.jobs.state).run_as_pod_user = true;
+    }
+
     /// Forget the entrypoint: pods then stay Pending in `ErrImagePull`, as with an
     /// image that cannot be pulled.
     pub fn clear_job_entrypoint(&self) {

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -91,6 +92,13 @@ impl Jobs {
             .stderr(Stdio::piped());
         if let Some(dir) = workdir {
             command.current_dir(dir);
+        }
+        let context = &template["spec"]["securityContext"];
+        if lock(&self.state).run_as_pod_user
+            && let Some(uid) = context["runAsUser"].as_u64()
+        {
+            let gid = context["runAsGroup"].as_u64().unwrap_or(uid);
+            command.uid(uid as u32).gid(gid as u32);
         }
         let buffer = Arc::new(LogBuffer::default());
         lock(&self.state)

@@ -162,6 +162,9 @@ pub(crate) async fn restore_claims(
     let reports = run_movers(&restorers, &order, MoverTask::Restore, &placements).await?;
     for report in &reports {
         compare(&packed, report, "restored")?;
+        if let Some(r) = &report.restored {
+            ownership_restored(r, v)?;
+        }
         let status = claim_status(tgt.clone(), &target_ns, &report.claim)
             .await
             .map_err(|e| {
@@ -255,6 +258,34 @@ async fn check_default_class(
             Ok(())
         }
     }
+}
+
+/// A restore as the plan's `runAsUser` cannot give other users' files their owner: the
+/// claim would differ from its manifest (the re-read would fail on a root alone), so the
+/// step fails here, naming the entries and both ways out.
+fn ownership_restored(
+    r: &crate::volumes::RestoreSummary,
+    v: &Volumes,
+) -> Result<(), VolumeStepError> {
+    if r.ownership_not_restored == 0 {
+        return Ok(());
+    }
+    let user = v
+        .run_as_user
+        .map_or("a non-root user".to_owned(), |u| format!("uid {u} (`runAsUser`)"));
+    let sample: Vec<String> = r
+        .ownership_sample
+        .iter()
+        .map(|p| p.escape_debug().to_string())
+        .collect();
+    Err(VolumeStepError::Claim(format!(
+        "claim {}: {} entr{} could not be given their owner ({}{}): the restore ran as {user}, which can only own files itself; remove `runAsUser` so the restore runs as root and restores every owner, or give the volume's files to that user at the source and copy again",
+        r.claim,
+        r.ownership_not_restored,
+        if r.ownership_not_restored == 1 { "y" } else { "ies" },
+        sample.join(", "),
+        if r.ownership_not_restored > sample.len() as u64 { ", …" } else { "" },
+    )))
 }
 
 /// `N stray entries removed (a, b, …)`: what a restore removed because the manifest
