@@ -788,3 +788,44 @@ fn a_restore_as_run_as_user_that_cannot_restore_owners_fails_naming_them() {
         "the StatefulSet was applied to the target"
     );
 }
+
+/// Attempt 1 restores and re-reads the claim, then its rollout times out (rolled
+/// back). A pod at the target still mounts the claim when attempt 2 deploys: the claim
+/// is not written again, and the check is carried over. The evidence must name the
+/// attempt that made it, not claim attempt 2 re-read a claim it never read.
+#[test]
+fn a_check_carried_over_from_an_earlier_attempt_names_the_attempt_that_made_it() {
+    let m = setup(
+        "1Gi",
+        "{ copy: analyzer }, { freeze: analyzer }, { copy: analyzer }, { deploy: analyzer }",
+        "",
+    );
+    let plan = std::fs::read_to_string(m.ws.join("plan.yaml")).expect("plan");
+    m.ws.write("plan.yaml", plan.replace("waitTimeout: 20s", "waitTimeout: 2s"));
+    m.dst.api.rollout_polls(1_000_000);
+    let first = run(&m);
+    assert!(!first.status.success(), "{}", both(&first));
+    assert!(
+        both(&first).contains("re-read at zrh before the workload starts"),
+        "{}",
+        both(&first)
+    );
+    m.dst.api.rollout_polls(0);
+    m.dst.insert(
+        "/api/v1/namespaces/analysis-zrh/pods",
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "db-0", "namespace": "analysis-zrh"},
+               "spec": {"containers": [{"name": "db", "image": "x"}],
+                        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}}]},
+               "status": {"phase": "Running"}}),
+    );
+    let second = run(&m);
+    let text = both(&second);
+    assert!(second.status.success(), "{text}");
+    assert!(text.contains("not restored again"), "{text}");
+    let statement = evidence(&m.ws);
+    let volume = &statement["predicate"]["workloads"][0]["volumes"][0];
+    assert_eq!(statement["predicate"]["attempt"], 2, "{statement}");
+    assert_eq!(volume["checked"], "reread", "{volume}");
+    assert_eq!(volume["checkedIn"], "cutover attempt 1", "{volume}");
+}

@@ -58,8 +58,9 @@ pub(crate) fn target_claims(
 }
 
 /// `deploy`'s part: create the claims, restore each, re-read each, compare each root
-/// with the packed one; the restore and re-read reports. The workloads are applied by
-/// the caller only after this succeeded.
+/// with the packed one; the restore and re-read reports, and whether this run made
+/// them (`false`: carried over from an earlier one, whose checks keep naming it). The
+/// workloads are applied by the caller only after this succeeded.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn restore_claims(
     ctx: &Context,
@@ -70,9 +71,9 @@ pub(crate) async fn restore_claims(
     v: &Volumes,
     tgt: &kube::Client,
     claims: &[PlannedClaim],
-) -> Result<(Vec<MoverReport>, Vec<MoverReport>), VolumeStepError> {
+) -> Result<(Vec<MoverReport>, Vec<MoverReport>, bool), VolumeStepError> {
     if claims.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok((Vec::new(), Vec::new(), true));
     }
     let target_ns = claims[0].resource.namespace.clone();
     let packed: Vec<MoverReport> = load(ctx, name, PACKED)?.unwrap_or_default();
@@ -105,7 +106,7 @@ pub(crate) async fn restore_claims(
                     in_use.join("; ")
                 ),
             );
-            return Ok((load(ctx, name, RESTORED)?.unwrap_or_default(), verified));
+            return Ok((load(ctx, name, RESTORED)?.unwrap_or_default(), verified, false));
         }
         return Err(VolumeStepError::Claim(format!(
             "claims in use at {}/{target_ns}: {}: relocate does not restore into a claim a workload may be writing; stop it (`relocate rollback`, or scale it to 0) and run again",
@@ -220,7 +221,7 @@ pub(crate) async fn restore_claims(
             w.to
         ),
     );
-    Ok((reports, verified))
+    Ok((reports, verified, true))
 }
 
 /// A claim that names no class gets the target's default one; without a default it
