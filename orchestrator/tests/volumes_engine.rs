@@ -829,3 +829,39 @@ fn a_check_carried_over_from_an_earlier_attempt_names_the_attempt_that_made_it()
     assert_eq!(volume["checked"], "reread", "{volume}");
     assert_eq!(volume["checkedIn"], "cutover attempt 1", "{volume}");
 }
+
+/// The source's database pod runs on a node relabelled since it was scheduled: the
+/// StatefulSet's `nodeSelector` no longer matches it (selectors are checked only at
+/// scheduling). The seed's mover must run where the pod holds the claim attached,
+/// with the workload's toleration for that node's taint, not wait for a node that
+/// matches both the pin and the selector (there is none).
+#[test]
+fn a_seed_reads_the_claim_on_the_node_holding_it_even_when_that_node_no_longer_matches_the_workloads_selector()
+ {
+    let m = setup("1Gi", "{ copy: analyzer }", "");
+    let mut set = database("1Gi");
+    set["spec"]["template"]["spec"]["nodeSelector"] = json!({"pool": "db"});
+    set["spec"]["template"]["spec"]["tolerations"] =
+        json!([{"key": "dedicated", "operator": "Exists"}]);
+    m.src.insert(STATEFULSETS, set);
+    m.src.add_node("msk-1", &[("pool", "legacy")], &[("dedicated", "db", "NoSchedule")]);
+    m.src.add_node("msk-2", &[("pool", "db")], &[("dedicated", "db", "NoSchedule")]);
+    m.src.insert(
+        "/api/v1/namespaces/analysis/pods",
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "db-0-on-msk-1", "namespace": "analysis"},
+               "spec": {"nodeName": "msk-1", "containers": [{"name": "db", "image": "x"}],
+                        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}}]},
+               "status": {"phase": "Running"}}),
+    );
+    let out = command(&m)
+        .env("RELOCATE_STUCK_POD_SECONDS", "2")
+        .output()
+        .expect("run");
+    let text = both(&out);
+    assert!(out.status.success(), "the seed did not run on msk-1:\n{text}");
+    for job in m.src.job_requests() {
+        let spec = &job["spec"]["template"]["spec"];
+        assert_eq!(spec["tolerations"][0]["key"], "dedicated", "{job}");
+    }
+}
