@@ -865,3 +865,33 @@ fn a_seed_reads_the_claim_on_the_node_holding_it_even_when_that_node_no_longer_m
         assert_eq!(spec["tolerations"][0]["key"], "dedicated", "{job}");
     }
 }
+
+/// A claim too small for its data keeps the source frozen, and the fix its message
+/// names (a storage request raised through `transform.jsonPatches`) is a plan change,
+/// which the record refuses (it is bound to the plan it started with). The failure
+/// must say so, and the way out it gives (roll back with this plan, then run the
+/// changed one from a new state directory) must work.
+#[test]
+fn a_source_kept_frozen_says_a_fix_in_the_plan_needs_a_rollback_and_a_new_state_dir() {
+    let m = setup("1Mi", MOVE, "");
+    let out = run(&m);
+    let text = both(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("a fix in the plan means `relocate rollback plan.yaml --stage cutover` first, then the changed plan with a new --state-dir"),
+        "{text}"
+    );
+    let plan = std::fs::read_to_string(m.ws.join("plan.yaml")).expect("plan");
+    m.ws.write("plan.yaml", plan.replace("timeout: 60s", "timeout: 61s"));
+    let refused = run(&m);
+    assert!(
+        both(&refused).contains("the record is bound to the plan it started with"),
+        "{}",
+        both(&refused)
+    );
+    m.ws.write("plan.yaml", &plan);
+    let out = rollback(&m, "cutover");
+    assert!(out.status.success(), "{}", both(&out));
+    let source = m.src.get(STATEFULSETS, "db").expect("source");
+    assert_eq!(source["spec"]["replicas"], 1, "the source serves again");
+}

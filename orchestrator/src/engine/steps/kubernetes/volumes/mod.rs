@@ -230,8 +230,8 @@ pub(crate) fn kept_frozen(
         crate::engine::steps::StepResult::Failed(crate::engine::StepFailure::SourceKeptFrozen {
             detail: e.to_string(),
             hint: format!(
-                "nothing was started at the target and the source stays frozen: fix the cause and run `relocate run {plan}` again (claims restored and matching are not written again), or put the source back in service with `relocate rollback {plan} --stage {}`",
-                stage.name
+                "nothing was started at the target and the source stays frozen: fix the cause and run `relocate run {plan}` again (claims restored and matching are not written again), or put the source back in service with `relocate rollback {plan} --stage {stage}`. The record is bound to this plan as it is: a fix in the plan means `relocate rollback {plan} --stage {stage}` first, then the changed plan with a new --state-dir",
+                stage = stage.name
             ),
         }),
     ))
