@@ -895,3 +895,37 @@ fn a_source_kept_frozen_says_a_fix_in_the_plan_needs_a_rollback_and_a_new_state_
     let source = m.src.get(STATEFULSETS, "db").expect("source");
     assert_eq!(source["spec"]["replicas"], 1, "the source serves again");
 }
+
+/// A pod's second claim is restored after its first (on the first's node): its mover
+/// gets the whole `timeout` from its own start, not what the first one left of it.
+/// Each restore here takes 4 s of a 6 s timeout; the two together take more.
+#[test]
+fn a_claim_restored_after_the_claim_its_pod_mounts_with_it_gets_its_own_timeout() {
+    let m = setup("1Gi", MOVE, "");
+    let plan = std::fs::read_to_string(m.ws.join("plan.yaml")).expect("plan");
+    m.ws.write("plan.yaml", plan.replace("timeout: 60s", "timeout: 6s"));
+    let mut set = database("1Gi");
+    set["spec"]["volumeClaimTemplates"]
+        .as_array_mut()
+        .expect("templates")
+        .push(json!({"metadata": {"name": "wal"},
+                     "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}));
+    m.src.insert(STATEFULSETS, set);
+    {
+        let mut store = m.src.objects.lock().expect("lock");
+        fake_kube::workloads::reconcile(&mut store);
+    }
+    let (wal_source, wal_target) = (m.ws.join("claims/msk-wal"), m.ws.join("claims/zrh-wal"));
+    std::fs::create_dir_all(&wal_source).expect("wal");
+    std::fs::create_dir_all(&wal_target).expect("wal target");
+    std::fs::write(wal_source.join("segment"), vec![7u8; 4096]).expect("segment");
+    m.src.set_claim_dir("analysis", "wal-db-0", &wal_source);
+    m.dst.set_claim_dir("analysis-zrh", "wal-db-0", &wal_target);
+    for claim in ["data-db-0", "wal-db-0"] {
+        m.dst.delay_pods_of_claim("analysis-zrh", claim, 4);
+    }
+    let out = run(&m);
+    let text = both(&out);
+    assert!(out.status.success(), "run failed:\n{text}");
+    assert_eq!(listing(&wal_target), listing(&wal_source));
+}

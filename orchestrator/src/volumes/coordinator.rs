@@ -134,6 +134,9 @@ pub async fn run_movers(
             Some(leader) => {
                 let leader = &jobs[*leader];
                 wait(movers, leader, task, deadline).await?;
+                // Its own time from its start: a follower is not cut short by the time
+                // its leader took.
+                let deadline = Instant::now() + movers.timeout;
                 let mut job = job.clone();
                 job.node = next_to(movers, leader, &job).await?;
                 ensure_mover_job(movers.client.clone(), &job)

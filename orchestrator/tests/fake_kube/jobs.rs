@@ -69,6 +69,8 @@ struct State {
     nodes: Vec<scheduler::Node>,
     /// Run each pod's process as its `securityContext.runAsUser`/`runAsGroup`.
     run_as_pod_user: bool,
+    /// Seconds a pod mounting claim `(namespace, name)` waits before its process runs.
+    claim_delays: BTreeMap<(String, String), u64>,
     jobs: BTreeMap<(String, String), Value>,
     requests: Vec<Value>,
     logs: BTreeMap<(String, String), Arc<LogBuffer>>,
@@ -134,6 +136,14 @@ impl FakeCluster {
     /// (the tests run as root; without this, every pod runs as root).
     pub fn run_pods_as_their_user(&self) {
         lock(&self.api.jobs.state).run_as_pod_user = true;
+    }
+
+    /// Make every pod mounting claim `namespace/name` start its process `seconds` late
+    /// (a mover with much to do).
+    pub fn delay_pods_of_claim(&self, namespace: &str, name: &str, seconds: u64) {
+        lock(&self.api.jobs.state)
+            .claim_delays
+            .insert((namespace.to_owned(), name.to_owned()), seconds);
     }
 
     /// Forget the entrypoint: pods then stay Pending in `ErrImagePull`, as with an

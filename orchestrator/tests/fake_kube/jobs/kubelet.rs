@@ -74,7 +74,28 @@ impl Jobs {
             }
         };
         let workdir = lock(&self.state).workdir.clone();
-        let mut command = Command::new(&entrypoint);
+        let delay = template["spec"]["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
+            .filter_map(|c| {
+                lock(&self.state)
+                    .claim_delays
+                    .get(&(namespace.clone(), c.to_owned()))
+                    .copied()
+            })
+            .max();
+        let mut command = match delay {
+            Some(seconds) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("sleep {seconds}; exec \"$0\" \"$@\""))
+                    .arg(&entrypoint);
+                sh
+            }
+            None => Command::new(&entrypoint),
+        };
         command
             .args(
                 container["args"]
