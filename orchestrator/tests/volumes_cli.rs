@@ -798,8 +798,15 @@ fn a_restore_as_the_volumes_user_over_read_only_directories_replaces_and_prunes_
         "{got}"
     );
     assert_eq!(std::fs::read(dst.join("ro/f")).expect("f"), b"second");
-    let mode = std::fs::metadata(dst.join("ro")).expect("ro").permissions().mode();
-    assert_eq!(mode & 0o7777, 0o555, "the directory's mode was not put back");
+    let mode = std::fs::metadata(dst.join("ro"))
+        .expect("ro")
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o7777,
+        0o555,
+        "the directory's mode was not put back"
+    );
     let verified = as_user("verify", &dst);
     assert_eq!(verified.status.code(), Some(0), "{}", text(&verified));
 }

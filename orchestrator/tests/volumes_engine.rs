@@ -801,7 +801,10 @@ fn a_check_carried_over_from_an_earlier_attempt_names_the_attempt_that_made_it()
         "",
     );
     let plan = std::fs::read_to_string(m.ws.join("plan.yaml")).expect("plan");
-    m.ws.write("plan.yaml", plan.replace("waitTimeout: 20s", "waitTimeout: 2s"));
+    m.ws.write(
+        "plan.yaml",
+        plan.replace("waitTimeout: 20s", "waitTimeout: 2s"),
+    );
     m.dst.api.rollout_polls(1_000_000);
     let first = run(&m);
     assert!(!first.status.success(), "{}", both(&first));
@@ -844,8 +847,16 @@ fn a_seed_reads_the_claim_on_the_node_holding_it_even_when_that_node_no_longer_m
     set["spec"]["template"]["spec"]["tolerations"] =
         json!([{"key": "dedicated", "operator": "Exists"}]);
     m.src.insert(STATEFULSETS, set);
-    m.src.add_node("msk-1", &[("pool", "legacy")], &[("dedicated", "db", "NoSchedule")]);
-    m.src.add_node("msk-2", &[("pool", "db")], &[("dedicated", "db", "NoSchedule")]);
+    m.src.add_node(
+        "msk-1",
+        &[("pool", "legacy")],
+        &[("dedicated", "db", "NoSchedule")],
+    );
+    m.src.add_node(
+        "msk-2",
+        &[("pool", "db")],
+        &[("dedicated", "db", "NoSchedule")],
+    );
     m.src.insert(
         "/api/v1/namespaces/analysis/pods",
         json!({"apiVersion": "v1", "kind": "Pod",
@@ -859,7 +870,10 @@ fn a_seed_reads_the_claim_on_the_node_holding_it_even_when_that_node_no_longer_m
         .output()
         .expect("run");
     let text = both(&out);
-    assert!(out.status.success(), "the seed did not run on msk-1:\n{text}");
+    assert!(
+        out.status.success(),
+        "the seed did not run on msk-1:\n{text}"
+    );
     for job in m.src.job_requests() {
         let spec = &job["spec"]["template"]["spec"];
         assert_eq!(spec["tolerations"][0]["key"], "dedicated", "{job}");

@@ -106,7 +106,11 @@ pub(crate) async fn restore_claims(
                     in_use.join("; ")
                 ),
             );
-            return Ok((load(ctx, name, RESTORED)?.unwrap_or_default(), verified, false));
+            return Ok((
+                load(ctx, name, RESTORED)?.unwrap_or_default(),
+                verified,
+                false,
+            ));
         }
         return Err(VolumeStepError::Claim(format!(
             "claims in use at {}/{target_ns}: {}: relocate does not restore into a claim a workload may be writing; stop it (`relocate rollback`, or scale it to 0) and run again",
@@ -271,9 +275,9 @@ fn ownership_restored(
     if r.ownership_not_restored == 0 {
         return Ok(());
     }
-    let user = v
-        .run_as_user
-        .map_or("a non-root user".to_owned(), |u| format!("uid {u} (`runAsUser`)"));
+    let user = v.run_as_user.map_or("a non-root user".to_owned(), |u| {
+        format!("uid {u} (`runAsUser`)")
+    });
     let sample: Vec<String> = r
         .ownership_sample
         .iter()
@@ -283,9 +287,17 @@ fn ownership_restored(
         "claim {}: {} entr{} could not be given their owner ({}{}): the restore ran as {user}, which can only own files itself; remove `runAsUser` so the restore runs as root and restores every owner, or give the volume's files to that user at the source and copy again",
         r.claim,
         r.ownership_not_restored,
-        if r.ownership_not_restored == 1 { "y" } else { "ies" },
+        if r.ownership_not_restored == 1 {
+            "y"
+        } else {
+            "ies"
+        },
         sample.join(", "),
-        if r.ownership_not_restored > sample.len() as u64 { ", …" } else { "" },
+        if r.ownership_not_restored > sample.len() as u64 {
+            ", …"
+        } else {
+            ""
+        },
     )))
 }
 
