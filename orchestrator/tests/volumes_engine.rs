@@ -943,3 +943,71 @@ fn a_claim_restored_after_the_claim_its_pod_mounts_with_it_gets_its_own_timeout(
     assert!(out.status.success(), "run failed:\n{text}");
     assert_eq!(listing(&wal_target), listing(&wal_source));
 }
+
+/// Ctrl-C while the deploy waits for its restore movers stops the run at once (exit
+/// 130), leaving the movers to the cluster and nothing applied at the target; the
+/// rerun re-attaches and finishes. It waited for every mover (and the re-read) and
+/// then applied the workload, though the operator had asked it to stop.
+#[test]
+fn ctrl_c_during_a_restore_stops_the_run_before_the_workload_is_applied_and_the_rerun_finishes() {
+    let m = setup("1Gi", MOVE, "");
+    m.dst.delay_pods_of_claim("analysis-zrh", "data-db-0", 8);
+    let mut child = command(&m)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn relocate");
+    let started = std::time::Instant::now();
+    let restoring = |m: &Move| {
+        m.dst.job_requests().iter().any(|j| {
+            j["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.contains("-4-r-"))
+        })
+    };
+    while !restoring(&m) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no restore mover: {:?} {:?}",
+            m.dst
+                .job_requests()
+                .iter()
+                .map(|j| j["metadata"]["name"].clone())
+                .collect::<Vec<_>>(),
+            child.try_wait()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let sent = std::time::Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if sent.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("relocate did not stop");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        sent.elapsed() < std::time::Duration::from_secs(4),
+        "Ctrl-C took {:?} to stop the run (exit {status:?})",
+        sent.elapsed()
+    );
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(
+        m.dst
+            .get(&STATEFULSETS.replace("/analysis/", "/analysis-zrh/"), "db")
+            .is_none(),
+        "the workload was applied after Ctrl-C"
+    );
+    let before = listing(&m.source_dir);
+    let out = run(&m);
+    assert!(out.status.success(), "the rerun failed:\n{}", both(&out));
+    assert_eq!(listing(&m.target_dir), before, "the target claim differs");
+}

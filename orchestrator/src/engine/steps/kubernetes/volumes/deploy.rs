@@ -13,7 +13,7 @@ use super::super::{load, save, say, with_causes};
 use super::movers::{movers, order};
 use super::{
     PACKED, PACKED_UNDER, RESTORED, SCHEDULING, VERIFIED, VolumeStepError, compare, frozen_digest,
-    manifests_err, placed,
+    manifests_err, placed, until_stopped,
 };
 use crate::engine::Context;
 use crate::volumes::coordinator::{Placement, run_movers};
@@ -164,7 +164,11 @@ pub(crate) async fn restore_claims(
             (c.name.clone(), placement)
         })
         .collect();
-    let reports = run_movers(&restorers, &order, MoverTask::Restore, &placements).await?;
+    let reports = until_stopped(
+        ctx,
+        run_movers(&restorers, &order, MoverTask::Restore, &placements),
+    )
+    .await?;
     for report in &reports {
         compare(&packed, report, "restored")?;
         if let Some(r) = &report.restored {
@@ -212,7 +216,11 @@ pub(crate) async fn restore_claims(
         MoverTask::Verify,
     )
     .await?;
-    let verified = run_movers(&rereaders, &order, MoverTask::Verify, &placed(&scheduling)).await?;
+    let verified = until_stopped(
+        ctx,
+        run_movers(&rereaders, &order, MoverTask::Verify, &placed(&scheduling)),
+    )
+    .await?;
     for report in &verified {
         compare(&packed, report, "re-read")?;
     }

@@ -153,6 +153,24 @@ pub(crate) enum VolumeStepError {
     /// The state directory could not be read or written.
     #[error("state: {0}")]
     State(String),
+    /// The operator asked the run to stop (Ctrl-C, SIGTERM) while movers ran: they are
+    /// left to the cluster, and a rerun re-attaches to them.
+    #[error("interrupted while the movers ran; a rerun re-attaches to them")]
+    Interrupted,
+}
+
+/// `movers` (a [`run_movers`](crate::volumes::coordinator::run_movers)), or
+/// [`VolumeStepError::Interrupted`] as soon as the run is asked to stop: a restore may
+/// take hours, and nothing after it (the workload's apply) may start once the operator
+/// said stop.
+pub(super) async fn until_stopped<T>(
+    ctx: &Context,
+    movers: impl std::future::Future<Output = Result<T, crate::volumes::mover::MoverError>>,
+) -> Result<T, VolumeStepError> {
+    tokio::select! {
+        r = movers => Ok(r?),
+        () = ctx.cancel.cancelled() => Err(VolumeStepError::Interrupted),
+    }
 }
 
 pub(super) fn manifests_err(
@@ -218,6 +236,12 @@ pub(crate) fn kept_frozen(
     stage: &plans::Stage,
     e: VolumeStepError,
 ) -> super::StepOutput {
+    if matches!(e, VolumeStepError::Interrupted) {
+        return Ok((
+            StepSummary::default(),
+            crate::engine::steps::StepResult::Interrupted,
+        ));
+    }
     if matches!(e, VolumeStepError::StaleCopy(_)) {
         return Ok((
             StepSummary::default(),
