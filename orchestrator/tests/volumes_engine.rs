@@ -918,23 +918,7 @@ fn a_claim_restored_after_the_claim_its_pod_mounts_with_it_gets_its_own_timeout(
     let m = setup("1Gi", MOVE, "");
     let plan = std::fs::read_to_string(m.ws.join("plan.yaml")).expect("plan");
     m.ws.write("plan.yaml", plan.replace("timeout: 60s", "timeout: 6s"));
-    let mut set = database("1Gi");
-    set["spec"]["volumeClaimTemplates"]
-        .as_array_mut()
-        .expect("templates")
-        .push(json!({"metadata": {"name": "wal"},
-                     "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}));
-    m.src.insert(STATEFULSETS, set);
-    {
-        let mut store = m.src.objects.lock().expect("lock");
-        fake_kube::workloads::reconcile(&mut store);
-    }
-    let (wal_source, wal_target) = (m.ws.join("claims/msk-wal"), m.ws.join("claims/zrh-wal"));
-    std::fs::create_dir_all(&wal_source).expect("wal");
-    std::fs::create_dir_all(&wal_target).expect("wal target");
-    std::fs::write(wal_source.join("segment"), vec![7u8; 4096]).expect("segment");
-    m.src.set_claim_dir("analysis", "wal-db-0", &wal_source);
-    m.dst.set_claim_dir("analysis-zrh", "wal-db-0", &wal_target);
+    let (wal_source, wal_target) = with_wal(&m);
     for claim in ["data-db-0", "wal-db-0"] {
         m.dst.delay_pods_of_claim("analysis-zrh", claim, 4);
     }
@@ -1010,4 +994,53 @@ fn ctrl_c_during_a_restore_stops_the_run_before_the_workload_is_applied_and_the_
     let out = run(&m);
     assert!(out.status.success(), "the rerun failed:\n{}", both(&out));
     assert_eq!(listing(&m.target_dir), before, "the target claim differs");
+}
+
+/// The database gets a second claim template, `wal`, with a small file: its pod
+/// mounts `data-db-0` and `wal-db-0`. Returns the wal claim's source and target dirs.
+fn with_wal(m: &Move) -> (std::path::PathBuf, std::path::PathBuf) {
+    let mut set = database("1Gi");
+    set["spec"]["volumeClaimTemplates"]
+        .as_array_mut()
+        .expect("templates")
+        .push(json!({"metadata": {"name": "wal"},
+                     "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}));
+    m.src.insert(STATEFULSETS, set);
+    {
+        let mut store = m.src.objects.lock().expect("lock");
+        fake_kube::workloads::reconcile(&mut store);
+    }
+    let (wal_source, wal_target) = (m.ws.join("claims/msk-wal"), m.ws.join("claims/zrh-wal"));
+    std::fs::create_dir_all(&wal_source).expect("wal");
+    std::fs::create_dir_all(&wal_target).expect("wal target");
+    std::fs::write(wal_source.join("segment"), vec![7u8; 4096]).expect("segment");
+    m.src.set_claim_dir("analysis", "wal-db-0", &wal_source);
+    m.dst.set_claim_dir("analysis-zrh", "wal-db-0", &wal_target);
+    (wal_source, wal_target)
+}
+
+/// The first claim's mover pod is gone by the time the second claim's mover starts
+/// (garbage-collected, or its node drained): the second is still restored on the node
+/// the first claim was provisioned for, not wherever spreading puts it (another zone,
+/// where the database's pod could never mount both).
+#[test]
+fn a_pods_second_claim_binds_next_to_the_first_even_when_the_first_movers_pod_is_gone() {
+    let m = setup("1Gi", MOVE, "");
+    let (wal_source, wal_target) = with_wal(&m);
+    for (node, zone) in [("zrh-a-1", "zrh-a"), ("zrh-b-1", "zrh-b")] {
+        m.dst
+            .add_node(node, &[("topology.kubernetes.io/zone", zone)], &[]);
+    }
+    m.dst.gc_succeeded_pods();
+    let out = run(&m);
+    let text = both(&out);
+    assert!(out.status.success(), "run failed:\n{text}");
+    assert_eq!(listing(&wal_target), listing(&wal_source));
+    let data = m.dst.claim_selected_node("analysis-zrh", "data-db-0");
+    let wal = m.dst.claim_selected_node("analysis-zrh", "wal-db-0");
+    assert!(data.is_some(), "data-db-0 was never bound");
+    assert_eq!(
+        wal, data,
+        "the pod's two claims were bound for different nodes"
+    );
 }

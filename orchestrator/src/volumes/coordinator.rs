@@ -261,6 +261,17 @@ async fn next_to(
     )
     .await
     .map_err(|e| cluster(&leader.claim, e))?;
+    // Its pods may be gone (garbage-collected, evicted): the node the leader's claim
+    // was provisioned for is where it bound.
+    let node = match node {
+        Some(node) => Some(node),
+        None => {
+            claim_status(movers.client.clone(), &movers.namespace, &leader.claim)
+                .await
+                .map_err(|e| cluster(&leader.claim, e))?
+                .selected_node
+        }
+    };
     match &node {
         Some(node) => {
             tracing::info!(claim = %job.claim, next_to = %leader.claim, %node, "restoring a claim on the node of the claim its pod mounts with it")

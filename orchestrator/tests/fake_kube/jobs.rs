@@ -69,6 +69,8 @@ struct State {
     nodes: Vec<scheduler::Node>,
     /// Run each pod's process as its `securityContext.runAsUser`/`runAsGroup`.
     run_as_pod_user: bool,
+    /// Remove a pod as soon as it succeeds (as the pod garbage collector may).
+    gc_succeeded_pods: bool,
     /// Seconds a pod mounting claim `(namespace, name)` waits before its process runs.
     claim_delays: BTreeMap<(String, String), u64>,
     jobs: BTreeMap<(String, String), Value>,
@@ -144,6 +146,12 @@ impl FakeCluster {
         lock(&self.api.jobs.state)
             .claim_delays
             .insert((namespace.to_owned(), name.to_owned()), seconds);
+    }
+
+    /// Remove each pod as soon as it succeeds, as the pod garbage collector (or a node
+    /// going away) may before anyone reads where it ran.
+    pub fn gc_succeeded_pods(&self) {
+        lock(&self.api.jobs.state).gc_succeeded_pods = true;
     }
 
     /// Forget the entrypoint: pods then stay Pending in `ErrImagePull`, as with an

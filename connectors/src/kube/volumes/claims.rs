@@ -17,6 +17,9 @@ pub struct ClaimStatus {
     pub capacity: Option<u64>,
     /// Its storage class.
     pub storage_class: Option<String>,
+    /// The node a `WaitForFirstConsumer` claim was provisioned for (the scheduler's
+    /// `volume.kubernetes.io/selected-node` annotation), once its first pod was placed.
+    pub selected_node: Option<String>,
 }
 
 /// Why a target claim cannot take a volume's data.
@@ -94,6 +97,12 @@ pub async fn claim_status(
         .get(name)
         .await
         .map_err(|e| KubeError::from_api(&id, e))?;
+    let selected_node = claim
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("volume.kubernetes.io/selected-node"))
+        .cloned();
     let status = claim.status.unwrap_or_default();
     let spec = claim.spec.unwrap_or_default();
     let bound = status
@@ -111,6 +120,7 @@ pub async fn claim_status(
         phase: status.phase.unwrap_or_else(|| "Pending".into()),
         capacity: bound.or(requested),
         storage_class: spec.storage_class_name,
+        selected_node,
     })
 }
 

@@ -214,10 +214,12 @@ impl Jobs {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        self.objects
-            .lock()
-            .expect("lock")
-            .insert((format!("/api/v1/namespaces/{namespace}/pods"), name), pod);
+        let key = (format!("/api/v1/namespaces/{namespace}/pods"), name);
+        if pod["status"]["phase"] == "Succeeded" && lock(&self.state).gc_succeeded_pods {
+            self.objects.lock().expect("lock").remove(&key);
+            return;
+        }
+        self.objects.lock().expect("lock").insert(key, pod);
     }
 
     /// The container's environment as the kubelet would build it; `Err` names what is missing.
