@@ -1044,3 +1044,35 @@ fn a_pods_second_claim_binds_next_to_the_first_even_when_the_first_movers_pod_is
         "the pod's two claims were bound for different nodes"
     );
 }
+
+/// The target already holds the pod's `wal` claim, provisioned for a node in zone b
+/// (adopted). The first claim's mover must run there too: spread elsewhere, it would
+/// bind `data` in zone a, and the database's pod could never mount both.
+#[test]
+fn a_pods_first_claim_binds_where_an_adopted_claim_it_is_mounted_with_was_provisioned() {
+    let m = setup("1Gi", MOVE, "      adopt: true\n");
+    let (wal_source, wal_target) = with_wal(&m);
+    for (node, zone) in [("zrh-a-1", "zrh-a"), ("zrh-b-1", "zrh-b")] {
+        m.dst
+            .add_node(node, &[("topology.kubernetes.io/zone", zone)], &[]);
+    }
+    m.dst.insert(
+        "/api/v1/namespaces/analysis-zrh/persistentvolumeclaims",
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+               "metadata": {"name": "wal-db-0", "namespace": "analysis-zrh",
+                            "annotations": {"volume.kubernetes.io/selected-node": "zrh-b-1"}},
+               "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+               "status": {"phase": "Bound", "capacity": {"storage": "1Gi"}}}),
+    );
+    let out = run(&m);
+    let text = both(&out);
+    assert!(out.status.success(), "run failed:\n{text}");
+    assert_eq!(listing(&wal_target), listing(&wal_source));
+    assert_eq!(
+        m.dst
+            .claim_selected_node("analysis-zrh", "data-db-0")
+            .as_deref(),
+        Some("zrh-b-1"),
+        "data-db-0 was bound away from the node its pod's wal claim is on"
+    );
+}

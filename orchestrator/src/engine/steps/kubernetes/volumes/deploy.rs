@@ -153,7 +153,7 @@ pub(crate) async fn restore_claims(
         .map(|c| (c.name.clone(), c.scheduling.clone()))
         .collect();
     save(ctx, name, SCHEDULING, &scheduling)?;
-    let placements: BTreeMap<String, Placement> = claims
+    let mut placements: BTreeMap<String, Placement> = claims
         .iter()
         .map(|c| {
             let placement = Placement {
@@ -164,6 +164,7 @@ pub(crate) async fn restore_claims(
             (c.name.clone(), placement)
         })
         .collect();
+    pin_to_provisioned(tgt, &target_ns, claims, &mut placements).await?;
     let reports = until_stopped(
         ctx,
         run_movers(&restorers, &order, MoverTask::Restore, &placements),
@@ -234,6 +235,52 @@ pub(crate) async fn restore_claims(
         ),
     );
     Ok((reports, verified, true))
+}
+
+/// A claim of a co-located set already provisioned for a node (adopted, or left by an
+/// earlier attempt) decides where the set's first mover runs: unpinned, that mover
+/// could bind the first claim in another zone, and the pod mounting both could never
+/// start.
+async fn pin_to_provisioned(
+    tgt: &kube::Client,
+    namespace: &str,
+    claims: &[PlannedClaim],
+    placements: &mut BTreeMap<String, Placement>,
+) -> Result<(), VolumeStepError> {
+    let status_err = |claim: &str| {
+        let claim = claim.to_owned();
+        move |e: connectors::kube::KubeError| {
+            VolumeStepError::Claim(format!("claim {namespace}/{claim}: {}", with_causes(&e)))
+        }
+    };
+    for leader in claims.iter().filter(|c| c.colocated_with.is_none()) {
+        let members: Vec<&PlannedClaim> = claims
+            .iter()
+            .filter(|c| c.colocated_with.as_deref() == Some(leader.name.as_str()))
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let own = claim_status(tgt.clone(), namespace, &leader.name)
+            .await
+            .map_err(status_err(&leader.name))?;
+        if own.phase == "Bound" || own.selected_node.is_some() {
+            continue;
+        }
+        for member in members {
+            let status = claim_status(tgt.clone(), namespace, &member.name)
+                .await
+                .map_err(status_err(&member.name))?;
+            if let Some(node) = status.selected_node {
+                tracing::info!(claim = %leader.name, next_to = %member.name, %node, "restoring a claim on the node a claim its pod mounts with it was provisioned for");
+                if let Some(p) = placements.get_mut(&leader.name) {
+                    p.node = Some(node);
+                }
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A claim that names no class gets the target's default one; without a default it
