@@ -1076,3 +1076,30 @@ fn a_pods_first_claim_binds_where_an_adopted_claim_it_is_mounted_with_was_provis
         "data-db-0 was bound away from the node its pod's wal claim is on"
     );
 }
+
+/// No node at the target takes the database's pods (no `pool: db` node): the restore
+/// mover, which carries the workload's selector, is never scheduled. The failure must
+/// say that, with the scheduler's reason, not that the claim stayed Pending "after its
+/// restore pod was scheduled" and point at the storage class.
+#[test]
+fn a_restore_mover_no_node_can_take_fails_with_the_schedulers_reason() {
+    let m = setup("1Gi", MOVE, "");
+    let plan = std::fs::read_to_string(m.ws.join("plan.yaml")).expect("plan");
+    m.ws.write("plan.yaml", plan.replace("timeout: 60s", "timeout: 4s"));
+    let mut set = database("1Gi");
+    set["spec"]["template"]["spec"]["nodeSelector"] = json!({"pool": "db"});
+    m.src.insert(STATEFULSETS, set);
+    m.dst.add_node("zrh-a-1", &[("pool", "general")], &[]);
+    let out = run(&m);
+    let text = both(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("claim data-db-0")
+            && text.contains("its pod was never scheduled in 4s: 0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("after its restore pod was scheduled"),
+        "{text}"
+    );
+}

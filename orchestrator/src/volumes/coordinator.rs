@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use connectors::kube::volumes::{MoverJob, Scheduling, claim_status, ensure_mover_job, mover_node};
+use connectors::kube::volumes::{
+    MoverJob, Scheduling, claim_status, ensure_mover_job, mover_node, unscheduled_reason,
+};
 use connectors::kube::workers::{
     WorkerJob, WorkerResources, job_name, job_progress, stuck_worker_pods,
 };
@@ -325,6 +327,14 @@ async fn wait(
             (Some(_), Some(_)) => {}
         }
         if Instant::now() >= deadline {
+            // A pod no node could take leaves its claim Pending too: say why, not that
+            // the claim failed to bind after its pod was scheduled.
+            if let Ok(Some(why)) = unscheduled_reason(movers.client.clone(), ns, name).await {
+                return Err(failed(format!(
+                    "its pod was never scheduled in {}: {why}",
+                    humantime::format_duration(movers.timeout)
+                )));
+            }
             let status = claim_status(movers.client.clone(), ns, claim)
                 .await
                 .map_err(|e| cluster(claim, e))?;
