@@ -806,3 +806,86 @@ fn a_pack_after_a_complete_one_uploads_only_the_files_that_changed() {
     let verified = m.run("verify", 0, &dst);
     assert_eq!(verified.status.code(), Some(0), "{}", text(&verified));
 }
+
+/// A mover running as the volume's user (`runAsUser`) restores over an earlier restore
+/// whose directories are read-only (0555, as the source has them): it owns them, so it
+/// may lift the mode to remove a stray, replace a changed file or remove a stray tree
+/// holding a read-only directory, and the second pass puts every mode back.
+#[test]
+fn a_restore_as_the_volumes_user_over_read_only_directories_replaces_and_prunes_in_them() {
+    let m = movers();
+    let src = m.ws.join("claims/source-0");
+    let dst = m.ws.join("claims/target-0");
+    write(&src, "ro/f", b"first");
+    write(&src, "ro/gone", b"removed at the source");
+    write(&src, "ro/old/deep/x", b"a tree removed at the source");
+    for d in ["ro/old/deep", "ro/old", "ro"] {
+        std::fs::set_permissions(src.join(d), std::fs::Permissions::from_mode(0o555))
+            .expect("chmod");
+    }
+    std::fs::create_dir_all(&dst).expect("dst");
+    std::os::unix::fs::chown(&dst, Some(65534), Some(65534)).expect("chown");
+    for dir in [
+        m.ws.join("claims"),
+        m.ws.join("state/volumes/analyzer/gen-1"),
+    ] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+    let as_user = |task: &str, path: &Path| {
+        m.command(task, 0, path)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .expect("run as the volume's user")
+    };
+    // The volume's files belong to its user, as a database's do.
+    let own = |root: &Path| {
+        let out = std::process::Command::new("chown")
+            .args(["-R", "-h", "65534:65534"])
+            .arg(root)
+            .output()
+            .expect("chown");
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    own(&src);
+    let packed = m.run("pack", 0, &src);
+    assert_eq!(packed.status.code(), Some(0), "{}", text(&packed));
+    let first = as_user("restore", &dst);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+
+    // The source changes under a new freeze: a file rewritten, one removed, a tree gone.
+    std::fs::set_permissions(src.join("ro"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    std::fs::set_permissions(src.join("ro/old"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    std::fs::remove_dir_all(src.join("ro/old")).expect("rm tree");
+    std::fs::remove_file(src.join("ro/gone")).expect("rm");
+    write(&src, "ro/f", b"second");
+    std::fs::set_permissions(src.join("ro"), std::fs::Permissions::from_mode(0o555))
+        .expect("chmod");
+    own(&src);
+    let packed = m.run("pack", 0, &src);
+    assert_eq!(packed.status.code(), Some(0), "{}", text(&packed));
+
+    let second = as_user("restore", &dst);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    let got = report(&second);
+    assert_eq!(got["restored"]["filesWritten"], 1, "{got}");
+    assert_eq!(
+        got["restored"]["removedPaths"],
+        serde_json::json!(["ro/gone", "ro/old"]),
+        "{got}"
+    );
+    assert_eq!(std::fs::read(dst.join("ro/f")).expect("f"), b"second");
+    let mode = std::fs::metadata(dst.join("ro"))
+        .expect("ro")
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o7777,
+        0o555,
+        "the directory's mode was not put back"
+    );
+    let verified = as_user("verify", &dst);
+    assert_eq!(verified.status.code(), Some(0), "{}", text(&verified));
+}

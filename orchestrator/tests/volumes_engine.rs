@@ -825,3 +825,396 @@ fn ctrl_c_during_a_restore_stops_waiting_and_the_rerun_re_attaches() {
         "the rerun made a new restore Job instead of re-attaching: {all:?}"
     );
 }
+
+/// A deploy refusing a copy older than the source's last return to service (the
+/// scenario above) must not say that "the source stays frozen" with the source
+/// running, nor skip the cutover's rollback as if staged data were worth the downtime.
+#[test]
+fn a_deploy_refusing_a_stale_copy_does_not_claim_the_running_source_stays_frozen() {
+    let m = setup("1Mi", "{ freeze: analyzer }, { copy: analyzer }", "");
+    let plan = std::fs::read_to_string(m.ws.join("plan.yaml")).expect("plan");
+    m.ws.write(
+        "plan.yaml",
+        format!("{plan}  - name: switch\n    steps: [ {{ deploy: analyzer }} ]\n"),
+    );
+    let first = run(&m);
+    assert!(!first.status.success(), "{}", both(&first));
+    let out = rollback(&m, "switch");
+    assert!(out.status.success(), "{}", both(&out));
+    let mut set = m.src.get(STATEFULSETS, "db").expect("source");
+    assert_eq!(set["spec"]["replicas"], 1, "the source serves again");
+    set["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] =
+        json!("1Gi");
+    m.src.insert(STATEFULSETS, set);
+    let second = run(&m);
+    let text = both(&second);
+    assert!(!second.status.success(), "{text}");
+    assert!(
+        text.contains("did not run under the source's current freeze"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("the source stays frozen"),
+        "the failure says a running source stays frozen:\n{text}"
+    );
+    let source = m.src.get(STATEFULSETS, "db").expect("source");
+    assert_eq!(source["spec"]["replicas"], 1, "the source stopped serving");
+}
+
+/// A restore as the plan's `runAsUser` (here nobody, as the fake kubelet runs it) of a
+/// volume holding other users' files cannot give them their owner: the deploy fails
+/// right after the restore, naming the claim, a file and `runAsUser`, not later on a
+/// re-read that says nothing of why.
+#[test]
+fn a_restore_as_run_as_user_that_cannot_restore_owners_fails_naming_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let m = setup(
+        "1Gi",
+        MOVE,
+        "        runAsUser: 65534\n        runAsGroup: 65534\n",
+    );
+    m.dst.run_pods_as_their_user();
+    for dir in [m.ws.path().to_path_buf(), m.ws.join("claims")] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    std::os::unix::fs::chown(&m.target_dir, Some(65534), Some(65534)).expect("chown");
+    let out = run(&m);
+    let text = both(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("claim data-db-0:")
+            && text.contains("could not be given their owner (")
+            && text.contains("data/a.txt")
+            && text.contains("runAsUser"),
+        "{text}"
+    );
+    assert!(
+        m.dst
+            .get(&STATEFULSETS.replace("/analysis/", "/analysis-zrh/"), "db")
+            .is_none(),
+        "the StatefulSet was applied to the target"
+    );
+}
+
+/// Attempt 1 restores and re-reads the claim, then its rollout times out (rolled
+/// back). A pod at the target still mounts the claim when attempt 2 deploys: the claim
+/// is not written again, and the check is carried over. The evidence must name the
+/// attempt that made it, not claim attempt 2 re-read a claim it never read.
+#[test]
+fn a_check_carried_over_from_an_earlier_attempt_names_the_attempt_that_made_it() {
+    let m = setup(
+        "1Gi",
+        "{ copy: analyzer }, { freeze: analyzer }, { copy: analyzer }, { deploy: analyzer }",
+        "",
+    );
+    let plan = std::fs::read_to_string(m.ws.join("plan.yaml")).expect("plan");
+    m.ws.write(
+        "plan.yaml",
+        plan.replace("waitTimeout: 20s", "waitTimeout: 2s"),
+    );
+    m.dst.api.rollout_polls(1_000_000);
+    let first = run(&m);
+    assert!(!first.status.success(), "{}", both(&first));
+    assert!(
+        both(&first).contains("re-read at zrh before the workload starts"),
+        "{}",
+        both(&first)
+    );
+    m.dst.api.rollout_polls(0);
+    m.dst.insert(
+        "/api/v1/namespaces/analysis-zrh/pods",
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "db-0", "namespace": "analysis-zrh"},
+               "spec": {"containers": [{"name": "db", "image": "x"}],
+                        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}}]},
+               "status": {"phase": "Running"}}),
+    );
+    let second = run(&m);
+    let text = both(&second);
+    assert!(second.status.success(), "{text}");
+    assert!(text.contains("not restored again"), "{text}");
+    let statement = evidence(&m.ws);
+    let volume = &statement["predicate"]["workloads"][0]["volumes"][0];
+    assert_eq!(statement["predicate"]["attempt"], 2, "{statement}");
+    assert_eq!(volume["checked"], "reread", "{volume}");
+    assert_eq!(volume["checkedIn"], "cutover attempt 1", "{volume}");
+}
+
+/// The source's database pod runs on a node relabelled since it was scheduled: the
+/// StatefulSet's `nodeSelector` no longer matches it (selectors are checked only at
+/// scheduling). The seed's mover must run where the pod holds the claim attached,
+/// with the workload's toleration for that node's taint, not wait for a node that
+/// matches both the pin and the selector (there is none).
+#[test]
+fn a_seed_reads_the_claim_on_the_node_holding_it_even_when_that_node_no_longer_matches_the_workloads_selector()
+ {
+    let m = setup("1Gi", "{ copy: analyzer }", "");
+    let mut set = database("1Gi");
+    set["spec"]["template"]["spec"]["nodeSelector"] = json!({"pool": "db"});
+    set["spec"]["template"]["spec"]["tolerations"] =
+        json!([{"key": "dedicated", "operator": "Exists"}]);
+    m.src.insert(STATEFULSETS, set);
+    m.src.add_node(
+        "msk-1",
+        &[("pool", "legacy")],
+        &[("dedicated", "db", "NoSchedule")],
+    );
+    m.src.add_node(
+        "msk-2",
+        &[("pool", "db")],
+        &[("dedicated", "db", "NoSchedule")],
+    );
+    m.src.insert(
+        "/api/v1/namespaces/analysis/pods",
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "db-0-on-msk-1", "namespace": "analysis"},
+               "spec": {"nodeName": "msk-1", "containers": [{"name": "db", "image": "x"}],
+                        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}}]},
+               "status": {"phase": "Running"}}),
+    );
+    let out = command(&m)
+        .env("RELOCATE_STUCK_POD_SECONDS", "2")
+        .output()
+        .expect("run");
+    let text = both(&out);
+    assert!(
+        out.status.success(),
+        "the seed did not run on msk-1:\n{text}"
+    );
+    for job in m.src.job_requests() {
+        let spec = &job["spec"]["template"]["spec"];
+        assert_eq!(spec["tolerations"][0]["key"], "dedicated", "{job}");
+    }
+}
+
+/// A claim too small for its data keeps the source frozen, and the fix its message
+/// names (a storage request raised through `transform.jsonPatches`) is a plan change,
+/// which the record refuses (it is bound to the plan it started with). The failure
+/// must say so, and the way out it gives (roll back with this plan, then run the
+/// changed one from a new state directory) must work.
+#[test]
+fn a_source_kept_frozen_says_a_fix_in_the_plan_needs_a_rollback_and_a_new_state_dir() {
+    let m = setup("1Mi", MOVE, "");
+    let out = run(&m);
+    let text = both(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("a fix in the plan means `relocate rollback plan.yaml --stage cutover` first, then the changed plan with a new --state-dir"),
+        "{text}"
+    );
+    let plan = std::fs::read_to_string(m.ws.join("plan.yaml")).expect("plan");
+    m.ws.write("plan.yaml", plan.replace("timeout: 60s", "timeout: 61s"));
+    let refused = run(&m);
+    assert!(
+        both(&refused).contains("the record is bound to the plan it started with"),
+        "{}",
+        both(&refused)
+    );
+    m.ws.write("plan.yaml", &plan);
+    let out = rollback(&m, "cutover");
+    assert!(out.status.success(), "{}", both(&out));
+    let source = m.src.get(STATEFULSETS, "db").expect("source");
+    assert_eq!(source["spec"]["replicas"], 1, "the source serves again");
+}
+
+/// A pod's second claim is restored after its first (on the first's node): its mover
+/// gets the whole `timeout` from its own start, not what the first one left of it.
+/// Each restore here takes 4 s of a 6 s timeout; the two together take more.
+#[test]
+fn a_claim_restored_after_the_claim_its_pod_mounts_with_it_gets_its_own_timeout() {
+    let m = setup("1Gi", MOVE, "");
+    let plan = std::fs::read_to_string(m.ws.join("plan.yaml")).expect("plan");
+    m.ws.write("plan.yaml", plan.replace("timeout: 60s", "timeout: 6s"));
+    let (wal_source, wal_target) = with_wal(&m);
+    for claim in ["data-db-0", "wal-db-0"] {
+        m.dst.delay_pods_of_claim("analysis-zrh", claim, 4);
+    }
+    let out = run(&m);
+    let text = both(&out);
+    assert!(out.status.success(), "run failed:\n{text}");
+    assert_eq!(listing(&wal_target), listing(&wal_source));
+}
+
+/// Ctrl-C while the deploy waits for its restore movers stops the run at once (exit
+/// 130), leaving the movers to the cluster and nothing applied at the target; the
+/// rerun re-attaches and finishes. It waited for every mover (and the re-read) and
+/// then applied the workload, though the operator had asked it to stop.
+#[test]
+fn ctrl_c_during_a_restore_stops_the_run_before_the_workload_is_applied_and_the_rerun_finishes() {
+    let m = setup("1Gi", MOVE, "");
+    m.dst.delay_pods_of_claim("analysis-zrh", "data-db-0", 8);
+    let mut child = command(&m)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn relocate");
+    let started = std::time::Instant::now();
+    let restoring = |m: &Move| {
+        m.dst.job_requests().iter().any(|j| {
+            j["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.contains("-4-r-"))
+        })
+    };
+    while !restoring(&m) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no restore mover: {:?} {:?}",
+            m.dst
+                .job_requests()
+                .iter()
+                .map(|j| j["metadata"]["name"].clone())
+                .collect::<Vec<_>>(),
+            child.try_wait()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let sent = std::time::Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if sent.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("relocate did not stop");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        sent.elapsed() < std::time::Duration::from_secs(4),
+        "Ctrl-C took {:?} to stop the run (exit {status:?})",
+        sent.elapsed()
+    );
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(
+        m.dst
+            .get(&STATEFULSETS.replace("/analysis/", "/analysis-zrh/"), "db")
+            .is_none(),
+        "the workload was applied after Ctrl-C"
+    );
+    let before = listing(&m.source_dir);
+    let out = run(&m);
+    assert!(out.status.success(), "the rerun failed:\n{}", both(&out));
+    assert_eq!(listing(&m.target_dir), before, "the target claim differs");
+}
+
+/// The database gets a second claim template, `wal`, with a small file: its pod
+/// mounts `data-db-0` and `wal-db-0`. Returns the wal claim's source and target dirs.
+fn with_wal(m: &Move) -> (std::path::PathBuf, std::path::PathBuf) {
+    let mut set = database("1Gi");
+    set["spec"]["volumeClaimTemplates"]
+        .as_array_mut()
+        .expect("templates")
+        .push(json!({"metadata": {"name": "wal"},
+                     "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}));
+    m.src.insert(STATEFULSETS, set);
+    {
+        let mut store = m.src.objects.lock().expect("lock");
+        fake_kube::workloads::reconcile(&mut store);
+    }
+    let (wal_source, wal_target) = (m.ws.join("claims/msk-wal"), m.ws.join("claims/zrh-wal"));
+    std::fs::create_dir_all(&wal_source).expect("wal");
+    std::fs::create_dir_all(&wal_target).expect("wal target");
+    std::fs::write(wal_source.join("segment"), vec![7u8; 4096]).expect("segment");
+    m.src.set_claim_dir("analysis", "wal-db-0", &wal_source);
+    m.dst.set_claim_dir("analysis-zrh", "wal-db-0", &wal_target);
+    (wal_source, wal_target)
+}
+
+/// The first claim's mover pod is gone by the time the second claim's mover starts
+/// (garbage-collected, or its node drained): the second is still restored on the node
+/// the first claim was provisioned for, not wherever spreading puts it (another zone,
+/// where the database's pod could never mount both).
+#[test]
+fn a_pods_second_claim_binds_next_to_the_first_even_when_the_first_movers_pod_is_gone() {
+    let m = setup("1Gi", MOVE, "");
+    let (wal_source, wal_target) = with_wal(&m);
+    for (node, zone) in [("zrh-a-1", "zrh-a"), ("zrh-b-1", "zrh-b")] {
+        m.dst
+            .add_node(node, &[("topology.kubernetes.io/zone", zone)], &[]);
+    }
+    m.dst.gc_succeeded_pods();
+    let out = run(&m);
+    let text = both(&out);
+    // Both claims were restored; the first mover's report is then refused, as its pod
+    // (which alone seals the report, through its termination message) is gone.
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("claim data-db-0: the restore report is refused: no succeeded pod of the Job is left to vouch for it"),
+        "{text}"
+    );
+    assert_eq!(listing(&wal_target), listing(&wal_source));
+    let data = m.dst.claim_selected_node("analysis-zrh", "data-db-0");
+    let wal = m.dst.claim_selected_node("analysis-zrh", "wal-db-0");
+    assert!(data.is_some(), "data-db-0 was never bound");
+    assert_eq!(
+        wal, data,
+        "the pod's two claims were bound for different nodes"
+    );
+}
+
+/// The target already holds the pod's `wal` claim, provisioned for a node in zone b
+/// (adopted). The first claim's mover must run there too: spread elsewhere, it would
+/// bind `data` in zone a, and the database's pod could never mount both.
+#[test]
+fn a_pods_first_claim_binds_where_an_adopted_claim_it_is_mounted_with_was_provisioned() {
+    let m = setup("1Gi", MOVE, "      adopt: true\n");
+    let (wal_source, wal_target) = with_wal(&m);
+    for (node, zone) in [("zrh-a-1", "zrh-a"), ("zrh-b-1", "zrh-b")] {
+        m.dst
+            .add_node(node, &[("topology.kubernetes.io/zone", zone)], &[]);
+    }
+    m.dst.insert(
+        "/api/v1/namespaces/analysis-zrh/persistentvolumeclaims",
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+               "metadata": {"name": "wal-db-0", "namespace": "analysis-zrh",
+                            "annotations": {"volume.kubernetes.io/selected-node": "zrh-b-1"}},
+               "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+               "status": {"phase": "Bound", "capacity": {"storage": "1Gi"}}}),
+    );
+    let out = run(&m);
+    let text = both(&out);
+    assert!(out.status.success(), "run failed:\n{text}");
+    assert_eq!(listing(&wal_target), listing(&wal_source));
+    assert_eq!(
+        m.dst
+            .claim_selected_node("analysis-zrh", "data-db-0")
+            .as_deref(),
+        Some("zrh-b-1"),
+        "data-db-0 was bound away from the node its pod's wal claim is on"
+    );
+}
+
+/// No node at the target takes the database's pods (no `pool: db` node): the restore
+/// mover, which carries the workload's selector, is never scheduled. The failure must
+/// say that, with the scheduler's reason, not that the claim stayed Pending "after its
+/// restore pod was scheduled" and point at the storage class.
+#[test]
+fn a_restore_mover_no_node_can_take_fails_with_the_schedulers_reason() {
+    let m = setup("1Gi", MOVE, "");
+    let plan = std::fs::read_to_string(m.ws.join("plan.yaml")).expect("plan");
+    m.ws.write("plan.yaml", plan.replace("timeout: 60s", "timeout: 4s"));
+    let mut set = database("1Gi");
+    set["spec"]["template"]["spec"]["nodeSelector"] = json!({"pool": "db"});
+    m.src.insert(STATEFULSETS, set);
+    m.dst.add_node("zrh-a-1", &[("pool", "general")], &[]);
+    let out = run(&m);
+    let text = both(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("claim data-db-0")
+            && text.contains("its pod was never scheduled (Unschedulable: 0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector")
+            && text.contains("still so after 4s")
+            && text.contains("The Job was deleted"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("after its restore pod was scheduled"),
+        "{text}"
+    );
+}

@@ -163,6 +163,9 @@ pub async fn run_movers(
                 Some(leader) => {
                     let (lead, lead_claim) = (&jobs[*leader], &claims[*leader]);
                     follow::wait(movers, lead, lead_claim, task, deadline).await?;
+                    // Its own time from its start: a follower is not cut short by the
+                    // time its leader took.
+                    let deadline = Instant::now() + movers.timeout;
                     let mut job = job.clone();
                     job.node = next_to(movers, lead, &job).await?;
                     ensure_mover_job(movers.client.clone(), &job)
@@ -299,6 +302,17 @@ async fn next_to(
     )
     .await
     .map_err(|e| cluster(&leader.claim, e))?;
+    // Its pods may be gone (garbage-collected, evicted): the node the leader's claim
+    // was provisioned for is where it bound.
+    let node = match node {
+        Some(node) => Some(node),
+        None => {
+            claim_status(movers.client.clone(), &movers.namespace, &leader.claim)
+                .await
+                .map_err(|e| cluster(&leader.claim, e))?
+                .selected_node
+        }
+    };
     match &node {
         Some(node) => {
             tracing::info!(claim = %job.claim, next_to = %leader.claim, %node, "restoring a claim on the node of the claim its pod mounts with it")

@@ -15,11 +15,17 @@
 //! Nothing is followed: a symlink is unlinked as a link, and a directory is removed by
 //! [`std::fs::remove_dir_all`], which unlinks the symlinks inside it without
 //! following them.
+//!
+//! A mover running as the volume's user (`runAsUser`) has no `DAC_OVERRIDE`: an
+//! earlier restore left the source's read-only directories (0555) read-only, and
+//! nothing could be removed or replaced in them. So every directory the merge enters
+//! (and a stray tree it cannot remove) gets its owner's `rwx` while the restore writes;
+//! the restore's second pass puts every named directory's mode back.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::FileType;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::restore::safe_relative;
@@ -84,6 +90,9 @@ pub(crate) fn prune(
         _ => return Err(corrupt("does not start with the volume's root directory")),
     }
     let mut pruned = Pruned::default();
+    if let Ok(meta) = std::fs::symlink_metadata(root) {
+        owner_may_write(root, &meta);
+    }
     let mut stack = vec![Level {
         rel: ".".into(),
         names: list(root, ".")?,
@@ -135,7 +144,10 @@ pub(crate) fn prune(
                 Ok(meta) if !same_kind(meta.file_type(), entry.kind) => {
                     remove(root, &top.rel, OsStr::new(name), &mut pruned)?;
                 }
-                Ok(_) if entry.kind == EntryKind::Dir => names = list(&full, &entry.path)?,
+                Ok(meta) if entry.kind == EntryKind::Dir => {
+                    owner_may_write(&full, &meta);
+                    names = list(&full, &entry.path)?;
+                }
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(source) => {
@@ -195,7 +207,14 @@ fn remove(root: &Path, dir: &str, name: &OsStr, pruned: &mut Pruned) -> Result<(
     };
     let result = match std::fs::symlink_metadata(&full) {
         // `remove_dir_all` does not follow symlinks, neither the top one nor any inside.
-        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&full),
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&full).or_else(|e| {
+            if e.kind() != std::io::ErrorKind::PermissionDenied {
+                return Err(e);
+            }
+            // A read-only directory inside: lift its owner's bits, then try again.
+            unlock_tree(&full);
+            std::fs::remove_dir_all(&full)
+        }),
         Ok(_) => std::fs::remove_file(&full),
         Err(e) => Err(e),
     };
@@ -210,6 +229,35 @@ fn remove(root: &Path, dir: &str, name: &OsStr, pruned: &mut Pruned) -> Result<(
         pruned.paths.push(rel);
     }
     Ok(())
+}
+
+/// Give the owner of directory `full` (not a link: checked by the caller's
+/// `symlink_metadata`) `rwx` when it lacks any of them. Best effort: a mover that does
+/// not own it fails at the removal or the write, naming the path.
+fn owner_may_write(full: &Path, meta: &std::fs::Metadata) {
+    let mode = meta.permissions().mode();
+    if meta.is_dir() && mode & 0o700 != 0o700 {
+        let lifted = std::fs::Permissions::from_mode((mode | 0o700) & 0o7777);
+        if let Err(e) = std::fs::set_permissions(full, lifted) {
+            tracing::debug!(path = %full.display(), error = %e, "cannot lift a directory's mode");
+        }
+    }
+}
+
+/// [`owner_may_write`] on every directory of the tree under `full`, links not followed.
+fn unlock_tree(full: &Path) {
+    let Ok(meta) = std::fs::symlink_metadata(full) else {
+        return;
+    };
+    if !meta.is_dir() {
+        return;
+    }
+    owner_may_write(full, &meta);
+    if let Ok(items) = std::fs::read_dir(full) {
+        for item in items.flatten() {
+            unlock_tree(&item.path());
+        }
+    }
 }
 
 fn corrupt(why: &str) -> VolumeError {

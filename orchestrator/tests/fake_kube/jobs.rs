@@ -77,6 +77,12 @@ struct State {
     unbindable: std::collections::BTreeSet<(String, String)>,
     /// The nodes pods are scheduled on (none: no scheduling).
     nodes: Vec<scheduler::Node>,
+    /// Run each pod's process as its `securityContext.runAsUser`/`runAsGroup`.
+    run_as_pod_user: bool,
+    /// Remove a pod as soon as it succeeds (as the pod garbage collector may).
+    gc_succeeded_pods: bool,
+    /// Seconds a pod mounting claim `(namespace, name)` waits before its process runs.
+    claim_delays: BTreeMap<(String, String), u64>,
     jobs: BTreeMap<(String, String), Value>,
     requests: Vec<Value>,
     logs: BTreeMap<(String, String), Arc<LogBuffer>>,
@@ -150,6 +156,26 @@ impl FakeCluster {
         let key = (namespace.to_owned(), name.to_owned());
         lock(&self.api.jobs.state).jobs.get(&key).cloned()
     }
+    /// Run each pod's process as the user and group its pod's `securityContext` names
+    /// (the tests run as root; without this, every pod runs as root).
+    pub fn run_pods_as_their_user(&self) {
+        lock(&self.api.jobs.state).run_as_pod_user = true;
+    }
+
+    /// Make every pod mounting claim `namespace/name` start its process `seconds` late
+    /// (a mover with much to do).
+    pub fn delay_pods_of_claim(&self, namespace: &str, name: &str, seconds: u64) {
+        lock(&self.api.jobs.state)
+            .claim_delays
+            .insert((namespace.to_owned(), name.to_owned()), seconds);
+    }
+
+    /// Remove each pod as soon as it succeeds, as the pod garbage collector (or a node
+    /// going away) may before anyone reads where it ran.
+    pub fn gc_succeeded_pods(&self) {
+        lock(&self.api.jobs.state).gc_succeeded_pods = true;
+    }
+
     /// Forget the entrypoint: pods then stay Pending in `ErrImagePull`, as with an
     /// image that cannot be pulled.
     pub fn clear_job_entrypoint(&self) {

@@ -17,6 +17,9 @@ pub struct ClaimStatus {
     pub capacity: Option<u64>,
     /// Its storage class.
     pub storage_class: Option<String>,
+    /// The node a `WaitForFirstConsumer` claim was provisioned for (the scheduler's
+    /// `volume.kubernetes.io/selected-node` annotation), once its first pod was placed.
+    pub selected_node: Option<String>,
 }
 
 /// Why a target claim cannot take a volume's data.
@@ -94,6 +97,12 @@ pub async fn claim_status(
         .get(name)
         .await
         .map_err(|e| KubeError::from_api(&id, e))?;
+    let selected_node = claim
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("volume.kubernetes.io/selected-node"))
+        .cloned();
     let status = claim.status.unwrap_or_default();
     let spec = claim.spec.unwrap_or_default();
     let bound = status
@@ -111,11 +120,26 @@ pub async fn claim_status(
         phase: status.phase.unwrap_or_else(|| "Pending".into()),
         capacity: bound.or(requested),
         storage_class: spec.storage_class_name,
+        selected_node,
     })
 }
 
-/// The annotation marking a cluster's default StorageClass.
-const DEFAULT_CLASS: &str = "storageclass.kubernetes.io/is-default-class";
+/// The annotations marking a cluster's default StorageClass: the GA one and the beta
+/// one, which the `DefaultStorageClass` admission plugin still honours (older clusters
+/// and some installers set only it).
+const DEFAULT_CLASS: [&str; 2] = [
+    "storageclass.kubernetes.io/is-default-class",
+    "storageclass.beta.kubernetes.io/is-default-class",
+];
+
+/// Whether `class` is marked as its cluster's default.
+fn is_default_class(class: &StorageClass) -> bool {
+    class.metadata.annotations.as_ref().is_some_and(|a| {
+        DEFAULT_CLASS
+            .iter()
+            .any(|key| a.get(*key).is_some_and(|v| v == "true"))
+    })
+}
 
 /// The cluster's default StorageClass, `None` when it has none: a claim that names no
 /// class would then stay `Pending` for ever.
@@ -133,13 +157,7 @@ pub async fn default_storage_class(client: Client) -> Result<Option<String>, Kub
     Ok(classes
         .items
         .into_iter()
-        .find(|c| {
-            c.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(DEFAULT_CLASS))
-                .is_some_and(|v| v == "true")
-        })
+        .find(is_default_class)
         .and_then(|c| c.metadata.name))
 }
 
@@ -170,4 +188,33 @@ pub fn parse_quantity(text: &str) -> Option<u64> {
     };
     let value: f64 = number.parse().ok()?;
     (value >= 0.0).then_some((value * factor) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(annotation: &str, value: &str) -> StorageClass {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "standard", "annotations": {annotation: value}},
+            "provisioner": "rancher.io/local-path"
+        }))
+        .expect("class")
+    }
+
+    #[test]
+    fn a_class_marked_default_by_the_beta_annotation_is_the_default() {
+        assert!(is_default_class(&class(
+            "storageclass.beta.kubernetes.io/is-default-class",
+            "true"
+        )));
+        assert!(is_default_class(&class(
+            "storageclass.kubernetes.io/is-default-class",
+            "true"
+        )));
+        assert!(!is_default_class(&class(
+            "storageclass.kubernetes.io/is-default-class",
+            "false"
+        )));
+    }
 }

@@ -30,6 +30,6 @@ pub use job::{
 };
 pub use job::{MoverJob, VOLUME_MOUNT, build_mover_job, ensure_mover_job};
 pub use node::{claim_node, claim_users};
-pub use placement::{Scheduling, mover_node};
+pub use placement::{Scheduling, mover_node, unscheduled_reason};
 pub use planned::{PlannedClaim, planned_claims};
 pub use snapshot::{SnapshotClone, delete_snapshot_clone, snapshot_claim};

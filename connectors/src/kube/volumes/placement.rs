@@ -112,12 +112,38 @@ impl Scheduling {
     }
 }
 
-/// The node a Job's pod ran on (its succeeded pod's, else any pod's that was scheduled).
-pub async fn mover_node(
+/// Why a Job's pod was never placed on a node (the scheduler's `PodScheduled=False`
+/// message, e.g. `0/3 nodes are available: 3 node(s) didn't match Pod's node
+/// affinity/selector`), when none of its pods was; `None` once one was.
+pub async fn unscheduled_reason(
     client: Client,
     namespace: &str,
     job: &str,
 ) -> Result<Option<String>, KubeError> {
+    let pods = job_pods(client, namespace, job).await?;
+    if pods
+        .iter()
+        .any(|p| p.spec.as_ref().is_some_and(|s| s.node_name.is_some()))
+    {
+        return Ok(None);
+    }
+    Ok(pods.iter().find_map(|p| {
+        p.status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+            .map(|c| {
+                c.message
+                    .clone()
+                    .or_else(|| c.reason.clone())
+                    .unwrap_or_default()
+            })
+    }))
+}
+
+async fn job_pods(client: Client, namespace: &str, job: &str) -> Result<Vec<Pod>, KubeError> {
     let api: Api<Pod> = Api::namespaced(client, namespace);
     let id = ResourceId {
         api_version: "v1".into(),
@@ -125,17 +151,27 @@ pub async fn mover_node(
         namespace: namespace.into(),
         name: format!("<pods of job {job}>"),
     };
-    let pods = api
+    Ok(api
         .list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job}")))
         .await
-        .map_err(|e| KubeError::from_api(&id, e))?;
+        .map_err(|e| KubeError::from_api(&id, e))?
+        .items)
+}
+
+/// The node a Job's pod ran on (its succeeded pod's, else any pod's that was scheduled).
+pub async fn mover_node(
+    client: Client,
+    namespace: &str,
+    job: &str,
+) -> Result<Option<String>, KubeError> {
+    let pods = job_pods(client, namespace, job).await?;
     let node_of = |pod: &Pod| pod.spec.as_ref().and_then(|s| s.node_name.clone());
-    let succeeded = pods.items.iter().find(|p| {
+    let succeeded = pods.iter().find(|p| {
         p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
             && node_of(p).is_some()
     });
     Ok(succeeded
-        .or_else(|| pods.items.iter().find(|p| node_of(p).is_some()))
+        .or_else(|| pods.iter().find(|p| node_of(p).is_some()))
         .and_then(node_of))
 }
 

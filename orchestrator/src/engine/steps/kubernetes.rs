@@ -320,11 +320,13 @@ pub(crate) async fn deploy(
     save(ctx, name, DEPLOYING, &ids)?;
     if let Some((w, v)) = volume {
         match volumes::restore_claims(ctx, stage, step_index, name, w, v, &tgt, &claims).await {
-            Ok((restored, verified)) => {
+            Ok((restored, verified, made_now)) => {
                 save(ctx, name, volumes::RESTORED, &restored)?;
                 save(ctx, name, volumes::VERIFIED, &verified)?;
-                volumes::record_checks(ctx, stage, name, "restored", &restored)?;
-                volumes::record_checks(ctx, stage, name, "reread", &verified)?;
+                if made_now {
+                    volumes::record_checks(ctx, stage, name, "restored", &restored)?;
+                    volumes::record_checks(ctx, stage, name, "reread", &verified)?;
+                }
             }
             Err(e) => return volumes::kept_frozen(ctx, stage, e),
         }

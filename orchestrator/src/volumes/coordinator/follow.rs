@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use connectors::kube::volumes::{MoverJob, claim_status, delete_mover_job};
+use connectors::kube::volumes::{MoverJob, claim_status, delete_mover_job, unscheduled_reason};
 use connectors::kube::workers::{BlockKind, Blocked, blocked_job, job_progress, stuck_worker_pods};
 
 use super::{Movers, POLL, cluster};
@@ -129,6 +129,20 @@ pub(super) async fn wait(
             }
         }
         if Instant::now() >= deadline {
+            // A pod no node could take leaves its claim Pending too: say why, not that
+            // the claim failed to bind after its pod was scheduled.
+            if let Ok(Some(why)) = unscheduled_reason(movers.client.clone(), ns, name).await {
+                let obstacle = Obstacle {
+                    pod: None,
+                    what: "was never scheduled",
+                    reason: "Unschedulable".into(),
+                    message: why,
+                };
+                let since = deadline
+                    .checked_sub(movers.timeout)
+                    .unwrap_or_else(Instant::now);
+                return Err(blocked_error(movers, job, claim, task, &obstacle, since).await);
+            }
             let status = claim_status(movers.client.clone(), ns, &job.claim)
                 .await
                 .map_err(|e| cluster(claim, e))?;

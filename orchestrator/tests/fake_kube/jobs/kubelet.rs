@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -108,7 +109,28 @@ impl Jobs {
             }
         };
         let workdir = lock(&self.state).workdir.clone();
-        let mut command = Command::new(&entrypoint);
+        let delay = template["spec"]["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
+            .filter_map(|c| {
+                lock(&self.state)
+                    .claim_delays
+                    .get(&(namespace.clone(), c.to_owned()))
+                    .copied()
+            })
+            .max();
+        let mut command = match delay {
+            Some(seconds) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("sleep {seconds}; exec \"$0\" \"$@\""))
+                    .arg(&entrypoint);
+                sh
+            }
+            None => Command::new(&entrypoint),
+        };
         command
             .args(
                 container["args"]
@@ -126,6 +148,13 @@ impl Jobs {
             .stderr(Stdio::piped());
         if let Some(dir) = workdir {
             command.current_dir(dir);
+        }
+        let context = &template["spec"]["securityContext"];
+        if lock(&self.state).run_as_pod_user
+            && let Some(uid) = context["runAsUser"].as_u64()
+        {
+            let gid = context["runAsGroup"].as_u64().unwrap_or(uid);
+            command.uid(uid as u32).gid(gid as u32);
         }
         let buffer = Arc::new(LogBuffer::default());
         lock(&self.state)
@@ -234,10 +263,12 @@ impl Jobs {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        self.objects
-            .lock()
-            .expect("lock")
-            .insert((format!("/api/v1/namespaces/{namespace}/pods"), name), pod);
+        let key = (format!("/api/v1/namespaces/{namespace}/pods"), name);
+        if pod["status"]["phase"] == "Succeeded" && lock(&self.state).gc_succeeded_pods {
+            self.objects.lock().expect("lock").remove(&key);
+            return;
+        }
+        self.objects.lock().expect("lock").insert(key, pod);
     }
 
     /// The container's environment as the kubelet would build it; `Err` names what is missing.

@@ -24,8 +24,13 @@ impl TerminationLog {
                 "fake-kubelet-{}-{pod}-termination-log",
                 std::process::id()
             ));
-            // The kubelet creates the file (empty) before the container starts.
+            // The kubelet creates the file (empty, mode 0666: a container of any user
+            // writes it) before the container starts.
             let _ = std::fs::write(&file, b"");
+            let _ = std::fs::set_permissions(
+                &file,
+                std::os::unix::fs::PermissionsExt::from_mode(0o666),
+            );
             (path.to_owned(), file)
         });
         Self {

@@ -137,6 +137,15 @@ async fn pack_claims(
                     "the pods of {}/{}",
                     w.from, w.namespace
                 )))?;
+            if placement.node.is_some() {
+                // Pinned where the running pod holds the claim: that node is the only
+                // one the mover can use. The workload's selector and affinity are
+                // checked only when a pod is scheduled (`IgnoredDuringExecution`): a
+                // node relabelled since no longer matches them, and the mover would
+                // wait for ever. Its tolerations still let it onto a tainted node.
+                placement.scheduling.node_selector.clear();
+                placement.scheduling.node_affinity = None;
+            }
         }
     }
     let names: Vec<String> = claims.iter().map(|c| c.name.clone()).collect();

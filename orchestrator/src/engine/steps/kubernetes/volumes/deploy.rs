@@ -32,7 +32,7 @@ pub(crate) fn target_claims(
     let under: Option<String> = load(ctx, name, PACKED_UNDER)?;
     let now = frozen_digest(ctx, name)?;
     if now.is_empty() || under.as_deref() != Some(now.as_str()) {
-        return Err(VolumeStepError::Claim(format!(
+        return Err(VolumeStepError::StaleCopy(format!(
             "the last `copy: {name}` did not run under the source's current freeze (the source ran since, or was put back in service by a rollback): what it wrote since would stay behind; run `{{ freeze: {name} }}` and `{{ copy: {name} }}` again before the deploy"
         )));
     }
@@ -58,8 +58,9 @@ pub(crate) fn target_claims(
 }
 
 /// `deploy`'s part: create the claims, restore each, re-read each, compare each root
-/// with the packed one; the restore and re-read reports. The workloads are applied by
-/// the caller only after this succeeded.
+/// with the packed one; the restore and re-read reports, and whether this run made
+/// them (`false`: carried over from an earlier one, whose checks keep naming it). The
+/// workloads are applied by the caller only after this succeeded.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn restore_claims(
     ctx: &Context,
@@ -70,9 +71,9 @@ pub(crate) async fn restore_claims(
     v: &Volumes,
     tgt: &kube::Client,
     claims: &[PlannedClaim],
-) -> Result<(Vec<MoverReport>, Vec<MoverReport>), VolumeStepError> {
+) -> Result<(Vec<MoverReport>, Vec<MoverReport>, bool), VolumeStepError> {
     if claims.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok((Vec::new(), Vec::new(), true));
     }
     let target_ns = claims[0].resource.namespace.clone();
     let packed: Vec<MoverReport> = load(ctx, name, PACKED)?.unwrap_or_default();
@@ -105,7 +106,11 @@ pub(crate) async fn restore_claims(
                     in_use.join("; ")
                 ),
             );
-            return Ok((load(ctx, name, RESTORED)?.unwrap_or_default(), verified));
+            return Ok((
+                load(ctx, name, RESTORED)?.unwrap_or_default(),
+                verified,
+                false,
+            ));
         }
         return Err(VolumeStepError::Claim(format!(
             "claims in use at {}/{target_ns}: {}: relocate does not restore into a claim a workload may be writing; stop it (`relocate rollback`, or scale it to 0) and run again",
@@ -152,7 +157,7 @@ pub(crate) async fn restore_claims(
         .map(|c| (c.name.clone(), c.scheduling.clone()))
         .collect();
     save(ctx, name, SCHEDULING, &scheduling)?;
-    let placements: BTreeMap<String, Placement> = claims
+    let mut placements: BTreeMap<String, Placement> = claims
         .iter()
         .map(|c| {
             let placement = Placement {
@@ -163,9 +168,13 @@ pub(crate) async fn restore_claims(
             (c.name.clone(), placement)
         })
         .collect();
+    pin_to_provisioned(tgt, &target_ns, claims, &mut placements).await?;
     let reports = run_movers(&restorers, &order, MoverTask::Restore, &placements).await?;
     for report in &reports {
         compare(&packed, report, "restored")?;
+        if let Some(r) = &report.restored {
+            ownership_restored(r, v)?;
+        }
         let status = claim_status(tgt.clone(), &target_ns, &report.claim)
             .await
             .map_err(|e| {
@@ -222,7 +231,53 @@ pub(crate) async fn restore_claims(
             w.to
         ),
     );
-    Ok((reports, verified))
+    Ok((reports, verified, true))
+}
+
+/// A claim of a co-located set already provisioned for a node (adopted, or left by an
+/// earlier attempt) decides where the set's first mover runs: unpinned, that mover
+/// could bind the first claim in another zone, and the pod mounting both could never
+/// start.
+async fn pin_to_provisioned(
+    tgt: &kube::Client,
+    namespace: &str,
+    claims: &[PlannedClaim],
+    placements: &mut BTreeMap<String, Placement>,
+) -> Result<(), VolumeStepError> {
+    let status_err = |claim: &str| {
+        let claim = claim.to_owned();
+        move |e: connectors::kube::KubeError| {
+            VolumeStepError::Claim(format!("claim {namespace}/{claim}: {}", with_causes(&e)))
+        }
+    };
+    for leader in claims.iter().filter(|c| c.colocated_with.is_none()) {
+        let members: Vec<&PlannedClaim> = claims
+            .iter()
+            .filter(|c| c.colocated_with.as_deref() == Some(leader.name.as_str()))
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let own = claim_status(tgt.clone(), namespace, &leader.name)
+            .await
+            .map_err(status_err(&leader.name))?;
+        if own.phase == "Bound" || own.selected_node.is_some() {
+            continue;
+        }
+        for member in members {
+            let status = claim_status(tgt.clone(), namespace, &member.name)
+                .await
+                .map_err(status_err(&member.name))?;
+            if let Some(node) = status.selected_node {
+                tracing::info!(claim = %leader.name, next_to = %member.name, %node, "restoring a claim on the node a claim its pod mounts with it was provisioned for");
+                if let Some(p) = placements.get_mut(&leader.name) {
+                    p.node = Some(node);
+                }
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A claim that names no class gets the target's default one; without a default it
@@ -260,6 +315,42 @@ async fn check_default_class(
             Ok(())
         }
     }
+}
+
+/// A restore as the plan's `runAsUser` cannot give other users' files their owner: the
+/// claim would differ from its manifest (the re-read would fail on a root alone), so the
+/// step fails here, naming the entries and both ways out.
+fn ownership_restored(
+    r: &crate::volumes::RestoreSummary,
+    v: &Volumes,
+) -> Result<(), VolumeStepError> {
+    if r.ownership_not_restored == 0 {
+        return Ok(());
+    }
+    let user = v.run_as_user.map_or("a non-root user".to_owned(), |u| {
+        format!("uid {u} (`runAsUser`)")
+    });
+    let sample: Vec<String> = r
+        .ownership_sample
+        .iter()
+        .map(|p| p.escape_debug().to_string())
+        .collect();
+    Err(VolumeStepError::Claim(format!(
+        "claim {}: {} entr{} could not be given their owner ({}{}): the restore ran as {user}, which can only own files itself; remove `runAsUser` so the restore runs as root and restores every owner, or give the volume's files to that user at the source and copy again",
+        r.claim,
+        r.ownership_not_restored,
+        if r.ownership_not_restored == 1 {
+            "y"
+        } else {
+            "ies"
+        },
+        sample.join(", "),
+        if r.ownership_not_restored > sample.len() as u64 {
+            ", …"
+        } else {
+            ""
+        },
+    )))
 }
 
 /// `N stray entries removed (a, b, …)`: what a restore removed because the manifest

@@ -150,6 +150,10 @@ pub(crate) enum VolumeStepError {
     /// A claim cannot take its data, or has none staged.
     #[error("{0}")]
     Claim(String),
+    /// The staged data is older than the source's current freeze (or the source is not
+    /// frozen): nothing staged is worth keeping the source frozen for.
+    #[error("{0}")]
+    StaleCopy(String),
     /// The state directory could not be read or written.
     #[error("state: {0}")]
     State(String),
@@ -244,7 +248,10 @@ pub(super) fn stopped(
 
 /// A deploy's volume failure, before any workload was applied at the target: the
 /// source stays frozen (its data is staged; restarting it would make the copy stale),
-/// and the failure says how to go on either way.
+/// and the failure says how to go on either way. Not when the staged copy is stale
+/// ([`VolumeStepError::StaleCopy`]): the source may be running (saying it "stays
+/// frozen" would be false) or frozen for nothing useful, so the step fails as any other
+/// (a cutover stage then puts the source back in service).
 pub(crate) fn kept_frozen(
     ctx: &Context,
     stage: &plans::Stage,
@@ -253,14 +260,20 @@ pub(crate) fn kept_frozen(
     if e.interrupted() {
         return stopped(ctx, stage, e);
     }
+    if matches!(e, VolumeStepError::StaleCopy(_)) {
+        return Ok((
+            StepSummary::default(),
+            crate::engine::steps::StepResult::failed(e.to_string()),
+        ));
+    }
     let plan = ctx.plan.path().display();
     Ok((
         StepSummary::default(),
         crate::engine::steps::StepResult::Failed(crate::engine::StepFailure::SourceKeptFrozen {
             detail: e.to_string(),
             hint: format!(
-                "nothing was started at the target and the source stays frozen: fix the cause and run `relocate run {plan}` again (claims restored and matching are not written again), or put the source back in service with `relocate rollback {plan} --stage {}`",
-                stage.name
+                "nothing was started at the target and the source stays frozen: fix the cause and run `relocate run {plan}` again (claims restored and matching are not written again), or put the source back in service with `relocate rollback {plan} --stage {stage}`. The record is bound to this plan as it is: a fix in the plan means `relocate rollback {plan} --stage {stage}` first, then the changed plan with a new --state-dir",
+                stage = stage.name
             ),
         }),
     ))
