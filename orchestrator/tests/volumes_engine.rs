@@ -1218,3 +1218,40 @@ fn a_restore_mover_no_node_can_take_fails_with_the_schedulers_reason() {
         "{text}"
     );
 }
+
+/// `rollback --source-only` leaves the target's database running on its claims: the
+/// restore and re-read made before no longer vouch for what they hold. The next deploy
+/// (same packed data) must not carry those checks over into its evidence; it refuses
+/// the claims in use, naming them.
+#[test]
+fn a_source_only_rollback_forgets_the_target_claims_checks() {
+    let m = setup("1Gi", MOVE, "");
+    let out = run(&m);
+    assert!(out.status.success(), "{}", both(&out));
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("relocate"))
+        .args([
+            "rollback",
+            "plan.yaml",
+            "--stage",
+            "cutover",
+            "--source-only",
+            "--state-dir",
+            "state",
+            "--output",
+            "plain",
+        ])
+        .current_dir(m.ws.path())
+        .output()
+        .expect("rollback");
+    assert!(out.status.success(), "{}", both(&out));
+    let out = run(&m);
+    let text = both(&out);
+    assert!(
+        !out.status.success(),
+        "the earlier checks were carried over:\n{text}"
+    );
+    assert!(
+        text.contains("claims in use at zrh/analysis-zrh: data-db-0 (by db-0)"),
+        "{text}"
+    );
+}

@@ -183,6 +183,19 @@ pub(crate) async fn rollback_workload(
     }
     if done.is_empty() {
         done.push(format!("{name}: nothing recorded to roll back"));
+    } else if ctx.plan.volume_workload(name).is_some() {
+        // The target's claims may be written from now on (`--source-only` leaves its
+        // workload running): their restore and re-read no longer vouch for them, so a
+        // later deploy checks them again instead of carrying those checks over.
+        for state in [
+            super::volumes::RESTORED,
+            super::volumes::VERIFIED,
+            super::volumes::CHECKS,
+        ] {
+            ctx.db
+                .clear_workload_state(name, state)
+                .map_err(EngineError::from)?;
+        }
     }
     Ok(done)
 }
