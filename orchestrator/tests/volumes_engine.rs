@@ -897,11 +897,12 @@ fn a_restore_as_run_as_user_that_cannot_restore_owners_fails_naming_them() {
 }
 
 /// Attempt 1 restores and re-reads the claim, then its rollout times out (rolled
-/// back). A pod at the target still mounts the claim when attempt 2 deploys: the claim
-/// is not written again, and the check is carried over. The evidence must name the
-/// attempt that made it, not claim attempt 2 re-read a claim it never read.
+/// back). A pod at the target still mounts the claim when attempt 2 deploys. The
+/// rollback forgot attempt 1's checks (the pod may have written since), so attempt 2
+/// neither carries them into its evidence nor writes under the pod: it refuses the
+/// claim in use, naming the pod; once the pod is gone it restores and re-reads anew.
 #[test]
-fn a_check_carried_over_from_an_earlier_attempt_names_the_attempt_that_made_it() {
+fn a_deploy_after_a_rollback_re_checks_claims_instead_of_carrying_over_the_old_checks() {
     let m = setup(
         "1Gi",
         "{ copy: analyzer }, { freeze: analyzer }, { copy: analyzer }, { deploy: analyzer }",
@@ -931,13 +932,24 @@ fn a_check_carried_over_from_an_earlier_attempt_names_the_attempt_that_made_it()
     );
     let second = run(&m);
     let text = both(&second);
-    assert!(second.status.success(), "{text}");
-    assert!(text.contains("not restored again"), "{text}");
+    assert!(!second.status.success(), "{text}");
+    assert!(
+        text.contains("claims in use at zrh/analysis-zrh: data-db-0 (by db-0)"),
+        "{text}"
+    );
+    assert!(!text.contains("not restored again"), "{text}");
+    m.dst.objects.lock().expect("lock").remove(&(
+        "/api/v1/namespaces/analysis-zrh/pods".to_owned(),
+        "db-0".to_owned(),
+    ));
+    let third = run(&m);
+    let text = both(&third);
+    assert!(third.status.success(), "{text}");
     let statement = evidence(&m.ws);
     let volume = &statement["predicate"]["workloads"][0]["volumes"][0];
-    assert_eq!(statement["predicate"]["attempt"], 2, "{statement}");
+    assert_eq!(statement["predicate"]["attempt"], 3, "{statement}");
     assert_eq!(volume["checked"], "reread", "{volume}");
-    assert_eq!(volume["checkedIn"], "cutover attempt 1", "{volume}");
+    assert_eq!(volume["checkedIn"], "cutover attempt 3", "{volume}");
 }
 
 /// The source's database pod runs on a node relabelled since it was scheduled: the
