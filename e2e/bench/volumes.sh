@@ -8,6 +8,7 @@
 # time, files/s and peak RSS (GNU time) of each.
 #
 # usage: e2e/bench/volumes.sh [--files N] [--size BYTES]
+# The second row is the delta pack after `freeze` (nothing changed since the first).
 # PEERS (default "rsync rclone") picks the peers: rclone runs about 1,000 files/s
 # against s3s-fs here, so a 1M-file run usually leaves it out (PEERS=rsync).
 # The trees are written under $TMPDIR (default /tmp): 3 × N inodes.
@@ -96,6 +97,12 @@ measure() {
 
 printf '%-34s %10s %18s %12s\n' "$FILES files of $SIZE B" "wall" "rate" "peak RSS"
 measure "relocate volume pack" "$BIN" volume pack --order v/order.json --index 0 --path "$WORK/src"
+# The copy after `freeze`: a pack after a complete one re-hashes every file and uploads
+# only what changed (here nothing).
+segments() { find "$RELOCATE_TEST_S3S_ROOT/$BUCKET" -name '*.seg' | wc -l; }
+SEEDED=$(segments)
+measure "relocate volume pack (delta)" "$BIN" volume pack --order v/order.json --index 0 --path "$WORK/src"
+echo "delta pack: $(( $(segments) - SEEDED )) new segment(s) beside the seed's $SEEDED" >&2
 measure "relocate volume restore (re-hash)" "$BIN" volume restore --order v/order.json --index 0 --path "$WORK/dst"
 measure "relocate volume verify (re-read)" "$BIN" volume verify --order v/order.json --index 0 --path "$WORK/dst"
 rm -rf "$WORK/dst"
