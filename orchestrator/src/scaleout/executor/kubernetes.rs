@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use connectors::kube::workers::{
-    BlockKind, JobFinished, WorkerJob, WorkerResources, blocked_job, check_worker_prerequisites,
-    ensure_job, follow_pod_logs, job_name, job_pods, job_progress, stuck_worker_pods,
+    JobFinished, WorkerJob, WorkerResources, blocked_job, check_worker_prerequisites, ensure_job,
+    follow_pod_logs, job_name, job_pods, job_progress, stuck_worker_pods,
 };
 use futures::StreamExt;
 use plans::KubernetesWorkers;
@@ -118,8 +118,7 @@ pub(crate) async fn run(
     let mut following: BTreeSet<String> = BTreeSet::new();
     let mut logs: JoinSet<String> = JoinSet::new();
     let mut stuck_since: Option<std::time::Instant> = None;
-    let mut blocked_since: BTreeMap<BlockKind, std::time::Instant> = BTreeMap::new();
-    let mut next_diagnosis = std::time::Instant::now();
+    let mut obstacles = super::obstacles::Obstacles::default();
     let kubectl = format!(
         "kubectl -n {} logs -l batch.kubernetes.io/job-name={}",
         job.namespace, job.name
@@ -179,24 +178,13 @@ pub(crate) async fn run(
             _ => {}
         }
         // Pods that cannot be created (quota, Pod Security admission), scheduled, or
-        // have their volumes attached: the same grace (three times it for attach and
-        // mount errors, which are often transient), read from the pods and events.
-        if std::time::Instant::now() >= next_diagnosis {
-            next_diagnosis = std::time::Instant::now()
-                + (stuck_grace() / 4).clamp(Duration::from_millis(500), Duration::from_secs(10));
+        // have their volumes attached (see `obstacles`).
+        if obstacles.due(Duration::from_millis(500)) {
             let blocked = blocked_job(client.clone(), &job.namespace, &job.name)
                 .await
                 .unwrap_or_default();
-            blocked_since.retain(|kind, _| blocked.iter().any(|b| b.kind == *kind));
-            for b in &blocked {
-                let since = *blocked_since
-                    .entry(b.kind)
-                    .or_insert_with(std::time::Instant::now);
-                let grace = match b.kind {
-                    BlockKind::Mount => stuck_grace() * 3,
-                    _ => stuck_grace(),
-                };
-                if since.elapsed() >= grace {
+            if let Some((b, since)) = obstacles.outlasting(&blocked) {
+                {
                     logs.abort_all();
                     let subject = b
                         .pod

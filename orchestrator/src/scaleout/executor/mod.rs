@@ -9,6 +9,7 @@
 
 pub mod kubernetes;
 pub mod local;
+pub(crate) mod obstacles;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -9,44 +9,20 @@
 //! it would start once the obstacle clears, beside the rerun's mover of the same claim.
 //! Kubernetes keeps its events for an hour, and the error quotes them.
 //!
-//! Each obstacle must persist for a grace before it is an error (the cluster autoscaler
-//! may add a node, a quota may be raised): `RELOCATE_STUCK_POD_SECONDS` (default 300 s)
-//! for all but attach and mount errors, which get three times that (see
-//! [`mount_grace`]).
+//! Each obstacle must persist for a grace before it is an error, as for the scale-out
+//! workers ([`crate::scaleout::executor::obstacles`]): `RELOCATE_STUCK_POD_SECONDS`
+//! (default 300 s), three times that for attach and mount errors.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use connectors::kube::volumes::{MoverJob, claim_status, delete_mover_job, unscheduled_reason};
-use connectors::kube::workers::{BlockKind, Blocked, blocked_job, job_progress, stuck_worker_pods};
+use connectors::kube::workers::{Blocked, blocked_job, job_progress, stuck_worker_pods};
 
 use super::{Movers, POLL, cluster};
 use crate::scaleout::executor::kubernetes::stuck_grace;
+use crate::scaleout::executor::obstacles::Obstacles;
 use crate::volumes::mover::{BlockedMover, MoverError};
 use crate::volumes::order::MoverTask;
-
-/// Attach and mount errors are often transient: a `ReadWriteOnce` volume is detached
-/// from its previous node only once the pod there is gone, and the attach/detach
-/// controller force-detaches an unmounted volume only after 6 minutes
-/// (`maxWaitForUnmountDuration`); CSI drivers retry with back-off. Three times the
-/// stuck grace (15 min by default) outlasts those, and stays under the one env override
-/// tests and impatient operators set.
-fn mount_grace() -> Duration {
-    stuck_grace() * 3
-}
-
-fn grace(kind: BlockKind) -> Duration {
-    match kind {
-        BlockKind::Mount => mount_grace(),
-        _ => stuck_grace(),
-    }
-}
-
-/// How often the pods and events are read for obstacles: often enough to fail close to
-/// the grace, rarely enough not to load the API server with a claim's worth of movers.
-fn diagnose_every() -> Duration {
-    (stuck_grace() / 4).clamp(POLL, Duration::from_secs(10))
-}
 
 /// Wait for `job` (moving `claim`) to complete, until `deadline`.
 pub(super) async fn wait(
@@ -65,8 +41,7 @@ pub(super) async fn wait(
         detail,
     };
     let mut stuck_since: Option<Instant> = None;
-    let mut blocked_since: BTreeMap<BlockKind, Instant> = BTreeMap::new();
-    let mut next_diagnosis = Instant::now();
+    let mut obstacles = Obstacles::default();
     let mut undiagnosed = false;
     loop {
         let progress = job_progress(movers.client.clone(), ns, name)
@@ -103,8 +78,7 @@ pub(super) async fn wait(
             (Some(_), None) => stuck_since = Some(Instant::now()),
             (Some(_), Some(_)) => {}
         }
-        if Instant::now() >= next_diagnosis {
-            next_diagnosis = Instant::now() + diagnose_every();
+        if obstacles.due(POLL) {
             let blocked = match blocked_job(movers.client.clone(), ns, name).await {
                 Ok(blocked) => blocked,
                 Err(e) => {
@@ -117,15 +91,9 @@ pub(super) async fn wait(
                     Vec::new()
                 }
             };
-            blocked_since.retain(|kind, _| blocked.iter().any(|b| b.kind == *kind));
-            for obstacle in &blocked {
-                let since = *blocked_since
-                    .entry(obstacle.kind)
-                    .or_insert_with(Instant::now);
-                if since.elapsed() >= grace(obstacle.kind) {
-                    let obstacle = Obstacle::from(obstacle);
-                    return Err(blocked_error(movers, job, claim, task, &obstacle, since).await);
-                }
+            if let Some((obstacle, since)) = obstacles.outlasting(&blocked) {
+                let obstacle = Obstacle::from(obstacle);
+                return Err(blocked_error(movers, job, claim, task, &obstacle, since).await);
             }
         }
         if Instant::now() >= deadline {
