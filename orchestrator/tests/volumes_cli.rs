@@ -513,6 +513,29 @@ fn a_mover_refuses_an_order_changed_after_the_coordinator_pinned_it_or_naming_an
     );
 }
 
+/// Write `entries` as the staged manifest under `dir` and make `volume.json` agree
+/// (its SHA-256 and Merkle root), as someone who can write the staging store could.
+fn resign(dir: &Path, entries: &[orchestrator::volumes::Entry]) {
+    let mut body = Vec::new();
+    let mut tree = relocate_verifier::merkle::MerkleBuilder::default();
+    for e in entries {
+        body.extend(serde_json::to_vec(e).expect("json"));
+        body.push(b'\n');
+        tree.push(e.leaf());
+    }
+    std::fs::write(dir.join("manifest.ndjson"), &body).expect("forge");
+    let mut summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("volume.json")).expect("summary"))
+            .expect("json");
+    summary["manifestSha256"] = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)).into();
+    summary["root"] = hex::encode(tree.root()).into();
+    std::fs::write(
+        dir.join("volume.json"),
+        serde_json::to_vec(&summary).expect("json"),
+    )
+    .expect("re-sign");
+}
+
 fn report(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
 }
@@ -701,24 +724,7 @@ fn a_manifest_out_of_walk_order_is_refused_before_anything_is_removed() {
     let a = entries.remove(1);
     assert_eq!(a.path, "a");
     entries.push(a);
-    let mut body = Vec::new();
-    let mut tree = relocate_verifier::merkle::MerkleBuilder::default();
-    for e in &entries {
-        body.extend(serde_json::to_vec(e).expect("json"));
-        body.push(b'\n');
-        tree.push(e.leaf());
-    }
-    std::fs::write(dir.join("manifest.ndjson"), &body).expect("forge");
-    let mut summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("volume.json")).expect("summary"))
-            .expect("json");
-    summary["manifestSha256"] = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)).into();
-    summary["root"] = hex::encode(tree.root()).into();
-    std::fs::write(
-        dir.join("volume.json"),
-        serde_json::to_vec(&summary).expect("json"),
-    )
-    .expect("re-sign");
+    resign(&dir, &entries);
 
     let out = m.run("restore", 0, &dst);
     assert_eq!(out.status.code(), Some(7), "{}", text(&out));
@@ -888,4 +894,47 @@ fn a_restore_as_the_volumes_user_over_read_only_directories_replaces_and_prunes_
     );
     let verified = as_user("verify", &dst);
     assert_eq!(verified.status.code(), Some(0), "{}", text(&verified));
+}
+
+/// Someone who can write the staging store re-signs the seed's manifest so that file
+/// `b`'s entry (its true hash) points at `a`'s bytes. The delta pack finds `b`
+/// unchanged and keeps that entry: the forgery can only be carried, never restored:
+/// the restore re-hashes `b` from the staged bytes, refuses it (exit 7) naming it, and
+/// leaves no file with the wrong bytes.
+#[test]
+fn a_forged_seed_manifest_is_carried_by_the_delta_but_never_restored_wrong() {
+    let m = movers();
+    let src = m.ws.join("claims/source-0");
+    let dst = m.ws.join("claims/target-0");
+    write(&src, "a", b"AAAAA");
+    write(&src, "b", b"BBBBB");
+    let seed = m.run("pack", 0, &src);
+    assert_eq!(seed.status.code(), Some(0), "{}", text(&seed));
+    let dir = m.staged.join("data-analyzer-0");
+    let manifest = std::fs::read_to_string(dir.join("manifest.ndjson")).expect("manifest");
+    let mut entries: Vec<orchestrator::volumes::Entry> = manifest
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("entry"))
+        .collect();
+    let a = entries.iter().position(|e| e.path == "a").expect("a");
+    let b = entries.iter().position(|e| e.path == "b").expect("b");
+    entries[b].segment = entries[a].segment;
+    entries[b].offset = entries[a].offset;
+    resign(&dir, &entries);
+
+    let delta = m.run("pack", 0, &src);
+    assert_eq!(delta.status.code(), Some(0), "{}", text(&delta));
+    assert_eq!(report(&delta)["packed"]["unchangedFiles"], 2);
+    let out = m.run("restore", 0, &dst);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    assert!(
+        text(&out).contains("b: its bytes from segment"),
+        "{}",
+        text(&out)
+    );
+    assert_ne!(
+        std::fs::read(dst.join("b")).ok().as_deref(),
+        Some(&b"AAAAA"[..]),
+        "the forged bytes were restored as b"
+    );
 }
